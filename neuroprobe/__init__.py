@@ -1,0 +1,38 @@
+"""neuroprobe: map the representations of deep neural networks onto brains.
+
+Every step is a scikit-learn transformer or estimator; a study is a ``Pipeline``.
+Public names are re-exported here and imported lazily (``import neuroprobe`` does not import torch).
+"""
+
+from neuroprobe._lazy import attach
+from neuroprobe._version import __version__
+
+_EXPORTS = {
+    # stimuli
+    "StimulusSet": ".stimuli",
+    "read_dnnbrain_stim": ".stimuli",
+    # models
+    "build_model": ".models",
+    "list_layers": ".models",
+    # transformers
+    "DNNFeatureExtractor": ".transformers.extraction",
+    "ActivationReader": ".transformers.extraction",
+    "PCAReducer": ".transformers.reduction",
+    "BrainMasker": ".transformers.brain",
+    "HRFConvolver": ".transformers.hrf",
+    # estimators
+    "VoxelwiseEncoder": ".estimators.encoding",
+    "PLSEncoder": ".estimators.encoding",
+    "RSAScorer": ".estimators.rsa",
+    "PermutationTest": ".estimators.permutation",
+    # functions
+    "compute_rdm": ".rsa",
+    "compare_rdms": ".rsa",
+    "noise_ceiling": ".rsa",
+    "cross_val_score_targets": ".model_selection",
+    "probe_layers": ".probing",
+    "finetune": ".transfer",
+}
+
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
+__all__ = [*__all__, "__version__"]

@@ -1,0 +1,5 @@
+import sys
+
+from neuroprobe.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""Entry point of the ``neuroprobe`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+import neuroprobe.cli as _cli_pkg
+from neuroprobe._version import __version__
+
+
+class CLIError(Exception):
+    """An error to report to the user as one line (no traceback)."""
+
+
+def add_common_arguments(parser, *, out=True, out_required=True):
+    """Add the flags every subcommand shares: --out, --n-jobs, --device, --seed, --debug.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    out : bool
+        Whether the subcommand writes output (adds ``--out``).
+    out_required : bool
+        Whether ``--out`` is required.
+    """
+    if out:
+        parser.add_argument("--out", required=out_required, help="output file or folder")
+    parser.add_argument("--n-jobs", type=int, default=None, help="parallel jobs (joblib)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser():
+    """Build the argument parser from every command module of :mod:`neuroprobe.cli`."""
+    parser = argparse.ArgumentParser(
+        prog="neuroprobe",
+        description="Map the representations of deep neural networks onto brains.",
+        epilog="Run 'neuroprobe COMMAND --help' for the options and an example of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"neuroprobe {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on error")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(_cli_pkg.__path__), key=lambda m: m.name):
+        if info.name in ("main",) or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"neuroprobe.cli.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; return the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    debug = args.debug or "--debug" in argv
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print("neuroprobe: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one-line message is the contract
+        if debug:
+            raise
+        message = str(exc).strip().splitlines()
+        text = message[0] if message else type(exc).__name__
+        print(f"neuroprobe {args.command}: error: {type(exc).__name__}: {text}", file=sys.stderr)
+        return 1
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

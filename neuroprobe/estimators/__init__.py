@@ -1,0 +1,13 @@
+"""scikit-learn estimators: encoding models, RSA scoring, permutation inference."""
+
+from neuroprobe._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "VoxelwiseEncoder": ".encoding",
+        "PLSEncoder": ".encoding",
+        "RSAScorer": ".rsa",
+        "PermutationTest": ".permutation",
+    },
+)

@@ -1,0 +1,1 @@
+"""Files only, no statistics: activation stores, brain images, RDM files."""

@@ -1,0 +1,1 @@
+"""Decoding of stimulus files: images, audio, video."""

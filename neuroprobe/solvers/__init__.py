@@ -1,0 +1,1 @@
+"""Pure array solvers (numpy and torch backends); no scikit-learn estimators here."""
