@@ -1,0 +1,199 @@
+"""PermutationTest: permutation p-values, with family-wise control, for any estimator."""
+
+from __future__ import annotations
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv
+from sklearn.utils import _safe_indexing, check_array
+from sklearn.utils.validation import _num_samples
+
+from neuroprobe.solvers.permutation import (
+    chunk_seeds,
+    chunk_sizes,
+    draw_permutations,
+    fwe_pvalues,
+    pvalues,
+)
+
+
+def _score_fold(estimator, X_test, Y_test, scorer, multi):
+    if scorer is not None:
+        return np.asarray(scorer(estimator, X_test, Y_test), dtype=np.float64)
+    if multi and hasattr(estimator, "score_targets"):
+        return np.asarray(estimator.score_targets(X_test, Y_test), dtype=np.float64)
+    return np.asarray(estimator.score(X_test, Y_test), dtype=np.float64)
+
+
+def _cv_statistic(estimator, X, Y, cv, groups, scorer, multi):
+    """Mean over CV folds of the held-out score (sklearn ``_permutation_test_score``)."""
+    scores = []
+    for train, test in cv.split(X, Y, groups):
+        est = clone(estimator).fit(_safe_indexing(X, train), _safe_indexing(Y, train))
+        scores.append(_score_fold(est, _safe_indexing(X, test), _safe_indexing(Y, test),
+                                  scorer, multi))
+    return np.mean(scores, axis=0)
+
+
+def _generic_null(estimator, X, Y, permutations, cv, groups, scorer, multi):
+    """Refit the estimator on each permutation of ``Y`` (rows)."""
+    return np.stack([
+        np.atleast_1d(_cv_statistic(estimator, X, _safe_indexing(Y, p), cv, groups, scorer, multi))
+        for p in permutations
+    ])
+
+
+def _chunk(estimator, X, Y, sizes, seeds, groups, cv, scorer, multi, fast):
+    """Null statistics of several permutation chunks (drawn from their own seeds) in one call."""
+    n = _num_samples(X)
+    permutations = np.concatenate([
+        draw_permutations(n, size, groups=groups, seed=seed) for size, seed in zip(sizes, seeds)
+    ])
+    if fast:
+        observed, null = estimator._permutation_scores(X, Y, permutations, cv=cv, groups=groups)
+        return np.atleast_1d(np.asarray(observed, np.float64)), np.asarray(null, np.float64)
+    return None, _generic_null(estimator, X, Y, permutations, cv, groups, scorer, multi)
+
+
+class PermutationTest(MetaEstimatorMixin, BaseEstimator):
+    """Permutation test of an estimator's score, per target and family-wise.
+
+    ``fit(X, Y, groups=None)`` computes the observed statistic and its null distribution over
+    ``n_permutations`` permutations of the rows of ``Y`` (within ``groups`` when given, e.g. runs),
+    then one-sided p-values ``(#{null >= observed} + 1) / (n_permutations + 1)`` per target and
+    family-wise p-values from the maximum statistic across targets (voxels, or layers x ROIs for
+    RSA).
+
+    Estimators defining ``_permutation_scores(X, Y, permutations, *, cv=None, groups=None)``
+    (:class:`~neuroprobe.estimators.RSAScorer`, :class:`~neuroprobe.estimators.VoxelwiseEncoder`)
+    take a fast path; any other estimator is refit on each permutation, which for one target is
+    :func:`sklearn.model_selection.permutation_test_score` (same statistic: mean over CV folds of
+    the held-out score).
+
+    Permutations are drawn in chunks of fixed size, each from its own seed derived from
+    ``random_state``; chunks run through joblib (``n_jobs``, or a dask / ray backend with
+    ``joblib.parallel_config``), and the results do not depend on the number of workers.
+
+    Parameters
+    ----------
+    estimator : estimator
+    n_permutations : int, default=1000
+    cv : int, cross-validation generator or iterable, optional
+        Generic path: as in ``permutation_test_score`` (``None``: 5-fold). Passed to the fast path
+        (ignored by RSAScorer).
+    scoring : str or callable, optional
+        Generic path scorer; default: ``estimator.score_targets`` for multi-target ``Y`` when the
+        estimator has it, else ``estimator.score``.
+    random_state : int, RandomState or None
+        Master seed of the permutations.
+    n_jobs : int, optional
+        Parallel permutation chunks (joblib).
+
+    Attributes
+    ----------
+    score_ : float or ndarray of shape (n_targets,)
+    null_distribution_ : ndarray of shape (n_permutations,) or (n_permutations, n_targets)
+    pvalue_ : float or ndarray of shape (n_targets,)
+    pvalue_fwe_ : float or ndarray of shape (n_targets,)
+        Max-statistic family-wise p-values (equal to ``pvalue_`` for one target).
+    fast_path_ : bool
+        Whether the estimator's ``_permutation_scores`` was used.
+    n_targets_ : int
+    """
+
+    def __init__(self, estimator, n_permutations=1000, cv=None, scoring=None, random_state=None,
+                 n_jobs=None):
+        self.estimator = estimator
+        self.n_permutations = n_permutations
+        self.cv = cv
+        self.scoring = scoring
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, Y=None, groups=None):
+        """Run the test.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+        Y : array of shape (n_samples,) or (n_samples, n_targets), optional
+            (optional only for an RSAScorer with ``target_rdm``).
+        groups : array of shape (n_samples,), optional
+            Permute only within groups; also passed to the CV splitter.
+
+        Returns
+        -------
+        self
+        """
+        if int(self.n_permutations) < 1:
+            raise ValueError(f"n_permutations must be >= 1; got {self.n_permutations}")
+        n = _num_samples(X)
+        if Y is not None and _num_samples(Y) != n:
+            raise ValueError(f"X has {n} rows but Y has {_num_samples(Y)}")
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != (n,):
+                raise ValueError(f"groups must have one label per sample ({n}); got {groups.shape}")
+        fast = hasattr(self.estimator, "_permutation_scores")
+        estimator = clone(self.estimator)
+        multi = Y is not None and np.ndim(Y) == 2 and np.shape(Y)[1] > 1
+        scorer = None
+        cv = self.cv
+        if not fast:
+            if Y is None:
+                raise ValueError("Y is required for this estimator")
+            X = check_array(X, accept_sparse=True, dtype=None, input_name="X")
+            cv = check_cv(self.cv, Y, classifier=is_classifier(estimator))
+            if self.scoring is not None:
+                scorer = check_scoring(estimator, scoring=self.scoring)
+        sizes = chunk_sizes(self.n_permutations)
+        seeds = chunk_seeds(self.random_state, len(sizes))
+        # chunks are fixed by n_permutations and random_state; they are only grouped into one
+        # task per worker (fewer repeated set-ups), which leaves the permutations unchanged
+        n_tasks = min(len(sizes), max(1, effective_n_jobs(self.n_jobs)))
+        tasks = np.array_split(np.arange(len(sizes)), n_tasks)
+        results = Parallel(n_jobs=self.n_jobs)(
+            delayed(_chunk)(estimator, X, Y, [sizes[i] for i in t], [seeds[i] for i in t],
+                            groups, cv, scorer, multi, fast)
+            for t in tasks
+        )
+        null = np.concatenate([r[1] for r in results], axis=0)
+        if fast:
+            observed = results[0][0]
+        else:
+            observed = np.atleast_1d(_cv_statistic(estimator, X, Y, cv, groups, scorer, multi))
+        self._set_results(observed, null, fast)
+        return self
+
+    def _set_results(self, observed, null, fast):
+        observed = np.asarray(observed, dtype=np.float64).ravel()
+        null = np.asarray(null, dtype=np.float64).reshape(null.shape[0], -1)
+        p = pvalues(observed, null)
+        p_fwe = fwe_pvalues(observed, null)
+        self.n_targets_ = observed.size
+        self.fast_path_ = bool(fast)
+        if observed.size == 1:
+            self.score_ = float(observed[0])
+            self.null_distribution_ = null[:, 0]
+            self.pvalue_ = float(p[0])
+            self.pvalue_fwe_ = float(p_fwe[0])
+        else:
+            self.score_ = observed
+            self.null_distribution_ = null
+            self.pvalue_ = p
+            self.pvalue_fwe_ = p_fwe
+
+    def _null_from_permutations(self, X, Y, permutations, groups=None):
+        """Null statistics for explicit ``permutations`` (n_permutations, n_samples).
+
+        Same computation as ``fit``'s, for tests and for users bringing their own permutations.
+        """
+        estimator = clone(self.estimator)
+        if hasattr(estimator, "_permutation_scores"):
+            return estimator._permutation_scores(X, Y, permutations, cv=self.cv, groups=groups)[1]
+        multi = np.ndim(Y) == 2 and np.shape(Y)[1] > 1
+        cv = check_cv(self.cv, Y, classifier=is_classifier(estimator))
+        scorer = check_scoring(estimator, scoring=self.scoring) if self.scoring else None
+        return _generic_null(estimator, X, Y, permutations, cv, groups, scorer, multi)

@@ -1,0 +1,416 @@
+"""Representational similarity analysis: RDMs, their comparison, and noise ceilings.
+
+RDMs are condensed vectors in scipy ``pdist`` order (upper triangle, row by row) unless said
+otherwise; :func:`to_square` and :func:`to_condensed` convert stacks of them.
+
+Definitions follow rsatoolbox (see :mod:`neuroprobe.solvers.rdm` for the mapping table):
+our ``"pearson"`` is its ``"corr"``, ``"spearman"`` its ``"spearman"``, ``"rho_a"`` its ``"rho-a"``,
+``"kendall_tau_a"`` its ``"tau-a"``, ``"kendall_tau_b"`` its ``"kendall"``, ``"cosine"`` its
+``"cosine"``. rsatoolbox's ``"euclidean"`` RDM is our ``"sqeuclidean"`` divided by the number of
+features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.distance import squareform
+
+from neuroprobe._utils import check_finite
+from neuroprobe.solvers import rdm as _rdm
+
+__all__ = [
+    "compute_rdm",
+    "compare_rdms",
+    "noise_ceiling",
+    "NoiseCeiling",
+    "to_square",
+    "to_condensed",
+    "check_method",
+    "permutation_test_rdms",
+]
+
+_ALIASES = {
+    "corr": "pearson",
+    "correlation": "pearson",
+    "tau-a": "kendall_tau_a",
+    "tau_a": "kendall_tau_a",
+    "kendall": "kendall_tau_b",
+    "tau-b": "kendall_tau_b",
+    "tau_b": "kendall_tau_b",
+    "rho-a": "rho_a",
+}
+
+
+def check_method(method):
+    """Canonical comparison name (rsatoolbox names accepted); ``ValueError`` lists the options."""
+    name = _ALIASES.get(method, method)
+    if name not in _rdm.COMPARE_METHODS:
+        raise ValueError(
+            f"method must be one of {list(_rdm.COMPARE_METHODS)} (or rsatoolbox's "
+            f"{sorted(_ALIASES)}); got {method!r}"
+        )
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# square <-> condensed
+# --------------------------------------------------------------------------------------------
+def _is_square_rdm(a):
+    return (
+        a.ndim >= 2
+        and a.shape[-1] == a.shape[-2]
+        and np.allclose(np.diagonal(a, axis1=-2, axis2=-1), 0)
+        and np.allclose(a, np.swapaxes(a, -1, -2), equal_nan=True)
+    )
+
+
+def to_condensed(rdms, name="rdms"):
+    """Condensed form of one RDM or a stack of RDMs.
+
+    Parameters
+    ----------
+    rdms : array of shape (m,), (k, m), (n, n) or (k, n, n)
+        A 2-D array is read as one square RDM when it is square, symmetric with a zero diagonal,
+        else as a stack of condensed RDMs.
+    name : str
+        Name used in error messages.
+
+    Returns
+    -------
+    ndarray of shape (m,) or (k, m)
+    """
+    a = np.asarray(rdms, dtype=np.float64) if not np.issubdtype(
+        np.asarray(rdms).dtype, np.floating) else np.asarray(rdms)
+    if a.ndim == 1:
+        _rdm.n_from_pairs(a.size)
+        return a
+    if a.ndim == 2 and _is_square_rdm(a):
+        return squareform(a, checks=False)
+    if a.ndim == 2:
+        _rdm.n_from_pairs(a.shape[1])
+        return a
+    if a.ndim == 3:
+        if not _is_square_rdm(a):
+            raise ValueError(
+                f"{name}: a 3-D array must be a stack of square RDMs (symmetric, zero diagonal); "
+                f"got shape {a.shape}"
+            )
+        i, j = np.triu_indices(a.shape[-1], 1)
+        return a[:, i, j]
+    raise ValueError(f"{name} must have 1 to 3 dimensions; got shape {a.shape}")
+
+
+def to_square(rdms):
+    """Square form (n, n) or (k, n, n) of condensed RDMs (m,) or (k, m)."""
+    a = np.asarray(rdms)
+    if a.ndim == 1:
+        return squareform(a, checks=False)
+    if a.ndim != 2:
+        raise ValueError(f"rdms must be condensed (m,) or (k, m); got shape {a.shape}")
+    n = _rdm.n_from_pairs(a.shape[1])
+    out = np.zeros((a.shape[0], n, n), dtype=a.dtype)
+    i, j = np.triu_indices(n, 1)
+    out[:, i, j] = a
+    out[:, j, i] = a
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# compute_rdm
+# --------------------------------------------------------------------------------------------
+def _average_conditions(X, conditions):
+    conditions = np.asarray(conditions)
+    if conditions.shape != (X.shape[0],):
+        raise ValueError(
+            f"conditions must have one label per stimulus ({X.shape[0]}); got shape "
+            f"{conditions.shape}"
+        )
+    labels, inverse = np.unique(conditions, return_inverse=True)
+    sums = np.zeros((labels.size, X.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, X)
+    return (sums / np.bincount(inverse)[:, None]).astype(X.dtype, copy=False), labels
+
+
+def _one_rdm(X, metric, conditions, zscore, backend, device, name, kwargs):
+    X = np.asarray(X)
+    if X.ndim == 1:
+        raise ValueError(f"{name} must be 2-D (n_stimuli, n_features); got a 1-D array")
+    X = X.reshape(X.shape[0], -1)
+    if not np.issubdtype(X.dtype, np.floating):
+        X = X.astype(np.float64)
+    check_finite(X, name)
+    if conditions is not None:
+        X, _ = _average_conditions(X, conditions)
+    if X.shape[0] < 2:
+        raise ValueError(f"{name}: an RDM needs at least 2 stimuli; got {X.shape[0]}")
+    if zscore:
+        sd = X.std(axis=0)
+        X = (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1)
+    return _rdm.rdm(X, metric, backend=backend, device=device, **kwargs)
+
+
+def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backend="numpy",
+                device="cpu", **metric_kwargs):
+    """Representational dissimilarity matrix of the patterns in ``X``, condensed (pdist order).
+
+    Parameters
+    ----------
+    X : array of shape (n_stimuli, n_features), a stack (k, n_stimuli, n_features), or a list /
+        dict of arrays (e.g. layers x ROIs; feature counts may differ)
+        Patterns, one row per stimulus. Items of a list / dict may have trailing axes (e.g.
+        unpooled feature maps), which are flattened.
+    metric : str or callable, default="correlation"
+        ``"correlation"`` (1 - Pearson r), ``"cosine"``, ``"euclidean"``, ``"sqeuclidean"`` and
+        ``"mahalanobis"`` are computed through one (blocked) matrix product; any other scipy
+        ``pdist`` metric (or a callable) goes through ``pdist``.
+    conditions : array of shape (n_stimuli,), optional
+        Average the patterns of each condition first (DNNBrain's ``-cate``); the RDM rows are the
+        sorted unique conditions.
+    zscore : bool, default=False
+        Standardise each feature across stimuli first.
+    backend, device : str
+        ``"numpy"`` or ``"torch"``; ``"cpu"`` or ``"cuda"`` (torch works in float32).
+    **metric_kwargs
+        Passed to the kernel (``VI=`` for mahalanobis, pdist keywords for other metrics).
+
+    Returns
+    -------
+    rdm : ndarray of shape (n_pairs,) for one input, (k, n_pairs) for a stack / list / dict
+        float64 for float64 input on numpy, float32 otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neuroprobe.rsa import compute_rdm
+    >>> compute_rdm(np.eye(3), "euclidean").round(3)
+    array([1.414, 1.414, 1.414])
+    """
+    kwargs = dict(metric_kwargs)
+    if isinstance(X, dict):
+        items = list(X.items())
+    elif isinstance(X, (list, tuple)):
+        items = [(f"X[{i}]", x) for i, x in enumerate(X)]
+    else:
+        arr = np.asarray(X)
+        if arr.ndim == 3:
+            items = [(f"X[{i}]", x) for i, x in enumerate(arr)]
+        else:
+            return _one_rdm(arr, metric, conditions, zscore, backend, device, "X", kwargs)
+    if not items:
+        raise ValueError("X is an empty collection of pattern matrices")
+    out = [_one_rdm(x, metric, conditions, zscore, backend, device, str(name), kwargs)
+           for name, x in items]
+    sizes = {o.size for o in out}
+    if len(sizes) > 1:
+        raise ValueError(
+            "all inputs of a stack must have the same number of stimuli; got RDM lengths "
+            f"{sorted(sizes)}"
+        )
+    return np.stack(out)
+
+
+# --------------------------------------------------------------------------------------------
+# compare_rdms
+# --------------------------------------------------------------------------------------------
+def compare_rdms(a, b, method="spearman", *, backend="numpy", device="cpu"):
+    """Similarity of RDMs ``a`` and ``b``, defined exactly as rsatoolbox's ``compare``.
+
+    Parameters
+    ----------
+    a, b : array of shape (m,), (n, n), (k, m) or (k, n, n)
+        One RDM or a stack of RDMs, condensed or square.
+    method : {"spearman", "pearson", "kendall_tau_a", "kendall_tau_b", "rho_a", "cosine"}
+        rsatoolbox names (``"corr"``, ``"tau-a"``, ``"kendall"``, ``"rho-a"``) are accepted.
+    backend, device : str
+        Backend for the dot-product methods (all but the Kendall taus).
+
+    Returns
+    -------
+    float when ``a`` and ``b`` are single RDMs, else ndarray of shape (k_a, k_b).
+    """
+    method = check_method(method)
+    A, B = to_condensed(a, "a"), to_condensed(b, "b")
+    single = A.ndim == 1 and B.ndim == 1
+    A, B = np.atleast_2d(A), np.atleast_2d(B)
+    if A.shape[1] != B.shape[1]:
+        raise ValueError(
+            f"a and b must be RDMs of the same number of stimuli; got "
+            f"{_rdm.n_from_pairs(A.shape[1])} and {_rdm.n_from_pairs(B.shape[1])}"
+        )
+    check_finite(A, "a")
+    check_finite(B, "b")
+    out = _rdm.compare(A, B, method, backend=backend, device=device)
+    return float(out[0, 0]) if single else out
+
+
+# --------------------------------------------------------------------------------------------
+# noise ceiling
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NoiseCeiling:
+    """Lower and upper bounds of the noise ceiling, with bootstrap intervals when asked.
+
+    Attributes
+    ----------
+    lower, upper : float
+    lower_ci, upper_ci : tuple of float or None
+        Percentile bootstrap interval over stimuli.
+    method : str
+    n_subjects : int
+    """
+
+    lower: float
+    upper: float
+    lower_ci: tuple | None = None
+    upper_ci: tuple | None = None
+    method: str = "spearman"
+    n_subjects: int = 0
+
+
+def _pool_transform(V, method):
+    """Per-subject transform before averaging (rsatoolbox ``inference_util.pool_rdm``)."""
+    if method == "pearson":
+        V = V - V.mean(axis=1, keepdims=True)
+        return V / V.std(axis=1, keepdims=True)
+    if method == "cosine":
+        return V / np.sqrt((V**2).mean(axis=1, keepdims=True))
+    return _rdm.rank_rows(V)  # spearman, rho_a, kendall: averaged ranks
+
+
+def _bounds(V, method):
+    k = V.shape[0]
+    T = _pool_transform(V, method)
+    total = T.sum(axis=0)
+    loo = (total[None, :] - T) / (k - 1)
+    if method == "pearson":  # rsatoolbox shifts the pooled RDM to be non-negative
+        loo = loo - loo.min(axis=1, keepdims=True)
+        pooled = total / k - (total / k).min()
+    else:
+        pooled = total / k
+    lower = np.mean([_rdm.compare(loo[s], V[s], method)[0, 0] for s in range(k)])
+    upper = np.mean(_rdm.compare(pooled, V, method))
+    return float(lower), float(upper)
+
+
+def noise_ceiling(rdms, method="spearman", n_bootstrap=0, ci=0.95, random_state=None):
+    """Noise ceiling of subject RDMs (Nili et al. 2014), leave-one-subject-out.
+
+    The upper bound is the mean similarity of each subject's RDM with the average of all subjects'
+    RDMs; the lower bound with the average of the other subjects. Averaging follows rsatoolbox's
+    ``boot_noise_ceiling`` (ranks averaged for rank methods, z-scores for pearson, RMS-normalised
+    RDMs for cosine), so the bounds equal rsatoolbox's.
+
+    Parameters
+    ----------
+    rdms : array of shape (n_subjects, m), (n_subjects, n, n) or (n_subjects, n_sessions, n, n)
+        Subject RDMs; a 4-D array is averaged over sessions first.
+    method : str, default="spearman"
+        Comparison method (see :func:`compare_rdms`).
+    n_bootstrap : int, default=0
+        Bootstrap resamples of the stimuli for confidence intervals (0: none). Pairs of a
+        stimulus with its own copy are left out of each resample.
+    ci : float, default=0.95
+        Coverage of the percentile interval.
+    random_state : int, RandomState or None
+
+    Returns
+    -------
+    NoiseCeiling
+    """
+    from sklearn.utils import check_random_state
+
+    method = check_method(method)
+    R = np.asarray(rdms, dtype=np.float64)
+    if R.ndim == 4:
+        R = R.mean(axis=1)
+    V = to_condensed(R, "rdms")
+    if V.ndim != 2 or V.shape[0] < 2:
+        raise ValueError(f"rdms must hold at least 2 subject RDMs; got shape {R.shape}")
+    check_finite(V, "rdms")
+    lower, upper = _bounds(V, method)
+    lower_ci = upper_ci = None
+    if n_bootstrap:
+        rng = check_random_state(random_state)
+        sq = to_square(V)
+        n = sq.shape[-1]
+        i, j = np.triu_indices(n, 1)
+        boots = np.empty((int(n_bootstrap), 2))
+        for b in range(int(n_bootstrap)):
+            idx = rng.randint(0, n, size=n)
+            keep = idx[i] != idx[j]
+            boots[b] = _bounds(sq[:, idx[i[keep]], idx[j[keep]]], method)
+        q = [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100]
+        lower_ci = tuple(float(v) for v in np.nanpercentile(boots[:, 0], q))
+        upper_ci = tuple(float(v) for v in np.nanpercentile(boots[:, 1], q))
+    return NoiseCeiling(lower, upper, lower_ci, upper_ci, method, V.shape[0])
+
+
+# --------------------------------------------------------------------------------------------
+# permutation test on RDMs
+# --------------------------------------------------------------------------------------------
+def permutation_test_rdms(models, targets, method="spearman", n_permutations=1000,
+                          random_state=None, n_jobs=None, *, backend="numpy", device="cpu"):
+    """Stimulus-label permutation test of model RDMs against target RDMs, with FWE control.
+
+    The same test as ``PermutationTest(RSAScorer(target_rdm=targets))`` (same chunks and seeds, so
+    the same null for the same ``random_state``), for RDMs already computed.
+
+    Parameters
+    ----------
+    models : array of shape (m,), (k_models, m), (n, n) or (k_models, n, n)
+    targets : array of shape (m,), (k_targets, m), (n, n) or (k_targets, n, n)
+    method : str, default="spearman"
+    n_permutations : int, default=1000
+    random_state : int, RandomState or None
+    n_jobs : int, optional
+        Permutation chunks in parallel (joblib).
+    backend, device : str
+
+    Returns
+    -------
+    dict with ``score``, ``pvalue``, ``pvalue_fwe`` (arrays of shape (k_models, k_targets);
+    FWE over all pairs: max statistic) and ``null`` (n_permutations, k_models, k_targets).
+    """
+    from joblib import Parallel, delayed, effective_n_jobs
+
+    from neuroprobe.solvers.permutation import (
+        chunk_seeds,
+        chunk_sizes,
+        draw_permutations,
+        fwe_pvalues,
+        pvalues,
+        rsa_null,
+    )
+
+    method = check_method(method)
+    M = np.atleast_2d(to_condensed(models, "models"))
+    T = np.atleast_2d(to_condensed(targets, "targets"))
+    if M.shape[1] != T.shape[1]:
+        raise ValueError(
+            f"models and targets must have the same number of stimuli; got "
+            f"{_rdm.n_from_pairs(M.shape[1])} and {_rdm.n_from_pairs(T.shape[1])}"
+        )
+    check_finite(M, "models")
+    check_finite(T, "targets")
+    n = _rdm.n_from_pairs(M.shape[1])
+    sizes = chunk_sizes(n_permutations)
+    seeds = chunk_seeds(random_state, len(sizes))
+
+    def chunk(task):
+        perms = np.concatenate([draw_permutations(n, sizes[i], seed=seeds[i]) for i in task])
+        return rsa_null(M, T, perms, method, backend=backend, device=device)
+
+    n_tasks = min(len(sizes), max(1, effective_n_jobs(n_jobs)))
+    tasks = np.array_split(np.arange(len(sizes)), n_tasks)
+    results = Parallel(n_jobs=n_jobs)(delayed(chunk)(t) for t in tasks)
+    observed = results[0][0]
+    null = np.concatenate([r[1] for r in results])
+    shape = (M.shape[0], T.shape[0])
+    return {
+        "score": observed.reshape(shape),
+        "pvalue": pvalues(observed, null).reshape(shape),
+        "pvalue_fwe": fwe_pvalues(observed, null).reshape(shape),
+        "null": null.reshape((-1, *shape)),
+    }

@@ -1,0 +1,179 @@
+"""Permutation inference kernels: seeded chunks, group-aware permutations, vectorised RSA nulls.
+
+* Permutations are drawn in fixed-size chunks; chunk ``c`` draws from child ``c`` of
+  ``SeedSequence(entropy).spawn``, where ``entropy`` comes from one master random state. The
+  permutations depend only on ``random_state`` and ``n_permutations``, never on how chunks are
+  spread over workers.
+* p-values are ``(#{null >= observed} + 1) / (n_permutations + 1)``; family-wise p-values use the
+  maximum statistic over the family (targets, layers, ROIs) in each permutation.
+* :func:`rsa_null` permutes the stimulus labels of target RDMs (rows and columns together) for a
+  batch of permutations with one gather and one matrix product.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from neuroprobe._utils import memory_budget
+from neuroprobe.solvers.backend import get_backend
+from neuroprobe.solvers.rdm import DOT_METHODS, KENDALL_METHODS, compare, kendall, prepare
+
+
+def chunk_sizes(n_permutations, chunk_size=None):
+    """Sizes of the permutation chunks: a function of ``n_permutations`` only (not of n_jobs)."""
+    n_permutations = int(n_permutations)
+    if chunk_size is None:
+        chunk_size = max(64, -(-n_permutations // 32))
+    sizes = [chunk_size] * (n_permutations // chunk_size)
+    if n_permutations % chunk_size:
+        sizes.append(n_permutations % chunk_size)
+    return sizes
+
+
+def chunk_seeds(random_state, n_chunks):
+    """One independent ``SeedSequence`` per chunk, all derived from ``random_state``."""
+    rng = check_random_state(random_state)
+    entropy = int(rng.randint(0, 2**31 - 1, dtype=np.int64)) * (2**31) + int(
+        rng.randint(0, 2**31 - 1, dtype=np.int64)
+    )
+    return np.random.SeedSequence(entropy).spawn(n_chunks)
+
+
+def draw_permutations(n, n_permutations, groups=None, seed=None):
+    """Draw ``n_permutations`` permutations of ``range(n)`` (within groups when given).
+
+    Parameters
+    ----------
+    n : int
+    n_permutations : int
+    groups : array of shape (n,), optional
+        Group label of each sample; samples are only exchanged with samples of the same group
+        (e.g. within runs).
+    seed : None, int, SeedSequence or numpy Generator
+
+    Returns
+    -------
+    permutations : ndarray of shape (n_permutations, n), int64
+        Row ``k`` is the permutation: permuted data are ``Y[permutations[k]]``.
+    """
+    rng = np.random.default_rng(seed)
+    base = np.broadcast_to(np.arange(n, dtype=np.int64), (n_permutations, n))
+    if groups is None:
+        return rng.permuted(base, axis=1)
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"groups must have shape ({n},); got {groups.shape}")
+    out = np.empty((n_permutations, n), dtype=np.int64)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        out[:, idx] = idx[rng.permuted(base[:, : idx.size], axis=1)]
+    return out
+
+
+def pvalues(observed, null):
+    """Per-column permutation p-values ``(#{null >= observed} + 1) / (n_permutations + 1)``."""
+    observed = np.asarray(observed, dtype=np.float64)
+    null = np.asarray(null, dtype=np.float64).reshape(len(null), -1)
+    count = (null >= observed.reshape(1, -1)).sum(axis=0)
+    return ((count + 1.0) / (null.shape[0] + 1.0)).reshape(observed.shape)
+
+
+def fwe_pvalues(observed, null):
+    """Family-wise (max-statistic) p-values: compares each observed value to the null of the max."""
+    observed = np.asarray(observed, dtype=np.float64)
+    null = np.asarray(null, dtype=np.float64).reshape(len(null), -1)
+    max_null = np.nanmax(null, axis=1)
+    count = (max_null[:, None] >= observed.reshape(1, -1)).sum(axis=0)
+    return ((count + 1.0) / (null.shape[0] + 1.0)).reshape(observed.shape)
+
+
+def _square(prepared, n):
+    """(k, m) condensed rows -> (k, n, n) symmetric with zero diagonal."""
+    k = prepared.shape[0]
+    out = np.zeros((k, n, n), dtype=prepared.dtype)
+    i, j = np.triu_indices(n, 1)
+    out[:, i, j] = prepared
+    out[:, j, i] = prepared
+    return out
+
+
+def rsa_null(models, targets, permutations, method="spearman", *, backend="numpy", device="cpu",
+             batch_bytes=None):
+    """RDM comparisons under stimulus-label permutations of the target RDMs.
+
+    Parameters
+    ----------
+    models : array of shape (n_models, m)
+        Condensed model RDMs (e.g. one per layer).
+    targets : array of shape (n_targets, m)
+        Condensed target RDMs (e.g. one per ROI or subject).
+    permutations : int array of shape (n_permutations, n_stimuli)
+        Permutation ``k`` relabels target stimulus ``i`` as ``permutations[k, i]``:
+        ``D'[i, j] = D[p[i], p[j]]``, i.e. the RDM of ``Y[p]``.
+    method : {"pearson", "spearman", "rho_a", "cosine", "kendall_tau_a", "kendall_tau_b"}
+    backend, device : str
+    batch_bytes : int, optional
+        Memory for one batch of permuted RDMs (default: the memory budget).
+
+    Returns
+    -------
+    observed : ndarray of shape (n_models * n_targets,)
+        Model-major: entry ``i * n_targets + t`` compares model ``i`` with target ``t``.
+    null : ndarray of shape (n_permutations, n_models * n_targets)
+
+    Notes
+    -----
+    For the dot-product methods the target is transformed once (ranked, centred, normalised):
+    permuting labels only permutes its entries, so rank/mean/norm are unchanged and the statistic
+    of permutation ``p`` is ``0.5 * <T_sq[p][:, p], M_sq>`` over full square matrices: one gather of
+    a batch of permuted squares and one matrix product with all models. Kendall's tau has no such
+    form and is computed per permutation (slow; documented).
+    """
+    models = np.atleast_2d(np.asarray(models, dtype=np.float64))
+    targets = np.atleast_2d(np.asarray(targets, dtype=np.float64))
+    permutations = np.asarray(permutations, dtype=np.int64)
+    n_perm, n = permutations.shape
+    km, kt = models.shape[0], targets.shape[0]
+    observed = compare(models, targets, method, backend=backend, device=device).ravel()
+    if method in KENDALL_METHODS:
+        variant = method[-1]
+        null = np.empty((n_perm, km, kt))
+        i, j = np.triu_indices(n, 1)
+        squares = _square(targets, n)
+        for k, p in enumerate(permutations):
+            # condensed entry (i, j) of the permuted RDM is (p[i], p[j]) of the original
+            for t in range(kt):
+                perm_t = squares[t][p[i], p[j]]
+                for mi in range(km):
+                    null[k, mi, t] = kendall(models[mi], perm_t, variant)
+        return observed, null.reshape(n_perm, km * kt)
+    if method not in DOT_METHODS:
+        raise ValueError(f"unknown comparison method {method!r}")
+    be = get_backend(backend, device)
+    dtype = np.float64 if backend == "numpy" else np.float32
+    m_sq = be.asarray(_square(prepare(models, method, dtype), n).reshape(km, n * n))
+    t_sq = _square(prepare(targets, method, dtype), n).reshape(kt, n * n)
+    itemsize = np.dtype(dtype).itemsize
+    if batch_bytes is None:
+        if be.name == "torch" and be.device.type == "cuda":
+            batch_bytes = min(memory_budget(), be.free_memory()) // 2
+        else:  # CPU: batches that stay in cache are faster than big ones
+            batch_bytes = 2**24
+    batch = max(1, int(batch_bytes // (n * n * (kt * itemsize + 8))))
+    null = np.empty((n_perm, km, kt), dtype=np.float64)
+    if be.name == "numpy":
+        for a in range(0, n_perm, batch):
+            p = permutations[a : a + batch]
+            flat = (p[:, :, None] * n + p[:, None, :]).reshape(len(p), n * n)
+            for t in range(kt):  # one gather per target RDM (ROIs: few)
+                null[a : a + batch, :, t] = 0.5 * (t_sq[t][flat] @ m_sq.T)
+    else:
+        t_sq = be.asarray(t_sq.reshape(kt, n, n))
+        for a in range(0, n_perm, batch):
+            p = be.asarray(permutations[a : a + batch])
+            g = t_sq[:, p[:, :, None], p[:, None, :]].reshape(kt * p.shape[0], n * n)
+            s = be.to_numpy(g @ m_sq.T).reshape(kt, p.shape[0], km)
+            null[a : a + batch] = 0.5 * np.transpose(s, (1, 2, 0))
+            del g
+    return observed, null.reshape(n_perm, km * kt)

@@ -1,0 +1,224 @@
+"""PermutationTest: sklearn equivalence, fast paths, determinism, validity (uniform p, FWE)."""
+
+import joblib
+import numpy as np
+import pytest
+import scipy.stats
+from scipy.spatial.distance import pdist
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, permutation_test_score
+
+from neuroprobe.estimators.permutation import PermutationTest
+from neuroprobe.estimators.rsa import RSAScorer
+from neuroprobe.solvers.permutation import chunk_seeds, chunk_sizes, draw_permutations
+
+
+def _sklearn_permutations(n, n_permutations, seed, groups=None):
+    """The permutations permutation_test_score draws (sklearn's _shuffle, in order)."""
+    rs = np.random.RandomState(seed)
+    out = []
+    for _ in range(n_permutations):
+        if groups is None:
+            out.append(rs.permutation(n))
+        else:
+            idx = np.arange(n)
+            for g in np.unique(groups):
+                mask = groups == g
+                idx[mask] = rs.permutation(idx[mask])
+            out.append(idx)
+    return np.array(out)
+
+
+def test_generic_path_equals_permutation_test_score():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 4))
+    y = X[:, 0] + rng.standard_normal(30)
+    score, null, pvalue = permutation_test_score(Ridge(), X, y, n_permutations=20,
+                                                 random_state=np.random.RandomState(7))
+    test = PermutationTest(Ridge(), n_permutations=20)
+    ours = test._null_from_permutations(X, y, _sklearn_permutations(30, 20, 7))
+    np.testing.assert_allclose(ours.ravel(), null, rtol=1e-12)
+    test.fit(X, y)
+    assert test.score_ == pytest.approx(score)
+    assert not test.fast_path_
+    assert test.null_distribution_.shape == (20,)
+    expected_p = (np.sum(test.null_distribution_ >= test.score_) + 1) / 21
+    assert test.pvalue_ == pytest.approx(expected_p)
+    assert test.pvalue_fwe_ == test.pvalue_
+
+
+@pytest.mark.filterwarnings("ignore:The groups parameter is ignored")
+def test_generic_path_groups_classifier_and_scoring():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((24, 3))
+    y = (X[:, 0] + 0.5 * rng.standard_normal(24) > 0).astype(int)
+    groups = np.repeat(np.arange(4), 6)
+    kwargs = dict(n_permutations=5, cv=KFold(3), scoring="accuracy")
+    score, null, _ = permutation_test_score(LogisticRegression(), X, y, groups=groups,
+                                            random_state=np.random.RandomState(3), **kwargs)
+    test = PermutationTest(LogisticRegression(), **kwargs)
+    ours = test._null_from_permutations(X, y, _sklearn_permutations(24, 5, 3, groups), groups)
+    np.testing.assert_allclose(ours.ravel(), null)
+    test.fit(X, y, groups=groups)
+    assert test.score_ == pytest.approx(score)
+
+
+def test_multi_target_generic_and_n_jobs_invariance():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((30, 3))
+    Y = np.c_[X[:, 0] * 3 + rng.standard_normal(30), rng.standard_normal((30, 2))]
+
+    class PerTargetRidge(Ridge):
+        def score_targets(self, X, Y):
+            return 1 - ((Y - self.predict(X)) ** 2).sum(0) / ((Y - Y.mean(0)) ** 2).sum(0)
+
+    kw = dict(n_permutations=70, cv=2)
+    a = PermutationTest(PerTargetRidge(), random_state=0, **kw).fit(X, Y)
+    assert a.score_.shape == (3,) and a.null_distribution_.shape == (70, 3)
+    assert a.pvalue_[0] == pytest.approx(1 / 71)  # planted effect
+    assert np.all(a.pvalue_fwe_ >= a.pvalue_)
+    with joblib.parallel_config(backend="threading"):  # any joblib backend: same chunks
+        b = PermutationTest(PerTargetRidge(), random_state=0, n_jobs=2, **kw).fit(X, Y)
+    np.testing.assert_array_equal(a.null_distribution_, b.null_distribution_)
+    c = PermutationTest(PerTargetRidge(), random_state=1, **kw).fit(X, Y)
+    assert not np.array_equal(a.null_distribution_, c.null_distribution_)
+
+
+class _MockFast(RegressorMixin, BaseEstimator):
+    """Records the permutations it is given; statistic = per-column correlation with X[:, 0]."""
+
+    calls = []
+
+    def fit(self, X, Y):
+        return self
+
+    def _permutation_scores(self, X, Y, permutations, *, cv=None, groups=None):
+        type(self).calls.append((np.array(permutations), cv, groups))
+
+        def stat(Yp):
+            return np.array([np.corrcoef(X[:, 0], y)[0, 1] for y in Yp.T])
+
+        return stat(Y), np.array([stat(Y[p]) for p in permutations])
+
+
+@pytest.mark.filterwarnings("ignore:The groups parameter is ignored")
+def test_fast_path_protocol_with_groups_and_chunks():
+    _MockFast.calls = []
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((12, 2))
+    Y = np.c_[X[:, 0] + 0.1 * rng.standard_normal(12), rng.standard_normal(12)]
+    groups = np.repeat([0, 1, 2], 4)
+    test = PermutationTest(_MockFast(), n_permutations=150, random_state=5, cv=3)
+    test.fit(X, Y, groups=groups)
+    assert test.fast_path_
+    perms = np.concatenate([c[0] for c in _MockFast.calls])
+    assert perms.shape == (150, 12)
+    assert all(c[1] == 3 and c[2] is groups for c in _MockFast.calls)
+    assert np.all(groups[perms] == groups)  # permuted within groups only
+    # permutations come from the per-chunk seeds of the master seed
+    sizes = chunk_sizes(150)
+    expected = np.concatenate([draw_permutations(12, s, groups, seed) for s, seed in
+                               zip(sizes, chunk_seeds(5, len(sizes)))])
+    np.testing.assert_array_equal(perms, expected)
+    assert test.pvalue_[0] < 0.02 and test.pvalue_[1] > 0.02
+
+
+def test_rsa_fast_path_equals_brute_force_and_is_deterministic():
+    rng = np.random.default_rng(4)
+    X, Y = rng.standard_normal((10, 5)), rng.standard_normal((10, 6))
+    test = PermutationTest(RSAScorer(), n_permutations=40, random_state=0).fit(X, Y)
+    perms = draw_permutations(10, 40, seed=chunk_seeds(0, 1)[0])
+    model = pdist(X, "correlation")
+    brute = [scipy.stats.spearmanr(model, pdist(Y[p], "correlation"))[0] for p in perms]
+    np.testing.assert_allclose(test.null_distribution_, brute, atol=1e-12)
+    assert test.score_ == pytest.approx(scipy.stats.spearmanr(model, pdist(Y, "correlation"))[0])
+    with joblib.parallel_config(backend="threading"):
+        again = PermutationTest(RSAScorer(), n_permutations=40, random_state=0,
+                                n_jobs=2).fit(X, Y)
+    np.testing.assert_array_equal(again.null_distribution_, test.null_distribution_)
+
+
+def test_rsa_pvalues_uniform_under_null():
+    pvals = []
+    for seed in range(150):
+        rng = np.random.default_rng(seed)
+        X, Y = rng.standard_normal((8, 3)), rng.standard_normal((8, 3))
+        pvals.append(PermutationTest(RSAScorer(), n_permutations=99,
+                                     random_state=seed).fit(X, Y).pvalue_)
+    assert scipy.stats.kstest(pvals, "uniform").pvalue > 0.01
+    assert np.mean(np.array(pvals) <= 0.05) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 150)
+
+
+def test_rsa_family_wise_error_controlled():
+    n_sim, alpha = 120, 0.05
+    any_fwe = any_raw = 0
+    for seed in range(n_sim):
+        rng = np.random.default_rng(1000 + seed)
+        X, Y = rng.standard_normal((9, 12)), rng.standard_normal((9, 4))
+        layers = {f"l{i}": slice(3 * i, 3 * i + 3) for i in range(4)}
+        test = PermutationTest(RSAScorer(feature_groups=layers), n_permutations=99,
+                               random_state=seed).fit(X, Y)
+        any_fwe += np.any(test.pvalue_fwe_ <= alpha)
+        any_raw += np.any(test.pvalue_ <= alpha)
+    assert any_fwe / n_sim <= alpha + 2.5 * np.sqrt(alpha * (1 - alpha) / n_sim)
+    assert any_raw > any_fwe  # without correction the family-wise rate is inflated
+
+
+def test_rsa_planted_effect_detected_across_layers_and_rois():
+    rng = np.random.default_rng(5)
+    latent = rng.standard_normal((30, 3))
+    X = np.hstack([latent @ rng.standard_normal((3, 8)), rng.standard_normal((30, 8))])
+    Y = np.hstack([latent @ rng.standard_normal((3, 10)), rng.standard_normal((30, 10))])
+    est = RSAScorer(feature_groups=[slice(0, 8), slice(8, 16)],
+                    target_groups=[slice(0, 10), slice(10, 20)])
+    test = PermutationTest(est, n_permutations=199, random_state=0).fit(X, Y)
+    # (layer, ROI) pairs, model-major: only (0, 0) carries the planted geometry
+    assert test.pvalue_fwe_[0] == pytest.approx(1 / 200)
+    assert np.all(test.pvalue_fwe_[1:] > 0.05)
+
+
+def test_rsa_fixed_target_rdm_without_y():
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((15, 4))
+    target = pdist(X[:, :2] + 0.1 * rng.standard_normal((15, 2)))
+    test = PermutationTest(RSAScorer(target_rdm=target), n_permutations=99,
+                           random_state=0).fit(X)
+    assert test.pvalue_ == pytest.approx(0.01)
+
+
+def test_encoder_fast_path_matches_statistic_definition():
+    encoding = pytest.importorskip("neuroprobe.estimators.encoding")
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((24, 3))
+    Y = np.c_[X @ [1.0, -1.0, 0.5] + rng.standard_normal(24), rng.standard_normal(24)]
+    alphas = [0.1, 10.0]
+    est = encoding.VoxelwiseEncoder(alphas=alphas, cv=3, dtype="float64")
+    test = PermutationTest(est, n_permutations=12, random_state=0).fit(X, Y)
+    assert test.fast_path_
+
+    def statistic(Yp):  # max over alphas of the mean over folds of the held-out correlation
+        per_alpha = []
+        for a in alphas:
+            folds = []
+            for train, held in KFold(3).split(X):
+                pred = Ridge(alpha=a).fit(X[train], Yp[train]).predict(X[held])
+                folds.append([np.corrcoef(pred[:, t], Yp[held, t])[0, 1] for t in range(2)])
+            per_alpha.append(np.mean(folds, axis=0))
+        return np.max(per_alpha, axis=0)
+
+    perms = draw_permutations(24, 12, seed=chunk_seeds(0, 1)[0])
+    np.testing.assert_allclose(test.score_, statistic(Y), atol=1e-6)
+    np.testing.assert_allclose(test.null_distribution_, [statistic(Y[p]) for p in perms],
+                               atol=1e-6)
+    assert test.pvalue_[0] == pytest.approx(1 / 13)
+
+
+def test_errors():
+    X = np.zeros((5, 2))
+    with pytest.raises(ValueError, match="n_permutations"):
+        PermutationTest(Ridge(), n_permutations=0).fit(X, np.zeros(5))
+    with pytest.raises(ValueError, match="groups must have one label per sample"):
+        PermutationTest(Ridge()).fit(X, np.zeros(5), groups=[0, 1])
+    with pytest.raises(ValueError, match="X has 5 rows but Y has 4"):
+        PermutationTest(Ridge()).fit(X, np.zeros(4))

@@ -1,0 +1,121 @@
+"""Permutation kernels: permutations, p-values, and the vectorised RSA null vs brute force."""
+
+import numpy as np
+import pytest
+import scipy.stats
+from scipy.spatial.distance import pdist
+
+from neuroprobe.solvers import permutation as P
+from neuroprobe.solvers.rdm import COMPARE_METHODS
+
+
+def test_draw_permutations_are_permutations_and_seeded():
+    perms = P.draw_permutations(11, 50, seed=3)
+    assert perms.shape == (50, 11)
+    assert np.all(np.sort(perms, axis=1) == np.arange(11))
+    np.testing.assert_array_equal(perms, P.draw_permutations(11, 50, seed=3))
+    assert not np.array_equal(perms, P.draw_permutations(11, 50, seed=4))
+    assert len({tuple(p) for p in perms}) > 45  # not the same permutation over and over
+
+
+def test_draw_permutations_within_groups():
+    groups = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 1])
+    perms = P.draw_permutations(10, 200, groups=groups, seed=0)
+    assert np.all(groups[perms] == groups)  # every sample stays in its group
+    assert np.all(np.sort(perms, axis=1) == np.arange(10))
+    # every within-group arrangement is reachable: group 2 (4 samples) shows many orders
+    assert len({tuple(p[groups == 2]) for p in perms}) > 15
+
+
+def test_chunks_depend_on_n_permutations_only():
+    sizes = P.chunk_sizes(1000)
+    assert sum(sizes) == 1000
+    assert P.chunk_sizes(1000) == sizes
+    a = [s.generate_state(2) for s in P.chunk_seeds(5, 4)]
+    b = [s.generate_state(2) for s in P.chunk_seeds(np.random.RandomState(5), 4)]
+    np.testing.assert_array_equal(a, b)
+    assert len({tuple(x) for x in a}) == 4
+
+
+def test_pvalues_brute_force():
+    rng = np.random.default_rng(0)
+    null = rng.standard_normal((99, 4))
+    obs = np.array([0.0, 1.5, -2.0, 3.0])
+    expected = [(np.sum(null[:, t] >= obs[t]) + 1) / 100 for t in range(4)]
+    np.testing.assert_allclose(P.pvalues(obs, null), expected)
+    expected_fwe = [(np.sum(null.max(axis=1) >= obs[t]) + 1) / 100 for t in range(4)]
+    np.testing.assert_allclose(P.fwe_pvalues(obs, null), expected_fwe)
+    assert np.all(P.fwe_pvalues(obs, null) >= P.pvalues(obs, null))
+
+
+def _brute_null(Xm, Yt, perms, method):
+    ref = {
+        "pearson": lambda a, b: scipy.stats.pearsonr(a, b)[0],
+        "spearman": lambda a, b: scipy.stats.spearmanr(a, b)[0],
+        "kendall_tau_b": lambda a, b: scipy.stats.kendalltau(a, b)[0],
+        "cosine": lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b),
+        "rho_a": lambda a, b: 12 * np.sum((scipy.stats.rankdata(a) - (a.size + 1) / 2)
+                                          * (scipy.stats.rankdata(b) - (a.size + 1) / 2))
+        / (a.size**3 - a.size),
+        "kendall_tau_a": None,
+    }[method]
+    if ref is None:
+        from neuroprobe.solvers.rdm import kendall
+
+        def ref(a, b):
+            return kendall(a, b, "a")
+    models = [pdist(x, "correlation") for x in Xm]
+    out = []
+    for p in perms:
+        out.append([ref(m, pdist(y[p], "euclidean")) for m in models for y in Yt])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("method", COMPARE_METHODS)
+def test_rsa_null_equals_brute_force(method):
+    rng = np.random.default_rng(1)
+    n = 9
+    Xm = rng.standard_normal((3, n, 4))
+    Yt = rng.integers(0, 3, size=(2, n, 2)).astype(float)  # integer data: tied distances
+    models = np.array([pdist(x, "correlation") for x in Xm])
+    targets = np.array([pdist(y, "euclidean") for y in Yt])
+    perms = P.draw_permutations(n, 15, seed=0)
+    observed, null = P.rsa_null(models, targets, perms, method)
+    expected = _brute_null(Xm, Yt, perms, method)
+    np.testing.assert_allclose(null, expected, atol=1e-10)
+    identity = np.arange(n)[None]
+    np.testing.assert_allclose(observed, _brute_null(Xm, Yt, identity, method)[0], atol=1e-10)
+    # tiny batches give the same null
+    _, null_small = P.rsa_null(models, targets, perms, method, batch_bytes=1)
+    np.testing.assert_allclose(null_small, null)
+
+
+def test_rsa_null_torch_equals_numpy():
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    models, targets = rng.random((2, 36)), rng.random((3, 36))
+    perms = P.draw_permutations(9, 20, seed=1)
+    for method in ("spearman", "pearson"):
+        a = P.rsa_null(models, targets, perms, method)
+        b = P.rsa_null(models, targets, perms, method, backend="torch")
+        np.testing.assert_allclose(b[1], a[1], atol=1e-5)
+        np.testing.assert_allclose(b[0], a[0], atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_cuda_equals_numpy():
+    from neuroprobe.rsa import compare_rdms, compute_rdm
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 30)).astype(np.float32)
+    for metric in ("correlation", "cosine", "euclidean", "sqeuclidean"):
+        np.testing.assert_allclose(compute_rdm(X, metric, backend="torch", device="cuda"),
+                                   pdist(X.astype(np.float64), metric), atol=1e-4)
+    A, B = rng.random((3, 780)), rng.random((2, 780))
+    for method in ("pearson", "spearman", "rho_a", "cosine"):
+        np.testing.assert_allclose(compare_rdms(A, B, method, backend="torch", device="cuda"),
+                                   compare_rdms(A, B, method), atol=1e-5)
+    perms = P.draw_permutations(40, 64, seed=0)
+    a = P.rsa_null(A, B, perms, "spearman")
+    b = P.rsa_null(A, B, perms, "spearman", backend="torch", device="cuda")
+    np.testing.assert_allclose(b[1], a[1], atol=1e-5)

@@ -1,0 +1,138 @@
+"""Public RSA functions: compute_rdm, compare_rdms, noise_ceiling, square/condensed helpers."""
+
+import numpy as np
+import pytest
+import scipy.stats
+from scipy.spatial.distance import pdist, squareform
+
+from neuroprobe.rsa import compare_rdms, compute_rdm, noise_ceiling, to_condensed, to_square
+
+
+@pytest.fixture
+def X():
+    return np.random.default_rng(0).standard_normal((12, 7))
+
+
+def test_compute_rdm_conditions_average_patterns(X):
+    conditions = np.array(list("bacbacbacbac"))
+    means = np.stack([X[conditions == c].mean(0) for c in "abc"])
+    np.testing.assert_allclose(compute_rdm(X, "euclidean", conditions=conditions),
+                               pdist(means, "euclidean"), atol=1e-12)
+
+
+def test_compute_rdm_zscore(X):
+    X = X * np.arange(1, 8) + 3
+    np.testing.assert_allclose(compute_rdm(X, "euclidean", zscore=True),
+                               pdist(scipy.stats.zscore(X, axis=0), "euclidean"), atol=1e-12)
+
+
+def test_compute_rdm_stacks_lists_and_dicts(X):
+    rng = np.random.default_rng(1)
+    stack = rng.standard_normal((3, 12, 5))
+    out = compute_rdm(stack)
+    assert out.shape == (3, 66)
+    np.testing.assert_allclose(out[1], pdist(stack[1], "correlation"), atol=1e-12)
+    layers = {"conv": rng.standard_normal((12, 2, 3, 3)), "fc": X}
+    out = compute_rdm(layers, "cosine")
+    np.testing.assert_allclose(out[0], pdist(layers["conv"].reshape(12, -1), "cosine"),
+                               atol=1e-12)
+    np.testing.assert_allclose(out[1], pdist(X, "cosine"), atol=1e-12)
+    with pytest.raises(ValueError, match="same number of stimuli"):
+        compute_rdm([X, X[:5]])
+
+
+def test_compute_rdm_errors(X):
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        compute_rdm(bad)
+    with pytest.raises(ValueError, match="at least 2 stimuli"):
+        compute_rdm(X[:1])
+    with pytest.raises(ValueError, match="2-D"):
+        compute_rdm(X[0])
+
+
+def test_square_condensed_roundtrip(X):
+    v = pdist(X)
+    np.testing.assert_array_equal(to_square(v), squareform(v))
+    stack = np.stack([v, 2 * v])
+    sq = to_square(stack)
+    assert sq.shape == (2, 12, 12)
+    np.testing.assert_array_equal(to_condensed(sq), stack)
+    np.testing.assert_array_equal(to_condensed(squareform(v)), v)
+    with pytest.raises(ValueError, match="n\\*\\(n-1\\)/2"):
+        to_condensed(np.ones(7))
+
+
+def test_compare_rdms_forms_and_aliases(X):
+    rng = np.random.default_rng(2)
+    a, b = pdist(X), pdist(rng.standard_normal((12, 3)))
+    expected = scipy.stats.spearmanr(a, b)[0]
+    assert compare_rdms(a, b) == pytest.approx(expected)
+    assert compare_rdms(squareform(a), squareform(b)) == pytest.approx(expected)
+    assert compare_rdms(a, b, "corr") == pytest.approx(scipy.stats.pearsonr(a, b)[0])
+    assert compare_rdms(a, b, "tau-b") == pytest.approx(scipy.stats.kendalltau(a, b)[0])
+    M = compare_rdms(np.stack([a, b]), b, "pearson")
+    assert M.shape == (2, 1)
+    assert M[1, 0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same number of stimuli"):
+        compare_rdms(a, pdist(X[:5]))
+    with pytest.raises(ValueError, match="method must be one of"):
+        compare_rdms(a, b, "manhattan")
+
+
+def _subject_rdms(rng, n_subjects=5, n=14, noise=1.0):
+    signal = rng.standard_normal((n, 6))
+    return np.stack([pdist(signal + noise * rng.standard_normal((n, 6))) for _ in
+                     range(n_subjects)])
+
+
+@pytest.mark.parametrize("method,theirs", [("spearman", "spearman"), ("pearson", "corr"),
+                                           ("cosine", "cosine"), ("rho_a", "rho-a"),
+                                           ("kendall_tau_a", "tau-a")])
+def test_noise_ceiling_equals_rsatoolbox(method, theirs):
+    pytest.importorskip("rsatoolbox")
+    import warnings
+
+    from rsatoolbox.inference import boot_noise_ceiling
+    from rsatoolbox.rdm import RDMs
+
+    V = _subject_rdms(np.random.default_rng(0))
+    nc = noise_ceiling(V, method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lower, upper = boot_noise_ceiling(RDMs(V), method=theirs)
+    assert nc.lower == pytest.approx(lower, rel=1e-9)
+    assert nc.upper == pytest.approx(upper, rel=1e-9)
+    assert nc.lower <= nc.upper
+
+
+def test_noise_ceiling_leave_one_out_by_hand():
+    V = _subject_rdms(np.random.default_rng(1), n_subjects=4)
+    ranks = scipy.stats.rankdata(V, axis=1)
+    lower = np.mean([scipy.stats.spearmanr(np.delete(ranks, s, 0).mean(0), V[s])[0]
+                     for s in range(4)])
+    upper = np.mean([scipy.stats.spearmanr(ranks.mean(0), V[s])[0] for s in range(4)])
+    nc = noise_ceiling(squareform_stack(V), "spearman")
+    assert nc.lower == pytest.approx(lower)
+    assert nc.upper == pytest.approx(upper)
+
+
+def squareform_stack(V):
+    return np.stack([squareform(v) for v in V])
+
+
+def test_noise_ceiling_sessions_and_bootstrap():
+    rng = np.random.default_rng(2)
+    V = _subject_rdms(rng, n_subjects=6, n=12, noise=0.5)
+    sessions = np.stack([squareform_stack(V), squareform_stack(V)], axis=1)  # (subj, sess, n, n)
+    nc = noise_ceiling(sessions, n_bootstrap=60, random_state=0)
+    assert nc.lower == pytest.approx(noise_ceiling(V).lower)
+    assert nc.lower_ci[0] <= nc.lower <= nc.lower_ci[1]
+    assert nc.upper_ci[0] <= nc.upper <= nc.upper_ci[1]
+    assert nc == noise_ceiling(sessions, n_bootstrap=60, random_state=0)
+    # less noise -> higher ceiling (planted)
+    assert noise_ceiling(_subject_rdms(rng, noise=0.2)).lower > noise_ceiling(
+        _subject_rdms(rng, noise=3.0)).lower
+    with pytest.raises(ValueError, match="at least 2 subject"):
+        noise_ceiling(V[:1])
