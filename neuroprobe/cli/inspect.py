@@ -1,0 +1,506 @@
+"""Inspection subcommands: ``topstim``, ``saliency``, ``optstim``, ``rf``, ``minstim``, ``ablate``,
+``finetune`` and ``view``.
+
+Each writes PNG figures and the numbers (CSV and/or HDF5) into the ``--out`` folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+from pathlib import Path
+
+from neuroprobe.cli.main import CLIError, add_common_arguments
+
+_MAX_FIGURES = 8
+
+EPILOGS = {
+    "topstim": """example:
+  neuroprobe topstim --model alexnet --weights none --layer conv5 --channels 0 1 2 \\
+      --stimuli stims.csv --k 6 --out topstim/
+  neuroprobe topstim --activations acts.act.h5 --layer conv5 --stimuli stims.csv --out topstim/
+""",
+    "saliency": """example:
+  neuroprobe saliency --model alexnet --weights none --layer fc3 --channels 3 \\
+      --stimuli images/ --method guided --out saliency/
+""",
+    "optstim": """example:
+  neuroprobe optstim --model alexnet --weights none --layer conv5 --channels 0 5 \\
+      --n-iter 128 --tv 0.5 --out optstim/
+""",
+    "rf": """example:
+  neuroprobe rf --model alexnet --weights none --layer conv3 --channels 7 \\
+      --stimuli images/ --window 24 --stride 8 --out rf/
+""",
+    "minstim": """example:
+  neuroprobe minstim --model alexnet --weights none --layer conv5 --channels 12 \\
+      --stimuli images/ --n-segments 40 --threshold 0.9 --out minstim/
+""",
+    "ablate": """example:
+  neuroprobe ablate --model alexnet --weights none --layer conv5 --channels 0 1 2 3 \\
+      --stimuli stims.csv --output-layer fc2 --out lesion/
+""",
+    "finetune": """example:
+  neuroprobe finetune --model resnet18 --weights DEFAULT --stimuli stims.csv --target label \\
+      --trainable layer4 --epochs 10 --out finetuned/
+  # then: neuroprobe extract --model resnet18 --weights finetuned/finetuned.pt ...
+""",
+    "view": """example:
+  neuroprobe view --model alexnet --weights none --layer conv1 --stimuli cat.png --out view/
+""",
+}
+
+HELPS = {
+    "topstim": "the stimuli that drive chosen units most (streamed top-k)",
+    "saliency": "saliency maps (vanilla, guided, smoothgrad, gradient x input)",
+    "optstim": "synthesise optimal stimuli by activation maximisation",
+    "rf": "empirical receptive fields: occlusion and upsampled activation maps",
+    "minstim": "minimal stimuli: the fewest image parcels that keep a unit's response",
+    "ablate": "lesion study: ablate channels one at a time and measure the change",
+    "finetune": "fine-tune a network on labelled stimuli and save a checkpoint",
+    "view": "channel activation maps of stimuli (DNNBrain dnn_view)",
+}
+
+
+def _add_model(p, required=True, layer=True):
+    p.add_argument("--model", required=required, help="torchvision or registered model name")
+    p.add_argument("--weights", default="DEFAULT",
+                   help="DEFAULT, a weights enum name, a checkpoint path, or none (random weights "
+                   "seeded by --seed); default: DEFAULT")
+    if layer:
+        p.add_argument("--layer", required=True, help="module name or alias (conv5)")
+        p.add_argument("--channels", type=int, nargs="+", default=None,
+                       help="channel indices (default depends on the command)")
+
+
+def _parser(subparsers, name):
+    return subparsers.add_parser(
+        name,
+        help=HELPS[name],
+        description=HELPS[name][0].upper() + HELPS[name][1:] + ". Writes PNG figures and the "
+        "numbers (CSV/HDF5) into --out.",
+        epilog=EPILOGS[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def register(subparsers):
+    """Add the inspection subcommands."""
+    p = _parser(subparsers, "topstim")
+    _add_model(p, required=False)
+    p.add_argument("--activations", help=".act.h5 file to read instead of running --model")
+    p.add_argument("--stimuli", required=True, help="stimulus CSV, folder or DNNBrain .stim.csv")
+    p.add_argument("--k", type=int, default=5, help="stimuli per unit (default: 5)")
+    p.add_argument("--metric", choices=["max", "mean"], default="max")
+    p.add_argument("--batch-size", type=int, default=32)
+    add_common_arguments(p)
+    p.set_defaults(func=run_topstim)
+
+    p = _parser(subparsers, "saliency")
+    _add_model(p)
+    p.add_argument("--stimuli", required=True, help="image file, folder or stimulus CSV")
+    p.add_argument("--method", choices=["vanilla", "guided", "smoothgrad", "gradient_x_input"],
+                   default="vanilla")
+    p.add_argument("--unit", type=int, nargs=2, metavar=("ROW", "COL"), default=None,
+                   help="one position of the channel map instead of the channel mean")
+    p.add_argument("--n-samples", type=int, default=25, help="noisy copies (smoothgrad)")
+    p.add_argument("--batch-size", type=int, default=16)
+    add_common_arguments(p)
+    p.set_defaults(func=run_saliency)
+
+    p = _parser(subparsers, "optstim")
+    _add_model(p)
+    p.add_argument("--n-iter", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--tv", type=float, default=0.0, help="total-variation weight")
+    p.add_argument("--l2", type=float, default=0.0, help="L2 weight")
+    p.add_argument("--jitter", type=int, default=4, help="random shift in pixels per step")
+    p.add_argument("--parameterization", choices=["fourier", "pixel"], default="fourier")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                   help="image size (default: the model's input size)")
+    add_common_arguments(p)
+    p.set_defaults(func=run_optstim)
+
+    p = _parser(subparsers, "rf")
+    _add_model(p)
+    p.add_argument("--stimuli", required=True)
+    p.add_argument("--method", choices=["occlusion", "upsampling", "both"], default="both")
+    p.add_argument("--window", type=int, default=16, help="occluder size in pixels")
+    p.add_argument("--stride", type=int, default=8, help="occluder step in pixels")
+    p.add_argument("--batch-size", type=int, default=64)
+    add_common_arguments(p)
+    p.set_defaults(func=run_rf)
+
+    p = _parser(subparsers, "minstim")
+    _add_model(p)
+    p.add_argument("--stimuli", required=True)
+    p.add_argument("--n-segments", type=int, default=30)
+    p.add_argument("--parcellation", choices=["auto", "slic", "grid"], default="auto")
+    p.add_argument("--threshold", type=float, default=0.9,
+                   help="fraction of the response to keep (default: 0.9)")
+    p.add_argument("--batch-size", type=int, default=64)
+    add_common_arguments(p)
+    p.set_defaults(func=run_minstim)
+
+    p = _parser(subparsers, "ablate")
+    _add_model(p)
+    p.add_argument("--stimuli", required=True)
+    p.add_argument("--output-layer", default=None,
+                   help="layer whose change is measured (default: the network's output)")
+    p.add_argument("--batch-size", type=int, default=32)
+    add_common_arguments(p)
+    p.set_defaults(func=run_ablate)
+
+    p = _parser(subparsers, "finetune")
+    _add_model(p, layer=False)
+    p.add_argument("--stimuli", required=True, help="stimulus CSV with a label/value column")
+    p.add_argument("--target", default="label", help="column to learn (default: label)")
+    p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
+    p.add_argument("--trainable", nargs="+", default=["head"],
+                   help="head, all, or layer names that train besides the head")
+    p.add_argument("--head", default=None, help="layer to replace (default: the last Linear)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--validation-fraction", type=float, default=0.2)
+    p.add_argument("--patience", type=int, default=3)
+    add_common_arguments(p)
+    p.set_defaults(func=run_finetune)
+
+    p = _parser(subparsers, "view")
+    _add_model(p)
+    p.add_argument("--stimuli", required=True)
+    add_common_arguments(p)
+    p.set_defaults(func=run_view)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _weights(value):
+    if value is None or str(value).lower() in ("none", "random"):
+        return None
+    return value
+
+
+def _stimuli(path):
+    from neuroprobe.stimuli import as_stimulus_set
+
+    if not os.path.exists(path):
+        raise CLIError(f"--stimuli {path!r}: no such file or folder")
+    return as_stimulus_set(os.path.abspath(path))
+
+
+def _model(args):
+    from neuroprobe.inspect.targets import resolve_model
+
+    if not args.model:
+        raise CLIError("--model is required")
+    return resolve_model(args.model, weights=_weights(args.weights), random_state=args.seed,
+                         device=args.device)
+
+
+def _out(args):
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {args.out!r} is a file; give a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _channels(args, default=(0,)):
+    return list(args.channels) if args.channels else list(default)
+
+
+def _write_csv(path, rows, fields=None):
+    from neuroprobe._utils import atomic_path
+
+    rows = list(rows)
+    fields = fields or (list(rows[0]) if rows else [])
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _write_h5(path, datasets, attrs=None):
+    import h5py
+    import numpy as np
+
+    from neuroprobe._utils import atomic_path
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, value in datasets.items():
+            value = np.asarray(value)
+            if value.dtype.kind in "UO":
+                f.create_dataset(name, data=value.astype(object), dtype=h5py.string_dtype())
+            else:
+                gzip = "gzip" if value.size > 1024 else None
+                f.create_dataset(name, data=value, compression=gzip)
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+    return path
+
+
+def _save(fig, path):
+    from neuroprobe.plotting import save_figure
+
+    save_figure(fig, path)
+    fig.clear()
+    return path
+
+
+def _done(args, out, written):
+    if not args.quiet:
+        print(f"wrote {len(written)} file(s) into {out}: " + ", ".join(p.name for p in written))
+    return 0
+
+
+def _display(x, info):
+    from neuroprobe.inspect.targets import to_display
+
+    return to_display(x, info)
+
+
+def _target(args, channel):
+    if getattr(args, "unit", None):
+        return (args.layer, channel, args.unit[0], args.unit[1])
+    return (args.layer, channel)
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+
+
+def run_topstim(args):
+    import numpy as np
+
+    from neuroprobe.inspect import top_stimuli
+    from neuroprobe.inspect.targets import load_images, resolve_model
+    from neuroprobe.plotting import plot_top_stimuli
+
+    out = _out(args)
+    stimuli = _stimuli(args.stimuli)
+    if args.activations:
+        source = args.activations
+        info = resolve_model(args.model, weights=_weights(args.weights),
+                             random_state=args.seed) if args.model else None
+    else:
+        from neuroprobe.transformers import DNNFeatureExtractor
+
+        if not args.model:
+            raise CLIError("give --model (or --activations)")
+        source = DNNFeatureExtractor(args.model, weights=_weights(args.weights),
+                                     layers=[args.layer], batch_size=args.batch_size,
+                                     device=args.device, random_state=args.seed,
+                                     verbose=0 if args.quiet else 1).fit(stimuli[:1])
+        info = resolve_model(source, device=None)
+    res = top_stimuli(source, stimuli, args.layer, units=args.channels, k=args.k,
+                      metric=args.metric, chunk_size=max(args.batch_size * 4, 64))
+    written = [_write_csv(out / "top_stimuli.csv", res.to_rows())]
+    shown = list(range(min(len(res.units), 16)))
+    picks = np.unique(res.indices[shown])
+    if info is not None:
+        disp = _display(load_images(stimuli[picks], info), info)
+    else:
+        disp = [np.asarray(stimuli.load(int(i)).convert("RGB")) for i in picks]
+    lookup = {int(i): k for k, i in enumerate(picks)}
+    grid = [[disp[lookup[int(i)]] for i in res.indices[u]] for u in shown]
+    fig = plot_top_stimuli(grid, res.values[shown], [f"{args.layer}:{res.units[u]}" for u in shown],
+                           res.ids[shown])
+    written.append(_save(fig, out / "top_stimuli.png"))
+    return _done(args, out, written)
+
+
+def run_saliency(args):
+    from neuroprobe.inspect import saliency
+    from neuroprobe.inspect.targets import load_images
+    from neuroprobe.plotting import plot_saliency
+
+    out = _out(args)
+    info = _model(args)
+    stimuli = _stimuli(args.stimuli)
+    x = load_images(stimuli, info)
+    disp = _display(x[:_MAX_FIGURES], info)
+    datasets, written = {"stim_ids": stimuli.ids}, []
+    for c in _channels(args):
+        maps = saliency(info, x, _target(args, c), method=args.method, n_samples=args.n_samples,
+                        batch_size=args.batch_size, random_state=args.seed, device=args.device)
+        datasets[f"c{c}"] = maps
+        fig = plot_saliency(disp, maps[:_MAX_FIGURES], titles=list(stimuli.ids[:_MAX_FIGURES]))
+        written.append(_save(fig, out / f"saliency_{args.method}_c{c}.png"))
+    written.append(_write_h5(out / "saliency.h5", datasets,
+                             {"layer": args.layer, "method": args.method}))
+    return _done(args, out, written)
+
+
+def run_optstim(args):
+    from neuroprobe.inspect import optimal_stimulus
+    from neuroprobe.plotting import plot_optimal_stimuli
+
+    out = _out(args)
+    info = _model(args)
+    channels = _channels(args)
+    shape = (3, *args.size) if args.size else None
+    res = optimal_stimulus(info, [(args.layer, c) for c in channels], n_iter=args.n_iter,
+                           lr=args.lr, input_shape=shape, parameterization=args.parameterization,
+                           l2=args.l2, tv=args.tv, jitter=args.jitter, random_state=args.seed,
+                           device=args.device)
+    labels = [f"{args.layer}:c{c}" for c in channels]
+    fig = plot_optimal_stimuli(res.images, res.trace, titles=labels)
+    rows = [{"step": s, **{lab: float(res.trace[s, i]) for i, lab in enumerate(labels)}}
+            for s in range(len(res.trace))]
+    written = [
+        _save(fig, out / "optimal_stimuli.png"),
+        _write_csv(out / "activation_trace.csv", rows),
+        _write_h5(out / "optimal_stimuli.h5",
+                  {"images": res.images, "inputs": res.inputs, "trace": res.trace,
+                   "channels": channels}, {"layer": args.layer}),
+    ]
+    return _done(args, out, written)
+
+
+def run_rf(args):
+    from neuroprobe.inspect import occlusion_map, upsampling_map
+    from neuroprobe.inspect.targets import load_images
+    from neuroprobe.plotting import plot_receptive_fields
+
+    out = _out(args)
+    info = _model(args)
+    stimuli = _stimuli(args.stimuli)
+    x = load_images(stimuli, info)
+    disp = _display(x[:_MAX_FIGURES], info)
+    methods = ["occlusion", "upsampling"] if args.method == "both" else [args.method]
+    datasets, written = {"stim_ids": stimuli.ids}, []
+    for c in _channels(args):
+        for method in methods:
+            if method == "occlusion":
+                maps = occlusion_map(info, x, (args.layer, c), window=args.window,
+                                     stride=args.stride, batch_size=args.batch_size,
+                                     device=args.device)
+            else:
+                maps = upsampling_map(info, x, (args.layer, c), device=args.device)
+            datasets[f"{method}/c{c}"] = maps
+            fig = plot_receptive_fields(disp, maps[:_MAX_FIGURES],
+                                        titles=[f"{method} c{c} {i}" for i in
+                                                stimuli.ids[:_MAX_FIGURES]])
+            written.append(_save(fig, out / f"rf_{method}_c{c}.png"))
+    written.append(_write_h5(out / "receptive_fields.h5", datasets,
+                             {"layer": args.layer, "window": args.window, "stride": args.stride}))
+    return _done(args, out, written)
+
+
+def run_minstim(args):
+    import numpy as np
+
+    from neuroprobe.inspect import minimal_stimulus
+    from neuroprobe.inspect.targets import load_images
+    from neuroprobe.plotting import plot_minimal_stimulus
+
+    out = _out(args)
+    info = _model(args)
+    stimuli = _stimuli(args.stimuli)
+    x = load_images(stimuli, info)
+    rows, masks, written = [], [], []
+    c = _channels(args)[0]
+    for i, sid in enumerate(stimuli.ids):
+        try:
+            res = minimal_stimulus(info, x[i], (args.layer, c), n_segments=args.n_segments,
+                                   method=args.parcellation, threshold=args.threshold,
+                                   batch_size=args.batch_size, device=args.device)
+        except ValueError as exc:
+            if "positive response" not in str(exc):
+                raise
+            rows.append({"stim_id": sid, "channel": c, "n_parcels": "", "n_kept": 0,
+                         "original": "", "response": "", "note": "no positive response"})
+            masks.append(np.zeros(x.shape[-2:], bool))
+            continue
+        rows.append({"stim_id": sid, "channel": c, "n_parcels": int(res.segments.max()) + 1,
+                     "n_kept": len(res.kept), "original": res.original,
+                     "response": res.response, "note": ""})
+        masks.append(res.mask)
+        if i < _MAX_FIGURES:
+            disp = _display(np.stack([x[i].numpy(), res.input]), info)
+            fig = plot_minimal_stimulus(disp[0], disp[1], res.segments,
+                                        title=f"{sid}: {args.layer}:c{c}")
+            written.append(_save(fig, out / f"minimal_{i:03d}.png"))
+    written.append(_write_csv(out / "minimal_stimuli.csv", rows))
+    written.append(_write_h5(out / "minimal_stimuli.h5",
+                             {"masks": np.stack(masks), "stim_ids": stimuli.ids},
+                             {"layer": args.layer, "channel": c}))
+    return _done(args, out, written)
+
+
+def run_ablate(args):
+    from neuroprobe.inspect import lesion_study
+    from neuroprobe.inspect.targets import load_images
+    from neuroprobe.plotting import plot_lesion
+
+    out = _out(args)
+    info = _model(args)
+    x = load_images(_stimuli(args.stimuli), info)
+    res = lesion_study(info, x, args.layer, channels=args.channels,
+                       output_layer=args.output_layer, batch_size=args.batch_size,
+                       device=args.device, verbose=0 if args.quiet else 1)
+    fig = plot_lesion(res.channels, res.delta, ylabel="relative output change",
+                      title=f"ablating {args.layer} channels")
+    written = [_write_csv(out / "lesion.csv", res.to_rows()), _save(fig, out / "lesion.png")]
+    return _done(args, out, written)
+
+
+def run_finetune(args):
+    from neuroprobe.plotting import plot_training_history
+    from neuroprobe.transfer import finetune
+
+    out = _out(args)
+    stimuli = _stimuli(args.stimuli)
+    trainable = args.trainable[0] if args.trainable in (["head"], ["all"]) else args.trainable
+    res = finetune(args.model, stimuli, target=args.target, task=args.task, head=args.head,
+                   trainable=trainable, epochs=args.epochs, batch_size=args.batch_size,
+                   lr=args.lr, validation_fraction=args.validation_fraction,
+                   patience=args.patience, checkpoint=out / "finetuned.pt",
+                   weights=_weights(args.weights), random_state=args.seed, device=args.device,
+                   verbose=0 if args.quiet else 1)
+    hist = res.history
+    rows = [{"epoch": e + 1, "train_loss": hist["train_loss"][e], "val_loss": hist["val_loss"][e],
+             "val_score": hist["val_score"][e]} for e in range(len(hist["train_loss"]))]
+    written = [res.checkpoint, _write_csv(out / "history.csv", rows),
+               _save(plot_training_history(hist, title=f"best epoch {res.best_epoch}"),
+                     out / "history.png")]
+    return _done(args, out, written)
+
+
+def run_view(args):
+    import torch
+
+    from neuroprobe.inspect.targets import load_images
+    from neuroprobe.models.hooks import capture
+    from neuroprobe.plotting import plot_activation_maps
+
+    out = _out(args)
+    info = _model(args)
+    stimuli = _stimuli(args.stimuli)
+    x = load_images(stimuli, info)
+    module_name, _ = info.layer(args.layer)
+    acts = []
+    with torch.no_grad(), capture(info.module, [module_name]) as cap:
+        for s in range(0, len(x), 16):
+            cap.run(x[s : s + 16].to(torch.device(args.device)))
+            acts.append(cap[module_name].cpu())
+    acts = torch.cat(acts).numpy()
+    if acts.ndim != 4:
+        raise CLIError(f"layer {args.layer!r} has output shape {acts.shape[1:]}, not "
+                       "(channels, rows, cols) maps")
+    disp = _display(x[:_MAX_FIGURES], info)
+    written = []
+    for i in range(min(len(x), _MAX_FIGURES)):
+        fig = plot_activation_maps(acts[i], channels=args.channels, image=disp[i],
+                                   title=f"{stimuli.ids[i]}: {args.layer}")
+        written.append(_save(fig, out / f"view_{i:03d}.png"))
+    written.append(_write_h5(out / "activations.h5", {"activations": acts,
+                                                      "stim_ids": stimuli.ids},
+                             {"layer": args.layer}))
+    return _done(args, out, written)

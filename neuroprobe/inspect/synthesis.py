@@ -1,0 +1,262 @@
+"""Optimal stimuli: activation maximisation from noise with image priors."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neuroprobe.inspect.targets import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LayerProbe,
+    parse_target,
+    require_differentiable,
+    require_image_model,
+    resolve_model,
+    target_values,
+    torch_generator,
+)
+
+__all__ = ["OptimalStimulus", "optimal_stimulus", "total_variation"]
+
+# Square root of the colour covariance of ImageNet (the decorrelated colour space of Lucid).
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+_COLOR_SQRT = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
+
+
+@dataclass
+class OptimalStimulus:
+    """Result of :func:`optimal_stimulus`.
+
+    Attributes
+    ----------
+    images : ndarray (n_targets, C, H, W)
+        Optimised images in [0, 1] (RGB, before the model's normalisation).
+    inputs : ndarray (n_targets, C, H, W)
+        The normalised tensors fed to the model.
+    trace : ndarray (n_iter + 1, n_targets)
+        Target value at the start (row 0) and after every step (on the un-jittered image).
+    targets : list of Target
+    """
+
+    images: np.ndarray
+    inputs: np.ndarray
+    trace: np.ndarray
+    targets: list
+
+
+def total_variation(x):
+    """Mean absolute difference of neighbouring pixels per image: ``(n, C, H, W)`` -> ``(n,)``."""
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)
+    return dx + dy
+
+
+def _gaussian_blur(x, sigma):
+    radius = max(1, int(math.ceil(2 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    kx = k.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    ky = k.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kx, groups=c)
+    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), ky, groups=c)
+    return x
+
+
+class _PixelImage(torch.nn.Module):
+    def __init__(self, n, c, h, w, gen, init_std):
+        super().__init__()
+        self.param = torch.nn.Parameter(torch.randn((n, c, h, w), generator=gen) * init_std)
+
+    def forward(self):
+        return torch.sigmoid(self.param)
+
+
+class _FourierImage(torch.nn.Module):
+    """Image = sigmoid(colour-decorrelate(irfft2(scaled spectrum))) (Olah et al. 2017, Lucid)."""
+
+    def __init__(self, n, c, h, w, gen, init_std, decay_power=1.0):
+        super().__init__()
+        fy = torch.fft.fftfreq(h)[:, None]
+        fx = torch.fft.rfftfreq(w)[None, :]
+        freqs = torch.sqrt(fx**2 + fy**2)
+        scale = 1.0 / torch.clamp(freqs, min=1.0 / max(h, w)) ** decay_power
+        self.register_buffer("scale", scale * math.sqrt(h * w))
+        self.size = (h, w)
+        self.param = torch.nn.Parameter(
+            torch.randn((n, c, *freqs.shape, 2), generator=gen) * init_std
+        )
+
+    def forward(self):
+        spectrum = torch.view_as_complex(self.param) * self.scale
+        img = torch.fft.irfft2(spectrum, s=self.size) / 4.0
+        if img.shape[1] == 3:
+            img = torch.einsum("ij,njhw->nihw", _COLOR_SQRT.to(img), img)
+        return torch.sigmoid(img)
+
+
+def _jitter(x, pixels, gen):
+    if pixels <= 0:
+        return x
+    dy, dx = torch.randint(-pixels, pixels + 1, (2,), generator=gen).tolist()
+    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+
+def _normaliser(info, c):
+    pinfo = info.preprocess_info or {}
+    mean = pinfo.get("mean", IMAGENET_MEAN if c == 3 else None)
+    std = pinfo.get("std", IMAGENET_STD if c == 3 else None)
+    if mean is None or std is None:
+        return lambda x: x
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return lambda x: (x - mean_t.to(x.device)) / std_t.to(x.device)
+
+
+def _input_shape(info, input_shape):
+    if input_shape is not None:
+        return tuple(int(s) for s in input_shape)
+    pinfo = info.preprocess_info or {}
+    for key in ("input_shape", "crop", "resize"):
+        value = pinfo.get(key)
+        if isinstance(value, int):
+            value = [value]
+        if isinstance(value, (list, tuple)) and len(value) == 3:
+            return tuple(int(v) for v in value)
+        if isinstance(value, (list, tuple)) and len(value) in (1, 2):
+            h, w = (value[0], value[0]) if len(value) == 1 else value
+            return (3, int(h), int(w))
+    return (3, 224, 224)
+
+
+def optimal_stimulus(
+    model,
+    target,
+    *,
+    n_iter=128,
+    lr=0.1,
+    input_shape=None,
+    parameterization="fourier",
+    l2=0.0,
+    tv=0.0,
+    jitter=4,
+    blur_every=0,
+    blur_sigma=0.5,
+    init_std=0.1,
+    weights=None,
+    random_state=None,
+    device="cpu",
+):
+    """Synthesise the image that maximises a unit's value (activation maximisation).
+
+    Starting from low-amplitude noise, Adam ascends ``value(image) - l2 * mean(x**2) - tv * TV(x)``
+    where ``x`` is the normalised input. The image lives in [0, 1] through a sigmoid and is
+    parameterised either by its pixels or by a decorrelated Fourier spectrum (frequencies scaled by
+    1/f, colours decorrelated; Olah et al. 2017), which favours natural-looking images. Each step
+    shifts the image by a random jitter (transformation robustness); with pixel parameterisation
+    the image can be blurred every ``blur_every`` steps (Yosinski et al. 2015).
+
+    Parameters
+    ----------
+    model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
+    target : tuple, str or list of those
+        ``(layer, channel)`` or ``(layer, channel, row, col)``; a list optimises one image per
+        target in one batch (all targets must share one layer).
+    n_iter : int
+        Optimisation steps.
+    lr : float
+        Adam learning rate.
+    input_shape : tuple (C, H, W), optional
+        Image size; defaults to the model's preprocessing size (or 3 x 224 x 224).
+    parameterization : {"fourier", "pixel"}
+    l2, tv : float
+        Weights of the L2 and total-variation penalties (on the normalised input).
+    jitter : int
+        Maximum random shift in pixels per step (0: none).
+    blur_every : int
+        Blur the pixel parameters every that many steps (0: never; pixel parameterisation only).
+    blur_sigma : float
+        Gaussian blur width in pixels.
+    init_std : float
+        Standard deviation of the starting noise (in parameter space).
+    weights, random_state :
+        ``build_model`` arguments; ``random_state`` also seeds the noise and the jitter.
+    device : str
+
+    Returns
+    -------
+    OptimalStimulus
+    """
+    if parameterization not in ("fourier", "pixel"):
+        raise ValueError(f"parameterization must be 'fourier' or 'pixel', got {parameterization!r}")
+    if blur_every and parameterization != "pixel":
+        raise ValueError(
+            "blur_every applies to parameterization='pixel'; the Fourier parameterisation already "
+            "damps high frequencies"
+        )
+    if n_iter < 1:
+        raise ValueError(f"n_iter must be >= 1, got {n_iter}")
+    info = resolve_model(model, weights=weights, random_state=random_state, device=device)
+    require_image_model(info, "optimal_stimulus")
+    targets = target if isinstance(target, list) else [target]
+    targets = [parse_target(t) for t in targets]
+    if len({t.layer for t in targets}) != 1:
+        raise ValueError("all targets of one optimal_stimulus call must be in the same layer")
+    probe = LayerProbe(info, targets[0].layer)
+    c, h, w = _input_shape(info, input_shape)
+    gen = torch_generator(random_state)
+    dev = torch.device(device)
+    n = len(targets)
+    cls = _FourierImage if parameterization == "fourier" else _PixelImage
+    image = cls(n, c, h, w, gen, init_std).to(dev)
+    normalise = _normaliser(info, c)
+    frozen = [(p, p.requires_grad) for p in info.module.parameters()]
+    for p, _ in frozen:
+        p.requires_grad_(False)
+
+    def values(out):
+        vals = [target_values(out[i : i + 1], t, probe.module_name) for i, t in enumerate(targets)]
+        return torch.cat(vals)
+
+    trace = np.empty((n_iter + 1, n), dtype=np.float64)
+    opt = torch.optim.Adam(image.parameters(), lr=lr)
+    try:
+        with torch.no_grad():
+            trace[0] = values(probe(normalise(image()))).cpu().numpy()
+        for step in range(n_iter):
+            opt.zero_grad()
+            with torch.enable_grad():
+                x = normalise(image())
+                out = probe(_jitter(x, jitter, gen))
+                require_differentiable(out, x, targets[0], probe.module_name)
+                objective = values(out)
+                loss = -objective.sum()
+                if l2:
+                    loss = loss + l2 * x.pow(2).flatten(1).mean(1).sum()
+                if tv:
+                    loss = loss + tv * total_variation(x).sum()
+                loss.backward()
+            opt.step()
+            if blur_every and (step + 1) % blur_every == 0:
+                with torch.no_grad():
+                    image.param.copy_(_gaussian_blur(image.param, blur_sigma))
+            with torch.no_grad():
+                trace[step + 1] = values(probe(normalise(image()))).cpu().numpy()
+    finally:
+        for p, flag in frozen:
+            p.requires_grad_(flag)
+    with torch.no_grad():
+        img = image()
+        inputs = normalise(img)
+    return OptimalStimulus(
+        images=img.cpu().numpy().astype(np.float32),
+        inputs=inputs.cpu().numpy().astype(np.float32),
+        trace=trace,
+        targets=targets,
+    )

@@ -1,0 +1,137 @@
+"""Targets: parsing, validation with the layer's shape, image inputs (grayscale / RGBA)."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from neuroprobe.inspect import Target, UnitError, parse_target, saliency
+from neuroprobe.inspect.targets import load_images, resolve_model, target_values
+
+
+def test_parse_target_forms():
+    assert parse_target(("conv1", 3)) == Target("conv1", 3)
+    assert parse_target(("conv1", 3, 1, 2)) == Target("conv1", 3, 1, 2)
+    assert parse_target("conv5:c3:y1:x2") == Target("conv5", 3, 1, 2)
+    assert parse_target("features.0:c7") == Target("features.0", 7)
+    assert parse_target(4, layer="fc") == Target("fc", 4)
+    for bad in ["conv1", ("conv1",), ("conv1", -1), ("conv1", 1, 2), (3, 1), "conv1:z3"]:
+        with pytest.raises(UnitError):
+            parse_target(bad)
+
+
+def test_target_value_is_channel_mean_or_unit():
+    out = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
+    np.testing.assert_allclose(target_values(out, Target("l", 1)), out[:, 1].mean(dim=(1, 2)))
+    np.testing.assert_allclose(target_values(out, Target("l", 2, 3, 4)), out[:, 2, 3, 4])
+
+
+def test_channel_out_of_range_names_layer_shape(tiny_cnn, images):
+    with pytest.raises(UnitError, match=r"channel 6 .*conv1.*\(6, 16, 16\)"):
+        saliency(tiny_cnn, images, ("conv1", 6))
+    with pytest.raises(UnitError, match=r"row=16.*\(6, 16, 16\)"):
+        saliency(tiny_cnn, images, ("conv1", 0, 16, 0))
+    with pytest.raises(UnitError, match=r"no \(row, col\) map"):
+        saliency(tiny_cnn, images, ("fc", 0, 0, 0))
+
+
+def test_unknown_layer_lists_valid_names(tiny_cnn, images):
+    with pytest.raises(KeyError, match="conv1"):
+        saliency(tiny_cnn, images, ("conv9", 0))
+
+
+def test_grayscale_and_rgba_converted_like_rgb(tiny_cnn):
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (16, 16), dtype=np.uint8)
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    rgba = np.concatenate([rgb, np.full((16, 16, 1), 255, np.uint8)], axis=2)
+    info = resolve_model(tiny_cnn)
+    ref = load_images(rgb, info)
+    assert ref.shape == (1, 3, 16, 16)
+    for img in (gray, rgba, Image.fromarray(gray), Image.fromarray(rgba)):
+        torch.testing.assert_close(load_images(img, info), ref)
+
+
+def test_image_files_grayscale_rgba(tmp_path, tiny_cnn):
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (16, 16), dtype=np.uint8)
+    Image.fromarray(gray).save(tmp_path / "g.png")
+    rgba = np.dstack([gray, gray, gray, np.full_like(gray, 255)])
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    info = resolve_model(tiny_cnn)
+    x = load_images([str(tmp_path / "g.png"), str(tmp_path / "a.png")], info)
+    torch.testing.assert_close(x[0], x[1])
+    # saliency runs on those files
+    assert saliency(tiny_cnn, [str(tmp_path / "g.png")], ("conv2", 1)).shape == (1, 3, 16, 16)
+
+
+def test_tensor_with_wrong_channel_count(tiny_cnn):
+    with pytest.raises(ValueError, match="1 channel.*expects 3"):
+        saliency(tiny_cnn, torch.zeros(2, 1, 16, 16), ("conv1", 0))
+
+
+def test_non_image_model_rejected():
+    from neuroprobe.models import ModelSpec
+
+    spec = ModelSpec(module=torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3)), modality="audio",
+                     name="toy_audio")
+    with pytest.raises(ValueError, match="image models.*audio"):
+        saliency(spec, torch.zeros(1, 1, 1, 10), ("0", 0))
+
+
+class _Argmax(torch.nn.Module):
+    def forward(self, x):
+        return x.argmax(dim=1, keepdim=True).float()
+
+
+def test_layer_with_no_gradient_rejected():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), _Argmax(), torch.nn.Conv2d(1, 2, 1))
+    with pytest.raises(ValueError, match="not differentiable"):
+        saliency(net, torch.randn(1, 3, 8, 8), ("2", 0))
+
+
+def test_model_by_name_module_and_extractor_agree(images):
+    from neuroprobe.models import build_model
+    from neuroprobe.transformers import DNNFeatureExtractor
+
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    by_name = saliency("alexnet", x, ("conv1", 3), random_state=0)
+    spec = build_model("alexnet", random_state=0)
+    by_module = saliency(spec.module, x, ("features.0", 3))
+    ext = DNNFeatureExtractor("alexnet", layers=["conv1"], random_state=0).fit(x)
+    by_ext = saliency(ext, x, ("conv1", 3))
+    np.testing.assert_allclose(by_name, by_module, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(by_ext, by_module, rtol=1e-5, atol=1e-8)
+
+
+def test_unfitted_extractor_rejected(images):
+    from neuroprobe.transformers import DNNFeatureExtractor
+
+    with pytest.raises(ValueError, match="not fitted"):
+        saliency(DNNFeatureExtractor("alexnet"), images, ("conv1", 0))
+
+
+def test_stimulus_set_with_rgba_files(tmp_path, tiny_cnn):
+    from neuroprobe.stimuli import StimulusSet
+
+    rgb = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(np.dstack([rgb, np.full((16, 16), 255, np.uint8)])).save(tmp_path / "rgba.png")
+    stims = StimulusSet.from_paths([tmp_path / "rgb.png", tmp_path / "rgba.png"])
+    g = saliency(tiny_cnn, stims, ("conv2", 0))
+    np.testing.assert_allclose(g[0], g[1])
+
+
+@pytest.mark.parametrize("method", ["saliency", "occlusion_map", "upsampling_map",
+                                    "optimal_stimulus", "minimal_stimulus"])
+def test_image_methods_reject_audio_models(method):
+    import neuroprobe.inspect as insp
+    from neuroprobe.models import ModelSpec
+
+    spec = ModelSpec(module=torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3)), modality="audio",
+                     name="toy_audio")
+    fn = getattr(insp, method)
+    args = (spec, ("0", 0)) if method == "optimal_stimulus" else (spec, torch.zeros(1, 1, 1, 9),
+                                                                   ("0", 0))
+    with pytest.raises(ValueError, match=f"{method} works on image models.*audio"):
+        fn(*args)
