@@ -1,0 +1,152 @@
+"""Per-target (per-voxel) scores, vectorised over targets, and their scikit-learn scorers.
+
+``correlation_score``, ``r2_score`` and ``explained_variance_score`` take ``(n_samples,)`` or
+``(n_samples, n_targets)`` arrays and return one value per target (a float for 1-D input); a target
+whose true values have zero variance scores NaN.
+
+scikit-learn has no public registry of scorer names, so ``cross_validate(scoring="correlation")``
+cannot be made to work without patching it. Use the scorer objects instead::
+
+    from sklearn.model_selection import cross_validate
+    from neuroprobe.metrics import correlation_scorer      # or get_scorer("correlation")
+    cross_validate(encoder, X, Y, scoring=correlation_scorer)
+
+(``scoring=None`` also works for neuroprobe encoders: their ``score`` uses their own ``scoring``.)
+Each scorer returns the mean over targets (NaN-aware), one float as GridSearchCV needs; per-target
+cross-validated scores come from :func:`neuroprobe.cross_val_score_targets`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import get_scorer as _sk_get_scorer
+from sklearn.metrics import make_scorer
+
+__all__ = [
+    "correlation_score",
+    "r2_score",
+    "explained_variance_score",
+    "correlation_scorer",
+    "r2_scorer",
+    "explained_variance_scorer",
+    "get_scorer",
+    "SCORERS",
+]
+
+
+def _prepare(y_true, y_pred):
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(
+            f"y_true and y_pred must have the same shape; got {y_true.shape} and {y_pred.shape}"
+        )
+    if y_true.ndim not in (1, 2):
+        raise ValueError(f"expected 1-D or 2-D arrays; got shape {y_true.shape}")
+    one_d = y_true.ndim == 1
+    if one_d:
+        y_true, y_pred = y_true[:, None], y_pred[:, None]
+    return y_true, y_pred, one_d
+
+
+def _finish(values, one_d):
+    return float(values[0]) if one_d else values
+
+
+def correlation_score(y_true, y_pred):
+    """Pearson correlation between true and predicted values, per target.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like (n_samples,) or (n_samples, n_targets)
+
+    Returns
+    -------
+    float or ndarray (n_targets,)
+        NaN where either has zero variance.
+    """
+    y_true, y_pred, one_d = _prepare(y_true, y_pred)
+    yt = y_true - y_true.mean(axis=0)
+    yp = y_pred - y_pred.mean(axis=0)
+    num = np.einsum("ij,ij->j", yt, yp)
+    den = np.sqrt(np.einsum("ij,ij->j", yt, yt) * np.einsum("ij,ij->j", yp, yp))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    return _finish(out, one_d)
+
+
+def r2_score(y_true, y_pred):
+    """Coefficient of determination ``1 - SS_res / SS_tot`` per target (NaN if constant)."""
+    y_true, y_pred, one_d = _prepare(y_true, y_pred)
+    ss_res = ((y_true - y_pred) ** 2).sum(axis=0)
+    ss_tot = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
+    out = np.full(ss_tot.shape, np.nan)
+    ok = ss_tot > 0
+    out[ok] = 1.0 - ss_res[ok] / ss_tot[ok]
+    return _finish(out, one_d)
+
+
+def explained_variance_score(y_true, y_pred):
+    """``1 - Var(y_true - y_pred) / Var(y_true)`` per target (NaN for constant targets)."""
+    y_true, y_pred, one_d = _prepare(y_true, y_pred)
+    var_res = np.var(y_true - y_pred, axis=0)
+    var_true = np.var(y_true, axis=0)
+    out = np.full(var_true.shape, np.nan)
+    ok = var_true > 0
+    out[ok] = 1.0 - var_res[ok] / var_true[ok]
+    return _finish(out, one_d)
+
+
+def _mean_of(metric):
+    def mean_score(y_true, y_pred):
+        values = np.atleast_1d(metric(y_true, y_pred))
+        if np.all(np.isnan(values)):
+            return float("nan")
+        return float(np.nanmean(values))
+
+    mean_score.__name__ = f"mean_{metric.__name__}"
+    mean_score.__doc__ = f"Mean over targets (NaN-aware) of :func:`{metric.__name__}`."
+    return mean_score
+
+
+mean_correlation_score = _mean_of(correlation_score)
+mean_r2_score = _mean_of(r2_score)
+mean_explained_variance_score = _mean_of(explained_variance_score)
+
+correlation_scorer = make_scorer(mean_correlation_score)
+r2_scorer = make_scorer(mean_r2_score)
+explained_variance_scorer = make_scorer(mean_explained_variance_score)
+
+SCORERS = {
+    "correlation": correlation_scorer,
+    "r2": r2_scorer,
+    "explained_variance": explained_variance_scorer,
+}
+
+PER_TARGET = {
+    "correlation": correlation_score,
+    "r2": r2_score,
+    "explained_variance": explained_variance_score,
+}
+
+
+def get_scorer(scoring):
+    """Return a scorer for ``scoring``: neuroprobe names first, then scikit-learn's.
+
+    Parameters
+    ----------
+    scoring : str or callable
+        ``"correlation"``, ``"r2"``, ``"explained_variance"`` (mean over targets of the per-target
+        score), any scikit-learn scorer name, or a callable returned as is.
+    """
+    if callable(scoring):
+        return scoring
+    if scoring in SCORERS:
+        return SCORERS[scoring]
+    try:
+        return _sk_get_scorer(scoring)
+    except ValueError as exc:
+        raise ValueError(
+            f"unknown scoring {scoring!r}; neuroprobe scorers: {sorted(SCORERS)}, "
+            "or any name of sklearn.metrics.get_scorer_names()"
+        ) from exc

@@ -1,0 +1,450 @@
+"""Ridge regression with per-target regularisation, cross-validated at matrix-product speed.
+
+Pure array functions (numpy or torch through :mod:`neuroprobe.solvers.backend`); the scikit-learn
+wrapper is :class:`neuroprobe.estimators.VoxelwiseEncoder`.
+
+Algorithm (one decomposition of X per fold, targets in batches)
+----------------------------------------------------------------
+X is centred once (``Xg``); each batch of targets is centred by its own mean (the full Y is never
+copied). For every CV fold:
+
+* ``primal`` (n_features <= n_samples): the eigendecomposition ``V s V^T`` of the fold's centred
+  ``X_tr^T X_tr``, which is the full ``X^T X`` minus the held-out rows' part (no pass over the
+  training rows). The fold's ``X_tr^T Y_tr`` is likewise the full ``X^T Y`` of the batch minus the
+  held-out part. Held-out predictions for alpha ``a`` are ``A diag(1 / (s + a)) V^T X_tr^T Y_tr``
+  with ``A = (X_te - mean_tr) V``.
+* ``kernel`` (n_features > n_samples): the eigendecomposition ``U s U^T`` of the fold's centred
+  Gram matrix ``K_tr`` (sliced from one full ``X X^T``); predictions are
+  ``K_te,tr U diag(1 / (s + a)) U^T Y_tr``.
+
+In both cases the held-out predictions of every alpha and every target of a batch come from one
+(batched) matrix product; the scores of all alphas follow elementwise. Leave-one-out (``cv=None``)
+uses the closed form ``e_loo = (y - y_hat) / (1 - h)`` with the hat-matrix diagonal ``h`` of every
+alpha, from the single full-data decomposition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+DEFAULT_ALPHAS = np.logspace(-2, 7, 10)
+SCORINGS = ("correlation", "r2")
+
+
+# --------------------------------------------------------------------------- scoring kernels
+def score_predictions(y, pred, scoring="correlation"):
+    """Per-target scores of predictions, vectorised over any leading axes of ``pred``.
+
+    Parameters
+    ----------
+    y : array (n_samples, n_targets)
+        True values (numpy array or torch tensor).
+    pred : array (..., n_samples, n_targets)
+        Predictions; leading axes (e.g. alphas) broadcast. May be modified in place.
+    scoring : {"correlation", "r2"}
+
+    Returns
+    -------
+    scores : array (..., n_targets)
+        Pearson correlation or coefficient of determination per target; NaN where the true values
+        (or, for correlation, the predictions) have zero variance.
+    """
+    y_c = y - y.mean(axis=0, keepdims=True)
+    ss_y = (y_c * y_c).sum(axis=0)
+    nan = float("nan")
+    if scoring == "correlation":
+        pred -= pred.mean(axis=-2, keepdims=True)
+        num = (pred * y_c).sum(axis=-2)
+        ss_p = (pred * pred).sum(axis=-2)
+        den = (ss_p * ss_y) ** 0.5
+        bad = den <= 0
+        den = den + bad
+        out = num / den
+        out[bad] = nan
+        return out
+    if scoring == "r2":
+        pred -= y
+        ss_res = (pred * pred).sum(axis=-2)
+        bad = ss_y <= 0
+        out = 1.0 - ss_res / (ss_y + bad)
+        out[..., bad] = nan
+        return out
+    raise ValueError(f"scoring must be one of {SCORINGS}; got {scoring!r}")
+
+
+# --------------------------------------------------------------------------- decompositions
+def _inverse_weights(xb, s, alphas, kernel_scaled=False):
+    """(n_alphas, r) weights ``1 / (s + a)`` (or ``s / (s + a)``), pseudo-inverse at a = 0."""
+    eps = np.finfo(np.float32 if str(s.dtype).endswith("float32") else np.float64).eps
+    tol = float(s.max()) * eps * max(s.shape[0], 1) * 10 if s.shape[0] else 0.0
+    den = s[None, :] + alphas[:, None]
+    ok = den > tol
+    w = 1.0 / (den + ~ok)
+    if kernel_scaled:
+        w = w * s[None, :]
+    w[~ok] = 0.0
+    return w
+
+
+@dataclass
+class FoldDecomposition:
+    """One CV fold: its eigendecomposition and the held-out projection ``A``."""
+
+    train: np.ndarray
+    test: np.ndarray
+    kind: str
+    eigvals: object
+    eigvecs: object
+    proj_test: object
+    x_mean: object = None  # primal: training-fold mean of the centred X
+    x_test: object = None  # primal: held-out rows of the centred X
+    moments: bool = False  # primal: score from (r x r) moments instead of predictions
+    test_mean: object = None  # primal: mean of the held-out rows of the centred X
+    gram_test: object = None  # primal: A_v^T A_v, A_v = (X_te - test_mean) V
+    offset: object = None  # primal: (test_mean - x_mean) V
+
+
+@dataclass
+class RidgePlan:
+    """Everything about X that ridge needs for any batch of targets.
+
+    Built once by :func:`make_plan`; the per-batch functions only read it.
+    """
+
+    backend: object
+    X: object  # centred X (backend array)
+    x_mean: np.ndarray  # column means of the original X (numpy)
+    kind: str
+    folds: list | None  # None: leave-one-out
+    full_eigvals: object = None
+    full_eigvecs: object = None  # V (primal) or U (kernel)
+    full_proj: object = None  # A = X V (primal) or U (kernel), for leave-one-out
+    fit_intercept: bool = True
+
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+    @property
+    def n_features(self):
+        return self.X.shape[1]
+
+
+def _clip(s):
+    s[s < 0] = 0
+    return s
+
+
+_CONTROLLER = []
+
+
+def _blas_threads(limit):
+    """Context manager limiting BLAS threads (the controller is built once: it scans libraries)."""
+    import contextlib
+
+    if limit is None:
+        return contextlib.nullcontext()
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=limit, user_api="blas")
+
+
+def _eigh(backend, a):
+    """Symmetric eigendecomposition; numpy runs it in float64 (X^T X squares the condition)."""
+    if backend.name == "numpy":
+        # small LAPACK calls are much slower multithreaded (thread sync, shared machines)
+        with _blas_threads(1 if a.shape[0] <= 512 else None):
+            s, v = np.linalg.eigh(a.astype(np.float64))
+        return _clip(s.astype(a.dtype)), v.astype(a.dtype)
+    s, v = backend.eigh(a)
+    return _clip(s), v
+
+
+def make_plan(X, folds=None, *, fit_intercept=True, backend, dtype=np.float32, solver="auto"):
+    """Decompose X once per fold and once on all samples.
+
+    Parameters
+    ----------
+    X : ndarray (n_samples, n_features)
+    folds : list of (train, test) index arrays, or None for leave-one-out
+    fit_intercept : bool
+    backend : backend object from :func:`neuroprobe.solvers.backend.get_backend`
+    dtype : numpy dtype of the computation
+    solver : {"auto", "primal", "kernel"}
+        ``auto``: primal (eigh of X^T X) when n_features <= n_samples, kernel (eigh of X X^T)
+        otherwise.
+
+    Returns
+    -------
+    RidgePlan
+    """
+    X = np.asarray(X, dtype=dtype)
+    n, p = X.shape
+    x_mean = X.mean(axis=0) if fit_intercept else np.zeros(p, dtype=dtype)
+    xg = backend.asarray(X - x_mean if fit_intercept else X)
+    kind = solver if solver != "auto" else ("primal" if p <= n else "kernel")
+    plan = RidgePlan(backend, xg, x_mean, kind, None, fit_intercept=fit_intercept)
+    if kind == "primal":
+        gram = xg.T @ xg
+        s, v = _eigh(backend, gram)
+        plan.full_eigvals, plan.full_eigvecs = s, v
+        plan.full_proj = xg @ v
+    else:
+        gram = xg @ xg.T
+        s, u = _eigh(backend, gram)
+        plan.full_eigvals, plan.full_eigvecs = s, u
+        plan.full_proj = u
+    if folds is None:
+        return plan
+    plan.folds = []
+    for train, test in folds:
+        train = np.asarray(train)
+        test = np.asarray(test)
+        tr = backend.asarray(train)
+        te = backend.asarray(test)
+        n_tr = len(train)
+        if kind == "primal":
+            x_te = xg[te]
+            sub = gram - x_te.T @ x_te
+            mx = -x_te.sum(axis=0) / n_tr if fit_intercept else 0 * x_te[0]
+            if fit_intercept:
+                sub = sub - n_tr * (mx[:, None] * mx[None, :])
+            s, v = _eigh(backend, sub)
+            fold = FoldDecomposition(train, test, kind, s, None, None, mx, x_te)
+            fold.eigvecs = v
+            # moments (r x r per alpha) beat explicit predictions (n_te x r per alpha) when r < n_te
+            fold.moments = p <= len(test)
+            if fold.moments:
+                m_te = x_te.mean(axis=0)
+                a_v = (x_te - m_te) @ v
+                fold.test_mean, fold.gram_test = m_te, a_v.T @ a_v
+                fold.offset = (m_te - mx) @ v
+            else:
+                fold.proj_test = (x_te - mx) @ v
+            plan.folds.append(fold)
+        else:
+            k_tr = gram[tr][:, tr]
+            k_te = gram[te][:, tr]
+            if fit_intercept:
+                r = k_tr.mean(axis=1)
+                m = r.mean()
+                k_tr = k_tr - r[:, None] - r[None, :] + m
+                k_te = k_te - k_te.mean(axis=1, keepdims=True) - r[None, :] + m
+            s, u = _eigh(backend, k_tr)
+            plan.folds.append(FoldDecomposition(train, test, kind, s, u, k_te @ u))
+    return plan
+
+
+# --------------------------------------------------------------------------- per-batch solvers
+def _bmul(x, y):
+    """Broadcast product as a new C-contiguous array (numpy may otherwise pick another layout)."""
+    if isinstance(x, np.ndarray):
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        return np.multiply(x, y, out=np.empty(shape, dtype=np.result_type(x, y)))
+    return (x * y).contiguous()
+
+
+def _project(a, w, z):
+    """Predictions ``a @ diag(w_alpha) @ z`` of every alpha, shape (n_alphas, n, t).
+
+    One GEMM ``[a diag(w_1); ...; a diag(w_k)] @ z``: the stacked left factor (n_alphas * n, r)
+    does not grow with the number of targets, the output is already (n_alphas, n, t).
+    """
+    aw = _bmul(a[None], w[:, None, :])  # (n_alphas, n, r)
+    na, n, r = aw.shape
+    return (aw.reshape(na * n, r) @ z).reshape(na, n, z.shape[1])
+
+
+def _fold_projection(plan, fold, y, xty):
+    """``Z`` such that held-out predictions are ``A diag(w) Z`` (+ training mean of y).
+
+    Returns ``(Z, my, y_te, xty_te)``.
+    """
+    n_tr = len(fold.train)
+    y_te = y[plan.backend.asarray(fold.test)]
+    if fold.kind == "primal":
+        xty_te = fold.x_test.T @ y_te
+        xty_tr = xty - xty_te
+        if plan.fit_intercept:
+            my = -y_te.sum(axis=0) / n_tr  # y is centred on all samples
+            xty_tr = xty_tr - n_tr * (fold.x_mean[:, None] * my[None, :])
+        else:
+            my = None
+        return fold.eigvecs.T @ xty_tr, my, y_te, xty_te
+    y_tr = y[plan.backend.asarray(fold.train)]
+    my = y_tr.mean(axis=0) if plan.fit_intercept else None
+    if my is not None:
+        y_tr = y_tr - my
+    return fold.eigvecs.T @ y_tr, my, y_te, None
+
+
+def _moment_scores(fold, z, my, y_te, xty_te, w, scoring):
+    """Held-out scores of all alphas from (r x r) moments, without forming predictions.
+
+    With ``A_v`` the held-out projection centred on the held-out mean and ``x_a = w_a * Z``:
+    ``cov = (A_v^T y) . x_a``, ``var_pred = x_a^T (A_v^T A_v) x_a``; the held-out mean of the
+    prediction is ``my + offset . x_a``.
+    """
+    n_te = y_te.shape[0]
+    sy = y_te.sum(axis=0)
+    ybar = sy / n_te
+    ss_y = (y_te * y_te).sum(axis=0) - sy * ybar
+    b = fold.eigvecs.T @ (xty_te - fold.test_mean[:, None] * sy[None, :])  # A_v^T y
+    cov = w @ (b * z)
+    # var_p[a, t] = sum_j w[a, j] z[j, t] (G diag(w_a) z)[j, t]
+    gwz = _project(fold.gram_test, w, z)  # (n_alphas, r, t)
+    gwz *= z[None]
+    var_p = (w[:, None, :] @ gwz)[:, 0, :]
+    nan = float("nan")
+    bad = ~(ss_y > 0)
+    if scoring == "correlation":
+        den = (var_p * ss_y) ** 0.5
+        bad_p = ~(den > 0)
+        out = cov / (den + bad_p)
+        out[bad_p] = nan
+        return out
+    if scoring == "r2":
+        mean_p = (w * fold.offset[None]) @ z
+        if my is not None:
+            mean_p = mean_p + my
+        sse = ss_y - 2 * cov + var_p + n_te * (ybar - mean_p) ** 2
+        out = 1.0 - sse / (ss_y + bad)
+        out[..., bad] = nan
+        return out
+    raise ValueError(f"scoring must be one of {SCORINGS}; got {scoring!r}")
+
+
+def cv_scores(plan, y, alphas, scoring="correlation", *, reduce=True):
+    """Held-out scores of every alpha for every target of a batch.
+
+    Parameters
+    ----------
+    plan : RidgePlan with folds
+    y : backend array (n_samples, n_targets)
+        A batch of targets, centred on all samples when ``plan.fit_intercept``.
+    alphas : backend array (n_alphas,)
+    scoring : {"correlation", "r2"}
+    reduce : bool
+        Return the mean over folds (NaN-aware) instead of the per-fold scores.
+
+    Returns
+    -------
+    numpy array (n_alphas, n_targets), or (n_folds, n_alphas, n_targets) when not ``reduce``.
+    """
+    be = plan.backend
+    xty = plan.X.T @ y if plan.kind == "primal" else None
+    out = []
+    for fold in plan.folds:
+        z, my, y_te, xty_te = _fold_projection(plan, fold, y, xty)
+        w = _inverse_weights(be, fold.eigvals, alphas)
+        if fold.moments:
+            scores = _moment_scores(fold, z, my, y_te, xty_te, w, scoring)
+        else:
+            pred = _project(fold.proj_test, w, z)
+            if my is not None:
+                pred += my
+            scores = score_predictions(y_te, pred, scoring)
+        out.append(be.to_numpy(scores))
+    scores = np.stack(out)
+    if not reduce:
+        return scores
+    return _nanmean0(scores)
+
+
+def _nanmean0(a):
+    with np.errstate(invalid="ignore"):
+        valid = ~np.isnan(a)
+        total = np.where(valid, a, 0).sum(axis=0)
+        count = valid.sum(axis=0)
+        out = total / np.maximum(count, 1)
+    out[count == 0] = np.nan
+    return out
+
+
+def loo_scores(plan, y, alphas, scoring="correlation"):
+    """Leave-one-out scores of every alpha (closed form), numpy array (n_alphas, n_targets).
+
+    ``y`` is a backend batch centred on all samples (when ``plan.fit_intercept``).
+    """
+    be = plan.backend
+    a = plan.full_proj
+    z = a.T @ y
+    if plan.kind == "kernel":
+        # e_loo = G y / diag(G), G = U diag(1 / (s + alpha)) U^T with the weight of the constant
+        # eigenvector set to 0 (unpenalised intercept), as sklearn's _RidgeGCV: no cancellation
+        # when the hat-matrix diagonal is close to 1 (n_features > n_samples).
+        w = _inverse_weights(be, plan.full_eigvals, alphas)
+        if plan.fit_intercept:
+            ones = a.sum(axis=0) / plan.n_samples**0.5
+            w[:, int((ones * ones).argmax())] = 0.0
+        gy = _project(a, w, z)
+        diag = w @ (a * a).T
+        pred = y[None] - gy / diag[:, :, None]
+    else:
+        w = _inverse_weights(be, plan.full_eigvals, alphas)
+        pred = _project(a, w, z)
+        hat = w @ (a * a).T  # (n_alphas, n_samples)
+        if plan.fit_intercept:
+            hat = hat + 1.0 / plan.n_samples
+        resid = (y[None] - pred) / (1.0 - hat)[:, :, None]
+        pred = y[None] - resid
+    return be.to_numpy(score_predictions(y, pred, scoring))
+
+
+def refit(plan, y, alphas_per_target):
+    """Ridge coefficients on all samples, one alpha per target.
+
+    Parameters
+    ----------
+    plan : RidgePlan
+    y : backend array (n_samples, n_targets), centred on all samples if ``fit_intercept``
+    alphas_per_target : backend array (n_targets,)
+
+    Returns
+    -------
+    backend array (n_features, n_targets)
+    """
+    s = plan.full_eigvals
+    den = s[:, None] + alphas_per_target[None, :]
+    eps = np.finfo(np.float32 if str(s.dtype).endswith("float32") else np.float64).eps
+    tol = float(s.max()) * eps * max(s.shape[0], 1) * 10
+    ok = den > tol
+    inv = 1.0 / (den + ~ok)
+    inv[~ok] = 0.0
+    vecs = plan.full_eigvecs
+    if plan.kind == "primal":
+        z = vecs.T @ (plan.X.T @ y)
+        return vecs @ (z * inv)
+    z = vecs.T @ y
+    return plan.X.T @ (vecs @ (z * inv))
+
+
+def ols_solver(X, *, fit_intercept=True, backend, dtype=np.float32):
+    """Least squares for all targets from one SVD of X: returns ``(pinv, x_mean)``.
+
+    ``coef = pinv @ y_centred`` is the minimum-norm least-squares solution (as
+    :func:`numpy.linalg.lstsq`, with singular values below ``eps * max(n, p) * s_max`` dropped).
+    """
+    X = np.asarray(X, dtype=dtype)
+    x_mean = X.mean(axis=0) if fit_intercept else np.zeros(X.shape[1], dtype=dtype)
+    xg = backend.asarray(X - x_mean if fit_intercept else X)
+    u, s, vt = backend.svd(xg)
+    rcond = np.finfo(dtype).eps * max(X.shape)
+    keep = s > rcond * float(s.max()) if s.shape[0] else s > 0
+    inv = 1.0 / (s + ~keep)
+    inv[~keep] = 0.0
+    return (vt.T * inv[None, :]) @ u.T, x_mean
+
+
+def batch_bytes_per_target(n_samples, n_features, n_alphas, max_test, rank, itemsize=4):
+    """Working memory per target of one batch (used to size batches from a memory budget)."""
+    per = 4 * n_samples + n_alphas * (2 * max_test + rank) + 3 * max(n_features, rank)
+    return int(per * itemsize * 1.5)
+
+
+def auto_batch_size(n_targets, bytes_per_target, budget):
+    """Number of targets per batch that fits in ``budget`` bytes (at least 1)."""
+    return int(max(1, min(n_targets, budget // max(bytes_per_target, 1))))

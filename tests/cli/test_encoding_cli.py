@@ -1,0 +1,198 @@
+"""`neuroprobe reduce | probe | encode | decode` run in a subprocess on tiny files."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from neuroprobe.io.activations import write_activations
+
+
+def _cli(*args):
+    """The real command line, in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "neuroprobe", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _main(*args, capsys=None):
+    """The same entry point in-process (cheaper; used for the quick checks)."""
+    from neuroprobe.cli.main import main
+
+    try:
+        return main([str(a) for a in args])
+    except SystemExit as exc:  # --help
+        return exc.code
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    d = tmp_path_factory.mktemp("enc")
+    rng = np.random.RandomState(0)
+    n = 40
+    labels = np.repeat(["animate", "inanimate"], n // 2)
+    acts = {
+        "conv1": rng.randn(n, 2, 3, 3).astype(np.float32),
+        "fc": (rng.randn(n, 6) + 3 * (labels == "animate")[:, None]).astype(np.float32),
+    }
+    ids = [f"s{i:02d}" for i in range(n)]
+    write_activations(d / "net.act.h5", acts, ids, model="tiny")
+    # stimuli.csv in another order: labels are aligned by stim_id
+    order = rng.permutation(n)
+    with open(d / "stimuli.csv", "w") as fh:
+        fh.write("stim_id,animacy\n")
+        for i in order:
+            fh.write(f"{ids[i]},{labels[i]}\n")
+    W = rng.randn(6, 12)
+    Y = acts["fc"] @ W + 0.5 * rng.randn(n, 12)
+    Y[:, 5] = 0.0  # a constant voxel
+    np.save(d / "Y.npy", Y.astype(np.float32))
+    np.save(d / "labels.npy", labels)
+    return d, acts, labels, Y
+
+
+def test_help_has_examples(capsys):
+    for cmd in ("reduce", "probe", "encode", "decode"):
+        assert _main(cmd, "--help") == 0
+        assert "example" in capsys.readouterr().out
+
+
+def test_reduce_per_layer(study):
+    d, acts, _, _ = study
+    assert (
+        _main(
+            "reduce", d / "net.act.h5", "--n-components", "3", "--per-layer", "--out", d / "pca.npz"
+        )
+        == 0
+    )
+    z = np.load(d / "pca.npz")
+    assert z["X"].shape == (40, 6)
+    assert list(z["feature_names"][:3]) == ["conv1:pc0", "conv1:pc1", "conv1:pc2"]
+    from sklearn.decomposition import PCA
+
+    ref = PCA(3).fit_transform(acts["fc"].astype(np.float64))
+    np.testing.assert_allclose(np.abs(z["X"][:, 3:]), np.abs(ref), atol=1e-4)
+
+
+def test_probe_aligns_labels_by_stim_id(study):
+    d, _, _, _ = study
+    assert (
+        _main(
+            "probe",
+            d / "net.act.h5",
+            "--labels",
+            f"{d / 'stimuli.csv'}:animacy",
+            "--cv",
+            "4",
+            "--out",
+            d / "probe.csv",
+        )
+        == 0
+    )
+    import pandas as pd
+
+    table = pd.read_csv(d / "probe.csv", index_col=0)
+    assert list(table.index) == ["conv1", "fc"]
+    assert table.loc["fc", "mean_score"] > 0.9  # planted: fc separates the classes
+    assert np.load(d / "probe.confusion.npz")["confusion/fc"].sum() == 40
+
+
+def test_encode_map_equals_python_api(study):
+    d, acts, _, Y = study
+    out = _cli(
+        "encode",
+        d / "net.act.h5",
+        "--layer",
+        "fc",
+        "--targets",
+        d / "Y.npy",
+        "--cv",
+        "4",
+        "--alphas",
+        "0.1,10,1000",
+        "--out",
+        d / "map.npy",
+    )
+    assert out.returncode == 0, out.stderr
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+    from neuroprobe.model_selection import cross_val_score_targets
+
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        ref = np.nanmean(
+            cross_val_score_targets(
+                VoxelwiseEncoder(alphas=[0.1, 10, 1000]), acts["fc"], Y.astype(np.float32), cv=4
+            ),
+            axis=0,
+        )
+    got = np.load(d / "map.npy")
+    np.testing.assert_allclose(got, ref, atol=1e-5, equal_nan=True)
+    assert np.isnan(got[5]) and np.nanmin(got) > 0.8
+
+
+def test_encode_nifti_map_and_decode(study, tmp_path):
+    nib = pytest.importorskip("nibabel")
+    pytest.importorskip("neuroprobe.transformers.brain")
+    d, _, _, Y = study
+    vol = np.zeros((3, 2, 2, 40), np.float32)
+    vol.reshape(12, 40)[:] = Y.T
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), tmp_path / "bold.nii.gz")
+    out = _cli(
+        "encode",
+        d / "net.act.h5",
+        "--layer",
+        "fc",
+        "--targets",
+        tmp_path / "bold.nii.gz",
+        "--cv",
+        "4",
+        "--alphas",
+        "1,100",
+        "--out",
+        tmp_path / "map.nii.gz",
+    )
+    assert out.returncode == 0, out.stderr
+    img = nib.load(tmp_path / "map.nii.gz")
+    assert img.shape == (3, 2, 2) and np.nanmax(img.get_fdata()) > 0.8
+    labels = np.load(d / "labels.npy")
+    assert (
+        _main(
+            "decode",
+            tmp_path / "bold.nii.gz",
+            "--labels",
+            d / "labels.npy",
+            "--cv",
+            "4",
+            "--out",
+            tmp_path / "dec.csv",
+        )
+        == 0
+    )
+    import pandas as pd
+
+    from neuroprobe.probing import probe_layers
+
+    ref = probe_layers({"brain": Y.astype(np.float32)}, labels, cv=4, random_state=0)
+    got = pd.read_csv(tmp_path / "dec.csv", index_col=0)
+    assert got.loc["brain", "mean_score"] == pytest.approx(ref.loc["brain", "mean_score"])
+
+
+def test_errors_are_one_line(study, capsys):
+    d, _, _, _ = study
+    code = _main(
+        "encode",
+        d / "net.act.h5",
+        "--layer",
+        "nope",
+        "--targets",
+        d / "Y.npy",
+        "--out",
+        d / "x.npy",
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "nope" in err and "fc" in err and len(err.strip().splitlines()) == 1
+    assert not (d / "x.npy").exists()

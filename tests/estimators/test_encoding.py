@@ -1,0 +1,319 @@
+"""VoxelwiseEncoder and PLSEncoder against scikit-learn references."""
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.linear_model import Lasso, Ridge, RidgeCV
+from sklearn.metrics import make_scorer
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from neuroprobe.estimators.encoding import PLSEncoder, VoxelwiseEncoder
+from neuroprobe.metrics import correlation_score
+
+ALPHAS = np.logspace(-2, 4, 7)
+
+
+def _data(n=60, p=8, t=6, seed=0, noise=3.0, dtype=np.float64):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, p) + 1.0
+    W = rng.randn(p, t)
+    Y = X @ W + noise * rng.randn(n, t) + 10.0
+    return X.astype(dtype), Y.astype(dtype), W
+
+
+@parametrize_with_checks(
+    [
+        VoxelwiseEncoder(alphas=[0.1, 1.0, 10.0], dtype="float64"),
+        VoxelwiseEncoder(model="ols", dtype="float64"),
+        PLSEncoder(n_components=1),
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    # float64 instances: check_regressor_multioutput demands float64 predictions and
+    # check_methods_sample_order_invariance compares at 1e-7; float32 (the default) is tested below.
+    check(estimator)
+
+
+@pytest.mark.parametrize("p", [8, 90])  # primal (eigh of X^T X) and kernel (eigh of X X^T)
+def test_coef_equal_sklearn_ridge_at_chosen_alpha(p):
+    X, Y, _ = _data(p=p)
+    enc = VoxelwiseEncoder(alphas=ALPHAS, dtype="float64").fit(X, Y)
+    assert enc.coef_.shape == (p, Y.shape[1]) and enc.cv_scores_.shape == (len(ALPHAS), Y.shape[1])
+    for j in range(Y.shape[1]):
+        ref = Ridge(alpha=enc.best_alphas_[j]).fit(X, Y[:, j])
+        np.testing.assert_allclose(enc.coef_[:, j], ref.coef_, atol=1e-8)
+        np.testing.assert_allclose(enc.intercept_[j], ref.intercept_, atol=1e-8)
+    np.testing.assert_allclose(enc.predict(X), X @ enc.coef_ + enc.intercept_)
+
+
+def _pearson(y, pred):
+    return correlation_score(y, pred)
+
+
+@pytest.mark.parametrize("scoring", ["r2", "correlation"])
+@pytest.mark.parametrize("p", [8, 90])
+def test_alphas_equal_grid_search(scoring, p):
+    X, Y, _ = _data(p=p, t=4, noise=6.0)
+    enc = VoxelwiseEncoder(alphas=ALPHAS, cv=KFold(5), scoring=scoring, dtype="float64").fit(X, Y)
+    sk_scoring = "r2" if scoring == "r2" else make_scorer(_pearson)
+    for j in range(Y.shape[1]):
+        gs = GridSearchCV(Ridge(), {"alpha": ALPHAS}, cv=KFold(5), scoring=sk_scoring).fit(
+            X, Y[:, j]
+        )
+        np.testing.assert_allclose(
+            enc.cv_scores_[:, j], gs.cv_results_["mean_test_score"], atol=1e-8
+        )
+        assert enc.best_alphas_[j] == gs.best_params_["alpha"]
+
+
+def test_grouped_cv_equals_grid_search_with_groups():
+    X, Y, _ = _data(n=48, t=3, noise=6.0)
+    groups = np.repeat(np.arange(6), 8)
+    enc = VoxelwiseEncoder(alphas=ALPHAS, cv=3, scoring="r2", dtype="float64").fit(
+        X, Y, groups=groups
+    )
+    for j in range(Y.shape[1]):
+        gs = GridSearchCV(Ridge(), {"alpha": ALPHAS}, cv=GroupKFold(3), scoring="r2")
+        gs.fit(X, Y[:, j], groups=groups)
+        np.testing.assert_allclose(
+            enc.cv_scores_[:, j], gs.cv_results_["mean_test_score"], atol=1e-8
+        )
+
+
+@pytest.mark.parametrize("p", [8, 90])
+def test_cv_none_equals_sklearn_ridgecv_alpha_per_target(p):
+    X, Y, _ = _data(p=p, noise=6.0)
+    enc = VoxelwiseEncoder(alphas=ALPHAS, cv=None, scoring="r2", dtype="float64").fit(X, Y)
+    ref = RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+    np.testing.assert_array_equal(enc.best_alphas_, ref.alpha_)
+    np.testing.assert_allclose(enc.coef_, ref.coef_.T, atol=1e-8)
+    np.testing.assert_allclose(enc.intercept_, ref.intercept_, atol=1e-8)
+
+
+def test_ols_equals_lstsq():
+    X, Y, _ = _data(n=40, p=7)
+    enc = VoxelwiseEncoder(model="ols", dtype="float64").fit(X, Y)
+    sol = np.linalg.lstsq(np.c_[X, np.ones(len(X))], Y, rcond=None)[0]
+    np.testing.assert_allclose(enc.coef_, sol[:-1], atol=1e-9)
+    np.testing.assert_allclose(enc.intercept_, sol[-1], atol=1e-9)
+    # underdetermined, no intercept: the minimum-norm solution
+    X, Y, _ = _data(n=20, p=30)
+    enc = VoxelwiseEncoder(model="ols", fit_intercept=False, dtype="float64").fit(X, Y)
+    np.testing.assert_allclose(enc.coef_, np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-9)
+
+
+def test_lasso_equals_sklearn_lasso_and_brute_force_cv():
+    X, Y, _ = _data(n=50, p=5, t=2, noise=4.0)
+    alphas = np.array([0.01, 0.3, 3.0])
+    enc = VoxelwiseEncoder(
+        model="lasso", alphas=alphas, cv=KFold(3), scoring="r2", dtype="float64"
+    ).fit(X, Y)
+    for j in range(Y.shape[1]):
+        gs = GridSearchCV(Lasso(tol=1e-4), {"alpha": alphas}, cv=KFold(3), scoring="r2")
+        gs.fit(X, Y[:, j])
+        np.testing.assert_allclose(
+            enc.cv_scores_[:, j], gs.cv_results_["mean_test_score"], atol=1e-4
+        )
+        assert enc.best_alphas_[j] == gs.best_params_["alpha"]
+        ref = Lasso(alpha=enc.best_alphas_[j], tol=1e-4).fit(X, Y[:, j])
+        np.testing.assert_allclose(enc.coef_[:, j], ref.coef_, atol=1e-6)
+
+
+@pytest.mark.parametrize("cv", [5, None])
+def test_target_batching_and_n_jobs_do_not_change_results(cv):
+    X, Y, _ = _data(p=8, t=11, dtype=np.float32)
+    ref = VoxelwiseEncoder(alphas=ALPHAS, cv=cv).fit(X, Y)
+    for kw in ({"n_targets_batch": 3}, {"n_targets_batch": 4, "n_jobs": 2}):
+        with joblib.parallel_config(backend="threading"):  # processes: same code, slower start
+            enc = VoxelwiseEncoder(alphas=ALPHAS, cv=cv, **kw).fit(X, Y)
+        np.testing.assert_allclose(enc.coef_, ref.coef_, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(enc.best_alphas_, ref.best_alphas_)
+        np.testing.assert_allclose(enc.cv_scores_, ref.cv_scores_, atol=1e-6)
+
+
+@pytest.mark.parametrize("p", [20, 300])
+def test_planted_truth_recovered_float32(p):
+    rng = np.random.RandomState(1)
+    n, t = 200, 30
+    X = rng.randn(n, p).astype(np.float32)
+    W = rng.randn(p, t).astype(np.float32)
+    signal = X @ W
+    Y = signal + 0.3 * signal.std() * rng.randn(n, t).astype(np.float32)
+    enc = VoxelwiseEncoder().fit(X, Y)
+    assert enc.coef_.dtype == np.float32
+    Xn = rng.randn(100, p).astype(np.float32)
+    Yn = Xn @ W
+    scores = enc.score_targets(Xn, Yn)
+    if p < n:  # well determined: weights recovered
+        assert np.corrcoef(enc.coef_.ravel(), W.ravel())[0, 1] > 0.99
+        assert scores.min() > 0.95
+    else:  # underdetermined: still predictive
+        assert scores.mean() > 0.5
+
+
+def test_float32_close_to_float64_and_y_never_cast_whole():
+    X, Y, _ = _data(p=8, t=5)
+    e64 = VoxelwiseEncoder(alphas=ALPHAS, dtype="float64").fit(X, Y)
+    e32 = VoxelwiseEncoder(alphas=ALPHAS, dtype="float32").fit(
+        X.astype(np.float32), Y.astype(np.float32)
+    )
+    assert e32.coef_.dtype == np.float32 and e64.coef_.dtype == np.float64
+    np.testing.assert_allclose(e32.cv_scores_, e64.cv_scores_, atol=1e-4)
+    np.testing.assert_allclose(e32.coef_, e64.coef_, rtol=1e-3, atol=1e-3)
+    # integer targets are cast per batch
+    Yi = np.round(Y).astype(np.int64)
+    ei = VoxelwiseEncoder(alphas=ALPHAS, dtype="float64").fit(X, Yi)
+    ef = VoxelwiseEncoder(alphas=ALPHAS, dtype="float64").fit(X, Yi.astype(float))
+    np.testing.assert_allclose(ei.coef_, ef.coef_)
+
+
+@pytest.mark.parametrize("cv", [4, None])
+@pytest.mark.parametrize("p", [8, 90])
+def test_torch_cpu_backend_equals_numpy(cv, p):
+    pytest.importorskip("torch")
+    X, Y, _ = _data(p=p, t=5, dtype=np.float32)
+    a = VoxelwiseEncoder(alphas=ALPHAS, cv=cv).fit(X, Y)
+    b = VoxelwiseEncoder(alphas=ALPHAS, cv=cv, backend="torch", device="cpu").fit(X, Y)
+    np.testing.assert_allclose(b.cv_scores_, a.cv_scores_, atol=2e-4)
+    # alphas may differ only where two alphas tie within float32 precision
+    same = b.best_alphas_ == a.best_alphas_
+    np.testing.assert_allclose(b.coef_[:, same], a.coef_[:, same], rtol=1e-3, atol=1e-4)
+    b64 = VoxelwiseEncoder(alphas=ALPHAS, cv=cv, backend="torch", dtype="float64").fit(X, Y)
+    a64 = VoxelwiseEncoder(alphas=ALPHAS, cv=cv, dtype="float64").fit(X, Y)
+    np.testing.assert_array_equal(b64.best_alphas_, a64.best_alphas_)
+    np.testing.assert_allclose(b64.coef_, a64.coef_, atol=1e-9)
+
+
+def test_hdf5_targets_equal_in_memory(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    X, Y, _ = _data(p=8, t=9, dtype=np.float32)
+    with h5py.File(tmp_path / "y.h5", "w") as fh:
+        ds = fh.create_dataset("Y", data=Y, chunks=(Y.shape[0], 2))
+        enc_h5 = VoxelwiseEncoder(alphas=ALPHAS, n_targets_batch=4).fit(X, ds)
+        scores_h5 = enc_h5.score_targets(X, ds)
+        pls_h5 = PLSEncoder(n_components=2, n_targets_batch=4).fit(X, ds)
+    enc = VoxelwiseEncoder(alphas=ALPHAS).fit(X, Y)
+    np.testing.assert_allclose(enc_h5.coef_, enc.coef_, atol=1e-6)
+    np.testing.assert_allclose(scores_h5, enc.score_targets(X, Y), atol=1e-6)
+    np.testing.assert_allclose(pls_h5.coef_, PLSEncoder(n_components=2).fit(X, Y).coef_, atol=1e-5)
+
+
+def test_one_d_targets():
+    X, Y, _ = _data(t=1)
+    enc = VoxelwiseEncoder(alphas=ALPHAS, dtype="float64").fit(X, Y[:, 0])
+    assert enc.coef_.shape == (X.shape[1],) and enc.predict(X).shape == (X.shape[0],)
+    ref = Ridge(alpha=enc.best_alphas_[0]).fit(X, Y[:, 0])
+    np.testing.assert_allclose(enc.predict(X), ref.predict(X), atol=1e-8)
+    assert isinstance(enc.score(X, Y[:, 0]), float)
+
+
+def test_score_is_mean_of_score_targets():
+    X, Y, _ = _data(t=5)
+    enc = VoxelwiseEncoder(alphas=ALPHAS, scoring="r2", dtype="float64").fit(X[:40], Y[:40])
+    per = enc.score_targets(X[40:], Y[40:])
+    from sklearn.metrics import r2_score
+
+    np.testing.assert_allclose(per, r2_score(Y[40:], enc.predict(X[40:]), multioutput="raw_values"))
+    assert enc.score(X[40:], Y[40:]) == pytest.approx(per.mean())
+
+
+def test_zero_variance_targets_nan_and_one_warning():
+    X, Y, _ = _data(t=6)
+    Y[:, [1, 4]] = 3.0
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        enc = VoxelwiseEncoder(alphas=ALPHAS, n_targets_batch=2).fit(X, Y)
+    msgs = [str(w.message) for w in rec if "zero variance" in str(w.message)]
+    assert msgs == ["2 of 6 target(s) have zero variance; their scores are NaN."]
+    assert np.isnan(enc.cv_scores_[:, [1, 4]]).all() and not np.isnan(enc.cv_scores_[:, 0]).any()
+    np.testing.assert_allclose(enc.coef_[:, [1, 4]], 0, atol=1e-6)
+    with pytest.warns(RuntimeWarning, match="2 of 6"):
+        scores = enc.score_targets(X, Y)
+    assert np.isnan(scores[[1, 4]]).all()
+
+
+def test_non_finite_inputs_raise_with_count_and_location():
+    X, Y, _ = _data(t=6)
+    Y[3, 4] = np.nan
+    Y[7, 5] = np.inf
+    with pytest.raises(ValueError, match=r"Y contains 2 NaN or infinite.*\(3, 4\)"):
+        VoxelwiseEncoder(n_targets_batch=2).fit(X, Y)
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"X contains 1 NaN.*\(2, 1\)"):
+        VoxelwiseEncoder().fit(X, Y)
+
+
+def test_alpha_per_target_false_uses_one_alpha():
+    X, Y, _ = _data(t=5)
+    enc = VoxelwiseEncoder(alphas=ALPHAS, alpha_per_target=False, dtype="float64").fit(X, Y)
+    best = ALPHAS[np.argmax(np.nanmean(enc.cv_scores_, axis=1))]
+    assert np.all(enc.best_alphas_ == best)
+    np.testing.assert_allclose(enc.coef_, Ridge(alpha=best).fit(X, Y).coef_.T, atol=1e-8)
+
+
+def test_pickle_and_clone():
+    X, Y, _ = _data()
+    enc = VoxelwiseEncoder(alphas=ALPHAS).fit(X, Y)
+    again = pickle.loads(pickle.dumps(enc))
+    np.testing.assert_array_equal(again.predict(X), enc.predict(X))
+    fresh = clone(enc)
+    assert not hasattr(fresh, "coef_")
+    np.testing.assert_array_equal(fresh.alphas, enc.alphas)
+    pls = PLSEncoder(n_components=2).fit(X, Y)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(pls)).predict(X), pls.predict(X))
+
+
+def test_bad_parameters_raise():
+    X, Y, _ = _data()
+    with pytest.raises(ValueError, match="model must be one of"):
+        VoxelwiseEncoder(model="svm").fit(X, Y)
+    with pytest.raises(ValueError, match="scoring"):
+        VoxelwiseEncoder(scoring="mse").fit(X, Y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        VoxelwiseEncoder().fit(X, Y[:-1])
+    with pytest.raises(ValueError, match="groups were given but cv=None"):
+        VoxelwiseEncoder(cv=None).fit(X, Y, groups=np.arange(len(X)) % 3)
+
+
+@pytest.mark.parametrize("cv", [KFold(4), None])
+def test_permutation_scores_match_refits(cv):
+    X, Y, _ = _data(n=40, t=3, noise=5.0)
+    enc = VoxelwiseEncoder(alphas=ALPHAS, cv=cv, scoring="r2", dtype="float64")
+    rng = np.random.RandomState(0)
+    perms = np.stack([rng.permutation(len(X)) for _ in range(3)])
+    observed, null = enc._permutation_scores(X, Y, perms)
+    assert null.shape == (3, 3)
+    np.testing.assert_allclose(observed, clone(enc).fit(X, Y).cv_scores_.max(axis=0), atol=1e-10)
+    for k, perm in enumerate(perms):
+        ref = clone(enc).fit(X, Y[perm]).cv_scores_.max(axis=0)
+        np.testing.assert_allclose(null[k], ref, atol=1e-10)
+    assert not hasattr(VoxelwiseEncoder(model="lasso"), "_permutation_scores")
+
+
+@pytest.mark.parametrize("scale", [True, False])
+@pytest.mark.parametrize("shape", [(50, 8, 6), (30, 40, 4), (40, 6, 1)])
+def test_pls_equals_sklearn(scale, shape):
+    n, p, t = shape
+    X, Y, _ = _data(n=n, p=p, t=t)
+    y = Y[:, 0] if t == 1 else Y
+    ours = PLSEncoder(n_components=3, scale=scale).fit(X, y)
+    ref = PLSRegression(n_components=3, scale=scale).fit(X, y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_.T.reshape(ours.coef_.shape), atol=1e-10)
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X), atol=1e-9)
+    np.testing.assert_allclose(np.abs(ours.x_weights_), np.abs(ref.x_weights_), atol=1e-10)
+    np.testing.assert_allclose(ours.x_loadings_, ref.x_loadings_, atol=1e-10)
+    assert ours.n_iter_ == ref.n_iter_
+
+
+def test_pls_torch_backend_equals_numpy():
+    pytest.importorskip("torch")
+    X, Y, _ = _data(p=10, t=7)
+    a = PLSEncoder(n_components=3).fit(X, Y)
+    b = PLSEncoder(n_components=3, backend="torch").fit(X, Y)
+    np.testing.assert_allclose(b.coef_, a.coef_, atol=1e-10)
