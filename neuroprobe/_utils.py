@@ -24,6 +24,10 @@ def atomic_path(path, suffix=".tmp"):
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp creates 0600; give the file the usual umask permissions
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -60,8 +64,8 @@ def check_finite(array, name="X"):
 def memory_budget(default_bytes=2 * 1024**3):
     """Bytes a batched computation may use for its working arrays.
 
-    Reads ``NEUROPROBE_MEMORY_BUDGET`` (bytes, or with a ``K``/``M``/``G`` suffix); otherwise a quarter of
-    the available memory, capped at ``default_bytes``.
+    Reads ``NEUROPROBE_MEMORY_BUDGET`` (bytes, or with a ``K``/``M``/``G`` suffix); otherwise a
+    quarter of the available memory, capped at ``default_bytes``.
     """
     value = os.environ.get("NEUROPROBE_MEMORY_BUDGET")
     if value:

@@ -1,8 +1,9 @@
 """Array backends: the same solver code runs on numpy or on torch (CPU or CUDA).
 
-A solver asks for a backend with :func:`get_backend` and writes its arithmetic with the backend's
-few functions (``asarray``, ``to_numpy``, ``eigh``, ``zeros`` ...) plus the ``@`` operator, which both
-numpy arrays and torch tensors support. Results go back to the caller as numpy arrays.
+A solver asks for a backend with :func:`get_backend` and writes its arithmetic with the
+backend's few functions (``asarray``, ``to_numpy``, ``eigh``, ``zeros`` ...) plus the ``@``
+operator, which both numpy arrays and torch tensors support. Results go back to the caller as
+numpy arrays.
 
 Extension point: a new backend is one more subclass registered in ``_BACKENDS``.
 """
@@ -43,7 +44,10 @@ class NumpyBackend:
 
 
 class TorchBackend:
-    """torch tensors on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``; ``"auto"`` picks CUDA if present)."""
+    """torch tensors on ``device``.
+
+    ``"cpu"``, ``"cuda"``, ``"cuda:1"``; ``"auto"`` picks CUDA when present.
+    """
 
     name = "torch"
 

@@ -1,0 +1,146 @@
+"""``neuroprobe extract``, ``neuroprobe layers`` and ``neuroprobe info``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from neuroprobe.cli.main import CLIError, add_common_arguments
+
+EXTRACT_EPILOG = """example:
+  neuroprobe extract --model alexnet --weights DEFAULT --layers conv5 fc2 \\
+      --stimuli stims.csv --out acts.act.h5 --pooling max --batch-size 32
+
+--stimuli takes a stimulus CSV (columns stim_id, path, ...), a folder of files or a DNNBrain
+.stim.csv. --weights takes DEFAULT, a torchvision weights enum name (IMAGENET1K_V1), a checkpoint
+path, or 'none' for random weights seeded by --seed. An interrupted run resumes when rerun with the
+same arguments.
+"""
+
+LAYERS_EPILOG = """example:
+  neuroprobe layers --model alexnet
+  neuroprobe layers --model resnet18 --input-shape 3 64 64
+"""
+
+INFO_EPILOG = """example:
+  neuroprobe info acts.act.h5
+"""
+
+
+def register(subparsers):
+    """Add the ``extract``, ``layers`` and ``info`` subcommands."""
+    p = subparsers.add_parser(
+        "extract",
+        help="extract layer activations of a network into an .act.h5 file",
+        description="Run a network on stimuli and stream the activations of layers into an .act.h5 "
+        "file (written under a temporary name, resumable).",
+        epilog=EXTRACT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="torchvision or registered model name")
+    p.add_argument(
+        "--weights",
+        default="DEFAULT",
+        help="DEFAULT, a weights enum name, a checkpoint path, or none (default: DEFAULT)",
+    )
+    p.add_argument("--layers", nargs="+", required=True, help="module names or aliases (conv5 fc2)")
+    p.add_argument("--stimuli", required=True, help="stimulus CSV, folder or DNNBrain .stim.csv")
+    p.add_argument("--pooling", choices=["max", "mean", "median", "l1", "l2"], default=None)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--no-resume", action="store_true", help="start over even if a partial file exists"
+    )
+    add_common_arguments(p, out=True, out_required=True)
+    p.set_defaults(func=run_extract)
+
+    p = subparsers.add_parser(
+        "layers",
+        help="list the layers of a model with their output shapes and aliases",
+        description="List the capturable layers (module names) of a model, their output shapes for "
+        "the model's input size and their DNNBrain aliases.",
+        epilog=LAYERS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument("--weights", default="none", help="weights to load (default: none = random)")
+    p.add_argument(
+        "--input-shape", type=int, nargs="+", default=None, help="C H W (default: crop size)"
+    )
+    p.set_defaults(func=run_layers)
+
+    p = subparsers.add_parser(
+        "info",
+        help="describe a neuroprobe file (.act.h5, ...)",
+        description="Print the metadata and contents of a neuroprobe file.",
+        epilog=INFO_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file")
+    p.set_defaults(func=run_info)
+
+
+def _weights(value):
+    if value is None or value.lower() in ("none", "random"):
+        return None
+    return value
+
+
+def load_stimuli(path):
+    """A StimulusSet from a CSV, a folder or a DNNBrain ``.stim.csv``."""
+    from neuroprobe.stimuli import StimulusSet, read_dnnbrain_stim
+
+    if os.path.isdir(path):
+        return StimulusSet.from_folder(os.path.abspath(path))
+    if not os.path.exists(path):
+        raise CLIError(f"--stimuli {path!r}: no such file or folder")
+    if path.endswith(".stim.csv"):
+        return read_dnnbrain_stim(os.path.abspath(path))
+    return StimulusSet.from_csv(os.path.abspath(path))
+
+
+def run_extract(args):
+    from neuroprobe.transformers.extraction import DNNFeatureExtractor
+
+    stimuli = load_stimuli(args.stimuli)
+    extractor = DNNFeatureExtractor(
+        args.model,
+        weights=_weights(args.weights),
+        layers=list(args.layers),
+        pooling=args.pooling,
+        batch_size=args.batch_size,
+        device=args.device,
+        random_state=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
+    path = extractor.extract_to_file(stimuli, args.out, resume=not args.no_resume)
+    if not args.quiet:
+        print(f"wrote {path} ({len(stimuli)} stimuli, layers {', '.join(args.layers)})")
+    return 0
+
+
+def run_layers(args):
+    from neuroprobe.models.registry import build_model, list_layers
+
+    spec = build_model(args.model, weights=_weights(args.weights), random_state=0)
+    shape = tuple(args.input_shape) if args.input_shape else None
+    layers = list_layers(spec, input_shape=shape)
+    by_module = {}
+    for alias, module in spec.aliases.items():
+        if alias != module:
+            by_module.setdefault(module, []).append(alias)
+    width = max(len(name) for name, _ in layers)
+    print(f"{'layer':<{width}}  {'output shape':<18}  aliases")
+    for name, out_shape in layers:
+        text = "not called" if out_shape is None else json.dumps(list(out_shape))
+        print(f"{name:<{width}}  {text:<18}  {' '.join(by_module.get(name, []))}")
+    return 0
+
+
+def run_info(args):
+    from neuroprobe.io import describe
+
+    if not os.path.exists(args.file):
+        raise CLIError(f"{args.file!r}: no such file")
+    print(describe(args.file))
+    return 0
