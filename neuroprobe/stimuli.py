@@ -525,7 +525,7 @@ class StimulusSet:
         """
         from neuroprobe.media import EXTENSIONS, modality_from_path
 
-        folder = Path(folder).expanduser()
+        folder = Path(os.path.abspath(Path(folder).expanduser()))
         if not folder.is_dir():
             raise StimulusError(f"stimulus folder not found: {os.fspath(folder)!r}")
         if extensions is not None:

@@ -530,3 +530,13 @@ def test_dnnbrain_video_frames(tmp_path):
         np.testing.assert_array_equal(np.asarray(frames.load(i)), clip[f - 1])
     means = [np.asarray(frames.load(i)).mean() for i in range(3)]
     assert means[1] > means[0] > means[2]  # frame 5 brightest, frame 1 darkest
+
+
+def test_from_folder_relative_path_resolves_once(tmp_path, monkeypatch):
+    folder = tmp_path / "sub" / "imgs"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (4, 4), (10, 20, 30)).save(folder / "a.png")
+    monkeypatch.chdir(tmp_path)
+    stims = StimulusSet.from_folder("sub/imgs")
+    assert stims.paths == [str(folder / "a.png")]
+    assert stims.load(0).getpixel((0, 0)) == (10, 20, 30)
