@@ -5,7 +5,8 @@ backend's few functions (``asarray``, ``to_numpy``, ``eigh``, ``zeros`` ...) plu
 operator, which both numpy arrays and torch tensors support. Results go back to the caller as
 numpy arrays.
 
-Extension point: a new backend is one more subclass registered in ``_BACKENDS``.
+Extension point: a new backend is one more class with these methods, returned by
+:func:`get_backend`.
 """
 
 from __future__ import annotations
