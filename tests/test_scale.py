@@ -246,6 +246,19 @@ def test_permutation_test_streams_hdf5_targets(tmp_path):
     np.testing.assert_array_equal(p_h5.pvalue_fwe_, p_mem.pvalue_fwe_)
 
 
+def test_permutation_test_generic_path_reads_hdf5_targets(tmp_path):
+    from sklearn.linear_model import Ridge
+
+    X, Y = _data(t=3)
+    dset = open_targets(write_targets(tmp_path / "Y.h5", Y))
+    kw = dict(n_permutations=10, cv=3, random_state=0)
+    p_h5 = PermutationTest(Ridge(), **kw).fit(X, dset)  # no fast path: refits on permuted rows
+    dset.file.close()
+    p_mem = PermutationTest(Ridge(), **kw).fit(X, Y)
+    assert not p_h5.fast_path_
+    np.testing.assert_allclose(p_h5.null_distribution_, p_mem.null_distribution_, rtol=1e-6)
+
+
 def test_fit_to_hdf5_equals_whole_fit(h5_targets, tmp_path):
     X, Y, dset = h5_targets
     ref = VoxelwiseEncoder(alphas=ALPHAS, cv=4).fit(X, Y)

@@ -145,6 +145,10 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
             if Y is None:
                 raise ValueError("Y is required for this estimator")
             X = check_array(X, accept_sparse=True, dtype=None, input_name="X")
+            if not isinstance(Y, np.ndarray) and hasattr(Y, "shape"):
+                # an h5py.Dataset: the generic path refits on permuted rows (fancy indexing),
+                # which h5py cannot serve, so read it once (only the fast paths stream)
+                Y = np.asarray(Y)
             cv = check_cv(self.cv, Y, classifier=is_classifier(estimator))
             if self.scoring is not None:
                 scorer = check_scoring(estimator, scoring=self.scoring)
