@@ -7,8 +7,8 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
-from sklearn.utils import _safe_indexing, check_array
-from sklearn.utils.validation import _num_samples
+from sklearn.utils import _safe_indexing, check_array, get_tags
+from sklearn.utils.validation import _check_feature_names, _check_n_features, _num_samples
 
 from neuroprobe.solvers.permutation import (
     chunk_seeds,
@@ -101,6 +101,8 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
     fast_path_ : bool
         Whether the estimator's ``_permutation_scores`` was used.
     n_targets_ : int
+    n_features_in_ : int
+        Number of columns of ``X`` (array inputs).
     """
 
     def __init__(self, estimator, n_permutations=1000, cv=None, scoring=None, random_state=None,
@@ -111,6 +113,14 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         self.scoring = scoring
         self.random_state = random_state
         self.n_jobs = n_jobs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.target_tags.required = inner.target_tags.required
+        tags.target_tags.multi_output = inner.target_tags.multi_output
+        return tags
 
     def fit(self, X, Y=None, groups=None):
         """Run the test.
@@ -130,6 +140,9 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         if int(self.n_permutations) < 1:
             raise ValueError(f"n_permutations must be >= 1; got {self.n_permutations}")
         n = _num_samples(X)
+        if len(getattr(X, "shape", ())) == 2:  # arrays (a StimulusSet or paths pass as they are)
+            _check_n_features(self, X, reset=True)
+            _check_feature_names(self, X, reset=True)
         if Y is not None and _num_samples(Y) != n:
             raise ValueError(f"X has {n} rows but Y has {_num_samples(Y)}")
         if groups is not None:
@@ -143,8 +156,10 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         cv = self.cv
         if not fast:
             if Y is None:
-                raise ValueError("Y is required for this estimator")
-            X = check_array(X, accept_sparse=True, dtype=None, input_name="X")
+                raise ValueError(
+                    f"{type(estimator).__name__} requires y to be passed, but the target y is None"
+                )
+            X = check_array(X, accept_sparse=["csr", "csc"], dtype=None, input_name="X")
             if not isinstance(Y, np.ndarray) and hasattr(Y, "shape"):
                 # an h5py.Dataset: the generic path refits on permuted rows (fancy indexing),
                 # which h5py cannot serve, so read it once (only the fast paths stream)

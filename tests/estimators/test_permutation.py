@@ -222,3 +222,23 @@ def test_errors():
         PermutationTest(Ridge()).fit(X, np.zeros(5), groups=[0, 1])
     with pytest.raises(ValueError, match="X has 5 rows but Y has 4"):
         PermutationTest(Ridge()).fit(X, np.zeros(4))
+
+
+def _permutation_test_instances():
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+
+    return [
+        PermutationTest(Ridge(), n_permutations=5, cv=3, random_state=0),
+        PermutationTest(VoxelwiseEncoder(alphas=[1.0, 10.0], cv=3, dtype="float64"),
+                        n_permutations=5, random_state=0),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("estimator", _permutation_test_instances(), ids=["generic", "fast"])
+def test_sklearn_conformance(estimator):
+    from sklearn.utils.estimator_checks import check_estimator
+
+    results = check_estimator(estimator, on_fail=None)
+    failed = {r["check_name"]: str(r["exception"]) for r in results if r["status"] == "failed"}
+    assert not failed, failed
