@@ -1,0 +1,60 @@
+"""The scripts of examples/ run as documented."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# one BLAS/OpenMP thread per subprocess: the arrays are small, and the test machine is shared
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+KRIEGESKORTE = Path("/work/shared/data/kriegeskorte92")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (KRIEGESKORTE / "rdms.npz").is_file(),
+                    reason="Kriegeskorte 92-image data not on this machine")
+def test_kriegeskorte92_rsa_example(tmp_path):
+    from neuroprobe.rsa import noise_ceiling
+
+    out = tmp_path / "k92"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "kriegeskorte92_rsa.py"), str(KRIEGESKORTE),
+         "--weights", "none", "--layers", "conv1", "fc3", "--n-permutations", "50",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=900, env=ENV,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(out / "rsa_by_layer.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["layer"] for r in rows] == ["conv1", "fc3"]
+    for r in rows:
+        assert -1 <= float(r["spearman_subject_mean"]) <= 1
+        assert 1 / 51 <= float(r["p"]) <= float(r["p_fwe"]) <= 1
+    nc = noise_ceiling(np.load(KRIEGESKORTE / "rdms.npz")["hIT_subject_session"], "spearman")
+    assert f"lower {nc.lower:.3f}, upper {nc.upper:.3f}" in proc.stdout
+    assert (out / "rsa_by_layer.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_kriegeskorte92_rsa_example_names_a_bad_folder(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "kriegeskorte92_rsa.py"), str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "stimuli.csv not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_quickstart_example_picks_a_layer(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py")],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = proc.stdout.strip().splitlines()[-1]
+    assert line.startswith("best layer: ")
+    layer, accuracy = line.split()[2], float(line.split()[-1])
+    assert layer in {"conv1", "conv2", "conv3", "conv4", "fc1"} and 0.25 < accuracy <= 1
