@@ -33,6 +33,12 @@ examples:
       --mask vtc_mask.nii.gz --cv 5 --out conv5_r.nii.gz
   # targets in an HDF5 dataset (streamed in batches); map saved as .npy
   neuroprobe encode alexnet.act.h5 --layer fc2 --targets betas.h5:Y --out fc2_r.npy
+  # with permutation p-values: also writes conv5_r_pvalue.nii.gz and conv5_r_pvalue_fwe.nii.gz
+  neuroprobe encode alexnet.act.h5 --layer conv5 --targets sub-01_betas.nii.gz \\
+      --mask vtc_mask.nii.gz --n-permutations 1000 --out conv5_r.nii.gz
+  # multivariate PLS encoding of the whole region
+  neuroprobe encode alexnet.act.h5 --layer conv5 --targets betas.h5:Y --model pls \\
+      --n-components 10 --out conv5_pls_r.npy
 """
 
 DECODE_EPILOG = """\
@@ -241,7 +247,7 @@ def run_probe(args):
 
 
 def run_encode(args):
-    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+    from neuroprobe.estimators.permutation import PermutationTest
     from neuroprobe.model_selection import cross_val_score_targets
 
     if len(args.layer or []) != 1:
@@ -256,15 +262,7 @@ def run_encode(args):
                 f"{args.layer[0]!r} has {X.shape[0]} stimuli"
             )
         groups = _read_vector(args.groups, stim_ids, "--groups") if args.groups else None
-        backend = "torch" if args.device != "cpu" else "numpy"
-        enc = VoxelwiseEncoder(
-            alphas=_alphas(args.alphas) if args.alphas else None,
-            cv=args.inner_cv,
-            scoring=args.scoring,
-            model=args.model,
-            backend=backend,
-            device=args.device,
-        )
+        enc = _encoder(args)
         scores = cross_val_score_targets(
             enc, X, targets.Y, cv=args.cv, groups=groups, n_jobs=args.n_jobs
         )
@@ -275,12 +273,57 @@ def run_encode(args):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 acc = np.nanmean(scores, axis=0)
         targets.write_map(acc, args.out)
+        written = [str(args.out)]
+        if args.n_permutations:
+            test = PermutationTest(
+                enc,
+                n_permutations=args.n_permutations,
+                cv=args.cv,
+                random_state=args.seed,
+                n_jobs=args.n_jobs,
+            ).fit(X, targets.Y, groups=groups)
+            for name, values in (("pvalue", test.pvalue_), ("pvalue_fwe", test.pvalue_fwe_)):
+                path = _sibling(args.out, name)
+                targets.write_map(np.atleast_1d(values), path)
+                written.append(str(path))
     finally:
         targets.close()
-    print(
+    line = (
         f"{acc.size} targets, {args.scoring} mean {np.nanmean(acc):.4f}, "
-        f"max {np.nanmax(acc):.4f}; wrote {args.out}"
+        f"max {np.nanmax(acc):.4f}"
     )
+    if args.n_permutations:
+        n_sig = int(np.sum(np.atleast_1d(test.pvalue_fwe_) <= 0.05))
+        line += f"; {n_sig} significant at FWE p <= 0.05 ({args.n_permutations} permutations)"
+    print(f"{line}; wrote {', '.join(written)}")
+
+
+def _encoder(args):
+    """The encoder of ``neuroprobe encode`` from its arguments."""
+    from neuroprobe.estimators.encoding import PLSEncoder, VoxelwiseEncoder
+
+    backend = "torch" if args.device != "cpu" else "numpy"
+    if args.model == "pls":
+        return PLSEncoder(
+            n_components=args.n_components, scoring=args.scoring, backend=backend,
+            device=args.device,
+        )
+    return VoxelwiseEncoder(
+        alphas=_alphas(args.alphas) if args.alphas else None,
+        cv=args.inner_cv,
+        scoring=args.scoring,
+        model=args.model,
+        backend=backend,
+        device=args.device,
+    )
+
+
+def _sibling(out, name):
+    """``conv5_r.nii.gz`` -> ``conv5_r_<name>.nii.gz`` (same folder, same format)."""
+    out = Path(out)
+    suffixes = "".join(out.suffixes[-2:]) if out.name.endswith(".nii.gz") else out.suffix
+    stem = out.name[: len(out.name) - len(suffixes)] if suffixes else out.name
+    return out.with_name(f"{stem}_{name}{suffixes}")
 
 
 def run_decode(args):
@@ -375,8 +418,21 @@ def register(subparsers):
     p.add_argument("--cv", type=int, default=5, help="outer folds of the map (default 5)")
     p.add_argument("--inner-cv", type=int, default=5, help="folds choosing alphas (default 5)")
     p.add_argument("--alphas", default=None, help="comma-separated ridge alphas")
-    p.add_argument("--model", default="ridge", choices=["ridge", "ols", "lasso"])
+    p.add_argument(
+        "--model",
+        default="ridge",
+        choices=["ridge", "ols", "lasso", "pls"],
+        help="voxelwise ridge / ols (GLM) / lasso, or multivariate PLS (default ridge)",
+    )
+    p.add_argument("--n-components", type=int, default=2, help="PLS components (default 2)")
     p.add_argument("--scoring", default="correlation", choices=["correlation", "r2"])
+    p.add_argument(
+        "--n-permutations",
+        type=int,
+        default=0,
+        help="also write permutation p-value maps, uncorrected and family-wise (max statistic "
+        "over voxels), as OUT_pvalue and OUT_pvalue_fwe; permutations within --groups",
+    )
     add_common_arguments(p)
     p.set_defaults(func=run_encode)
 

@@ -133,6 +133,47 @@ def test_encode_map_equals_python_api(study):
     assert np.isnan(got[5]) and np.nanmin(got) > 0.8
 
 
+def test_encode_permutation_pvalue_maps_equal_python_api(study, tmp_path):
+    d, acts, _, Y = study
+    Y = Y.astype(np.float32).copy()
+    Y[:, 5] = np.random.RandomState(1).randn(len(Y))  # a voxel with no signal
+    np.save(tmp_path / "Y.npy", Y)
+    args = ["--layer", "fc", "--targets", tmp_path / "Y.npy", "--cv", "4", "--alphas", "0.1,10"]
+    assert (
+        _main("encode", d / "net.act.h5", *args, "--n-permutations", "40", "--seed", "3",
+              "--out", tmp_path / "map.npy")
+        == 0
+    )
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+    from neuroprobe.estimators.permutation import PermutationTest
+
+    ref = PermutationTest(
+        VoxelwiseEncoder(alphas=[0.1, 10]), n_permutations=40, cv=4, random_state=3
+    ).fit(acts["fc"], Y)
+    p = np.load(tmp_path / "map_pvalue.npy")
+    p_fwe = np.load(tmp_path / "map_pvalue_fwe.npy")
+    np.testing.assert_allclose(p, ref.pvalue_)
+    np.testing.assert_allclose(p_fwe, ref.pvalue_fwe_)
+    planted = np.arange(12) != 5
+    assert np.all(p_fwe[planted] == 1 / 41) and p_fwe[5] > 0.05
+
+
+def test_encode_pls_map_equals_python_api(study, tmp_path):
+    d, acts, _, Y = study
+    Y = np.delete(Y, 5, axis=1).astype(np.float32)  # PLS scales targets: no constant column
+    np.save(tmp_path / "Y.npy", Y)
+    assert (
+        _main("encode", d / "net.act.h5", "--layer", "fc", "--targets", tmp_path / "Y.npy",
+              "--model", "pls", "--n-components", "3", "--cv", "4", "--out", tmp_path / "pls.npy")
+        == 0
+    )
+    from neuroprobe.estimators.encoding import PLSEncoder
+    from neuroprobe.model_selection import cross_val_score_targets
+
+    ref = cross_val_score_targets(PLSEncoder(n_components=3), acts["fc"], Y, cv=4).mean(axis=0)
+    np.testing.assert_allclose(np.load(tmp_path / "pls.npy"), ref, atol=1e-5)
+
+
 def test_encode_nifti_map_and_decode(study, tmp_path):
     nib = pytest.importorskip("nibabel")
     pytest.importorskip("neuroprobe.transformers.brain")
