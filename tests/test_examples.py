@@ -12,7 +12,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # one BLAS/OpenMP thread per subprocess: the arrays are small, and the test machine is shared
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-KRIEGESKORTE = Path("/work/shared/data/kriegeskorte92")
+# the real data lies beside the checkout (../shared/data, as on the development and CI machines);
+# NEUROPROBE_KRIEGESKORTE92 points elsewhere
+KRIEGESKORTE = Path(
+    os.environ.get("NEUROPROBE_KRIEGESKORTE92", ROOT.parent / "shared" / "data" / "kriegeskorte92")
+)
 
 
 @pytest.mark.slow
