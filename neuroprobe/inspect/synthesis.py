@@ -10,8 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from neuroprobe.inspect.targets import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     LayerProbe,
     parse_target,
     require_differentiable,
@@ -20,6 +18,7 @@ from neuroprobe.inspect.targets import (
     target_values,
     torch_generator,
 )
+from neuroprobe.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["OptimalStimulus", "optimal_stimulus", "total_variation"]
 

@@ -37,8 +37,6 @@ __all__ = [
     "torch_generator",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class UnitError(ValueError):
