@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 
-
 class UnitError(ValueError):
     """A target unit that does not exist in its layer (the message gives the layer's shape)."""
 
