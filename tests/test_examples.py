@@ -62,3 +62,17 @@ def test_quickstart_example_picks_a_layer(tmp_path):
     assert line.startswith("best layer: ")
     layer, accuracy = line.split()[2], float(line.split()[-1])
     assert layer in {"conv1", "conv2", "conv3", "conv4", "fc1"} and 0.25 < accuracy <= 1
+
+
+def test_readme_quickstart_is_the_tested_example():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Quickstart (Python)"):]
+    snippet = section[section.index("```python") + len("```python"):]
+    snippet = snippet[: snippet.index("```")]
+    script = (ROOT / "examples" / "quickstart.py").read_text()
+    script = script[script.index('"""', 3) + 3:]  # after the docstring
+
+    def code(text):
+        return [line for line in text.strip().splitlines() if line.strip()]
+
+    assert code(snippet) == code(script)
