@@ -228,22 +228,10 @@ def run_reduce(args):
 
 
 def run_probe(args):
-    from neuroprobe.probing import probe_layers
-
     feats, stim_ids = _read_layers(args.input, args.layer)
     y = _read_vector(args.labels, stim_ids)
     groups = _read_vector(args.groups, stim_ids, "--groups") if args.groups else None
-    table = probe_layers(
-        feats,
-        y,
-        cv=args.cv,
-        scoring=args.scoring,
-        groups=groups,
-        random_state=args.seed,
-        n_jobs=args.n_jobs,
-    )
-    _write_table(table, args.out)
-    print(table[["mean_score", "std_score", "n_features"]].to_string())
+    _probe_and_write(feats, y, groups, args)
 
 
 def run_encode(args):
@@ -327,8 +315,6 @@ def _sibling(out, name):
 
 
 def run_decode(args):
-    from neuroprobe.probing import probe_layers
-
     targets = _Targets(args.input, args.mask, args.dataset)
     try:
         Y = np.asarray(targets.Y[:, :] if hasattr(targets.Y, "id") else targets.Y)
@@ -336,8 +322,15 @@ def run_decode(args):
         targets.close()
     y = _read_vector(args.labels)
     groups = _read_vector(args.groups, what="--groups") if args.groups else None
+    _probe_and_write({"brain": Y}, y, groups, args)
+
+
+def _probe_and_write(sources, y, groups, args):
+    """``probe_layers`` on ``sources`` (name -> features), table written to ``--out`` and shown."""
+    from neuroprobe.probing import probe_layers
+
     table = probe_layers(
-        {"brain": Y},
+        sources,
         y,
         cv=args.cv,
         scoring=args.scoring,
