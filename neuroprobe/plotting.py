@@ -330,6 +330,17 @@ def _study_axes(ax, figsize):
     return ax.figure, ax
 
 
+def _layer_values(layers, values):
+    """Layer names as str and one float value per layer (ValueError otherwise)."""
+    layers = [str(layer) for layer in layers]
+    values = np.asarray(values, dtype=float)
+    if values.shape != (len(layers),):
+        raise ValueError(
+            f"values must have one entry per layer ({len(layers)}); got {values.shape}"
+        )
+    return layers, values
+
+
 def plot_layer_profile(layers, values, *, errors=None, chance=None, highlight=None,
                        ylabel="score", title=None, ax=None, color="#3b6ea5"):
     """One value per layer (decoding accuracy, mean encoding accuracy ...) as a line with markers.
@@ -353,12 +364,7 @@ def plot_layer_profile(layers, values, *, errors=None, chance=None, highlight=No
     -------
     matplotlib.figure.Figure
     """
-    layers = [str(layer) for layer in layers]
-    values = np.asarray(values, dtype=float)
-    if values.shape != (len(layers),):
-        raise ValueError(
-            f"values must have one entry per layer ({len(layers)}); got {values.shape}"
-        )
+    layers, values = _layer_values(layers, values)
     fig, ax = _study_axes(ax, (max(4.0, 0.8 * len(layers) + 2), 3.2))
     x = np.arange(len(layers))
     ax.errorbar(x, values, yerr=None if errors is None else np.asarray(errors, dtype=float),
@@ -402,12 +408,7 @@ def plot_rsa_profile(layers, values, ceiling=None, *, errors=None, pvalues=None,
     -------
     matplotlib.figure.Figure
     """
-    layers = [str(layer) for layer in layers]
-    values = np.asarray(values, dtype=float)
-    if values.shape != (len(layers),):
-        raise ValueError(
-            f"values must have one entry per layer ({len(layers)}); got {values.shape}"
-        )
+    layers, values = _layer_values(layers, values)
     fig, ax = _study_axes(ax, (max(4.0, 0.8 * len(layers) + 2), 3.2))
     x = np.arange(len(layers))
     colors = ["#d1495b" if layer == highlight else "#3b6ea5" for layer in layers]

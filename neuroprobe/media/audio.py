@@ -16,19 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroprobe.media._files import file_error, open_av
+
 #: Extensions decoded by soundfile (libsndfile); everything else goes through PyAV (FFmpeg).
 SOUNDFILE_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".aif", ".aiff")
 
 __all__ = ["SOUNDFILE_EXTENSIONS", "load", "load_audio", "resample", "to_mono"]
-
-
-def _error(path, message):
-    """A ``StimulusError`` (``ValueError``) whose message starts with the file name."""
-    try:  # imported lazily: neuroprobe.stimuli imports neuroprobe.media
-        from neuroprobe.stimuli import StimulusError
-    except ImportError:  # pragma: no cover - stimuli module not available
-        StimulusError = ValueError
-    return StimulusError(f"{path}: {message}")
 
 
 def to_mono(waveform):
@@ -61,7 +54,7 @@ def _read_soundfile(path):
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, ValueError, TypeError) as exc:  # LibsndfileError is a RuntimeError
-        raise _error(
+        raise file_error(
             path,
             f"cannot decode audio with soundfile ({exc}); the file is corrupt or "
             "not in a format libsndfile reads (wav/flac/ogg)",
@@ -72,17 +65,7 @@ def _read_soundfile(path):
 def _read_av(path):
     import av
 
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise _error(
-            path,
-            f"cannot open the file with PyAV/FFmpeg ({exc}); it is corrupt or in an "
-            "unsupported container",
-        ) from exc
-    with container:
-        if not container.streams.audio:
-            raise _error(path, "the file has no audio stream")
+    with open_av(path, "audio") as container:
         stream = container.streams.audio[0]
         # "fltp": planar float32, so to_ndarray() is (channels, samples) whatever the codec's format
         resampler = av.AudioResampler(format="fltp")
@@ -96,7 +79,7 @@ def _read_av(path):
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray())
         except (av.error.FFmpegError, ValueError) as exc:
-            raise _error(
+            raise file_error(
                 path,
                 f"cannot decode the audio stream (codec "
                 f"{getattr(stream.codec_context, 'name', '?')}): {exc}",
@@ -137,17 +120,17 @@ def load_audio(path, sample_rate=None, *, mono=True):
     """
     path = Path(path)
     if not path.is_file():
-        raise _error(path, "audio file not found")
+        raise file_error(path, "audio file not found")
     if path.stat().st_size == 0:
-        raise _error(path, "the audio file is empty (0 bytes)")
+        raise file_error(path, "the audio file is empty (0 bytes)")
     if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
         data, sr = _read_soundfile(path)
     else:
         data, sr = _read_av(path)
     if data.shape[0] == 0:
-        raise _error(path, "the audio has zero length (no samples were decoded)")
+        raise file_error(path, "the audio has zero length (no samples were decoded)")
     if not np.isfinite(data).all():
-        raise _error(path, "the decoded audio contains NaN or infinite samples")
+        raise file_error(path, "the decoded audio contains NaN or infinite samples")
     if mono:
         data = to_mono(data)
         if sample_rate is not None:

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroprobe.media._files import file_error, open_av
+
 CLIP_MODES = ("centre", "start", "uniform", "sliding")
 
 __all__ = [
@@ -50,34 +52,13 @@ __all__ = [
 ]
 
 
-def _error(path, message):
-    try:  # lazily: neuroprobe.stimuli imports neuroprobe.media
-        from neuroprobe.stimuli import StimulusError
-    except ImportError:  # pragma: no cover
-        StimulusError = ValueError
-    return StimulusError(f"{path}: {message}")
-
-
 def _open(path):
-    import av
-
     path = Path(path)
     if not path.is_file():
-        raise _error(path, "video file not found")
+        raise file_error(path, "video file not found")
     if path.stat().st_size == 0:
-        raise _error(path, "the video file is empty (0 bytes)")
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise _error(
-            path,
-            f"cannot open the file with PyAV/FFmpeg ({exc}); it is corrupt or in an "
-            "unsupported container",
-        ) from exc
-    if not container.streams.video:
-        container.close()
-        raise _error(path, "the file has no video stream")
-    return container
+        raise file_error(path, "the video file is empty (0 bytes)")
+    return open_av(path, "video")
 
 
 def _fps(stream):
@@ -157,12 +138,12 @@ def load_video(path, *, start_s=None, end_s=None, max_frames=None):
         except (av.error.FFmpegError, ValueError) as exc:
             codec = getattr(stream.codec_context, "name", "?")
             if not frames:
-                raise _error(
+                raise file_error(
                     path, f"cannot decode the video stream (codec {codec}): {exc}"
                 ) from exc
             # a truncated file: keep the frames decoded before the damage
     if not frames:
-        raise _error(
+        raise file_error(
             path, "no video frame could be decoded (empty, truncated or unsupported codec)"
         )
     return np.stack(frames), float(fps)
@@ -221,14 +202,14 @@ def clip_indices(
     if n_frames < 1 or stride < 1:
         raise ValueError(f"n_frames and stride must be >= 1, got {n_frames} and {stride}")
     if n_total < 1:
-        raise _error(name, "the video has no frames")
+        raise file_error(name, "the video has no frames")
     if not 0 <= start < n_total:
-        raise _error(name, f"start frame {start} is outside the video's {n_total} frames")
+        raise file_error(name, f"start frame {start} is outside the video's {n_total} frames")
     available = n_total - start
     span = clip_span(n_frames, stride)
     if mode == "uniform":
         if available < n_frames and short_policy == "error":
-            raise _error(
+            raise file_error(
                 name,
                 f"the video has {available} frames after frame {start}, fewer than the "
                 f"{n_frames} frames of one clip (short_policy='error')",
@@ -238,7 +219,7 @@ def clip_indices(
         return idx[None, :]
     if available < span:
         if short_policy == "error":
-            raise _error(
+            raise file_error(
                 name,
                 f"the video has {available} frames after frame {start}, fewer than one "
                 f"clip of {n_frames} frames with stride {stride} ({span} frames; "
