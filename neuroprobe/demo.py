@@ -7,7 +7,8 @@
 2. **Network**: :func:`make_network` is a five-layer CNN (``conv1`` ... ``conv4``, ``fc1``, ``fc2``)
    trained for a few seconds on other generated pictures (:func:`train_network`), so that category
    information rises with depth. It is also registered as the model ``"shapes-cnn"``
-   (``weights=None``: seeded random weights; ``weights="trained"``: trained as in the demo).
+   (``weights="trained"`` or ``"DEFAULT"``, the default: trained as in the demo;
+   ``weights=None``: seeded random weights).
 3. **Brains**: :func:`simulate_brain` plants a linear map from the (whitened) principal
    components of ONE layer (:data:`PLANTED_LAYER`) into the voxels of a spherical region of
    interest of a 10x10x10 volume, plus independent noise for each simulated subject; the
@@ -281,14 +282,15 @@ def _train(net, x, y, epochs, seed, lr, batch_size, betas=(0.9, 0.999), eps=1e-8
     return net.eval()
 
 
-def shapes_cnn(weights=None, random_state=None, *, quick=False):
+def shapes_cnn(weights="DEFAULT", random_state=None, *, quick=False):
     """Model factory of ``"shapes-cnn"``: the demo network as a :class:`ModelSpec`.
 
     Parameters
     ----------
-    weights : None, "trained" (or "DEFAULT") or path
-        ``None``: seeded random weights; ``"trained"``: trained on generated shapes as in the demo;
-        a path: a state_dict file (``shapes_cnn.pt`` in a demo folder).
+    weights : "DEFAULT" (or "trained"), None or path, default="DEFAULT"
+        ``"DEFAULT"``/``"trained"``: trained on generated shapes as in the demo; ``None`` (or
+        ``"random"``): seeded random weights; a path: a state_dict file (``shapes_cnn.pt`` in a
+        demo folder).
     random_state : int or None
         Seed of the weights (and of the training).
     quick : bool
@@ -304,9 +306,13 @@ def shapes_cnn(weights=None, random_state=None, *, quick=False):
 
     seed = 0 if random_state is None else int(random_state)
     net = make_network(seed)
-    if weights in (None, "none"):
+    if weights is None or str(weights).lower() in ("none", "random"):
         weights_id = f"random(seed={seed})"
     elif str(weights).lower() in ("trained", "default"):
+        import os as _os  # TEMPORARY-DEFAULTS-PROBE
+
+        if _os.environ.get("NP_PROBE_DEFAULTS") and weights == "DEFAULT":  # TEMPORARY-DEFAULTS-PROBE
+            raise RuntimeError("PROBE: shapes-cnn trained by default")  # TEMPORARY-DEFAULTS-PROBE
         cfg = _CONFIG[bool(quick)]
         train_network(net, cfg["n_train_per_category"], cfg["epochs"], seed=seed)
         weights_id = f"trained(seed={seed}{', quick' if quick else ''})"

@@ -196,7 +196,7 @@ def finetune(
     validation_fraction=0.2,
     patience=3,
     checkpoint=None,
-    weights=None,
+    weights="DEFAULT",
     random_state=0,
     device="cpu",
     verbose=1,

@@ -151,7 +151,7 @@ def lesion_study(
     score=None,
     output_layer=None,
     batch_size=32,
-    weights=None,
+    weights="DEFAULT",
     random_state=None,
     device="cpu",
     verbose=0,

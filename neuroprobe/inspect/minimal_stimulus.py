@@ -119,7 +119,7 @@ def minimal_stimulus(
     threshold=0.9,
     fill=0.0,
     batch_size=64,
-    weights=None,
+    weights="DEFAULT",
     random_state=None,
     device="cpu",
 ):

@@ -48,7 +48,7 @@ def occlusion_map(
     stride=4,
     fill=0.0,
     batch_size=64,
-    weights=None,
+    weights="DEFAULT",
     random_state=None,
     device="cpu",
 ):
@@ -120,7 +120,7 @@ def upsampling_map(
     target,
     *,
     mode="bilinear",
-    weights=None,
+    weights="DEFAULT",
     random_state=None,
     device="cpu",
 ):

@@ -82,7 +82,7 @@ def saliency(
     n_samples=25,
     noise_level=0.15,
     batch_size=32,
-    weights=None,
+    weights="DEFAULT",
     random_state=None,
     device="cpu",
 ):

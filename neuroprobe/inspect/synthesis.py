@@ -148,7 +148,7 @@ def optimal_stimulus(
     blur_every=0,
     blur_sigma=0.5,
     init_std=0.1,
-    weights=None,
+    weights="DEFAULT",
     random_state=None,
     device="cpu",
 ):

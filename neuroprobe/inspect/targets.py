@@ -162,7 +162,7 @@ def _spec_to_info(spec):
     )
 
 
-def resolve_model(model, weights=None, random_state=None, device="cpu"):
+def resolve_model(model, weights="DEFAULT", random_state=None, device="cpu"):
     """Return an :class:`InspectedModel` from a name, a module, a ModelSpec or a fitted extractor.
 
     Parameters
@@ -170,10 +170,11 @@ def resolve_model(model, weights=None, random_state=None, device="cpu"):
     model : str, torch.nn.Module, ModelSpec, DNNFeatureExtractor or InspectedModel
         Names, modules and factories go through :func:`neuroprobe.models.build_model`; a fitted
         ``DNNFeatureExtractor`` contributes its ``model_``.
-    weights : str or None
-        Weights for ``build_model`` (None: seeded random weights).
+    weights : str, path or None, default="DEFAULT"
+        Weights for ``build_model`` (pretrained by default, as on the CLI; None: seeded random
+        weights, warned once per model name).
     random_state : int or None
-        Seed of random weights.
+        Seed of random weights (None: seed 0).
     device : str, torch.device or None
         Where the module runs (None: leave it where it is).
 

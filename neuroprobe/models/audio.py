@@ -453,17 +453,39 @@ def load_vggish_checkpoint(model, path):
     return model
 
 
+#: torchvggish's converted VGGish weights, looked up in ``torch.hub.get_dir()/checkpoints``.
+VGGISH_DEFAULT_FILE = "vggish-10086976.pth"
+
+
+def _vggish_default_file():
+    from neuroprobe.models.registry import WeightsUnavailableError
+
+    directory = Path(torch.hub.get_dir()) / "checkpoints"
+    path = directory / VGGISH_DEFAULT_FILE
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"pretrained VGGish weights (weights='DEFAULT') are not cached: place torchvggish's "
+            f"{VGGISH_DEFAULT_FILE!r} in the directory {str(directory)!r} "
+            "(torch.hub.get_dir()/checkpoints; set TORCH_HOME to move it), pass "
+            "weights=<path to a converted checkpoint>, or weights=None for random weights."
+        )
+    return path
+
+
 def build_vggish(
-    weights=None, random_state=None, *, pca_params=None, quantize=True, aggregate="mean"
+    weights="DEFAULT", random_state=None, *, pca_params=None, quantize=True, aggregate="mean"
 ):
     """A :class:`VGGish` in eval mode and its ``weights_id``.
 
     Parameters
     ----------
-    weights : str or Path, optional
-        Local converted checkpoint; ``None`` gives random weights seeded by ``random_state``.
+    weights : str, Path or None, default="DEFAULT"
+        Local converted checkpoint; ``"DEFAULT"``: torchvggish's ``vggish-10086976.pth`` in the
+        torch.hub checkpoint directory (never downloaded: :class:`WeightsUnavailableError` naming
+        the file and the directory when it is not there); ``None`` gives random weights seeded by
+        ``random_state``.
     random_state : int, optional
-        Seed of the random weights (``None``: a fresh seed, recorded in ``weights_id``).
+        Seed of the random weights (``None``: seed 0, recorded in ``weights_id``).
     pca_params : str or Path, optional
         ``vggish_pca_params.npz``: add the published PCA (+ quantisation when ``quantize``)
         post-processing.
@@ -480,6 +502,8 @@ def build_vggish(
             model = VGGish(post, aggregate=aggregate)
         weights_id = f"random(seed={seed})"
     else:
+        if isinstance(weights, str) and weights.upper() in ("DEFAULT", "PRETRAINED"):
+            weights = _vggish_default_file()
         with torch.device("meta"):  # no random initialisation of 72 M parameters to overwrite
             model = VGGish(aggregate=aggregate)
         model = load_vggish_checkpoint(model, weights)
@@ -541,7 +565,7 @@ def _encoder(model):
     return inner.encoder
 
 
-def build_torchaudio_bundle(name, weights=None, random_state=None, config=None):
+def build_torchaudio_bundle(name, weights="DEFAULT", random_state=None, config=None):
     """A wav2vec2 / HuBERT / WavLM model from :mod:`torchaudio.pipelines`, and its weights_id.
 
     ``weights=None`` builds the bundle's architecture with seeded random weights; ``"pretrained"``
@@ -630,7 +654,7 @@ class WaveformPreprocess:
 
 # --- ModelSpecs and registration ----------------------------------------------------------------
 def vggish_model(
-    weights=None,
+    weights="DEFAULT",
     random_state=None,
     *,
     pca_params=None,
@@ -670,7 +694,7 @@ def vggish_model(
     )
 
 
-def audio_bundle_model(name, weights=None, random_state=None, *, max_seconds=None, config=None):
+def audio_bundle_model(name, weights="DEFAULT", random_state=None, *, max_seconds=None, config=None):
     """A torchaudio wav2vec2 / HuBERT / WavLM bundle as a :class:`~neuroprobe.models.ModelSpec`.
 
     See :func:`build_torchaudio_bundle` for ``weights`` and ``config``; ``max_seconds`` keeps only
@@ -703,12 +727,12 @@ def _register():
 
     register_model(
         "vggish",
-        lambda weights=None, random_state=None: vggish_model(weights, random_state),
+        lambda weights="DEFAULT", random_state=None: vggish_model(weights, random_state),
         modality="audio",
     )
 
     def bundle_factory(name):
-        def factory(weights=None, random_state=None):
+        def factory(weights="DEFAULT", random_state=None):
             return audio_bundle_model(name, weights, random_state)
 
         return factory

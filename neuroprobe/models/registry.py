@@ -21,8 +21,10 @@ INTERFACE (stable; other modules build on it):
     ...) register here, so :class:`~neuroprobe.transformers.DNNFeatureExtractor` treats them like
     images.
 
-``build_model(model, weights=None, random_state=None, preprocess=None) -> ModelSpec``
+``build_model(model, weights="DEFAULT", random_state=None, preprocess=None) -> ModelSpec``
     ``model`` is a registered name, any torchvision model name, an ``nn.Module`` or a factory.
+    Pretrained weights by default (as on the CLI); ``weights=None`` asks for random weights
+    (warned once per model name), seeded by ``random_state`` (``None``: seed 0).
 
 Lazy registration
 -----------------
@@ -281,10 +283,54 @@ def _lookup(name):
     return None
 
 
+#: Seed of random weights when ``random_state=None``: every clone, worker and rerun builds the
+#: same network, so caches and grid searches compare like with like.
+DEFAULT_WEIGHTS_SEED = 0
+
+_RANDOM_WARNED: set = set()
+_QUIET_RANDOM = [0]
+
+
+def is_random_weights(weights):
+    """True when ``weights`` asks for a random initialisation (``None``, ``"none"``, ``"random"``)."""
+    return weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random"))
+
+
+def warn_random_weights(name, weights_id):
+    """Warn once per process and model name that a network has random (untrained) weights."""
+    key = str(name).lower()
+    if _QUIET_RANDOM[0] or key in _RANDOM_WARNED:
+        return
+    _RANDOM_WARNED.add(key)
+    warnings.warn(
+        f"model {name!r} is built with RANDOM, untrained weights ({weights_id}), as asked by "
+        "weights=None; pass weights='DEFAULT' (the default) for pretrained weights. This warning "
+        "is shown once per model.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+class quiet_random_weights:
+    """Context manager: no random-weights warning inside (shapes, layer lists)."""
+
+    def __enter__(self):
+        _QUIET_RANDOM[0] += 1
+        return self
+
+    def __exit__(self, *exc):
+        _QUIET_RANDOM[0] -= 1
+        return False
+
+
 def _seed_from(random_state):
-    """Integer seed for torch from an sklearn-style ``random_state``."""
+    """Integer seed for torch from an sklearn-style ``random_state``.
+
+    ``None`` gives :data:`DEFAULT_WEIGHTS_SEED` (a fixed seed, not a fresh random one), so clones
+    of an estimator build identical networks.
+    """
     if random_state is None:
-        return int(np.random.default_rng().integers(0, 2**31 - 1))
+        return DEFAULT_WEIGHTS_SEED
     if isinstance(random_state, (int, np.integer)):
         return int(random_state)
     if isinstance(random_state, np.random.RandomState):
@@ -401,7 +447,7 @@ def _looks_like_path(weights):
     )
 
 
-def _torchvision_spec(name, weights=None, random_state=None):
+def _torchvision_spec(name, weights="DEFAULT", random_state=None):
     """Build a torchvision classification model with the preprocessing of its weights."""
     from torchvision import models
 
@@ -413,7 +459,7 @@ def _torchvision_spec(name, weights=None, random_state=None):
         kwargs["aux_logits"] = False
     from neuroprobe.models.aliases import aliases_for
 
-    if weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random")):
+    if is_random_weights(weights):
         seed = _seed_from(random_state)
         with seeded(seed), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -450,7 +496,8 @@ def _torchvision_spec(name, weights=None, random_state=None):
                 "downloaded "
                 f"({type(exc).__name__}: {exc}). Download {enum.url} and place the file "
                 f"{file_name!r} in the directory {directory!r} (torch.hub.get_dir()/checkpoints; "
-                "set TORCH_HOME to move it), or pass weights=<path to the .pth file>."
+                "set TORCH_HOME to move it), pass weights=<path to the .pth file>, or "
+                "weights=None for random (untrained) weights."
             ) from exc
         weights_id = f"{type(enum).__name__}.{enum.name}"
         transform = enum.transforms()
@@ -503,7 +550,7 @@ def _call_factory(factory, weights, random_state):
         return factory()
 
 
-def build_model(model, weights=None, random_state=None, preprocess=None):
+def build_model(model, weights="DEFAULT", random_state=None, preprocess=None):
     """Build a network and its preprocessing.
 
     Parameters
@@ -513,16 +560,19 @@ def build_model(model, weights=None, random_state=None, preprocess=None):
         ``"resnet50"``, ...), a module, or a factory: ``factory(weights, random_state)`` returning a
         :class:`ModelSpec` or a module, or ``factory()`` returning a module (called under
         ``torch.manual_seed`` derived from ``random_state``).
-    weights : None, str or path
-        For names: ``None`` (or ``"none"``) = random initialisation seeded by ``random_state``;
-        ``"DEFAULT"`` or a weights enum name (``"IMAGENET1K_V1"``) = pretrained weights through
-        torchvision's cache (offline without the file: :class:`WeightsUnavailableError` naming the
-        file and the directory); a path = a local ``state_dict`` or a checkpoint dict with
-        ``"state_dict"`` or ``"model"``. For modules: ``None`` keeps the module's weights, a path
-        loads a state_dict.
+    weights : str, path or None, default="DEFAULT"
+        For names: ``"DEFAULT"`` (the default, as on the CLI) or a weights enum name
+        (``"IMAGENET1K_V1"``) = pretrained weights through torchvision's cache (offline without the
+        file: :class:`WeightsUnavailableError` naming the file and the directory; random weights
+        are never substituted); a path = a local ``state_dict`` or a checkpoint dict with
+        ``"state_dict"`` or ``"model"``; ``None`` (or ``"none"`` / ``"random"``) = random
+        initialisation seeded by ``random_state``, with a warning once per model name. For
+        modules: ``"DEFAULT"`` or ``None`` keeps the module's weights, a path loads a state_dict.
+        Factories ``factory(weights, random_state)`` receive ``weights`` as given.
     random_state : int, RandomState or None
-        Seed of the random initialisation (``None``: a fresh random seed, recorded in
-        ``weights_id``).
+        Seed of the random initialisation (``None``: the fixed seed
+        :data:`DEFAULT_WEIGHTS_SEED` = 0, so clones and reruns build the same network; the seed is
+        recorded in ``weights_id``).
     preprocess : callable, optional
         Replace the preprocessing (one decoded stimulus -> tensor). Torchvision models default to
         the resize / centre crop / normalisation of their weights (of the default weights when
@@ -550,6 +600,8 @@ def build_model(model, weights=None, random_state=None, preprocess=None):
             spec = _torchvision_spec(model.lower(), weights, random_state)
         else:
             raise _unknown_model(model)
+        if is_random_weights(weights):
+            warn_random_weights(model, spec.weights_id)
     elif isinstance(model, torch.nn.Module):
         spec = _module_spec(model, weights)
     elif callable(model):
@@ -558,7 +610,7 @@ def build_model(model, weights=None, random_state=None, preprocess=None):
             spec = obj
         elif isinstance(obj, torch.nn.Module):
             spec = _module_spec(obj, weights if _looks_like_path(weights) else None)
-            if weights is None and not _looks_like_path(weights):
+            if not _looks_like_path(weights):
                 spec.weights_id = f"factory:{spec.weights_id}"
         else:
             raise ModelError(
@@ -587,12 +639,11 @@ def _describe(obj):
 
 
 def _module_spec(module, weights=None):
-    if weights is not None:
+    if weights is not None and not (isinstance(weights, str) and weights.upper() == "DEFAULT"):
         if not _looks_like_path(weights) or not Path(weights).is_file():
             raise ModelError(
-                f"weights={weights!r} for a torch.nn.Module must be None or the path of a "
-                "state_dict "
-                "file"
+                f"weights={weights!r} for a torch.nn.Module must be 'DEFAULT' or None (keep its "
+                "weights) or the path of a state_dict file"
             )
         state = _load_state_dict_file(weights)
         module.load_state_dict(state, strict=True)
@@ -675,7 +726,8 @@ def list_layers(model, weights=None, input_shape=None):
 
     from neuroprobe.models.hooks import capture
 
-    spec = build_model(model, weights=weights, random_state=0)
+    with quiet_random_weights():  # shapes only: random weights are what was asked for
+        spec = build_model(model, weights=weights, random_state=0)
     names = spec.layer_names()
     x = _dummy_input(spec, input_shape)
     with torch.no_grad(), capture(spec.module, names, clone=False, repeat="last") as out:

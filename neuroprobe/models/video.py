@@ -486,7 +486,7 @@ def _pytorchvideo_module(name, weights, random_state, model_kwargs):
 
 def video_model(
     name,
-    weights=None,
+    weights="DEFAULT",
     random_state=None,
     *,
     n_frames=None,
@@ -506,12 +506,13 @@ def video_model(
     ----------
     name : str
         One of :data:`TORCHVISION_VIDEO_MODELS` or :data:`PYTORCHVIDEO_MODELS`.
-    weights : None, str or path
-        ``None``: random weights seeded by ``random_state``. torchvision models: ``"DEFAULT"`` or an
-        enum name (through torchvision's cache; offline without the file:
-        ``WeightsUnavailableError``). PyTorchVideo models: ``"pretrained"`` (torch.hub cache). Any
-        model: a local checkpoint path.
+    weights : str, path or None, default="DEFAULT"
+        Pretrained by default: torchvision models: ``"DEFAULT"`` or an enum name (through
+        torchvision's cache; offline without the file: ``WeightsUnavailableError``). PyTorchVideo
+        models: ``"DEFAULT"`` / ``"pretrained"`` (torch.hub cache). Any model: a local checkpoint
+        path. ``None``: random weights seeded by ``random_state`` (warned once per model name).
     random_state : int, optional
+        Seed of random weights (``None``: seed 0).
     n_frames, stride, target_fps, resize_size, crop_size, mode, start_s, step, short_policy
         Override the clip of :class:`VideoPreprocess` (defaults: the model's published recipe).
     model_kwargs : dict, optional
@@ -583,7 +584,7 @@ def video_model(
 
 
 def _factory(name):
-    def factory(weights=None, random_state=None):
+    def factory(weights="DEFAULT", random_state=None):
         return video_model(name, weights, random_state)
 
     factory.__name__ = f"{name}_factory"

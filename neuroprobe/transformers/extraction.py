@@ -403,9 +403,11 @@ _SEEN = set()
 
 
 def _build(model, weights, random_state):
-    from neuroprobe.models.registry import build_model
+    from neuroprobe.models.registry import DEFAULT_WEIGHTS_SEED, build_model
 
     key = None
+    if random_state is None:  # build_model's fixed default seed: same network, same key
+        random_state = DEFAULT_WEIGHTS_SEED
     if isinstance(model, str) and isinstance(random_state, (int, np.integer)):
         wkey = weights
         if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
@@ -451,9 +453,12 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
     model : str, torch.nn.Module, callable or ModelSpec
         A torchvision classification model name (``"alexnet"``), a registered model (``"vggish"``),
         a module or a factory; see :func:`neuroprobe.models.build_model`.
-    weights : None, str or path
-        ``None``: random initialisation seeded by ``random_state``; ``"DEFAULT"`` or an enum name:
-        pretrained weights from torchvision's cache; a path: a local state_dict / checkpoint.
+    weights : str, path or None, default="DEFAULT"
+        ``"DEFAULT"`` (as on the CLI) or an enum name: pretrained weights from torchvision's cache
+        (offline without the file: :class:`~neuroprobe.models.WeightsUnavailableError` naming the
+        file and where to put it; never a silent random network); a path: a local state_dict /
+        checkpoint; ``None`` (or ``"random"``): random initialisation seeded by ``random_state``,
+        warned once per model name.
     layers : str or list of str
         Module names (``"features.10"``) or DNNBrain aliases (``"conv5"``); columns are concatenated
         in this order. Default: the last module of the network.
@@ -469,7 +474,8 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
     memory : None, str or joblib.Memory
         Directory of an on-disk activation cache shared by clones and worker processes (see Notes).
     random_state : int, RandomState or None
-        Seed of the random initialisation when ``weights=None``.
+        Seed of the random initialisation when ``weights=None`` (``None``: seed 0, so every clone,
+        e.g. inside ``GridSearchCV``, builds the same network).
     verbose : int
         Show a progress bar when > 0.
 
@@ -525,7 +531,7 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
     def __init__(
         self,
         model,
-        weights=None,
+        weights="DEFAULT",
         layers=None,
         pooling=None,
         channels=None,
