@@ -62,7 +62,9 @@ def bench_hooks(quick):
     size = 64 if quick else 224
     n_batches, batch = (2, 8) if quick else (3, 32)
     x = torch.randn(n_batches * batch, 3, size, size)
-    ext = DNNFeatureExtractor("alexnet", layers=ALEX5, random_state=0, batch_size=batch)
+    ext = DNNFeatureExtractor(
+        "alexnet", weights=None, layers=ALEX5, random_state=0, batch_size=batch
+    )
     ext.fit(x[:1])
     module = ext.model_.module
     idx = np.arange(len(x))
@@ -138,7 +140,7 @@ def bench_decoding(quick, stimuli_dir, tmp):
     else:
         paths = _images(tmp / "decode", 8 if quick else 96, (375, 500))
     ext = DNNFeatureExtractor(
-        "alexnet", layers=["conv5"], pooling="max", random_state=0, batch_size=16
+        "alexnet", weights=None, layers=["conv5"], pooling="max", random_state=0, batch_size=16
     ).fit(torch.zeros(1, 3, 224, 224))
     result = {"images": len(paths)}
     saved = extraction.DECODE_WORKERS
@@ -166,7 +168,8 @@ from neuroprobe.stimuli import StimulusSet
 from neuroprobe.transformers.extraction import DNNFeatureExtractor
 folder, out, n_layers = sys.argv[1], sys.argv[2], sys.argv[3]
 stims = StimulusSet.from_folder(folder)
-ext = DNNFeatureExtractor("alexnet", layers=["conv5", "fc2"], random_state=0, batch_size=32)
+ext = DNNFeatureExtractor("alexnet", weights=None, layers=["conv5", "fc2"], random_state=0,
+                          batch_size=32)
 ext.extract_to_file(stims, out)
 print(json.dumps({"n": len(stims), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss /
 1024}))
@@ -231,7 +234,7 @@ def bench_grid(quick, tmp):
         for label, memory, prefetch in configs:
             rows["n"] = 0
             dnn = DNNFeatureExtractor(
-                "alexnet",
+                "alexnet", weights=None,
                 layers=["conv1"],
                 pooling="mean",
                 random_state=0,

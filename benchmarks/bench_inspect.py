@@ -69,7 +69,7 @@ def main(argv=None):
         size, n_images, window, stride, repeats, layer = 64, 1, 16, 16, 1, "conv3"
     else:
         size, n_images, window, stride, repeats, layer = 224, 1, 32, 16, 3, "conv3"
-    spec = build_model("alexnet", random_state=0)
+    spec = build_model("alexnet", weights=None, random_state=0)
     module_name = spec.aliases.get(layer, layer)
     layer_module = dict(spec.module.named_modules())[module_name]
     x = torch.randn((n_images, 3, size, size), generator=torch.Generator().manual_seed(0))

@@ -88,7 +88,7 @@ def _bench(model, paths, batch_size, repeat, n_clips_of):
 
     stims = StimulusSet.from_paths(paths)
     ext = DNNFeatureExtractor(
-        model, layers=None, pooling="mean", random_state=0, batch_size=batch_size
+        model, weights=None, layers=None, pooling="mean", random_state=0, batch_size=batch_size
     )
     ext.fit(stims[:1])
     spec = ext.model_

@@ -18,13 +18,7 @@ import numpy as np
 from sklearn.base import clone, is_classifier
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import confusion_matrix
-from sklearn.model_selection import (
-    GroupKFold,
-    KFold,
-    StratifiedGroupKFold,
-    StratifiedKFold,
-    cross_validate,
-)
+from sklearn.model_selection import cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import type_of_target
@@ -84,19 +78,6 @@ def layer_features(source, stimuli=None, layers=None):
     )
 
 
-def _default_cv(cv, classes, groups, random_state):
-    if not isinstance(cv, int):
-        return cv
-    shuffle = random_state is not None
-    if groups is not None:
-        if classes:
-            return StratifiedGroupKFold(cv, shuffle=shuffle, random_state=random_state)
-        return GroupKFold(cv)
-    if classes:
-        return StratifiedKFold(cv, shuffle=shuffle, random_state=random_state)
-    return KFold(cv, shuffle=shuffle, random_state=random_state)
-
-
 def probe_layers(
     source,
     y,
@@ -126,27 +107,33 @@ def probe_layers(
         Default: ``StandardScaler + LogisticRegression(max_iter=1000)`` for classes,
         ``StandardScaler + RidgeCV(alphas=logspace(-3, 5, 9))`` for values.
     cv : int or splitter, default=5
-        ``int``: stratified k-fold for classes, k-fold for values (grouped variants when
-        ``groups`` are given), shuffled with ``random_state`` when one is given.
+        ``int``: :func:`neuroprobe.model_selection.default_cv`, the splitter of the CLI's
+        ``probe`` / ``decode``: shuffled stratified k-fold for classes, shuffled k-fold for values
+        (``StratifiedGroupKFold`` / ``GroupKFold`` when ``groups`` are given), seeded by
+        ``random_state``.
     scoring : str or callable, optional
         Default ``"accuracy"`` for classes, ``"correlation"`` (Pearson r) for values; resolved by
         :func:`neuroprobe.metrics.get_scorer`.
     groups : array-like (n_stimuli,), optional
         E.g. fMRI runs: folds never split a group.
     random_state : int, optional
+        Seed of the shuffled folds (``None``: 0, as the CLI's ``--seed``) and of the estimator's
+        ``random_state`` parameters when given.
     n_jobs : int, optional
         Folds in parallel (joblib).
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by layer: ``mean_score``, ``std_score``, ``scores`` (per fold), ``n_features``;
+        Indexed by layer: ``mean_score``, ``std_score``, ``scores`` (per fold), ``n_features``,
+        ``cv`` (the splitter, e.g. ``"StratifiedKFold(n_splits=5, random_state=0, shuffle=True)"``);
         ``.attrs["confusion"]`` maps each layer to its confusion matrix (summed over folds,
         classes) and ``.attrs["classes"]`` holds the class labels.
     """
     import pandas as pd
 
     from neuroprobe.metrics import get_scorer
+    from neuroprobe.model_selection import default_cv, describe_cv
 
     y = np.asarray(y)
     kind = type_of_target(y)
@@ -168,7 +155,8 @@ def probe_layers(
         params = {k: random_state for k in estimator.get_params() if k.endswith("random_state")}
         estimator = clone(estimator).set_params(**params)
     scorer = get_scorer(scoring or ("accuracy" if classes else "correlation"))
-    splitter = _default_cv(cv, classes, groups, random_state)
+    splitter = default_cv(cv, y, groups, random_state, classifier=classes)
+    cv_text = describe_cv(splitter)
     labels = np.unique(y) if classes else None
     rows, confusion = [], {}
     for layer, X in feats.items():
@@ -198,6 +186,7 @@ def probe_layers(
                 "std_score": scores.std(),
                 "scores": scores,
                 "n_features": X.shape[1],
+                "cv": cv_text,
             }
         )
     table = pd.DataFrame(rows).set_index("layer")

@@ -50,9 +50,9 @@ def test_shapes_cnn_is_registered_seeded_and_loads_weights(tmp_path):
 
     from neuroprobe.models import ModelError, build_model, list_layers
 
-    a = build_model("shapes-cnn", random_state=1)
-    b = build_model("shapes-cnn", random_state=1)
-    c = build_model("shapes-cnn", random_state=2)
+    a = build_model("shapes-cnn", weights=None, random_state=1)
+    b = build_model("shapes-cnn", weights=None, random_state=1)
+    c = build_model("shapes-cnn", weights=None, random_state=2)
     for pa, pb in zip(a.module.parameters(), b.module.parameters()):
         assert torch.equal(pa, pb)
     assert not torch.equal(a.module.conv1.weight, c.module.conv1.weight)

@@ -28,10 +28,13 @@ def test_classes_equal_manual_cross_validation_with_confusion():
     table = probe_layers(feats, y, cv=4)
     assert list(table.index) == ["early", "late"]
     est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    # the default splitter: shuffled, stratified, seed 0 (the CLI's --seed default)
+    splitter = StratifiedKFold(4, shuffle=True, random_state=0)
+    assert set(table["cv"]) == {"StratifiedKFold(n_splits=4, random_state=0, shuffle=True)"}
     for layer, X in feats.items():
-        ref = cross_val_score(est, X, y, cv=StratifiedKFold(4), scoring="accuracy")
+        ref = cross_val_score(est, X, y, cv=splitter, scoring="accuracy")
         np.testing.assert_allclose(table.loc[layer, "scores"], ref)
-        pred = cross_val_predict(est, X, y, cv=StratifiedKFold(4))
+        pred = cross_val_predict(est, X, y, cv=splitter)
         np.testing.assert_array_equal(table.attrs["confusion"][layer], confusion_matrix(y, pred))
     assert table.loc["late", "mean_score"] > table.loc["early", "mean_score"]
 

@@ -106,8 +106,8 @@ def test_bad_input():
 def test_torchvision_checkpoint_round_trip(tmp_path):
     x, labels = _two_class(12, 0)
     x64 = torch.nn.functional.interpolate(torch.from_numpy(x), size=(64, 64))
-    res = finetune("mobilenet_v3_small", x64, labels, epochs=1, random_state=0, verbose=0,
-                   validation_fraction=0, checkpoint=tmp_path / "m.pt", batch_size=6)
+    res = finetune("mobilenet_v3_small", x64, labels, weights=None, epochs=1, random_state=0,
+                   verbose=0, validation_fraction=0, checkpoint=tmp_path / "m.pt", batch_size=6)
     assert res.head == "classifier.3" and res.module.classifier[3].out_features == 2
     spec = build_model("mobilenet_v3_small", weights=str(tmp_path / "m.pt"))
     with torch.no_grad():

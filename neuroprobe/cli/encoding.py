@@ -236,7 +236,7 @@ def run_probe(args):
 
 def run_encode(args):
     from neuroprobe.estimators.permutation import PermutationTest
-    from neuroprobe.model_selection import cross_val_score_targets
+    from neuroprobe.model_selection import cross_val_score_targets, default_cv, describe_cv
 
     if len(args.layer or []) != 1:
         raise CLIError("encode needs exactly one --layer")
@@ -251,8 +251,9 @@ def run_encode(args):
             )
         groups = _read_vector(args.groups, stim_ids, "--groups") if args.groups else None
         enc = _encoder(args)
+        splitter = default_cv(args.cv, None, groups, args.seed, classifier=False)
         scores = cross_val_score_targets(
-            enc, X, targets.Y, cv=args.cv, groups=groups, n_jobs=args.n_jobs
+            enc, X, targets.Y, cv=splitter, groups=groups, n_jobs=args.n_jobs
         )
         with np.errstate(all="ignore"):
             import warnings
@@ -266,7 +267,7 @@ def run_encode(args):
             test = PermutationTest(
                 enc,
                 n_permutations=args.n_permutations,
-                cv=args.cv,
+                cv=splitter,
                 random_state=args.seed,
                 n_jobs=args.n_jobs,
             ).fit(X, targets.Y, groups=groups)
@@ -274,16 +275,54 @@ def run_encode(args):
                 path = _sibling(args.out, name)
                 targets.write_map(np.atleast_1d(values), path)
                 written.append(str(path))
+        written.append(_write_cv_sidecar(args, splitter, enc, groups, written))
     finally:
         targets.close()
     line = (
         f"{acc.size} targets, {args.scoring} mean {np.nanmean(acc):.4f}, "
-        f"max {np.nanmax(acc):.4f}"
+        f"max {np.nanmax(acc):.4f}, cv {describe_cv(splitter)}"
     )
     if args.n_permutations:
         n_sig = int(np.sum(np.atleast_1d(test.pvalue_fwe_) <= 0.05))
         line += f"; {n_sig} significant at FWE p <= 0.05 ({args.n_permutations} permutations)"
     print(f"{line}; wrote {', '.join(written)}")
+
+
+def _write_cv_sidecar(args, splitter, enc, groups, maps):
+    """``OUT.json`` beside the maps of ``encode``: the splitters and settings that made them."""
+    import json
+
+    from neuroprobe._utils import atomic_path
+    from neuroprobe.model_selection import describe_cv
+
+    inner = None
+    if hasattr(enc, "alphas"):  # VoxelwiseEncoder: inner folds choose the alphas (its own rule)
+        if enc.cv is None:
+            inner = "leave-one-out"
+        elif isinstance(enc.cv, int):
+            kind = f"GroupKFold(n_splits={enc.cv})" if groups is not None else (
+                f"KFold(n_splits={enc.cv}, shuffle=False)")
+            inner = f"{kind} within each outer training set"
+        else:
+            inner = describe_cv(enc.cv)
+    meta = {
+        "command": "encode",
+        "input": str(args.input),
+        "layer": args.layer[0],
+        "targets": str(args.targets),
+        "model": args.model,
+        "scoring": args.scoring,
+        "cv": describe_cv(splitter),
+        "inner_cv": inner,
+        "groups": args.groups,
+        "seed": args.seed,
+        "n_permutations": args.n_permutations,
+        "maps": [Path(m).name for m in maps],
+    }
+    path = _sibling(args.out, "", ext=".json")
+    with atomic_path(path, suffix=".json") as tmp:
+        Path(tmp).write_text(json.dumps(meta, indent=2) + "\n")
+    return str(path)
 
 
 def _encoder(args):
@@ -306,12 +345,12 @@ def _encoder(args):
     )
 
 
-def _sibling(out, name):
-    """``conv5_r.nii.gz`` -> ``conv5_r_<name>.nii.gz`` (same folder, same format)."""
+def _sibling(out, name, ext=None):
+    """``conv5_r.nii.gz`` -> ``conv5_r_<name>.nii.gz`` (same folder, same format, or ``ext``)."""
     out = Path(out)
     suffixes = "".join(out.suffixes[-2:]) if out.name.endswith(".nii.gz") else out.suffix
     stem = out.name[: len(out.name) - len(suffixes)] if suffixes else out.name
-    return out.with_name(f"{stem}_{name}{suffixes}")
+    return out.with_name(f"{stem}{'_' + name if name else ''}{ext or suffixes}")
 
 
 def run_decode(args):
@@ -340,6 +379,7 @@ def _probe_and_write(sources, y, groups, args):
     )
     _write_table(table, args.out)
     print(table[["mean_score", "std_score", "n_features"]].to_string())
+    print(f"cv: {table['cv'].iloc[0]}")
 
 
 def register(subparsers):
@@ -380,7 +420,13 @@ def register(subparsers):
         help="FILE.csv:COLUMN (aligned by stim_id when present), .npy or .txt",
     )
     p.add_argument("--groups", help="FILE.csv:COLUMN or .npy: groups (e.g. runs) for the folds")
-    p.add_argument("--cv", type=int, default=5, help="folds (default 5)")
+    p.add_argument(
+        "--cv",
+        type=int,
+        default=5,
+        help="folds (default 5): shuffled, stratified for classes, seeded by --seed, grouped with "
+        "--groups; the splitter is written in the CSV's cv column",
+    )
     p.add_argument(
         "--scoring",
         default=None,
@@ -408,8 +454,20 @@ def register(subparsers):
     p.add_argument("--dataset", default=None, help="dataset in an .h5/.npz targets file")
     p.add_argument("--mask", default=None, help="mask / atlas image for brain targets")
     p.add_argument("--groups", help="FILE.csv:COLUMN or .npy: groups (runs) for the folds")
-    p.add_argument("--cv", type=int, default=5, help="outer folds of the map (default 5)")
-    p.add_argument("--inner-cv", type=int, default=5, help="folds choosing alphas (default 5)")
+    p.add_argument(
+        "--cv",
+        type=int,
+        default=5,
+        help="outer folds of the map (default 5): shuffled KFold seeded by --seed, GroupKFold with "
+        "--groups; recorded with the settings in OUT.json beside the maps",
+    )
+    p.add_argument(
+        "--inner-cv",
+        type=int,
+        default=5,
+        help="folds choosing alphas inside each outer training set (default 5; KFold, "
+        "GroupKFold with --groups)",
+    )
     p.add_argument("--alphas", default=None, help="comma-separated ridge alphas")
     p.add_argument(
         "--model",
@@ -441,7 +499,13 @@ def register(subparsers):
     p.add_argument("--mask", default=None, help="mask / atlas image for brain images")
     p.add_argument("--labels", required=True, help="FILE.csv:COLUMN, .npy or .txt")
     p.add_argument("--groups", help="FILE.csv:COLUMN or .npy: groups (runs) for the folds")
-    p.add_argument("--cv", type=int, default=5)
+    p.add_argument(
+        "--cv",
+        type=int,
+        default=5,
+        help="folds (default 5): shuffled, stratified for classes, seeded by --seed, grouped with "
+        "--groups; the splitter is written in the CSV's cv column",
+    )
     p.add_argument("--scoring", default=None)
     add_common_arguments(p)
     p.set_defaults(func=run_decode)

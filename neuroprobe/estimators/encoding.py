@@ -346,6 +346,10 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
     cv : int, cross-validation splitter or None, default=5
         ``int``: ``KFold(cv)`` (``GroupKFold(cv)`` when ``groups`` are passed to ``fit``);
         a splitter (e.g. ``LeaveOneGroupOut()``); ``None``: efficient leave-one-out (closed form).
+        These inner folds only choose the alphas and are unshuffled (contiguous blocks, safe for
+        time series); the outer folds of ``cross_val_score_targets`` / ``neuroprobe encode`` are
+        shuffled (:func:`neuroprobe.model_selection.default_cv`). For stimuli stored in category
+        order pass e.g. ``cv=KFold(5, shuffle=True, random_state=0)``.
     scoring : {"correlation", "r2"}, default="correlation"
         Per-target score used to choose alphas and returned by ``score`` / ``score_targets``.
     fit_intercept : bool, default=True

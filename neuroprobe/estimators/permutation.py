@@ -81,13 +81,18 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
     estimator : estimator
     n_permutations : int, default=1000
     cv : int, cross-validation generator or iterable, optional
-        Generic path: as in ``permutation_test_score`` (``None``: 5-fold). Passed to the fast path
-        (ignored by RSAScorer).
+        An int is turned into neuroprobe's default splitter
+        (:func:`neuroprobe.model_selection.default_cv`: shuffled ``KFold``, ``StratifiedKFold``
+        for classifiers, grouped with ``groups``, seeded by ``random_state``), the splitter of
+        ``neuroprobe encode --n-permutations``. Generic path: ``None`` is 5 folds; pass
+        ``KFold(k)`` for ``permutation_test_score``'s unshuffled folds. Fast path: ``None`` keeps
+        the estimator's own ``cv`` (ignored by RSAScorer).
     scoring : str or callable, optional
         Generic path scorer; default: ``estimator.score_targets`` for multi-target ``Y`` when the
         estimator has it, else ``estimator.score``.
     random_state : int, RandomState or None
-        Master seed of the permutations.
+        Master seed of the permutations and of the default splitter's shuffling (``None``:
+        random permutations, folds seeded by 0).
     n_jobs : int, optional
         Parallel permutation chunks (joblib).
 
@@ -153,7 +158,7 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         estimator = clone(self.estimator)
         multi = Y is not None and np.ndim(Y) == 2 and np.shape(Y)[1] > 1
         scorer = None
-        cv = self.cv
+        cv = self._splitter(estimator, Y, groups, fast)
         if not fast:
             if Y is None:
                 raise ValueError(
@@ -164,7 +169,7 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
                 # an h5py.Dataset: the generic path refits on permuted rows (fancy indexing),
                 # which h5py cannot serve, so read it once (only the fast paths stream)
                 Y = np.asarray(Y)
-            cv = check_cv(self.cv, Y, classifier=is_classifier(estimator))
+            cv = check_cv(cv, Y, classifier=is_classifier(estimator))
             if self.scoring is not None:
                 scorer = check_scoring(estimator, scoring=self.scoring)
         sizes = chunk_sizes(self.n_permutations)
@@ -185,6 +190,17 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
             observed = np.atleast_1d(_cv_statistic(estimator, X, Y, cv, groups, scorer, multi))
         self._set_results(observed, null, fast)
         return self
+
+    def _splitter(self, estimator, Y, groups, fast):
+        """``self.cv`` with an int (or, generic path, ``None``) made the default splitter."""
+        from neuroprobe.model_selection import default_cv
+
+        if self.cv is None and fast:
+            return None  # the estimator's own cv
+        one_target = Y is not None and (np.ndim(Y) == 1 or np.shape(Y)[1] == 1)
+        classifier = is_classifier(estimator) and one_target
+        return default_cv(self.cv, None if not classifier else np.ravel(Y), groups,
+                          self.random_state, classifier=classifier)
 
     def _set_results(self, observed, null, fast):
         observed = np.asarray(observed, dtype=np.float64).ravel()
@@ -211,8 +227,10 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         """
         estimator = clone(self.estimator)
         if hasattr(estimator, "_permutation_scores"):
-            return estimator._permutation_scores(X, Y, permutations, cv=self.cv, groups=groups)[1]
+            cv = self._splitter(estimator, Y, groups, True)
+            return estimator._permutation_scores(X, Y, permutations, cv=cv, groups=groups)[1]
         multi = np.ndim(Y) == 2 and np.shape(Y)[1] > 1
-        cv = check_cv(self.cv, Y, classifier=is_classifier(estimator))
+        cv = check_cv(self._splitter(estimator, Y, groups, False), Y,
+                      classifier=is_classifier(estimator))
         scorer = check_scoring(estimator, scoring=self.scoring) if self.scoring else None
         return _generic_null(estimator, X, Y, permutations, cv, groups, scorer, multi)

@@ -694,7 +694,9 @@ def vggish_model(
     )
 
 
-def audio_bundle_model(name, weights="DEFAULT", random_state=None, *, max_seconds=None, config=None):
+def audio_bundle_model(
+    name, weights="DEFAULT", random_state=None, *, max_seconds=None, config=None
+):
     """A torchaudio wav2vec2 / HuBERT / WavLM bundle as a :class:`~neuroprobe.models.ModelSpec`.
 
     See :func:`build_torchaudio_bundle` for ``weights`` and ``config``; ``max_seconds`` keeps only

@@ -292,7 +292,7 @@ _QUIET_RANDOM = [0]
 
 
 def is_random_weights(weights):
-    """True when ``weights`` asks for a random initialisation (``None``, ``"none"``, ``"random"``)."""
+    """True when ``weights`` asks for random initialisation (``None``, ``"none"``, ``"random"``)."""
     return weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random"))
 
 

@@ -175,7 +175,9 @@ def test_layers_extract_info_match_the_python_api(study, acts):
     assert printed == [name for name, _ in list_layers("shapes-cnn")]
 
     stimuli = StimulusSet.from_csv(study["csv"])
-    ref = DNNFeatureExtractor(build_model("shapes-cnn", random_state=3), layers=["conv2", "fc1"])
+    ref = DNNFeatureExtractor(
+        build_model("shapes-cnn", weights=None, random_state=3), layers=["conv2", "fc1"]
+    )
     X = ref.fit_transform(stimuli)
     with open_activations(acts) as f:
         assert list(f.stim_ids) == study["ids"]
@@ -306,7 +308,7 @@ def test_inspection_commands_run_and_match_the_python_api(study):
     d = study["dir"]
     base = ["--model", "shapes-cnn", "--weights", "none", "--seed", "5", "--quiet"]
     stimuli = StimulusSet.from_csv(study["csv"])
-    spec = build_model("shapes-cnn", random_state=5)
+    spec = build_model("shapes-cnn", weights=None, random_state=5)
 
     _cli("topstim", *base, "--layer", "conv2", "--channels", "0", "3", "--k", "3",
          "--stimuli", study["csv"], "--out", d / "topstim")

@@ -221,6 +221,48 @@ def test_encode_nifti_map_and_decode(study, tmp_path):
     assert got.loc["brain", "mean_score"] == pytest.approx(ref.loc["brain", "mean_score"])
 
 
+def test_cli_and_python_defaults_give_the_same_numbers(study, tmp_path):
+    """Issue 13: CLI probe shuffled, Python plain KFold (0.74 vs 0.64 on the ordered 92 images).
+
+    The study's stimuli are in category order (animate first); no --cv, no --seed anywhere.
+    """
+    import json
+    import warnings
+
+    import pandas as pd
+
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+    from neuroprobe.model_selection import cross_val_score_targets
+    from neuroprobe.probing import probe_layers
+
+    d, acts, labels, Y = study
+    out = _cli("probe", d / "net.act.h5", "--labels", d / "labels.npy", "--out", tmp_path / "p.csv")
+    assert out.returncode == 0, out.stderr
+    assert "StratifiedKFold(n_splits=5, random_state=0, shuffle=True)" in out.stdout
+    got = pd.read_csv(tmp_path / "p.csv", index_col=0)
+    ref = probe_layers(str(d / "net.act.h5"), labels)
+    for layer in ("conv1", "fc"):
+        cli_scores = np.array(got.loc[layer, "scores"].split(), dtype=float)
+        np.testing.assert_allclose(cli_scores, ref.loc[layer, "scores"], rtol=1e-5)
+        assert got.loc[layer, "cv"] == ref.loc[layer, "cv"]
+    assert ref.loc["fc", "cv"] == "StratifiedKFold(n_splits=5, random_state=0, shuffle=True)"
+
+    out = _cli("encode", d / "net.act.h5", "--layer", "fc", "--targets", d / "Y.npy",
+               "--out", tmp_path / "map.npy")
+    assert out.returncode == 0, out.stderr
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmean(
+            cross_val_score_targets(VoxelwiseEncoder(), acts["fc"], Y.astype(np.float32)), axis=0
+        )
+    np.testing.assert_allclose(np.load(tmp_path / "map.npy"), expected, atol=1e-5,
+                               equal_nan=True)
+    meta = json.loads((tmp_path / "map.json").read_text())
+    assert meta["cv"] == "KFold(n_splits=5, random_state=0, shuffle=True)"
+    assert meta["inner_cv"].startswith("KFold(n_splits=5, shuffle=False)")
+    assert meta["maps"] == ["map.npy"] and meta["seed"] == 0
+
+
 def test_errors_are_one_line(study, capsys):
     d, _, _, _ = study
     code = _main(

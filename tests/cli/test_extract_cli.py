@@ -53,7 +53,8 @@ def test_extract_info_and_layers(stim_csv, tmp_path, capsys):
 
     stims = StimulusSet.from_csv(stim_csv)
     ext = DNNFeatureExtractor(
-        "squeezenet1_1", layers=["features.3", "classifier.1"], pooling="max", random_state=2
+        "squeezenet1_1", weights=None, layers=["features.3", "classifier.1"], pooling="max",
+        random_state=2
     )
     expected = ext.fit_transform(stims)
     with open_activations(out) as f:

@@ -57,4 +57,4 @@ def alexnet_spec():
     """Random-weight AlexNet (seeded); feed it 64 x 64 tensors to keep tests fast."""
     from neuroprobe.models import build_model
 
-    return build_model("alexnet", random_state=0)
+    return build_model("alexnet", weights=None, random_state=0)

@@ -95,10 +95,10 @@ def test_model_by_name_module_and_extractor_agree(images):
     from neuroprobe.transformers import DNNFeatureExtractor
 
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    by_name = saliency("alexnet", x, ("conv1", 3), random_state=0)
-    spec = build_model("alexnet", random_state=0)
+    by_name = saliency("alexnet", x, ("conv1", 3), weights=None, random_state=0)
+    spec = build_model("alexnet", weights=None, random_state=0)
     by_module = saliency(spec.module, x, ("features.0", 3))
-    ext = DNNFeatureExtractor("alexnet", layers=["conv1"], random_state=0).fit(x)
+    ext = DNNFeatureExtractor("alexnet", weights=None, layers=["conv1"], random_state=0).fit(x)
     by_ext = saliency(ext, x, ("conv1", 3))
     np.testing.assert_allclose(by_name, by_module, rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(by_ext, by_module, rtol=1e-5, atol=1e-8)
@@ -108,7 +108,7 @@ def test_unfitted_extractor_rejected(images):
     from neuroprobe.transformers import DNNFeatureExtractor
 
     with pytest.raises(ValueError, match="not fitted"):
-        saliency(DNNFeatureExtractor("alexnet"), images, ("conv1", 0))
+        saliency(DNNFeatureExtractor("alexnet", weights=None), images, ("conv1", 0))
 
 
 def test_stimulus_set_with_rgba_files(tmp_path, tiny_cnn):

@@ -208,10 +208,13 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 # ----------------------------------------------------------------------------- extractor
 def test_extractor_equals_direct_forward(sounds):
     stims = StimulusSet.from_paths(sounds[1:])  # 1.1 s and 1.2 s: one example each
-    ext = DNNFeatureExtractor("vggish", layers=["conv2", "embedding"], random_state=0, batch_size=2)
+    ext = DNNFeatureExtractor(
+        "vggish", weights=None, layers=["conv2", "embedding"], random_state=0, batch_size=2
+    )
     feats = ext.fit_transform(stims)
     assert ext.layer_shapes_ == {"conv2": (128, 1, 48, 32), "embedding": (128, 1)}
-    vggish_spec = build_model("vggish", random_state=0)  # built independently of the extractor
+    # built independently of the extractor
+    vggish_spec = build_model("vggish", weights=None, random_state=0)
     assert vggish_spec.modality == "audio" and vggish_spec.weights_id == "random(seed=0)"
     assert vggish_spec.aliases["embedding"] == "embeddings.4"
     for i in range(2):
@@ -235,12 +238,16 @@ def test_batch_invariance_deterministic_and_variable_lengths(sounds):
     assert not np.allclose(one[0], one[1])
     # unpooled features of stimuli with different numbers of examples: a clear error
     with pytest.raises(ValueError, match="different numbers of features|size seen in fit"):
-        DNNFeatureExtractor("vggish", layers="embedding", random_state=0).fit_transform(stims)
+        DNNFeatureExtractor(
+            "vggish", weights=None, layers="embedding", random_state=0
+        ).fit_transform(stims)
 
 
 def test_time_series_per_example(sounds):
     stims = StimulusSet.from_paths(sounds)
-    ext = DNNFeatureExtractor("vggish", layers="embedding", pooling="mean", random_state=0)
+    ext = DNNFeatureExtractor(
+        "vggish", weights=None, layers="embedding", pooling="mean", random_state=0
+    )
     ts = extract_time_series(ext, stims)
     assert list(ts.stim_ids) == ["c0", "c0", "t1", "t2"]
     np.testing.assert_allclose(ts.onsets, [0.0, 0.96, 0.0, 0.0])
@@ -282,7 +289,9 @@ def test_cli_extract_to_file(tmp_path, sounds, capsys):
     )
     assert code == 0
     stims = StimulusSet.from_folder(folder)
-    ext = DNNFeatureExtractor("vggish", layers=["embedding"], pooling="mean", random_state=0)
+    ext = DNNFeatureExtractor(
+        "vggish", weights=None, layers=["embedding"], pooling="mean", random_state=0
+    )
     with open_activations(out) as f:
         stored = f.read("embedding")
         assert list(f.stim_ids) == list(stims.ids)
@@ -321,7 +330,7 @@ TINY = dict(
 
 
 def test_wav2vec2_bundle_through_the_extractor(sounds):
-    spec = audio_bundle_model("wav2vec2_base", random_state=0, config=TINY)
+    spec = audio_bundle_model("wav2vec2_base", weights=None, random_state=0, config=TINY)
     assert spec.modality == "audio" and spec.aliases["transformer2"] == "layers.1"
     stims = StimulusSet.from_paths(sounds)
     ext = DNNFeatureExtractor(spec, layers=["transformer2"], pooling="mean", batch_size=3)

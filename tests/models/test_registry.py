@@ -42,10 +42,10 @@ def test_random_init_is_seeded_and_leaves_global_rng_alone():
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    a = build_model("squeezenet1_1", random_state=0)
+    a = build_model("squeezenet1_1", weights=None, random_state=0)
     after = torch.rand(3)  # global RNG must be where it was before build_model
-    b = build_model("squeezenet1_1", random_state=0)
-    c = build_model("squeezenet1_1", random_state=1)
+    b = build_model("squeezenet1_1", weights=None, random_state=0)
+    c = build_model("squeezenet1_1", weights=None, random_state=1)
     assert torch.equal(after, expected_next)
     assert torch.equal(_params(a.module), _params(b.module))
     assert not torch.equal(_params(a.module), _params(c.module))
@@ -58,7 +58,7 @@ def test_preprocessing_comes_from_the_weights_enum():
     from PIL import Image
     from torchvision.models import get_model_weights
 
-    spec = build_model("squeezenet1_1", random_state=0)
+    spec = build_model("squeezenet1_1", weights=None, random_state=0)
     ref = get_model_weights("squeezenet1_1").DEFAULT.transforms()
     assert spec.preprocess_info["crop"] == list(ref.crop_size)
     assert spec.preprocess_info["resize"] == list(ref.resize_size)
@@ -79,7 +79,7 @@ def test_inception_preprocessing_is_299():
 
 @pytest.mark.parametrize("wrap", [None, "state_dict", "model"])
 def test_weights_from_a_local_file(tmp_path, wrap):
-    src = build_model("squeezenet1_1", random_state=3).module
+    src = build_model("squeezenet1_1", weights=None, random_state=3).module
     state = src.state_dict()
     obj = state if wrap is None else {wrap: state, "epoch": 7}
     path = tmp_path / "w.pth"
@@ -119,7 +119,7 @@ def test_unknown_weights_name_lists_valid_ones():
 
 def test_unknown_model_suggests_closest():
     with pytest.raises(ModelError) as info:
-        build_model("alexnett")
+        build_model("alexnett", weights=None)
     assert "'alexnet'" in str(info.value)
 
 
@@ -149,7 +149,7 @@ def test_register_model_and_lazy_module(tmp_path, monkeypatch):
         return ModelSpec(module=Tiny().eval(), name="tiny_registered", weights_id="x")
 
     register_model("tiny_registered", factory)
-    assert isinstance(build_model("Tiny_Registered").module, Tiny)
+    assert isinstance(build_model("Tiny_Registered", weights=None).module, Tiny)
 
     (tmp_path / "np_plugin_mod.py").write_text(
         "from torch import nn\n"
@@ -159,12 +159,12 @@ def test_register_model_and_lazy_module(tmp_path, monkeypatch):
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(registry.LAZY_MODULES, "lazy_tiny", "np_plugin_mod")
-    spec = build_model("lazy_tiny")
+    spec = build_model("lazy_tiny", weights=None)
     assert isinstance(spec.module, nn.Linear) and "np_plugin_mod" in sys.modules
 
 
 def test_resolve_layer_aliases_and_error():
-    spec = build_model("alexnet", random_state=0)
+    spec = build_model("alexnet", weights=None, random_state=0)
     assert resolve_layer(spec, "conv5") == "features.10"
     assert resolve_layer(spec, "features.10") == "features.10"
     with pytest.raises(LayerError) as info:
@@ -179,3 +179,67 @@ def test_list_layers_shapes_match_a_manual_forward():
     assert layers["conv"] == (4, 6, 6)
     assert layers["pool"] == (4, 2, 2)
     assert layers["fc"] == (5,)
+
+
+# ---------------------------------------------------------------- defaults (issue 13, section 4)
+def _offline(monkeypatch, tmp_path):
+    import torchvision.models._api as api
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+
+
+def test_default_weights_are_pretrained_never_silently_random(tmp_path, monkeypatch):
+    _offline(monkeypatch, tmp_path)
+    monkeypatch.setattr(registry, "_RANDOM_WARNED", set())
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(WeightsUnavailableError) as info:
+            build_model("squeezenet1_1")  # no weights=: pretrained, as on the CLI
+    message = str(info.value)
+    assert "squeezenet1_1-b8a52dc0.pth" in message
+    assert str(tmp_path / "hub" / "checkpoints") in message and "weights=None" in message
+    assert not [w for w in caught if "RANDOM" in str(w.message)]  # no random network built
+
+
+def test_random_weights_warn_once_per_model_and_seed_zero_by_default(monkeypatch):
+    import warnings
+
+    monkeypatch.setattr(registry, "_RANDOM_WARNED", set())
+    with pytest.warns(UserWarning, match="RANDOM, untrained weights"):
+        a = build_model("squeezenet1_1", weights=None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        b = build_model("squeezenet1_1", weights="random")
+        c = build_model("squeezenet1_1", weights=None, random_state=1)
+    assert not [w for w in caught if "RANDOM" in str(w.message)]  # once per model name
+    assert a.weights_id.startswith("random(seed=0,") and b.weights_id == a.weights_id
+    sa, sb, sc = a.module.state_dict(), b.module.state_dict(), c.module.state_dict()
+    # random_state=None is a fixed seed (0): the same network every time (bit-exact by design)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    ref = build_model("squeezenet1_1", weights=None, random_state=0).module.state_dict()
+    assert all(torch.equal(sa[k], ref[k]) for k in sa)
+
+
+def test_list_layers_does_not_warn(monkeypatch):
+    import warnings
+
+    monkeypatch.setattr(registry, "_RANDOM_WARNED", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        list_layers("squeezenet1_1")
+    assert not [w for w in caught if "RANDOM" in str(w.message)]
+
+
+def test_module_keeps_its_weights_under_the_default():
+    torch.manual_seed(3)
+    net = Tiny()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    spec = build_model(net)  # weights="DEFAULT": a module keeps its own weights
+    assert all(torch.equal(before[k], v) for k, v in spec.module.state_dict().items())

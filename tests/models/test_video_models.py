@@ -57,7 +57,8 @@ def test_clip_sampling_follows_the_target_frame_rate(videos):
 
 
 def test_torchvision_preprocessing_is_the_weights_transform(videos):
-    spec = video_model("r3d_18", random_state=0, n_frames=4)  # published 128x171 resize, 112 crop
+    # published 128x171 resize, 112 crop
+    spec = video_model("r3d_18", weights=None, random_state=0, n_frames=4)
     frames, fps = StimulusSet.from_paths(videos).load(0)
     x = spec.preprocess((frames, fps))
     assert x.shape == (3, 4, 112, 112)
@@ -148,10 +149,12 @@ def test_sliding_clip_time_series(videos):
 
 
 def test_x3d_xs_by_name():
-    spec = build_model("x3d_xs", random_state=0)
+    spec = build_model("x3d_xs", weights=None, random_state=0)
     assert spec.modality == "video" and spec.preprocess_info["input_shape"] == [3, 4, 182, 182]
     frames = np.random.RandomState(0).randint(0, 256, (30, 60, 80, 3)).astype(np.uint8)
-    ext = DNNFeatureExtractor("x3d_xs", layers=["blocks.1"], pooling="mean", random_state=0)
+    ext = DNNFeatureExtractor(
+        "x3d_xs", weights=None, layers=["blocks.1"], pooling="mean", random_state=0
+    )
     feats = ext.fit_transform(torch.stack([spec.preprocess((frames, 30.0))]))
     assert feats.shape == (1, ext.layer_shapes_["blocks.1"][0]) and np.isfinite(feats).all()
     x = spec.preprocess((frames, 30.0))[None]
@@ -165,7 +168,7 @@ def test_x3d_xs_by_name():
 def test_slowfast_builds_its_slow_pathway():
     kwargs = {"head_pool_kernel_sizes": ((2, 2, 2), (8, 2, 2))}
     spec = video_model(
-        "slowfast_r50",
+        "slowfast_r50", weights=None,
         random_state=0,
         n_frames=8,
         resize_size=64,
@@ -186,7 +189,7 @@ def test_registry_and_list_layers():
     layers = dict(list_layers(_factory(), input_shape=(3, 4, 32, 32)))
     assert layers["layer1"] == (64, 4, 16, 16) and layers["fc"] == (400,)  # stem stride (1, 2, 2)
     with pytest.raises(ModelError, match="unknown video model"):
-        video_model("r4d_18")
+        video_model("r4d_18", weights=None)
 
 
 def test_offline_pretrained_weights_error(monkeypatch):

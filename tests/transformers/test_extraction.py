@@ -42,7 +42,7 @@ def images():
 @pytest.fixture(scope="module")
 def alexnet():
     return DNNFeatureExtractor(
-        "alexnet",
+        "alexnet", weights=None,
         layers=["conv1", "conv1_relu", "conv5", "fc2", "classifier.6"],
         random_state=0,
         batch_size=4,
@@ -72,7 +72,8 @@ def test_equals_create_feature_extractor_alexnet(images, alexnet):
 
 def test_equals_create_feature_extractor_resnet18(images):
     ext = DNNFeatureExtractor(
-        "resnet18", layers=["conv1", "layer2", "layer4.1", "fc"], random_state=0, batch_size=3
+        "resnet18", weights=None, layers=["conv1", "layer2", "layer4.1", "fc"], random_state=0,
+        batch_size=3
     )
     features = ext.fit_transform(images[:4])
     ref = _reference(ext.model_.module, images[:4], ext.layers_)
@@ -120,7 +121,7 @@ def test_uint8_and_files_go_through_the_model_preprocessing(tmp_path):
         paths.append(str(tmp_path / f"im{i}.png"))
         Image.fromarray(a).save(paths[-1])
     ext = DNNFeatureExtractor(
-        "squeezenet1_1", layers=["features.3"], pooling="mean", random_state=0
+        "squeezenet1_1", weights=None, layers=["features.3"], pooling="mean", random_state=0
     ).fit(arr)
     manual = torch.stack([ext.model_.preprocess(Image.fromarray(a)) for a in arr])
     from_tensor = ext.transform(manual)
@@ -177,18 +178,24 @@ def test_hooks_removed_after_exception(images, alexnet):
 def test_repeated_module_raises():
     x = torch.randn(2, 3, 32, 32)
     with pytest.raises(RepeatedCallError, match="layer1.0.relu"):
-        DNNFeatureExtractor("resnet18", layers=["layer1.0.relu"], random_state=0).fit(x)
+        DNNFeatureExtractor(
+            "resnet18", weights=None, layers=["layer1.0.relu"], random_state=0
+        ).fit(x)
 
 
 def test_errors(images):
     with pytest.raises(LayerError, match="closest match: 'conv5'"):
-        DNNFeatureExtractor("alexnet", layers=["conv6"], random_state=0).fit(images)
+        DNNFeatureExtractor("alexnet", weights=None, layers=["conv6"], random_state=0).fit(images)
     with pytest.raises(ValueError, match="empty"):
-        DNNFeatureExtractor("alexnet", random_state=0).fit(np.zeros((0, 8, 8, 3), np.uint8))
+        DNNFeatureExtractor("alexnet", weights=None, random_state=0).fit(
+            np.zeros((0, 8, 8, 3), np.uint8)
+        )
     with pytest.raises(ValueError, match="pooling"):
-        DNNFeatureExtractor("alexnet", pooling="sum").fit(images)
+        DNNFeatureExtractor("alexnet", weights=None, pooling="sum").fit(images)
     with pytest.raises((FileNotFoundError, ValueError), match="nope.png"):
-        DNNFeatureExtractor("alexnet", random_state=0, layers=["conv1"]).fit(["/tmp/nope.png"])
+        DNNFeatureExtractor("alexnet", weights=None, random_state=0, layers=["conv1"]).fit(
+            ["/tmp/nope.png"]
+        )
 
 
 def test_clone_and_get_params():
@@ -281,7 +288,7 @@ def test_prefetch_gives_one_pass_per_stimulus(tmp_path):
 
 def test_fit_without_data_uses_the_model_input_size():
     ext = DNNFeatureExtractor(
-        "squeezenet1_1", layers=["features.0", "classifier.1"], random_state=0
+        "squeezenet1_1", weights=None, layers=["features.0", "classifier.1"], random_state=0
     ).fit()
     # squeezenet1_1's weights preprocess to 224 x 224: features.0 is a stride-2 3x3 conv -> 111
     assert ext.layer_shapes_["features.0"] == (64, 111, 111)
@@ -292,10 +299,48 @@ def test_fit_without_data_uses_the_model_input_size():
 @pytest.mark.gpu
 def test_cuda_equals_cpu(images):
     layers = ["conv1", "conv5", "fc2"]
-    cpu = DNNFeatureExtractor("alexnet", layers=layers, pooling="max", random_state=0)
+    cpu = DNNFeatureExtractor("alexnet", weights=None, layers=layers, pooling="max", random_state=0)
     gpu = clone(cpu).set_params(device="cuda")
     a, b = cpu.fit_transform(images), gpu.fit_transform(images)
     assert gpu.model_.module.features[0].weight.is_cuda and b.dtype == np.float32
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
     auto = clone(cpu).set_params(device="auto").fit(images[:1])
     assert auto.device_.type == "cuda"
+
+
+def test_clones_with_random_state_none_are_the_same_network(images, monkeypatch):
+    """Issue 13: clones inside GridSearchCV were different random networks (r = -0.008)."""
+    from neuroprobe.transformers import extraction
+
+    base = DNNFeatureExtractor("alexnet", weights=None, layers=["fc2"], batch_size=6)
+    feats = []
+    for _ in range(2):  # no in-process model cache: each clone really builds its network
+        monkeypatch.setattr(extraction, "_BUILT", type(extraction._BUILT)())
+        monkeypatch.setattr(extraction, "_SEEN", set())
+        feats.append(clone(base).fit_transform(images))
+    # bit-exact by design: same seed, same input, same batch
+    np.testing.assert_array_equal(feats[0], feats[1])
+    seeded = DNNFeatureExtractor("alexnet", weights=None, layers=["fc2"], random_state=0,
+                                 batch_size=6)
+    np.testing.assert_array_equal(seeded.fit_transform(images), feats[0])
+    other = clone(seeded).set_params(random_state=1).fit_transform(images)
+    assert abs(np.corrcoef(other.ravel(), feats[0].ravel())[0, 1]) < 0.99
+
+
+def test_default_weights_raise_the_offline_error(images, tmp_path, monkeypatch):
+    import urllib.error
+
+    import torchvision.models._api as api
+
+    from neuroprobe.models import WeightsUnavailableError
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    ext = DNNFeatureExtractor("alexnet", layers=["fc2"])
+    assert ext.get_params()["weights"] == "DEFAULT"
+    with pytest.raises(WeightsUnavailableError, match="alexnet-owt-7be5be79.pth"):
+        ext.fit_transform(images)
+    assert not hasattr(ext, "model_")
