@@ -309,10 +309,6 @@ def shapes_cnn(weights="DEFAULT", random_state=None, *, quick=False):
     if weights is None or str(weights).lower() in ("none", "random"):
         weights_id = f"random(seed={seed})"
     elif str(weights).lower() in ("trained", "default"):
-        import os as _os  # TEMPORARY-DEFAULTS-PROBE
-
-        if _os.environ.get("NP_PROBE_DEFAULTS") and weights == "DEFAULT":  # TEMPORARY-DEFAULTS-PROBE
-            raise RuntimeError("PROBE: shapes-cnn trained by default")  # TEMPORARY-DEFAULTS-PROBE
         cfg = _CONFIG[bool(quick)]
         train_network(net, cfg["n_train_per_category"], cfg["epochs"], seed=seed)
         weights_id = f"trained(seed={seed}{', quick' if quick else ''})"

@@ -7,7 +7,7 @@ import scipy.stats
 from scipy.spatial.distance import pdist
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, permutation_test_score
+from sklearn.model_selection import GroupKFold, KFold, permutation_test_score
 
 from neuroprobe.estimators.permutation import PermutationTest
 from neuroprobe.estimators.rsa import RSAScorer
@@ -36,7 +36,8 @@ def test_generic_path_equals_permutation_test_score():
     y = X[:, 0] + rng.standard_normal(30)
     score, null, pvalue = permutation_test_score(Ridge(), X, y, n_permutations=20,
                                                  random_state=np.random.RandomState(7))
-    test = PermutationTest(Ridge(), n_permutations=20)
+    # permutation_test_score's cv=None is unshuffled KFold(5); neuroprobe's default is shuffled
+    test = PermutationTest(Ridge(), n_permutations=20, cv=KFold(5))
     ours = test._null_from_permutations(X, y, _sklearn_permutations(30, 20, 7))
     np.testing.assert_allclose(ours.ravel(), null, rtol=1e-12)
     test.fit(X, y)
@@ -114,7 +115,9 @@ def test_fast_path_protocol_with_groups_and_chunks():
     assert test.fast_path_
     perms = np.concatenate([c[0] for c in _MockFast.calls])
     assert perms.shape == (150, 12)
-    assert all(c[1] == 3 and c[2] is groups for c in _MockFast.calls)
+    # cv=3 with groups: the default grouped splitter (neuroprobe.model_selection.default_cv)
+    assert all(type(c[1]) is GroupKFold and c[1].n_splits == 3 and c[2] is groups
+               for c in _MockFast.calls)
     assert np.all(groups[perms] == groups)  # permuted within groups only
     # permutations come from the per-chunk seeds of the master seed
     sizes = chunk_sizes(150)
@@ -122,6 +125,19 @@ def test_fast_path_protocol_with_groups_and_chunks():
                                zip(sizes, chunk_seeds(5, len(sizes)))])
     np.testing.assert_array_equal(perms, expected)
     assert test.pvalue_[0] < 0.02 and test.pvalue_[1] > 0.02
+
+
+def test_integer_cv_is_the_shuffled_default_splitter_seeded_by_random_state():
+    from sklearn.model_selection import cross_val_score
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((30, 3))
+    y = X[:, 0] + 0.5 * rng.standard_normal(30)
+    test = PermutationTest(Ridge(), n_permutations=5, cv=4, random_state=2).fit(X, y)
+    ref = cross_val_score(Ridge(), X, y, cv=KFold(4, shuffle=True, random_state=2)).mean()
+    assert test.score_ == pytest.approx(ref, rel=1e-12)
+    plain = cross_val_score(Ridge(), X, y, cv=KFold(4)).mean()
+    assert test.score_ != pytest.approx(plain, rel=1e-6)
 
 
 def test_rsa_fast_path_equals_brute_force_and_is_deterministic():

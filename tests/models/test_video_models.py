@@ -37,7 +37,7 @@ def videos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def r3d():
-    return video_model("r3d_18", random_state=0, **TINY)
+    return video_model("r3d_18", None, random_state=0, **TINY)
 
 
 def _factory(**kwargs):
@@ -92,8 +92,8 @@ def test_pytorchvideo_preprocessing_matches_the_recipe():
 def test_extractor_equals_direct_forward_and_batch_invariance(videos, r3d):
     stims = StimulusSet.from_paths(videos)
     layers = ["layer1", "layer4.1.conv2"]
-    small = DNNFeatureExtractor(_factory(), layers=layers, random_state=0, batch_size=1)
-    big = DNNFeatureExtractor(_factory(), layers=layers, random_state=0, batch_size=3)
+    small = DNNFeatureExtractor(_factory(), None, layers=layers, random_state=0, batch_size=1)
+    big = DNNFeatureExtractor(_factory(), None, layers=layers, random_state=0, batch_size=3)
     f1, f3 = small.fit_transform(stims), big.fit_transform(stims)
     assert np.isfinite(f1).all()
     np.testing.assert_allclose(f1, f3, rtol=1e-4, atol=1e-5)  # conv algorithms vary with batch
@@ -110,9 +110,11 @@ def test_extractor_equals_direct_forward_and_batch_invariance(videos, r3d):
 
 def test_pooling_over_time_and_space(videos):
     stims = StimulusSet.from_paths(videos[:2])
-    full = DNNFeatureExtractor(_factory(), layers="layer2", random_state=0).fit_transform(stims)
+    full = DNNFeatureExtractor(_factory(), None, layers="layer2", random_state=0).fit_transform(
+        stims
+    )
     pooled = DNNFeatureExtractor(
-        _factory(), layers="layer2", pooling="mean", random_state=0
+        _factory(), None, layers="layer2", pooling="mean", random_state=0
     ).fit_transform(stims)
     n_chan = pooled.shape[1]
     np.testing.assert_allclose(pooled, full.reshape(2, n_chan, -1).mean(-1), rtol=1e-5, atol=1e-6)
@@ -121,7 +123,7 @@ def test_pooling_over_time_and_space(videos):
 def test_short_policy_error_names_the_file(videos):
     stims = StimulusSet.from_paths(videos[2:])
     ext = DNNFeatureExtractor(
-        _factory(short_policy="error", stride=2), layers="layer1", random_state=0
+        _factory(short_policy="error", stride=2), None, layers="layer1", random_state=0
     )
     with pytest.raises(ValueError, match="short_policy='error'") as err:
         ext.fit_transform(stims)
@@ -131,14 +133,14 @@ def test_short_policy_error_names_the_file(videos):
 def test_sliding_clip_time_series(videos):
     stims = StimulusSet.from_paths(videos[:2])
     ext = DNNFeatureExtractor(
-        _factory(stride=1, step=4), layers="layer4", pooling="mean", random_state=0
+        _factory(stride=1, step=4), None, layers="layer4", pooling="mean", random_state=0
     )
     ts = extract_time_series(ext, stims)
     # 12 frames, span 4, step 4 -> 3 clips at 10 fps; 20 frames -> 5 clips at 20 fps
     assert list(ts.stim_ids) == ["a"] * 3 + ["b"] * 5
     np.testing.assert_allclose(ts.onsets, [0.0, 0.4, 0.8, 0.0, 0.2, 0.4, 0.6, 0.8])
     np.testing.assert_allclose(ts.durations, [0.4] * 3 + [0.2] * 5)
-    spec = video_model("r3d_18", random_state=0, **{**TINY, "stride": 1})
+    spec = video_model("r3d_18", None, random_state=0, **{**TINY, "stride": 1})
     frames, fps = stims.load(1)
     x = spec.preprocess.transform(frames[8:12])[None]  # the third clip of b
     with torch.no_grad(), capture(spec.module, ["layer4"]) as out:
