@@ -120,9 +120,10 @@ def run_extract(args):
 
 
 def run_layers(args):
-    from neuroprobe.models.registry import build_model, list_layers
+    from neuroprobe.models.registry import build_model, list_layers, quiet_random_weights
 
-    spec = build_model(args.model, weights=_weights(args.weights), random_state=0)
+    with quiet_random_weights():  # shapes and names only: random weights are fine here
+        spec = build_model(args.model, weights=_weights(args.weights), random_state=0)
     shape = tuple(args.input_shape) if args.input_shape else None
     layers = list_layers(spec, input_shape=shape)
     by_module = {}
