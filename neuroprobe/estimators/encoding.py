@@ -397,7 +397,9 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
     best_alphas_ : ndarray (n_targets,)
     alphas_ : ndarray (n_alphas,)
     cv_scores_ : ndarray (n_alphas, n_targets)
-        Mean held-out score of every alpha (leave-one-out score when ``cv=None``).
+        Mean held-out score of every alpha (leave-one-out score when ``cv=None``); a fold whose
+        predictions are constant (large alphas) has correlation 0, so every fold counts. NaN for
+        targets with zero variance (one :class:`~neuroprobe.metrics.ZeroVarianceWarning`).
     n_features_in_ : int
     feature_names_in_ : ndarray of str (when X has feature names)
 
