@@ -707,8 +707,10 @@ def _run_study(out, quick, seed, n_jobs, verbose, embed_images):
     for layer in layers:
         masker.inverse_transform(enc_score[layer].astype(np.float32)).to_filename(
             maps_dir / f"encoding_r_{layer}.nii.gz")
-        masker.inverse_transform(enc_p[layer].astype(np.float32)).to_filename(
-            maps_dir / f"encoding_pfwe_{layer}.nii.gz")
+        masker.inverse_transform(  # NaN outside the ROI: no "significant" voxel out there
+            enc_p[layer].astype(np.float32), fill=np.nan,
+            description="neuroprobe demo: FWE p (max-stat); NaN=outside the ROI",
+        ).to_filename(maps_dir / f"encoding_pfwe_{layer}.nii.gz")
     paths["maps"] = maps_dir
 
     # 8. RSA per layer against the subjects' ROI RDMs, with a noise ceiling ---------------

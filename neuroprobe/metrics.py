@@ -2,7 +2,8 @@
 
 ``correlation_score``, ``r2_score`` and ``explained_variance_score`` take ``(n_samples,)`` or
 ``(n_samples, n_targets)`` arrays and return one value per target (a float for 1-D input); a target
-whose true values have zero variance scores NaN.
+whose true values have zero variance scores NaN (undefined); constant predictions correlate 0 with
+anything (himalaya's convention), so fold and target averages are over all of them.
 
 scikit-learn has no public registry of scorer names, so ``cross_validate(scoring="correlation")``
 cannot be made to work without patching it. Use the scorer objects instead::
@@ -18,6 +19,8 @@ cross-validated scores come from :func:`neuroprobe.cross_val_score_targets`.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import get_scorer as _sk_get_scorer
 from sklearn.metrics import make_scorer
@@ -31,7 +34,51 @@ __all__ = [
     "explained_variance_scorer",
     "get_scorer",
     "SCORERS",
+    "ZeroVarianceWarning",
 ]
+
+
+class ZeroVarianceWarning(RuntimeWarning):
+    """Targets or predictions with zero variance: NaN (undefined) or 0 (constant prediction) scores.
+
+    ``kind`` is ``"targets"`` (the true values are constant: their score is NaN) or
+    ``"predictions"`` (the predictions are constant, e.g. at a very large alpha: correlation 0);
+    ``where`` says which samples (``"fitted"``, ``"scored"``, ``"training"``, ``"held-out"``);
+    ``mask`` is a bool array over the targets; ``alphas`` the alphas of the constant predictions
+    (when known). Filter it with ``warnings.simplefilter("ignore", ZeroVarianceWarning)``.
+    """
+
+    def __init__(self, message, kind="targets", where="scored", mask=None, alphas=None):
+        super().__init__(message)
+        self.kind, self.where, self.mask, self.alphas = kind, where, mask, alphas
+
+
+def _fmt_alphas(alphas):
+    vals = np.unique(np.asarray(alphas, dtype=float)) if alphas is not None else np.empty(0)
+    if not vals.size:
+        return ""
+    shown = ", ".join(f"{a:g}" for a in vals[:3]) + (", ..." if vals.size > 3 else "")
+    return f" (alpha = {shown})"
+
+
+def zero_variance_message(kind, where, n, n_targets, alphas=None, folds=None):
+    """The text of a :class:`ZeroVarianceWarning`."""
+    samples = f"the {where} samples" + (f" of {folds[0]} of {folds[1]} fold(s)" if folds else "")
+    if kind == "targets":
+        return (f"{n} of {n_targets} target(s) have zero variance in {samples}; their scores "
+                "there are NaN (undefined).")
+    return (f"predictions are constant for {n} of {n_targets} target(s) in {samples}"
+            f"{_fmt_alphas(alphas)}; scored 0 (no correlation), as himalaya does.")
+
+
+def warn_zero_variance(kind, where, mask, alphas=None, folds=None, stacklevel=3):
+    """Emit one :class:`ZeroVarianceWarning` for the True entries of ``mask`` (none if empty)."""
+    mask = np.asarray(mask, dtype=bool)
+    n = int(mask.sum())
+    if not n:
+        return
+    text = zero_variance_message(kind, where, n, mask.size, alphas, folds)
+    warnings.warn(ZeroVarianceWarning(text, kind, where, mask, alphas), stacklevel=stacklevel)
 
 
 def _prepare(y_true, y_pred):
@@ -63,15 +110,26 @@ def correlation_score(y_true, y_pred):
     Returns
     -------
     float or ndarray (n_targets,)
-        NaN where either has zero variance.
+        NaN where ``y_true`` has zero variance (undefined); 0 where the predictions are constant
+        (as himalaya's ``correlation_score``), so that averages over folds or targets are over
+        all of them. A prediction is constant when its spread is within rounding error of its
+        mean (see :func:`neuroprobe.solvers.ridge.score_predictions`).
     """
+    from neuroprobe.solvers.ridge import CONSTANT_RTOL
+
+    dtype = np.asarray(y_pred).dtype
+    eps = np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64).eps
     y_true, y_pred, one_d = _prepare(y_true, y_pred)
     yt = y_true - y_true.mean(axis=0)
-    yp = y_pred - y_pred.mean(axis=0)
+    mean_p = y_pred.mean(axis=0)
+    yp = y_pred - mean_p
     num = np.einsum("ij,ij->j", yt, yp)
-    den = np.sqrt(np.einsum("ij,ij->j", yt, yt) * np.einsum("ij,ij->j", yp, yp))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    ss_t = np.einsum("ij,ij->j", yt, yt)
+    ss_p = np.einsum("ij,ij->j", yp, yp)
+    const = ~(ss_p > (CONSTANT_RTOL * eps) ** 2 * len(yp) * mean_p**2)
+    ok = (ss_t > 0) & ~const
+    out = np.where(ok, num / np.sqrt(np.where(ok, ss_t * ss_p, 1.0)), 0.0)
+    out[~(ss_t > 0)] = np.nan
     return _finish(out, one_d)
 
 

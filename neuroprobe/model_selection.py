@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -100,8 +101,14 @@ def describe_cv(cv):
 
 
 def _fold_scores(estimator, X, Y, train, test, groups, lazy):
+    """Held-out scores of one split and the zero-variance events of its fit and score.
+
+    Returns ``(scores, events)``; ``events`` lists ``(kind, where, mask, alphas)`` for the
+    :class:`~neuroprobe.metrics.ZeroVarianceWarning` s of this split, which
+    :func:`cross_val_score_targets` summarises once per call instead of once per split.
+    """
     from neuroprobe.estimators.encoding import TargetRows
-    from neuroprobe.metrics import PER_TARGET
+    from neuroprobe.metrics import PER_TARGET, ZeroVarianceWarning
 
     est = clone(estimator)
     fit_kw = {}
@@ -111,11 +118,49 @@ def _fold_scores(estimator, X, Y, train, test, groups, lazy):
         y_train, y_test = TargetRows(Y, train), TargetRows(Y, test)
     else:
         y_train, y_test = Y[train], Y[test]
-    est.fit(X[train], y_train, **fit_kw)
-    if hasattr(est, "score_targets"):
-        return np.atleast_1d(est.score_targets(X[test], y_test))
-    metric = PER_TARGET[getattr(est, "scoring", None) or "correlation"]
-    return np.atleast_1d(metric(np.asarray(y_test), est.predict(X[test])))
+    events = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ZeroVarianceWarning)
+        est.fit(X[train], y_train, **fit_kw)
+        if hasattr(est, "_score_targets"):
+            scores, const_y, const_pred = est._score_targets(X[test], y_test, warn=False)
+            alphas = getattr(est, "best_alphas_", None)
+            alphas = None if alphas is None else np.reshape(alphas, -1)[const_pred]
+            events += [("targets", "held-out", const_y, None),
+                       ("predictions", "held-out", const_pred, alphas)]
+        elif hasattr(est, "score_targets"):
+            scores = est.score_targets(X[test], y_test)
+        else:
+            metric = PER_TARGET[getattr(est, "scoring", None) or "correlation"]
+            scores = metric(np.asarray(y_test), est.predict(X[test]))
+            events.append(("targets", "held-out", np.isnan(np.atleast_1d(scores)), None))
+    for w in caught:
+        if isinstance(w.message, ZeroVarianceWarning) and w.message.mask is not None:
+            where = "training" if w.message.where == "fitted" else "held-out"
+            events.append((w.message.kind, where, w.message.mask, w.message.alphas))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return np.atleast_1d(scores), events
+
+
+def _summarise_events(fold_events, n_targets):
+    """One :class:`~neuroprobe.metrics.ZeroVarianceWarning` per (cause, samples) over the splits."""
+    from neuroprobe.metrics import warn_zero_variance
+
+    n_splits = len(fold_events)
+    for kind, where in (("targets", "training"), ("targets", "held-out"),
+                        ("predictions", "held-out")):
+        masks = [np.asarray(m, bool) for events in fold_events for k, w, m, _ in events
+                 if (k, w) == (kind, where) and np.asarray(m).size == n_targets]
+        hit = [any(k == kind and w == where and np.any(m) for k, w, m, _ in events)
+               for events in fold_events]
+        if not masks or not any(hit):
+            continue
+        alphas = [a for events in fold_events for k, w, _, a in events
+                  if (k, w) == (kind, where) and a is not None]
+        alphas = np.concatenate([np.ravel(a) for a in alphas]) if alphas else None
+        warn_zero_variance(kind, where, np.logical_or.reduce(masks), alphas,
+                           folds=(int(sum(hit)), n_splits), stacklevel=3)
 
 
 def _accepts_groups(est):
@@ -155,7 +200,11 @@ def cross_val_score_targets(estimator, X, Y, cv=5, groups=None, n_jobs=None, ran
     Returns
     -------
     ndarray (n_splits, n_targets)
-        The encoding-accuracy map of each split (average over axis 0 for the usual map).
+        The encoding-accuracy map of each split (average over axis 0 for the usual map). A
+        constant prediction (e.g. at a very large alpha) has correlation 0, so the average is over
+        every split; NaN only where a target's held-out values are constant (undefined; use
+        ``np.nanmean``). One :class:`~neuroprobe.metrics.ZeroVarianceWarning` per cause (targets
+        constant in training or held-out samples, constant predictions) summarises all splits.
     """
     from neuroprobe.estimators.encoding import _is_lazy_targets, as_targets
 
@@ -166,8 +215,10 @@ def cross_val_score_targets(estimator, X, Y, cv=5, groups=None, n_jobs=None, ran
     if _is_lazy_targets(Y2) and not lazy:
         Y2 = np.asarray(Y2[:, :])
     splits = list(cv.split(X, None, groups))
-    rows = Parallel(n_jobs=n_jobs)(
+    results = Parallel(n_jobs=n_jobs)(
         delayed(_fold_scores)(estimator, X, Y2, np.sort(tr), np.sort(te), groups, lazy)
         for tr, te in splits
     )
-    return np.vstack(rows)
+    rows = np.vstack([r for r, _ in results])
+    _summarise_events([e for _, e in results], rows.shape[1])
+    return rows

@@ -12,6 +12,8 @@ features.
 
 from __future__ import annotations
 
+import warnings
+from contextlib import nullcontext as _nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +31,31 @@ __all__ = [
     "to_condensed",
     "check_method",
     "permutation_test_rdms",
+    "ConstantPatternWarning",
+    "ConstantPatternError",
 ]
+
+
+class ConstantPatternWarning(RuntimeWarning):
+    """Some patterns are constant: their correlation (or cosine) distances are undefined (NaN).
+
+    ``rows`` holds their row indices (conditions after averaging), ``name`` the input's name.
+    """
+
+    def __init__(self, message, rows=(), name="X"):
+        super().__init__(message)
+        self.rows, self.name = list(rows), name
+
+
+class ConstantPatternError(ValueError):
+    """Fewer than two patterns have a defined correlation (cosine) distance: no RDM to compute.
+
+    ``rows`` and ``name`` as for :class:`ConstantPatternWarning`.
+    """
+
+    def __init__(self, message, rows=(), name="X"):
+        super().__init__(message)
+        self.rows, self.name = list(rows), name
 
 _ALIASES = {
     "corr": "pearson",
@@ -133,6 +159,37 @@ def _average_conditions(X, conditions):
     return (sums / np.bincount(inverse)[:, None]).astype(X.dtype, copy=False), labels
 
 
+def _check_constant_patterns(X, metric, name, labels):
+    """Bool mask of the patterns whose ``metric`` distance is undefined; warn or raise.
+
+    Correlation distance needs a pattern that varies over features, cosine one that is not all
+    zero. Raises when fewer than two patterns are usable (every entry would be NaN).
+    """
+    if not (isinstance(metric, str) and metric in ("correlation", "cosine")):
+        return None
+    if metric == "correlation":
+        const = np.ptp(X, axis=1) == 0 if X.shape[1] else np.ones(X.shape[0], bool)
+        what = "constant over features"
+    else:
+        const = ~np.any(X != 0, axis=1)
+        what = "all zero"
+    if not const.any():
+        return None
+    rows = np.flatnonzero(const)
+    names = [str(labels[i]) if labels is not None else str(i) for i in rows]
+    shown = ", ".join(names[:5]) + (", ..." if len(rows) > 5 else "")
+    kind = "conditions" if labels is not None else "rows"
+    text = (f"{name}: {len(rows)} of {X.shape[0]} patterns are {what} ({kind} {shown}); their "
+            f"{metric} distance is undefined")
+    if X.shape[0] - len(rows) < 2:
+        raise ConstantPatternError(
+            f"{text}, so every entry of the RDM would be NaN. Use another metric (e.g. "
+            "'euclidean') or check the input (a dead layer, blank images?)", rows, name)
+    warnings.warn(ConstantPatternWarning(f"{text}: their RDM entries are NaN", rows, name),
+                  stacklevel=4)
+    return const
+
+
 def _one_rdm(X, metric, conditions, zscore, backend, device, name, kwargs):
     X = np.asarray(X)
     if X.ndim == 1:
@@ -141,14 +198,21 @@ def _one_rdm(X, metric, conditions, zscore, backend, device, name, kwargs):
     if not np.issubdtype(X.dtype, np.floating):
         X = X.astype(np.float64)
     check_finite(X, name)
+    labels = None
     if conditions is not None:
-        X, _ = _average_conditions(X, conditions)
+        X, labels = _average_conditions(X, conditions)
     if X.shape[0] < 2:
         raise ValueError(f"{name}: an RDM needs at least 2 stimuli; got {X.shape[0]}")
     if zscore:
         sd = X.std(axis=0)
         X = (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1)
-    return _rdm.rdm(X, metric, backend=backend, device=device, **kwargs)
+    const = _check_constant_patterns(X, metric, name, labels)
+    with np.errstate(invalid="ignore", divide="ignore") if const is not None else _nullcontext():
+        out = _rdm.rdm(X, metric, backend=backend, device=device, **kwargs)
+    if const is not None:  # NaN, not rounding noise, wherever a constant pattern takes part
+        i, j = _rdm.pair_indices(X.shape[0])
+        out[const[i] | const[j]] = np.nan
+    return out
 
 
 def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backend="numpy",
@@ -179,6 +243,13 @@ def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backe
     -------
     rdm : ndarray of shape (n_pairs,) for one input, (k, n_pairs) for a stack / list / dict
         float64 for float64 input on numpy, float32 otherwise.
+
+    Notes
+    -----
+    The correlation distance of a pattern that is constant over features (cosine: all zero)
+    is undefined: its entries are NaN, with a :class:`ConstantPatternWarning` naming the rows
+    (or conditions); when fewer than two patterns are usable a :class:`ConstantPatternError`
+    (a ``ValueError``) is raised.
 
     Examples
     --------

@@ -40,6 +40,20 @@ def test_constant_targets_are_nan():
         assert np.isnan(out[2]) and not np.isnan(out[[0, 1, 3, 4]]).any()
 
 
+def test_constant_predictions_correlate_zero_as_himalaya():
+    from himalaya.scoring import correlation_score as himalaya_r
+
+    y, p = _pair()
+    p[:, 1] = 2.5
+    p[:, 3] = np.float32(0.3)  # float32 constant cast to float64: still constant
+    got = metrics.correlation_score(y, p)
+    np.testing.assert_allclose(got, himalaya_r(y, p), atol=1e-12)
+    assert got[1] == 0.0 and got[3] == 0.0
+    assert metrics.correlation_score(y[:, 1], p[:, 1]) == 0.0
+    # the NaN-aware mean over targets equals the plain mean: nothing is dropped
+    assert metrics.mean_correlation_score(y, p) == pytest.approx(got.mean())
+
+
 def test_scorers_in_cross_validate_and_grid_search():
     rng = np.random.RandomState(0)
     X = rng.randn(40, 4)

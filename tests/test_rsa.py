@@ -52,6 +52,41 @@ def test_compute_rdm_errors(X):
         compute_rdm(X[0])
 
 
+def test_constant_patterns_warn_naming_rows_and_are_nan(X):
+    """A constant pattern has no correlation distance: NaN (not rounding noise), with a warning."""
+    from neuroprobe.rsa import ConstantPatternError, ConstantPatternWarning
+
+    bad = X.copy()
+    bad[4] = 0.1  # constant but not exactly zero after centring: used to give rounding noise
+    bad[9] = 0.0
+    with pytest.warns(ConstantPatternWarning, match=r"X: 2 of 12 patterns are constant over "
+                                                    r"features \(rows 4, 9\)") as rec:
+        got = compute_rdm(bad, "correlation")
+    assert rec[0].message.rows == [4, 9]
+    keep = np.r_[0:4, 5:9, 10:12]
+    square = squareform(got)
+    assert np.isnan(square[[4, 9]][:, keep]).all() and np.isnan(square[4, 9])
+    assert np.isnan(got).sum() == 66 - 45  # every pair with row 4 or 9, nothing else
+    np.testing.assert_allclose(squareform(square[np.ix_(keep, keep)], checks=False),
+                               pdist(bad[keep], "correlation"), atol=1e-12)
+    # cosine: only the all-zero pattern is undefined; labels of averaged conditions are named
+    with pytest.warns(ConstantPatternWarning, match=r"1 of 12 patterns are all zero \(rows 9\)"):
+        cos = compute_rdm(bad, "cosine")
+    assert np.isnan(squareform(cos)[9, :9]).all() and np.isfinite(squareform(cos)[4, :4]).all()
+    conditions = np.array(list("aabbccddeeff"))
+    zero = X.copy()
+    zero[6:8] = 0.0
+    with pytest.warns(ConstantPatternWarning, match=r"conditions d\)"):
+        compute_rdm(zero, "correlation", conditions=conditions)
+    # nothing left to compare: refuse instead of an all-NaN RDM
+    with pytest.raises(ConstantPatternError, match=r"fc: 12 of 12 patterns .* every entry"):
+        compute_rdm({"fc": np.zeros((12, 5))})
+    with pytest.raises(ValueError, match="11 of 12 patterns"):
+        compute_rdm(np.c_[np.ones((12, 4))].astype(float) + np.eye(12)[0][:, None] * [0, 1, 2, 3])
+    # euclidean has no such problem
+    np.testing.assert_allclose(compute_rdm(bad, "euclidean"), pdist(bad), atol=1e-12)
+
+
 def test_square_condensed_roundtrip(X):
     v = pdist(X)
     np.testing.assert_array_equal(to_square(v), squareform(v))

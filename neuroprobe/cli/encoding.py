@@ -11,6 +11,9 @@ import numpy as np
 from neuroprobe.cli.main import CLIError, add_common_arguments
 
 BRAIN_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".gii")
+# map images per BrainMasker.format_ (CIFTI maps are .dscalar.nii)
+_IMAGE_SUFFIXES = {"nifti": (".nii", ".nii.gz"), "mgh": (".mgz", ".mgh"), "cifti": (".nii",),
+                   "gifti": (".gii",)}
 
 REDUCE_EPILOG = """\
 example:
@@ -39,6 +42,19 @@ examples:
   # multivariate PLS encoding of the whole region
   neuroprobe encode alexnet.act.h5 --layer conv5 --targets betas.h5:Y --model pls \\
       --n-components 10 --out conv5_pls_r.npy
+
+values in the maps:
+  Brain-image maps (score and p-values) are NaN outside the mask and at voxels dropped for
+  NaN/inf data, so a threshold such as p <= 0.05 never selects them; the header (NIfTI
+  descrip) says what the map holds. With brain targets, --out .npy / .csv saves the vector of
+  the mask's voxels (mask order) instead of an image.
+  A constant prediction (e.g. at the largest alpha) scores r = 0, as in himalaya; a target
+  constant in a fold's held-out samples is NaN there and the map averages the other folds
+  (one warning per cause; --quiet hides them).
+  p-values (ridge, ols): the permutation statistic is the --cv-fold CV score at its best alpha
+  (max over --alphas, chosen on the same folds), not the map's nested outer-CV score; its null
+  is computed the same way, so the p-values are valid. pls, lasso: the map's own statistic.
+  p_fwe: max statistic over voxels. A voxel whose score is undefined has p = NaN.
 """
 
 DECODE_EPILOG = """\
@@ -147,13 +163,41 @@ class _Targets:
         if mask is not None and self.masker is None:
             raise CLIError("--mask applies to brain images only")
 
-    def write_map(self, values, out):
-        """Write a per-target map: an image like the input (brain), else .npy / .csv."""
+    def check_out(self, out):
+        """Refuse an ``--out`` suffix the map cannot be written as (before any computation)."""
+        out = Path(out)
+        name = out.name.lower()
+        vector = (".npy", ".csv")
+        if self.masker is None:
+            if not name.endswith(vector):
+                raise CLIError(f"--out {out}: with {self.path.name} targets the map is written "
+                               "as .npy or .csv")
+            return
+        fmt = self.masker.format_
+        images = _IMAGE_SUFFIXES.get(fmt, ())
+        if name.endswith(vector) or (images and name.endswith(images)):
+            return
+        image_text = (f"{' / '.join(images)} (an image like the targets, NaN outside the mask)"
+                      if images else "no single image (a GIFTI pair: use the Python API)")
+        raise CLIError(
+            f"--out {out}: with {fmt} targets the map is written as {image_text}, or .npy / .csv "
+            f"(the vector of the {self.masker.n_features_out_} voxels in the mask, in mask order)"
+        )
+
+    def write_map(self, values, out, description=None):
+        """Write a per-target map: an image like the input (brain), else .npy / .csv.
+
+        Images have NaN outside the mask and at voxels dropped for NaN/inf data, and
+        ``description`` in their header (NIfTI ``descrip``); ``.npy`` / ``.csv`` hold the vector
+        (one value per kept voxel, in mask order).
+        """
         from neuroprobe._utils import atomic_path
 
         out = Path(out)
-        if self.masker is not None:
-            img = self.masker.inverse_transform(np.asarray(values, dtype=np.float32))
+        if self.masker is not None and not out.name.lower().endswith((".npy", ".csv")):
+            img = self.masker.inverse_transform(
+                np.asarray(values, dtype=np.float32), fill=np.nan, description=description
+            )
             if isinstance(img, tuple):
                 raise CLIError("GIFTI pair maps need two outputs; use the Python API")
             suffix = "".join(s for s in out.suffixes[-2:]) or ".nii.gz"
@@ -234,7 +278,42 @@ def run_probe(args):
     _probe_and_write(feats, y, groups, args)
 
 
+def _zero_variance_lines(args):
+    """Context: ZeroVarianceWarnings as one stderr line each, none with ``--quiet``."""
+    import contextlib
+    import sys
+    import warnings
+
+    from neuroprobe.metrics import ZeroVarianceWarning
+
+    @contextlib.contextmanager
+    def context():
+        with warnings.catch_warnings():
+            shown = warnings.showwarning
+
+            seen = set()
+
+            def show(message, category, filename, lineno, file=None, line=None):
+                if not issubclass(category, ZeroVarianceWarning):
+                    return shown(message, category, filename, lineno, file, line)
+                if not getattr(args, "quiet", False) and str(message) not in seen:
+                    seen.add(str(message))
+                    command = getattr(args, "command", None) or "encode"
+                    print(f"neuroprobe {command}: warning: {message}", file=sys.stderr)
+
+            warnings.showwarning = show
+            warnings.simplefilter("always", ZeroVarianceWarning)
+            yield
+
+    return context()
+
+
 def run_encode(args):
+    with _zero_variance_lines(args):
+        return _run_encode(args)
+
+
+def _run_encode(args):
     from neuroprobe.estimators.permutation import PermutationTest
     from neuroprobe.model_selection import cross_val_score_targets, default_cv, describe_cv
 
@@ -244,6 +323,7 @@ def run_encode(args):
     X = feats[args.layer[0]]
     targets = _Targets(args.targets, args.mask, args.dataset)
     try:
+        targets.check_out(args.out)
         if targets.Y.shape[0] != X.shape[0]:
             raise CLIError(
                 f"{args.targets} has {targets.Y.shape[0]} samples but layer "
@@ -261,7 +341,7 @@ def run_encode(args):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 acc = np.nanmean(scores, axis=0)
-        targets.write_map(acc, args.out)
+        targets.write_map(acc, args.out, _map_description(args, "score"))
         written = [str(args.out)]
         if args.n_permutations:
             test = PermutationTest(
@@ -273,7 +353,7 @@ def run_encode(args):
             ).fit(X, targets.Y, groups=groups)
             for name, values in (("pvalue", test.pvalue_), ("pvalue_fwe", test.pvalue_fwe_)):
                 path = _sibling(args.out, name)
-                targets.write_map(np.atleast_1d(values), path)
+                targets.write_map(np.atleast_1d(values), path, _map_description(args, name))
                 written.append(str(path))
         written.append(_write_cv_sidecar(args, splitter, enc, groups, written))
     finally:
@@ -323,6 +403,18 @@ def _write_cv_sidecar(args, splitter, enc, groups, maps):
     with atomic_path(path, suffix=".json") as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=2) + "\n")
     return str(path)
+def _map_description(args, kind):
+    """The header description (NIfTI ``descrip``, at most 80 bytes) of an ``encode`` map."""
+    score = {"correlation": "r", "r2": "R2"}.get(args.scoring, str(args.scoring))
+    # ridge / ols permutations use the fast path: the CV score at its best alpha (not nested)
+    stat = f"{args.cv}-fold CV {score}" + (" at best alpha" if args.model in ("ridge", "ols")
+                                           else "")
+    text = {
+        "score": f"neuroprobe encode {score}: mean of {args.cv} outer CV folds",
+        "pvalue": f"neuroprobe perm. p of {stat}",
+        "pvalue_fwe": f"neuroprobe FWE p (max-stat) of {stat}",
+    }[kind]
+    return f"{text}; NaN=no data"
 
 
 def _encoder(args):
@@ -440,7 +532,7 @@ def register(subparsers):
         help="per-voxel encoding accuracy map of a layer",
         description="Cross-validated voxelwise ridge encoding of brain "
         "responses from one layer; writes the mean held-out "
-        "score of every voxel.",
+        "score of every voxel (NaN outside the mask).",
         epilog=ENCODE_EPILOG,
         formatter_class=raw,
     )
@@ -482,7 +574,8 @@ def register(subparsers):
         type=int,
         default=0,
         help="also write permutation p-value maps, uncorrected and family-wise (max statistic "
-        "over voxels), as OUT_pvalue and OUT_pvalue_fwe; permutations within --groups",
+        "over voxels), as OUT_pvalue and OUT_pvalue_fwe; permutations within --groups; "
+        "the statistic is described below",
     )
     add_common_arguments(p)
     p.set_defaults(func=run_encode)

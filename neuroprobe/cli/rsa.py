@@ -128,10 +128,39 @@ def _read_conditions(spec, n):
     return values
 
 
+def _rdms_or_refuse(arrays, args, conditions, stim_ids):
+    """compute_rdm, refusing constant patterns (undefined distances) with the stimuli named."""
+    import warnings
+
+    from neuroprobe.rsa import ConstantPatternError, ConstantPatternWarning, compute_rdm
+
+    def refuse(problem):
+        named = [str(stim_ids[i]) if stim_ids is not None else f"row {i}" for i in problem.rows]
+        shown = ", ".join(named[:5]) + (", ..." if len(named) > 5 else "")
+        what = "all zero" if args.metric == "cosine" else "constant over features"
+        return CLIError(
+            f"{problem.name}: {len(named)} pattern(s) are {what} ({shown}); "
+            f"their {args.metric} distances are undefined (NaN). Use --metric euclidean, or leave "
+            "those stimuli out"
+        )
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConstantPatternWarning)
+        try:
+            rdms = compute_rdm(arrays, args.metric, conditions=conditions, zscore=args.zscore,
+                               backend=args.backend, device=args.device)
+        except ConstantPatternError as exc:
+            raise refuse(exc) from None
+    for w in caught:
+        if isinstance(w.message, ConstantPatternWarning):
+            raise refuse(w.message)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return rdms
+
+
 def run_rdm(args):
     """Compute RDMs and write them to an .rdm.h5 file."""
     from neuroprobe.io.rdm import save_rdms
-    from neuroprobe.rsa import compute_rdm
 
     path = Path(args.input)
     stim_ids = None
@@ -155,9 +184,8 @@ def run_rdm(args):
     conditions = _read_conditions(args.conditions, n) if args.conditions else None
     if conditions is not None:
         stim_ids = list(np.unique(conditions))
-    rdms = compute_rdm({k: np.asarray(v).reshape(n, -1) for k, v in arrays.items()},
-                       args.metric, conditions=conditions, zscore=args.zscore,
-                       backend=args.backend, device=args.device)
+    rdms = _rdms_or_refuse({k: np.asarray(v).reshape(n, -1) for k, v in arrays.items()},
+                           args, conditions, stim_ids)
     save_rdms(args.out, rdms, names=list(arrays), stim_ids=stim_ids, metric=args.metric,
               attrs={"source": str(path), "zscore": bool(args.zscore)})
     if not args.quiet:

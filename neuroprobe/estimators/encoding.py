@@ -19,6 +19,7 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuroprobe._utils import check_finite
+from neuroprobe.metrics import warn_zero_variance
 from neuroprobe.solvers import ridge as _ridge
 from neuroprobe.solvers.backend import get_backend
 
@@ -133,13 +134,9 @@ def _raise_non_finite(count, first, size, name="Y"):
     )
 
 
-def _warn_constant(n_const, n_targets):
-    if n_const:
-        warnings.warn(
-            f"{n_const} of {n_targets} target(s) have zero variance; their scores are NaN.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+def _warn_constant(mask, where="fitted"):
+    """One warning for the targets whose true values are constant in ``where`` samples."""
+    warn_zero_variance("targets", where, mask, stacklevel=5)
 
 
 def _resolve_dtype(dtype):
@@ -149,10 +146,16 @@ def _resolve_dtype(dtype):
     return dtype
 
 
-def _target_scores(predict_batch, Y, scoring, dtype, batch):
-    """Per-target scores of ``predict_batch(cols)`` against ``Y``, in target batches."""
+def _target_scores(predict_batch, Y, scoring, dtype, batch, alphas=None, warn=True):
+    """Per-target scores of ``predict_batch(cols)`` against ``Y``, in target batches.
+
+    Returns ``(scores, constant_targets, constant_predictions)`` (bool masks). NaN scores are the
+    targets constant in these samples; constant predictions score 0 (correlation). ``warn``:
+    one :class:`~neuroprobe.metrics.ZeroVarianceWarning` per cause.
+    """
     n_targets = Y.shape[1]
     out = np.empty(n_targets, dtype=np.float64)
+    const_pred = np.zeros(n_targets, dtype=bool)
     be = get_backend("numpy")
     n_bad, first = 0, None
     for cols in _batches(n_targets, batch):
@@ -163,12 +166,16 @@ def _target_scores(predict_batch, Y, scoring, dtype, batch):
             first = first or where
             continue
         pred = predict_batch(cols).astype(dtype, copy=False)
-        out[cols] = be.to_numpy(_ridge.score_predictions(y, pred.copy(), scoring))
+        scores, const = _ridge.score_predictions(y, pred.copy(), scoring, return_constant=True)
+        out[cols], const_pred[cols] = be.to_numpy(scores), be.to_numpy(const)
     if n_bad:
         _raise_non_finite(n_bad, first, Y.shape[0] * n_targets)
-    n_const = int(np.isnan(out).sum())
-    _warn_constant(n_const, n_targets)
-    return out
+    const_y = np.isnan(out)
+    if warn:
+        _warn_constant(const_y, "scored")
+        chosen = None if alphas is None else np.asarray(alphas)[const_pred]
+        warn_zero_variance("predictions", "scored", const_pred, chosen, stacklevel=5)
+    return out, const_y, const_pred
 
 
 class _EncoderMixin:
@@ -208,9 +215,15 @@ class _EncoderMixin:
         Returns
         -------
         ndarray (n_targets,)
-            ``scoring`` per target (Pearson r or R^2); NaN for zero-variance targets (one warning
-            counts them).
+            ``scoring`` per target (Pearson r or R^2); NaN for targets with zero variance in
+            these samples (undefined); a constant prediction (e.g. at a very large alpha) has
+            correlation 0. One :class:`~neuroprobe.metrics.ZeroVarianceWarning` per cause
+            counts them.
         """
+        return self._score_targets(X, Y)[0]
+
+    def _score_targets(self, X, Y, warn=True):
+        """``score_targets`` and the masks of constant targets and constant predictions."""
         check_is_fitted(self)
         X = self._check_X(X)
         Y, _ = as_targets(Y, X.shape[0])
@@ -221,10 +234,16 @@ class _EncoderMixin:
         dtype = coef.dtype
         batch = max(1, int(2**26 // max(1, X.shape[0] + X.shape[1])))
 
-        def predict_batch(cols):
-            return X @ coef[:, cols] + intercept[cols]
+        # correlation ignores the intercept: adding it would round a small prediction away
+        shift = self.scoring != "correlation"
 
-        return _target_scores(predict_batch, Y, self.scoring, dtype, batch)
+        def predict_batch(cols):
+            pred = X @ coef[:, cols]
+            return pred + intercept[cols] if shift else pred
+
+        alphas = getattr(self, "best_alphas_", None)
+        alphas = None if alphas is None else np.reshape(alphas, -1)
+        return _target_scores(predict_batch, Y, self.scoring, dtype, batch, alphas, warn)
 
     def score(self, X, y):
         """Mean over targets (NaN-aware) of :meth:`score_targets`: one float (for GridSearchCV)."""
@@ -382,7 +401,9 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
     best_alphas_ : ndarray (n_targets,)
     alphas_ : ndarray (n_alphas,)
     cv_scores_ : ndarray (n_alphas, n_targets)
-        Mean held-out score of every alpha (leave-one-out score when ``cv=None``).
+        Mean held-out score of every alpha (leave-one-out score when ``cv=None``); a fold whose
+        predictions are constant (large alphas) has correlation 0, so every fold counts. NaN for
+        targets with zero variance (one :class:`~neuroprobe.metrics.ZeroVarianceWarning`).
     n_features_in_ : int
     feature_names_in_ : ndarray of str (when X has feature names)
 
@@ -557,7 +578,7 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         coef = np.zeros((X.shape[1], n_targets), dtype=dtype)
         intercept = np.zeros(n_targets, dtype=dtype)
         best = np.empty(n_targets)
-        n_bad, first, n_const = 0, None, 0
+        n_bad, first, const = 0, None, np.zeros(n_targets, dtype=bool)
         tasks = (
             delayed(_ridge_batch)(
                 plan, read_batch(Y, cols, dtype), cols, alphas, self.scoring, per_target, dtype
@@ -571,7 +592,7 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
                 first = first or res["bad"][1]
                 continue
             cv_scores[:, cols] = res["scores"]
-            n_const += int(res["const"].sum())
+            const[cols] = res["const"]
             if self.fit_intercept:
                 intercept[cols] = res["y_mean"]
             if "coef" in res:
@@ -579,7 +600,7 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
                 best[cols] = res["best"]
         if n_bad:
             _raise_non_finite(n_bad, first, Y.shape[0] * n_targets)
-        _warn_constant(n_const, n_targets)
+        _warn_constant(const)
         if self.model == "ols":
             pinv, _ = _ridge.ols_solver(
                 X, fit_intercept=self.fit_intercept, backend=be, dtype=dtype
@@ -627,7 +648,7 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         intercept = np.zeros(n_targets, dtype=dtype)
         cv_scores = np.empty((len(alphas), n_targets))
         best = np.empty(n_targets)
-        n_bad, first, n_const = 0, None, 0
+        n_bad, first, const = 0, None, np.zeros(n_targets, dtype=bool)
         tasks = (
             delayed(_lasso_batch)(
                 X,
@@ -652,10 +673,10 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
             coef[:, cols] = res["coef"]
             intercept[cols] = res["intercept"]
             best[cols] = res["best"]
-            n_const += int(res["const"].sum())
+            const[cols] = res["const"]
         if n_bad:
             _raise_non_finite(n_bad, first, Y.shape[0] * n_targets)
-        _warn_constant(n_const, n_targets)
+        _warn_constant(const)
         self.coef_, self.intercept_ = coef, intercept
         self.best_alphas_, self.cv_scores_ = best, cv_scores
 
@@ -844,7 +865,7 @@ class PLSEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEstimator)
         )
         if stats["bad"][0]:
             _raise_non_finite(stats["bad"][0], stats["bad"][1], Y.shape[0] * Y.shape[1])
-        _warn_constant(int(stats["const"].sum()), Y.shape[1])
+        _warn_constant(stats["const"])
         res = _pls.nipals_cov(
             stats, self.n_components, max_iter=self.max_iter, tol=self.tol, backend=be
         )

@@ -72,20 +72,30 @@ def draw_permutations(n, n_permutations, groups=None, seed=None):
 
 
 def pvalues(observed, null):
-    """Per-column permutation p-values ``(#{null >= observed} + 1) / (n_permutations + 1)``."""
+    """Per-column permutation p-values ``(#{null >= observed} + 1) / (n_permutations + 1)``.
+
+    NaN where the observed statistic is NaN (e.g. a zero-variance target).
+    """
     observed = np.asarray(observed, dtype=np.float64)
     null = np.asarray(null, dtype=np.float64).reshape(len(null), -1)
     count = (null >= observed.reshape(1, -1)).sum(axis=0)
-    return ((count + 1.0) / (null.shape[0] + 1.0)).reshape(observed.shape)
+    p = (count + 1.0) / (null.shape[0] + 1.0)
+    p[np.isnan(observed.reshape(-1))] = np.nan  # an undefined score has no p-value (not 1/(n+1))
+    return p.reshape(observed.shape)
 
 
 def fwe_pvalues(observed, null):
-    """Family-wise (max-statistic) p-values: compares each observed value to the null of the max."""
+    """Family-wise (max-statistic) p-values: compares each observed value to the null of the max.
+
+    NaN where the observed statistic is NaN.
+    """
     observed = np.asarray(observed, dtype=np.float64)
     null = np.asarray(null, dtype=np.float64).reshape(len(null), -1)
     max_null = np.nanmax(null, axis=1)
     count = (max_null[:, None] >= observed.reshape(1, -1)).sum(axis=0)
-    return ((count + 1.0) / (null.shape[0] + 1.0)).reshape(observed.shape)
+    p = (count + 1.0) / (null.shape[0] + 1.0)
+    p[np.isnan(observed.reshape(-1))] = np.nan
+    return p.reshape(observed.shape)
 
 
 def _square(prepared, n):

@@ -35,7 +35,16 @@ SCORINGS = ("correlation", "r2")
 
 
 # --------------------------------------------------------------------------- scoring kernels
-def score_predictions(y, pred, scoring="correlation"):
+def _eps(x):
+    """Machine epsilon of the dtype of ``x`` (numpy array or torch tensor)."""
+    return float(np.finfo(np.float32 if str(x.dtype).endswith("float32") else np.float64).eps)
+
+
+# a prediction whose spread is below this many rounding errors of its mean is constant
+CONSTANT_RTOL = 10.0
+
+
+def score_predictions(y, pred, scoring="correlation", *, return_constant=False):
     """Per-target scores of predictions, vectorised over any leading axes of ``pred``.
 
     Parameters
@@ -45,33 +54,45 @@ def score_predictions(y, pred, scoring="correlation"):
     pred : array (..., n_samples, n_targets)
         Predictions; leading axes (e.g. alphas) broadcast. May be modified in place.
     scoring : {"correlation", "r2"}
+    return_constant : bool
+        Also return where the predictions are constant (correlation only; all False for r2).
 
     Returns
     -------
     scores : array (..., n_targets)
-        Pearson correlation or coefficient of determination per target; NaN where the true values
-        (or, for correlation, the predictions) have zero variance.
+        Pearson correlation or coefficient of determination per target. NaN where the true
+        values have zero variance (the score is undefined). For correlation, constant
+        predictions (e.g. at a very large alpha) score 0, as in himalaya's
+        ``correlation_score``: a prediction whose spread is within ``CONSTANT_RTOL`` rounding
+        errors of its mean (``||pred - mean|| <= CONSTANT_RTOL * eps * sqrt(n) * |mean|``, eps
+        of its dtype) is constant, so rounding noise is never scored as a correlation.
+    constant : bool array (..., n_targets)
+        Only with ``return_constant``: the constant predictions (True where y also varies).
     """
     y_c = y - y.mean(axis=0, keepdims=True)
     ss_y = (y_c * y_c).sum(axis=0)
     nan = float("nan")
+    bad_y = ~(ss_y > 0)
     if scoring == "correlation":
-        pred -= pred.mean(axis=-2, keepdims=True)
+        mean = pred.mean(axis=-2, keepdims=True)
+        pred -= mean
         num = (pred * y_c).sum(axis=-2)
         ss_p = (pred * pred).sum(axis=-2)
-        den = (ss_p * ss_y) ** 0.5
-        bad = den <= 0
-        den = den + bad
-        out = num / den
-        out[bad] = nan
-        return out
+        mean = mean[..., 0, :]
+        tol = (CONSTANT_RTOL * _eps(pred)) ** 2 * pred.shape[-2]
+        const = ~(ss_p > tol * (mean * mean))
+        const_only = const & ~bad_y
+        ok = ~const & ~bad_y
+        out = num / ((ss_p * ss_y) ** 0.5 + ~ok)
+        out[const] = 0.0
+        out[..., bad_y] = nan
+        return (out, const_only) if return_constant else out
     if scoring == "r2":
         pred -= y
         ss_res = (pred * pred).sum(axis=-2)
-        bad = ss_y <= 0
-        out = 1.0 - ss_res / (ss_y + bad)
-        out[..., bad] = nan
-        return out
+        out = 1.0 - ss_res / (ss_y + bad_y)
+        out[..., bad_y] = nan
+        return (out, ss_res < 0) if return_constant else out  # never constant-flagged
     raise ValueError(f"scoring must be one of {SCORINGS}; got {scoring!r}")
 
 
@@ -301,10 +322,12 @@ def _moment_scores(fold, z, my, y_te, xty_te, w, scoring):
     nan = float("nan")
     bad = ~(ss_y > 0)
     if scoring == "correlation":
-        den = (var_p * ss_y) ** 0.5
-        bad_p = ~(den > 0)
-        out = cov / (den + bad_p)
-        out[bad_p] = nan
+        # constant predictions score 0, zero-variance targets NaN (as score_predictions)
+        const = ~(var_p > 0)
+        ok = ~const & ~bad
+        out = cov / ((var_p * ss_y) ** 0.5 + ~ok)
+        out[const] = 0.0
+        out[..., bad] = nan
         return out
     if scoring == "r2":
         mean_p = (w * fold.offset[None]) @ z

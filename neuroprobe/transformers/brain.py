@@ -294,6 +294,20 @@ def _file_key(source):
             tuple(s.st_mtime_ns for s in stats), tuple(s.st_size for s in stats))
 
 
+# --------------------------------------------------------------------------- descriptions
+def _descrip(text):
+    """``text`` as a NIfTI ``descrip`` (80 bytes, ASCII)."""
+    return str(text).encode("ascii", "replace")[:80]
+
+
+def _describe_gifti(img, text):
+    if text is not None:
+        img.meta["Description"] = str(text)
+        for darray in img.darrays:
+            darray.meta["Description"] = str(text)
+    return img
+
+
 # --------------------------------------------------------------------------- estimator
 class BrainMasker(TransformerMixin, BaseEstimator):
     """Brain images to a ``(n_samples, n_voxels)`` float32 array, and maps back to images.
@@ -642,14 +656,22 @@ class BrainMasker(TransformerMixin, BaseEstimator):
         return Path(path)
 
     # ------------------------------------------------------------------ inverse
-    def inverse_transform(self, values):
+    def inverse_transform(self, values, *, fill=0.0, description=None):
         """Put values back into an image of the fitted format and space.
 
         Parameters
         ----------
         values : array, shape (n_features_out_,) or (k, n_features_out_)
             One value per voxel (or per region with ``summary``), e.g. per-voxel accuracies.
-            Voxels outside the mask are 0.
+        fill : float, default=0.0
+            Value of the voxels outside the mask and of the voxels dropped at ``fit`` for NaN or
+            infinite data (``mask_`` is False there). Use ``np.nan`` for statistical maps: a
+            p-value map that is 0 outside the brain passes any ``p <= 0.05`` threshold there
+            (``neuroprobe encode`` writes NaN).
+        description : str, optional
+            Stored in the image: NIfTI ``descrip`` (80 bytes at most, longer text is cut), CIFTI
+            ``descrip`` of its NIfTI header, GIFTI ``Description`` metadata; MGH has no such
+            field.
 
         Returns
         -------
@@ -670,25 +692,35 @@ class BrainMasker(TransformerMixin, BaseEstimator):
             )
         k = values.shape[0]
         if self.summary:
-            full = np.zeros((k, self.n_voxels_), np.float32)
+            full = np.full((k, self.n_voxels_), fill, np.float32)
             for r, idx in enumerate(self.region_indices_):
                 full[:, idx] = values[:, [r]]
         else:
             full = values
         space = self.space_
-        flat = np.zeros((k, space["size"]), np.float32)
+        flat = np.full((k, space["size"]), fill, np.float32)
         flat[:, self.columns_] = full
         if space["family"] == "volume":
             data = np.moveaxis(flat.reshape((k,) + space["shape"]), 0, -1)
             data = data[..., 0] if one else data
-            return nio.new_volume_like(space["template"], np.ascontiguousarray(data))
+            img = nio.new_volume_like(space["template"], np.ascontiguousarray(data))
+            if description is not None and "descrip" in img.header:
+                img.header["descrip"] = _descrip(description)
+            return img
         if space["family"] == "cifti":
-            return nio.new_cifti_like(space["brain_models"], flat, space["row_axis"])
+            img = nio.new_cifti_like(space["brain_models"], flat, space["row_axis"])
+            if description is not None:
+                img.nifti_header["descrip"] = _descrip(description)
+            return img
         if space["family"] == "gifti":
-            return nio.new_gifti_like(space["templates"][0], flat)
+            return _describe_gifti(nio.new_gifti_like(space["templates"][0], flat), description)
         n_first = space["sizes"][0]
-        return (nio.new_gifti_like(space["templates"][0], flat[:, :n_first]),
-                nio.new_gifti_like(space["templates"][1], flat[:, n_first:]))
+        return (
+            _describe_gifti(nio.new_gifti_like(space["templates"][0], flat[:, :n_first]),
+                            description),
+            _describe_gifti(nio.new_gifti_like(space["templates"][1], flat[:, n_first:]),
+                            description),
+        )
 
     # ------------------------------------------------------------------ names
     def get_feature_names_out(self, input_features=None):

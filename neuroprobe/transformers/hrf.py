@@ -15,6 +15,8 @@ autocorrelated scans never fall on both sides of a split.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -122,7 +124,10 @@ class HRFConvolver(TransformerMixin, BaseEstimator):
     onsets, durations : array of float, optional
         Event onsets and durations in seconds (time 0 = start of the first scan). Default: from
         ``stimuli``; without either, the rows are taken as one sample per scan (continuous
-        design: onsets ``i * tr``, durations ``tr``). ``durations`` default to 0.
+        design: onsets ``i * tr``, durations ``tr``). ``durations`` default to 0. ``fit``
+        refuses a run where every event lies outside it (starts after the last scan, or its
+        response ends before the first; e.g. onsets in milliseconds) and warns about the
+        events that do.
     hrf_model : str or array
         ``"spm"``, ``"spm + derivative"``, ``"spm + derivative + dispersion"``, or a kernel
         ``(n_taps,)`` / ``(n_taps, n_basis)`` sampled every ``tr / oversampling`` seconds.
@@ -246,12 +251,41 @@ class HRFConvolver(TransformerMixin, BaseEstimator):
         lag_on = k_scan[:, None] - start[None, :]
         lag_off = k_scan[:, None] - stop[None, :]
         design = cum(lag_on) - cum(lag_off)  # (n_scans, n_events, n_basis)
+        self._check_events_in_run(onsets, durations, n_scans, tr, kernel.shape[0] * dt)
         self.design_ = np.ascontiguousarray(np.moveaxis(design, 2, 0))
         self.hrf_ = kernel
         self.frame_times_ = np.arange(n_scans) * tr + ref
         self.n_basis_ = kernel.shape[1]
         self.n_events_ = len(onsets)
         return self
+
+    @staticmethod
+    def _check_events_in_run(onsets, durations, n_scans, tr, hrf_seconds):
+        """Refuse a run where every event lies outside it; warn for the events that do."""
+        length = n_scans * tr
+        # outside: starts after the last scan, or its response ends before the first
+        silent = (onsets >= length) | (onsets + durations + hrf_seconds <= 0)
+        if not silent.any():
+            return
+        if silent.all():
+            hint = ""
+            if onsets.min() >= length:
+                hint = (f" (onsets in milliseconds? in seconds they would span "
+                        f"{onsets.min() / 1000:g} to {onsets.max() / 1000:g} s)")
+            raise ValueError(
+                f"every event lies outside the run: onsets span {onsets.min():g} to "
+                f"{onsets.max():g} s but the run is {n_scans} scans x tr {tr:g} s = {length:g} s"
+                f"{hint}; onsets and durations must be in seconds from the start of the first "
+                "scan. The regressors would be all zero."
+            )
+        idx = np.flatnonzero(silent)
+        shown = ", ".join(f"{onsets[i]:g}" for i in idx[:5]) + (", ..." if len(idx) > 5 else "")
+        warnings.warn(
+            f"{len(idx)} of {len(onsets)} events lie outside the run (0 to {length:g} s, "
+            f"{n_scans} scans x tr {tr:g} s) and add nothing to the regressors: onsets {shown} s",
+            UserWarning,
+            stacklevel=4,
+        )
 
     def transform(self, X):
         """Regressors ``(n_scans, n_features * n_basis)`` float32 (basis-major columns)."""

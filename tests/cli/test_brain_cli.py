@@ -132,3 +132,19 @@ def test_hrf_from_npy_to_csv_and_errors(tmp_path, events, capsys):
     assert main(["hrf", "--features", str(tmp_path / "g.npy"), "--events", str(path),
                  "--tr", "2", "--n-scans", "25", "--out", str(out)]) == 1
     assert "4 rows but" in capsys.readouterr().err
+
+
+def test_hrf_onsets_in_milliseconds_are_refused(tmp_path, events, capsys):
+    path, onsets, durations, _ = events
+    ms = tmp_path / "events_ms.csv"
+    ms.write_text("onset,duration\n" + "".join(f"{o * 1000},{d * 1000}\n"
+                                                for o, d in zip(onsets, durations)))
+    np.save(tmp_path / "f.npy", np.ones((5, 2)))
+    out = tmp_path / "reg.h5"
+    assert main(["hrf", "--features", str(tmp_path / "f.npy"), "--events", str(ms),
+                 "--tr", "2", "--n-scans", "25", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "every event lies outside the run: onsets span 2000 to 40000 s" in err
+    assert "25 scans x tr 2 s = 50 s" in err and "milliseconds" in err
+    assert not out.exists()

@@ -34,6 +34,28 @@ def test_rdm_from_activation_file(tmp_path):
                                                     "correlation"), atol=1e-5)
 
 
+def test_rdm_refuses_constant_patterns_naming_the_stimuli(tmp_path, capsys):
+    from neuroprobe.io.activations import write_activations
+
+    rng = np.random.default_rng(0)
+    fc = rng.standard_normal((8, 5)).astype(np.float32)
+    fc[[2, 6]] = 0.0  # e.g. a ReLU layer silent for two images
+    ids = [f"im{i}" for i in range(8)]
+    act = write_activations(tmp_path / "m.act.h5", {"fc": fc, "dead": np.zeros((8, 3))}, ids)
+    out = tmp_path / "m.rdm.h5"
+    assert main(["rdm", str(act), "--layer", "fc", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    assert "fc: 2 pattern(s) are constant over features (im2, im6)" in err
+    assert "--metric euclidean" in err
+    assert main(["rdm", str(act), "--layer", "dead", "--out", str(out)]) == 1
+    assert "dead: 8 pattern(s) are constant over features (im0, im1, im2, im3, im4, ...)" in (
+        capsys.readouterr().err)
+    assert main(["rdm", str(act), "--layer", "fc", "--metric", "euclidean", "--out", str(out),
+                 "--quiet"]) == 0
+    np.testing.assert_allclose(load_rdms(out)["fc"], pdist(fc, "euclidean"), rtol=1e-5)
+
+
 def test_rdm_from_npy_with_conditions(tmp_path):
     rng = np.random.default_rng(1)
     Y = rng.standard_normal((6, 4))

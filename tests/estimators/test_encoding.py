@@ -230,12 +230,43 @@ def test_zero_variance_targets_nan_and_one_warning():
         warnings.simplefilter("always")
         enc = VoxelwiseEncoder(alphas=ALPHAS, n_targets_batch=2).fit(X, Y)
     msgs = [str(w.message) for w in rec if "zero variance" in str(w.message)]
-    assert msgs == ["2 of 6 target(s) have zero variance; their scores are NaN."]
+    assert msgs == [
+        "2 of 6 target(s) have zero variance in the fitted samples; their scores there are NaN "
+        "(undefined)."
+    ]
     assert np.isnan(enc.cv_scores_[:, [1, 4]]).all() and not np.isnan(enc.cv_scores_[:, 0]).any()
     np.testing.assert_allclose(enc.coef_[:, [1, 4]], 0, atol=1e-6)
-    with pytest.warns(RuntimeWarning, match="2 of 6"):
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
         scores = enc.score_targets(X, Y)
-    assert np.isnan(scores[[1, 4]]).all()
+    # the constant targets are NaN (undefined), not blamed on constant predictions (their
+    # coefficients are 0 too): one warning, with the right cause
+    assert [str(w.message) for w in rec] == [
+        "2 of 6 target(s) have zero variance in the scored samples; their scores there are NaN "
+        "(undefined)."
+    ]
+    assert np.isnan(scores[[1, 4]]).all() and not np.isnan(scores[[0, 2, 3, 5]]).any()
+
+
+def test_constant_predictions_score_zero_with_their_own_warning():
+    from neuroprobe.metrics import ZeroVarianceWarning
+
+    X, Y, _ = _data(t=6)
+    enc = VoxelwiseEncoder(alphas=ALPHAS, dtype="float64").fit(X, Y)
+    enc.coef_[:, [0, 3]] = 0.0  # these two predict a constant
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        scores = enc.score_targets(X, Y)
+    assert len(rec) == 1 and issubclass(rec[0].category, ZeroVarianceWarning)
+    assert str(rec[0].message).startswith(
+        "predictions are constant for 2 of 6 target(s) in the scored samples (alpha = "
+    )
+    assert rec[0].message.kind == "predictions"
+    np.testing.assert_array_equal(rec[0].message.mask, [1, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(scores[[0, 3]], 0.0)
+    from himalaya.scoring import correlation_score as himalaya_r
+
+    np.testing.assert_allclose(scores, himalaya_r(Y, enc.predict(X)), atol=1e-10)
 
 
 def test_non_finite_inputs_raise_with_count_and_location():

@@ -93,8 +93,50 @@ def test_torch_backend_equals_numpy():
 def test_score_predictions_marks_constant_targets_nan():
     y = np.c_[np.arange(5.0), np.ones(5)]
     pred = np.stack([y + 0.1, y * 2])
+    pred[..., 1] = np.arange(5.0)  # varying predictions of a constant target: still undefined
     out = ridge.score_predictions(y, pred.copy(), "correlation")
     assert np.isnan(out[:, 1]).all() and np.allclose(out[:, 0], 1.0)
     out = ridge.score_predictions(y, pred.copy(), "r2")
     assert np.isnan(out[:, 1]).all()
     np.testing.assert_allclose(out[:, 0], [r2_score(y[:, 0], pr) for pr in pred[:, :, 0]])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_constant_predictions_correlate_zero_as_himalaya(backend, dtype):
+    from himalaya.scoring import correlation_score as himalaya_r
+
+    rng = np.random.RandomState(0)
+    y = rng.randn(20, 4).astype(dtype)
+    pred = np.stack([y + rng.randn(20, 4).astype(dtype), np.zeros_like(y)])
+    pred[0, :, 1] = 3.0  # exactly constant
+    # constant up to float rounding: the spread is rounding noise, not a prediction
+    pred[0, :, 2] = dtype(0.7) + (rng.rand(20) < 0.5) * np.finfo(dtype).eps * dtype(0.7)
+    be = get_backend(backend, "cpu")
+    out, const = ridge.score_predictions(be.asarray(y), be.asarray(pred.copy()), "correlation",
+                                         return_constant=True)
+    out, const = be.to_numpy(out), be.to_numpy(const)
+    np.testing.assert_array_equal(const, [[0, 1, 1, 0], [1, 1, 1, 1]])
+    np.testing.assert_array_equal(out[1], 0.0)
+    np.testing.assert_array_equal(out[0, [1, 2]], 0.0)
+    rtol = 1e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(out[0, [0, 3]], himalaya_r(y, pred[0])[[0, 3]], rtol=rtol)
+    ref = [np.corrcoef(y[:, j], pred[0, :, j])[0, 1] for j in (0, 3)]
+    np.testing.assert_allclose(out[0, [0, 3]], ref, rtol=rtol)
+    # a tiny but real spread is a prediction: scale does not matter to a correlation
+    small = (pred[:1] * dtype(1e-20)).astype(dtype)
+    got = be.to_numpy(ridge.score_predictions(be.asarray(y), be.asarray(small), "correlation"))
+    np.testing.assert_allclose(got[0, [0, 3]], ref, rtol=100 * rtol)
+
+
+def test_moment_path_scores_constant_predictions_zero():
+    """The (r x r) moment path of the primal solver follows the same convention."""
+    X, Y = _data(n=60, p=3, t=4)
+    X[:, :] = 1.0  # no feature varies: every prediction is the training mean
+    folds = list(KFold(4).split(X))
+    be = get_backend("numpy")
+    plan = ridge.make_plan(X, folds, backend=be, dtype=np.float64)
+    assert all(f.moments for f in plan.folds)
+    s = ridge.cv_scores(plan, be.asarray(Y - Y.mean(axis=0)), be.asarray(ALPHAS), "correlation",
+                        reduce=False)
+    np.testing.assert_array_equal(s, 0.0)

@@ -447,3 +447,55 @@ def test_in_pipeline_and_pandas_output(atlas_case):
     m = BrainMasker(paths["atlas"], labels=[17, 5], summary="mean").set_output(transform="pandas")
     df = m.fit_transform(paths["data"])
     assert isinstance(df, pd.DataFrame) and list(df.columns) == ["17", "5"]
+
+
+# ---------------------------------------------------------------- fill and description
+def test_inverse_transform_fill_and_description_survive_saving(cifti_case, tmp_path):
+    """Outside the mask (and at dropped voxels) maps hold ``fill``; the text is in the header."""
+    folder, bm, data, _ = cifti_case
+    text = "neuroprobe encode r: mean of 5 outer CV folds; NaN=no data"
+    # NIfTI with a mask and a dropped (NaN) voxel
+    vol = np.random.RandomState(0).randn(3, 3, 2, 4).astype(np.float32)
+    vol[0, 0, 0, 1] = np.nan
+    mask = _box_mask((3, 3, 2), np.eye(4), np.s_[:2, :2, :])
+    m = BrainMasker(mask)
+    with pytest.warns(RuntimeWarning, match="dropped 1 of 8"):
+        Y = m.fit_transform(nib.Nifti1Image(vol, np.eye(4)))
+    assert np.asarray(m.inverse_transform(Y[0]).dataobj)[2, 2, 0] == 0  # default unchanged
+    img = m.inverse_transform(Y[0], fill=np.nan, description=text)
+    nib.save(img, tmp_path / "map.nii.gz")
+    back = nib.load(tmp_path / "map.nii.gz")
+    got = back.get_fdata()
+    assert np.isnan(got[~m.mask_]).all() and np.isnan(got[0, 0, 0])
+    np.testing.assert_array_equal(got[m.mask_], Y[0])
+    assert back.header["descrip"].tobytes().decode().rstrip("\x00") == text
+    long = m.inverse_transform(Y[0], description="x" * 100)
+    assert len(long.header["descrip"].tobytes()) == 80  # cut to the NIfTI field
+    # CIFTI (grayordinates of one structure)
+    mc = BrainMasker(labels=["CORTEX_LEFT"])
+    Yc = mc.fit_transform(folder / "bold.dtseries.nii")
+    cimg = mc.inverse_transform(Yc[0], fill=np.nan, description=text)
+    nib.save(cimg, tmp_path / "map.dscalar.nii")
+    cback = nib.load(tmp_path / "map.dscalar.nii")
+    keep = np.asarray(bm.name) == "CIFTI_STRUCTURE_CORTEX_LEFT"
+    values = cback.get_fdata()[0]
+    assert np.isnan(values[~keep]).all()
+    np.testing.assert_array_equal(values[keep], Yc[0])
+    assert cback.nifti_header["descrip"].tobytes().decode().rstrip("\x00") == text
+    # GIFTI
+    gpath = os.path.join(GIFTI_DATA, "task.func.gii")
+    mg = BrainMasker().fit(gpath)
+    gimg = mg.inverse_transform(np.zeros(mg.n_features_out_), fill=np.nan, description=text)
+    nib.save(gimg, tmp_path / "map.func.gii")
+    gback = nib.load(tmp_path / "map.func.gii")
+    assert gback.meta["Description"] == text and gback.darrays[0].meta["Description"] == text
+
+
+def test_summary_inverse_transform_fills_outside_the_regions(atlas_case):
+    paths, atlas, data = atlas_case
+    m = BrainMasker(paths["atlas"], labels=[17, 5], summary="mean")
+    S = m.fit_transform(paths["data"])
+    painted = m.inverse_transform(S[0], fill=np.nan).get_fdata()
+    np.testing.assert_allclose(painted[atlas == 17], S[0, 0])
+    np.testing.assert_allclose(painted[atlas == 5], S[0, 1])
+    assert np.isnan(painted[(atlas != 17) & (atlas != 5)]).all()  # incl. label 1007, not chosen

@@ -184,3 +184,34 @@ _SHAPE_REASON = ("the output has one row per scan, fixed at fit from the event t
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_every_event_outside_the_run_is_refused(design):
+    """Onsets in milliseconds used to give an all-zero design without a word."""
+    onsets, durations, features = design
+    conv = HRFConvolver(TR, n_scans=120, onsets=onsets * 1000, durations=durations)
+    with pytest.raises(ValueError) as err:
+        conv.fit(features)
+    text = str(err.value)
+    assert f"onsets span {onsets.min() * 1000:g} to {onsets.max() * 1000:g} s" in text
+    assert "120 scans x tr 2 s = 240 s" in text and "milliseconds" in text
+    assert f"would span {onsets.min():g} to {onsets.max():g} s" in text
+    # in seconds the same events give the brute-force regressors
+    got = HRFConvolver(TR, n_scans=120, onsets=onsets, durations=durations).fit_transform(features)
+    np.testing.assert_allclose(got, brute_force(onsets, durations, features, 120, kernel()),
+                               rtol=1e-5, atol=1e-6)
+    assert np.abs(got).max() > 0
+
+
+def test_events_partly_outside_the_run_warn_and_are_ignored(design):
+    onsets, durations, features = design
+    late = onsets.copy()
+    late[[3, 7]] = [500.0, 612.5]  # after the 240 s run
+    with pytest.warns(UserWarning, match=r"2 of 12 events lie outside the run \(0 to 240 s.*"
+                                         r"onsets 500, 612.5 s"):
+        got = HRFConvolver(TR, n_scans=120, onsets=late, durations=durations).fit_transform(
+            features)
+    keep = np.ones(12, bool)
+    keep[[3, 7]] = False
+    ref = brute_force(onsets[keep], durations[keep], features[keep], 120, kernel())
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
