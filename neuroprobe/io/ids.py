@@ -99,7 +99,7 @@ def _split(spec):
 
 
 def read_ids(spec, what="--ids"):
-    """Stimulus IDs from a file: ``.npy``, ``.npz:KEY``, ``.h5:DATASET``, ``.txt``, ``.csv/.tsv[:COLUMN]``.
+    """Stimulus IDs from a ``.npy``, ``.npz:KEY``, ``.h5:DATASET``, ``.txt`` or table file.
 
     ``.npz`` / ``.h5`` default to the key ``stim_ids``; ``.csv`` / ``.tsv`` (e.g. a BIDS
     ``events.tsv``) to the column ``stim_id``.
