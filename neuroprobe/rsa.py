@@ -30,6 +30,7 @@ __all__ = [
     "check_method",
     "permutation_test_rdms",
     "select_rdms",
+    "subject_level_test",
 ]
 
 _ALIASES = {
@@ -405,6 +406,66 @@ def noise_ceiling(rdms, method="spearman", n_bootstrap=0, ci=0.95, random_state=
         lower_ci = tuple(float(v) for v in np.nanpercentile(boots[:, 0], q))
         upper_ci = tuple(float(v) for v in np.nanpercentile(boots[:, 1], q))
     return NoiseCeiling(lower, upper, lower_ci, upper_ci, method, V.shape[0])
+
+
+# --------------------------------------------------------------------------------------------
+# subject-level inference
+# --------------------------------------------------------------------------------------------
+def subject_level_test(models, subject_rdms, method="spearman", lower_ceiling=None, *,
+                       ids=None, backend="numpy", device="cpu"):
+    """Each model RDM against each subject's RDM, with tests across subjects.
+
+    The per-subject comparisons are those of :func:`compare_rdms`; the tests are one-sided
+    across subjects: a one-sample t-test and a Wilcoxon signed-rank test of the scores > 0
+    (rsatoolbox's ``eval_fixed(...).test_zero()`` is the same t-test), and a one-sample t-test
+    of the scores < ``lower_ceiling`` (is the model below the lower noise ceiling?).
+
+    Parameters
+    ----------
+    models : array of shape (m,), (k, m), (n, n) or (k, n, n), or RDMData
+    subject_rdms : array of shape (n_subjects, m), (n_subjects, n, n) or
+        (n_subjects, n_sessions, n, n) (averaged over sessions)
+    method : str, default="spearman"
+    lower_ceiling : float, optional
+        Lower bound of the noise ceiling (e.g. ``noise_ceiling(subject_rdms).lower``).
+    ids : pair (model_ids, subject_ids), optional
+        Stimulus IDs (see :func:`compare_rdms`).
+    backend, device : str
+
+    Returns
+    -------
+    dict of arrays of shape (k,): ``mean``, ``sem`` (ddof=1), ``t``, ``pvalue_t``,
+    ``pvalue_wilcoxon``, ``pvalue_vs_ceiling`` (NaN without ``lower_ceiling``); and
+    ``scores`` of shape (k, n_subjects).
+    """
+    import scipy.stats
+
+    S = subject_rdms
+    if not (hasattr(S, "rdms") and hasattr(S, "stim_ids")):
+        S = np.asarray(S, dtype=np.float64)
+        if S.ndim == 4:
+            S = S.mean(axis=1)
+        S = np.atleast_2d(to_condensed(S, "subject_rdms"))
+        if S.shape[0] < 2:
+            raise ValueError(f"subject_rdms must hold at least 2 subjects; got {S.shape[0]}")
+    scores = np.atleast_2d(compare_rdms(models, S, method, ids=ids, backend=backend,
+                                        device=device))
+    k = scores.shape[1]
+    with np.errstate(all="ignore"):
+        t = scipy.stats.ttest_1samp(scores, 0.0, axis=1, alternative="greater")
+        p_wil = np.array([scipy.stats.wilcoxon(row, alternative="greater").pvalue
+                          if np.any(row != 0) else np.nan for row in scores])
+        p_nc = (scipy.stats.ttest_1samp(scores, lower_ceiling, axis=1, alternative="less").pvalue
+                if lower_ceiling is not None else np.full(len(scores), np.nan))
+    return {
+        "scores": scores,
+        "mean": scores.mean(axis=1),
+        "sem": scores.std(axis=1, ddof=1) / np.sqrt(k),
+        "t": np.asarray(t.statistic),
+        "pvalue_t": np.asarray(t.pvalue),
+        "pvalue_wilcoxon": p_wil,
+        "pvalue_vs_ceiling": np.asarray(p_nc),
+    }
 
 
 # --------------------------------------------------------------------------------------------

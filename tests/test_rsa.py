@@ -163,3 +163,28 @@ def test_compare_rdms_aligns_by_ids():
     np.testing.assert_allclose(select_rdms(a, order),
                                squareform(squareform(a)[np.ix_(order, order)], checks=False))
 
+
+
+def test_subject_level_test_equals_scipy():
+    from neuroprobe.rsa import subject_level_test
+
+    rng = np.random.default_rng(3)
+    signal = rng.standard_normal((10, 3))
+    subj = np.stack([[squareform(pdist(signal + rng.standard_normal((10, 3)), "correlation"))
+                      for _ in range(2)] for _ in range(6)])
+    models = np.stack([pdist(signal, "correlation"), pdist(rng.standard_normal((10, 3)))])
+    nc = noise_ceiling(subj)
+    res = subject_level_test(models, subj, lower_ceiling=nc.lower)
+    for i in range(2):
+        ref = np.array([scipy.stats.spearmanr(models[i], squareform(s.mean(0), checks=False))[0]
+                        for s in subj])
+        np.testing.assert_allclose(res["scores"][i], ref, rtol=1e-10)
+        t = scipy.stats.ttest_1samp(ref, 0, alternative="greater")
+        assert res["t"][i] == pytest.approx(t.statistic, rel=1e-10)
+        assert res["pvalue_t"][i] == pytest.approx(t.pvalue, rel=1e-10)
+        assert res["sem"][i] == pytest.approx(scipy.stats.sem(ref), rel=1e-10)
+        assert res["pvalue_wilcoxon"][i] == pytest.approx(
+            scipy.stats.wilcoxon(ref, alternative="greater").pvalue)
+        assert res["pvalue_vs_ceiling"][i] == pytest.approx(
+            scipy.stats.ttest_1samp(ref, nc.lower, alternative="less").pvalue, rel=1e-10)
+    assert res["pvalue_t"][0] < 0.01 < res["pvalue_t"][1]

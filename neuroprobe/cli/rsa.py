@@ -381,28 +381,17 @@ def _fmt(v):
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.6g}"
 
 
-def _subject_stats(scores, lower):
-    """Mean, SEM, t and one-sided p-values over subjects for each row of ``scores``."""
-    import scipy.stats
-
-    k = scores.shape[1]
-    mean = scores.mean(axis=1)
-    sem = scores.std(axis=1, ddof=1) / np.sqrt(k)
-    with np.errstate(all="ignore"):
-        t = scipy.stats.ttest_1samp(scores, 0.0, axis=1, alternative="greater")
-        p_wil = np.array([scipy.stats.wilcoxon(row, alternative="greater").pvalue
-                          if np.any(row != 0) else np.nan for row in scores])
-        p_nc = (scipy.stats.ttest_1samp(scores, lower, axis=1, alternative="less").pvalue
-                if lower is not None else np.full(len(scores), np.nan))
-    return mean, sem, t.statistic, t.pvalue, p_wil, p_nc
-
-
 def run_rsa(args):
     """Compare RDMs; write one CSV row per (model, target[, subject]) and level."""
     import sys
 
     from neuroprobe._utils import atomic_path
-    from neuroprobe.rsa import compare_rdms, noise_ceiling, permutation_test_rdms
+    from neuroprobe.rsa import (
+        compare_rdms,
+        noise_ceiling,
+        permutation_test_rdms,
+        subject_level_test,
+    )
 
     model_src, target_src = _load_sources(args)
     models = np.vstack([m.rdms for m in model_src])
@@ -452,9 +441,12 @@ def run_rsa(args):
                              if ceiling.lower_ci is not None else [""] * 4)
         per_subject = stats = None
         if subj is not None:
-            per_subject = np.atleast_2d(compare_rdms(models, subj, args.method,
-                                                     backend=args.backend, device=args.device))
-            stats = _subject_stats(per_subject, None if ceiling is None else ceiling.lower)
+            test = subject_level_test(models, subj, args.method,
+                                      None if ceiling is None else ceiling.lower,
+                                      backend=args.backend, device=args.device)
+            per_subject = test["scores"]
+            stats = [test[k] for k in ("mean", "sem", "t", "pvalue_t", "pvalue_wilcoxon",
+                                       "pvalue_vs_ceiling")]
         for i, (source, model) in enumerate(model_rows):
             key = [source, model, src.label, name]
             n_subj = "" if subj is None else str(subj.shape[0])

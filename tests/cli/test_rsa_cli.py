@@ -254,6 +254,14 @@ def test_rsa_subject_scores_match_rsatoolbox(tmp_path):
     data = rsatoolbox.rdm.RDMs(np.stack([squareform(s, checks=False) for s in subj]))
     ref = rsatoolbox.rdm.compare(rsatoolbox.rdm.RDMs(model[None]), data, "spearman")[0]
     np.testing.assert_allclose([float(r["score"]) for r in rows], ref, rtol=1e-5)
+    # rsatoolbox's subject-level inference of a fixed model: same SEM and test against 0
+    result = rsatoolbox.inference.eval_fixed(
+        rsatoolbox.model.ModelFixed("m", rsatoolbox.rdm.RDMs(model[None])), data,
+        method="spearman")
+    summary = next(r for r in _read_csv(out) if r["level"] == "subject_mean")
+    assert float(summary["score"]) == pytest.approx(np.mean(result.evaluations), rel=1e-5)
+    assert float(summary["sem"]) == pytest.approx(result.get_sem()[0], rel=1e-5)
+    assert float(summary["pvalue_t"]) == pytest.approx(result.test_zero()[0], rel=1e-4)
 
 
 def test_rsa_warns_when_levels_differ(tmp_path, capsys):
