@@ -471,6 +471,8 @@ def run_rsa(args):
             if row[4] != "subject":
                 print(f"{row[0]}:{row[1]} vs {row[2]}:{row[3]} [{row[4]}] {args.method} "
                       f"{row[8]}" + (f" +- {row[9]} (SEM), p_t {row[13]}" if row[9] else "")
-                      + (f", p {row[11]}" if row[11] else ""))
+                      + (f", p {row[11]}" if row[11] else "")
+                      + (f"; noise ceiling (subject level) {row[18]}..{row[19]}"
+                         if row[18] else ""))
         print(f"wrote {len(table)} row(s) to {args.out}")
     return 0
