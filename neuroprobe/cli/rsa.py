@@ -426,8 +426,8 @@ def run_rsa(args):
     with_ci = nc is not None and nc.lower_ci is not None
     if with_ci:
         header += ["lower_ci_low", "lower_ci_high", "upper_ci_low", "upper_ci_high"]
-    table = []
-    for t, (src, name) in enumerate(target_rows):
+    per_target = []  # (noise-ceiling cells, subject RDMs, subject-level test) of each target
+    for src, name in target_rows:
         subj = src.subjects.get(name)
         ceiling = nc
         if subj is not None and ceiling is None:
@@ -439,27 +439,29 @@ def run_rsa(args):
             if with_ci:
                 nc_cells += ([_fmt(v) for v in (*ceiling.lower_ci, *ceiling.upper_ci)]
                              if ceiling.lower_ci is not None else [""] * 4)
-        per_subject = stats = None
+        test = None
         if subj is not None:
             test = subject_level_test(models, subj, args.method,
                                       None if ceiling is None else ceiling.lower,
                                       backend=args.backend, device=args.device)
-            per_subject = test["scores"]
-            stats = [test[k] for k in ("mean", "sem", "t", "pvalue_t", "pvalue_wilcoxon",
-                                       "pvalue_vs_ceiling")]
-        for i, (source, model) in enumerate(model_rows):
+        per_target.append((nc_cells, subj, test))
+    table = []
+    for i, (source, model) in enumerate(model_rows):  # model-major, as before
+        for t, (src, name) in enumerate(target_rows):
+            nc_cells, subj, test = per_target[t]
             key = [source, model, src.label, name]
             n_subj = "" if subj is None else str(subj.shape[0])
-            if stats is not None:
-                mean, sem, tval, p_t, p_wil, p_nc = (a[i] for a in stats)
-                table.append(key + ["subject_mean", "", n_subj, args.method, _fmt(mean),
-                                    _fmt(sem), _fmt(tval), "", "", _fmt(p_t), _fmt(p_wil),
-                                    _fmt(p_nc), "", *nc_cells])
+            if test is not None:
+                table.append(key + ["subject_mean", "", n_subj, args.method,
+                                    _fmt(test["mean"][i]), _fmt(test["sem"][i]),
+                                    _fmt(test["t"][i]), "", "", _fmt(test["pvalue_t"][i]),
+                                    _fmt(test["pvalue_wilcoxon"][i]),
+                                    _fmt(test["pvalue_vs_ceiling"][i]), "", *nc_cells])
             table.append(key + ["group", "", n_subj, args.method, _fmt(score[i, t]), "", "",
                                 _fmt(pvalue[i, t]), _fmt(pvalue_fwe[i, t]), "", "", "",
                                 args.n_permutations, *nc_cells])
-            if per_subject is not None:
-                for s_idx, value in enumerate(per_subject[i]):
+            if test is not None:
+                for s_idx, value in enumerate(test["scores"][i]):
                     table.append(key + ["subject", str(s_idx), n_subj, args.method,
                                         _fmt(value), *[""] * 7, *nc_cells])
     with atomic_path(args.out) as tmp, open(tmp, "w", newline="") as fh:

@@ -320,3 +320,14 @@ def scipy_spearman(a, b):
     import scipy.stats
 
     return scipy.stats.spearmanr(a, b)[0]
+
+
+def test_rsa_rows_are_model_major(tmp_path):
+    rng = np.random.default_rng(10)
+    np.save(tmp_path / "m.npy", np.stack([pdist(rng.standard_normal((7, 3))) for _ in range(2)]))
+    np.save(tmp_path / "t.npy", np.stack([pdist(rng.standard_normal((7, 3))) for _ in range(3)]))
+    out = tmp_path / "rsa.csv"
+    assert main(["rsa", "--model", str(tmp_path / "m.npy"), "--target", str(tmp_path / "t.npy"),
+                 "--n-permutations", "0", "--out", str(out), "--quiet"]) == 0
+    assert [(r["model"], r["target"]) for r in _read_csv(out)] == [
+        (f"m[{i}]", f"t[{t}]") for i in range(2) for t in range(3)]
