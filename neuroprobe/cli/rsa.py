@@ -88,7 +88,8 @@ def register(subparsers):
                    help="stimulus-label permutations (0: no p-values; default 1000)")
     p.add_argument("--noise-ceiling", default=None,
                    help="subject RDMs (n_subjects, ...) for the noise ceiling; 4-D arrays "
-                        "(subjects, sessions, n, n) are averaged over sessions")
+                        "(subjects, sessions, n, n) are averaged over sessions (default: the "
+                        "subjects of a subject-level --target)")
     p.add_argument("--n-bootstrap", type=int, default=0,
                    help="bootstrap resamples of stimuli for noise-ceiling intervals")
     p.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
