@@ -33,6 +33,8 @@ __all__ = [
     "permutation_test_rdms",
     "ConstantPatternWarning",
     "ConstantPatternError",
+    "select_rdms",
+    "subject_level_test",
 ]
 
 
@@ -141,6 +143,60 @@ def to_square(rdms):
     out[:, i, j] = a
     out[:, j, i] = a
     return out
+
+
+def select_rdms(rdms, index):
+    """Condensed RDMs of the stimuli ``index`` (in that order): rows and columns taken together.
+
+    Parameters
+    ----------
+    rdms : array of shape (m,) or (k, m)
+        Condensed RDMs of ``n`` stimuli.
+    index : array of int of shape (n_out,)
+        Stimuli to keep, in the new order (e.g. from :func:`neuroprobe.io.ids.align_ids`).
+
+    Returns
+    -------
+    ndarray of shape (m_out,) or (k, m_out)
+    """
+    V = np.asarray(rdms)
+    n = _rdm.n_from_pairs(V.shape[-1])
+    index = np.asarray(index, dtype=np.intp)
+    if index.ndim != 1 or (index.size and (index.min() < 0 or index.max() >= n)):
+        raise ValueError(f"index must select stimuli among the {n} of the RDM")
+    i, j = np.triu_indices(index.size, 1)
+    a, b = np.minimum(index[i], index[j]), np.maximum(index[i], index[j])
+    if np.any(a == b):
+        raise ValueError("index selects a stimulus twice")
+    return V[..., a * n - a * (a + 1) // 2 + (b - a - 1)]
+
+
+def _rdm_and_ids(x, name):
+    """(array, stim_ids or None) of an array or an :class:`~neuroprobe.io.rdm.RDMData`."""
+    if hasattr(x, "rdms") and hasattr(x, "stim_ids"):
+        return x.rdms, x.stim_ids
+    return x, None
+
+
+def _aligned(a, b, ids, names=("a", "b")):
+    """Condensed stacks of ``a`` and ``b`` with ``b`` in the stimulus order of ``a``."""
+    a, ids_a = _rdm_and_ids(a, names[0])
+    b, ids_b = _rdm_and_ids(b, names[1])
+    if ids is not None:
+        if len(ids) != 2:
+            raise ValueError(f"ids must be a pair ({names[0]}_ids, {names[1]}_ids)")
+        ids_a = ids[0] if ids[0] is not None else ids_a
+        ids_b = ids[1] if ids[1] is not None else ids_b
+    A, B = to_condensed(a, names[0]), to_condensed(b, names[1])
+    if ids_a is not None and ids_b is not None:
+        from neuroprobe.io.ids import align_ids
+
+        for V, ids_v, nm in ((A, ids_a, names[0]), (B, ids_b, names[1])):
+            if len(ids_v) != _rdm.n_from_pairs(V.shape[-1]):
+                raise ValueError(f"{nm} has {_rdm.n_from_pairs(V.shape[-1])} stimuli but "
+                                 f"{len(ids_v)} IDs")
+        B = select_rdms(B, align_ids(ids_a, ids_b, what=names[1], reference=names[0]))
+    return A, B
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,15 +341,20 @@ def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backe
 # --------------------------------------------------------------------------------------------
 # compare_rdms
 # --------------------------------------------------------------------------------------------
-def compare_rdms(a, b, method="spearman", *, backend="numpy", device="cpu"):
+def compare_rdms(a, b, method="spearman", *, ids=None, backend="numpy", device="cpu"):
     """Similarity of RDMs ``a`` and ``b``, defined exactly as rsatoolbox's ``compare``.
 
     Parameters
     ----------
-    a, b : array of shape (m,), (n, n), (k, m) or (k, n, n)
-        One RDM or a stack of RDMs, condensed or square.
+    a, b : array of shape (m,), (n, n), (k, m) or (k, n, n), or RDMData
+        One RDM or a stack of RDMs, condensed or square, or RDMs read by
+        :func:`neuroprobe.io.rdm.load_rdms` (their stored stimulus IDs are used).
     method : {"spearman", "pearson", "kendall_tau_a", "kendall_tau_b", "rho_a", "cosine"}
         rsatoolbox names (``"corr"``, ``"tau-a"``, ``"kendall"``, ``"rho-a"``) are accepted.
+    ids : pair (ids_a, ids_b), optional
+        Stimulus IDs of the rows of ``a`` and of ``b``. When both sources have IDs, ``b`` is
+        reordered into the order of ``a``; different stimulus sets raise a ``ValueError``
+        naming the first mismatching IDs. Without IDs the RDMs must be in the same order.
     backend, device : str
         Backend for the dot-product methods (all but the Kendall taus).
 
@@ -302,7 +363,7 @@ def compare_rdms(a, b, method="spearman", *, backend="numpy", device="cpu"):
     float when ``a`` and ``b`` are single RDMs, else ndarray of shape (k_a, k_b).
     """
     method = check_method(method)
-    A, B = to_condensed(a, "a"), to_condensed(b, "b")
+    A, B = _aligned(a, b, ids)
     single = A.ndim == 1 and B.ndim == 1
     A, B = np.atleast_2d(A), np.atleast_2d(B)
     if A.shape[1] != B.shape[1]:
@@ -419,10 +480,71 @@ def noise_ceiling(rdms, method="spearman", n_bootstrap=0, ci=0.95, random_state=
 
 
 # --------------------------------------------------------------------------------------------
+# subject-level inference
+# --------------------------------------------------------------------------------------------
+def subject_level_test(models, subject_rdms, method="spearman", lower_ceiling=None, *,
+                       ids=None, backend="numpy", device="cpu"):
+    """Each model RDM against each subject's RDM, with tests across subjects.
+
+    The per-subject comparisons are those of :func:`compare_rdms`; the tests are one-sided
+    across subjects: a one-sample t-test and a Wilcoxon signed-rank test of the scores > 0
+    (rsatoolbox's ``eval_fixed(...).test_zero()`` is the same t-test), and a one-sample t-test
+    of the scores < ``lower_ceiling`` (is the model below the lower noise ceiling?).
+
+    Parameters
+    ----------
+    models : array of shape (m,), (k, m), (n, n) or (k, n, n), or RDMData
+    subject_rdms : array of shape (n_subjects, m), (n_subjects, n, n) or
+        (n_subjects, n_sessions, n, n) (averaged over sessions)
+    method : str, default="spearman"
+    lower_ceiling : float, optional
+        Lower bound of the noise ceiling (e.g. ``noise_ceiling(subject_rdms).lower``).
+    ids : pair (model_ids, subject_ids), optional
+        Stimulus IDs (see :func:`compare_rdms`).
+    backend, device : str
+
+    Returns
+    -------
+    dict of arrays of shape (k,): ``mean``, ``sem`` (ddof=1), ``t``, ``pvalue_t``,
+    ``pvalue_wilcoxon``, ``pvalue_vs_ceiling`` (NaN without ``lower_ceiling``); and
+    ``scores`` of shape (k, n_subjects).
+    """
+    import scipy.stats
+
+    S = subject_rdms
+    if not (hasattr(S, "rdms") and hasattr(S, "stim_ids")):
+        S = np.asarray(S, dtype=np.float64)
+        if S.ndim == 4:
+            S = S.mean(axis=1)
+        S = np.atleast_2d(to_condensed(S, "subject_rdms"))
+        if S.shape[0] < 2:
+            raise ValueError(f"subject_rdms must hold at least 2 subjects; got {S.shape[0]}")
+    scores = np.atleast_2d(compare_rdms(models, S, method, ids=ids, backend=backend,
+                                        device=device))
+    k = scores.shape[1]
+    with np.errstate(all="ignore"):
+        t = scipy.stats.ttest_1samp(scores, 0.0, axis=1, alternative="greater")
+        p_wil = np.array([scipy.stats.wilcoxon(row, alternative="greater").pvalue
+                          if np.any(row != 0) else np.nan for row in scores])
+        p_nc = (scipy.stats.ttest_1samp(scores, lower_ceiling, axis=1, alternative="less").pvalue
+                if lower_ceiling is not None else np.full(len(scores), np.nan))
+    return {
+        "scores": scores,
+        "mean": scores.mean(axis=1),
+        "sem": scores.std(axis=1, ddof=1) / np.sqrt(k),
+        "t": np.asarray(t.statistic),
+        "pvalue_t": np.asarray(t.pvalue),
+        "pvalue_wilcoxon": p_wil,
+        "pvalue_vs_ceiling": np.asarray(p_nc),
+    }
+
+
+# --------------------------------------------------------------------------------------------
 # permutation test on RDMs
 # --------------------------------------------------------------------------------------------
 def permutation_test_rdms(models, targets, method="spearman", n_permutations=1000,
-                          random_state=None, n_jobs=None, *, backend="numpy", device="cpu"):
+                          random_state=None, n_jobs=None, *, ids=None, backend="numpy",
+                          device="cpu"):
     """Stimulus-label permutation test of model RDMs against target RDMs, with FWE control.
 
     The same test as ``PermutationTest(RSAScorer(target_rdm=targets))`` (same chunks and seeds, so
@@ -430,13 +552,16 @@ def permutation_test_rdms(models, targets, method="spearman", n_permutations=100
 
     Parameters
     ----------
-    models : array of shape (m,), (k_models, m), (n, n) or (k_models, n, n)
-    targets : array of shape (m,), (k_targets, m), (n, n) or (k_targets, n, n)
+    models : array of shape (m,), (k_models, m), (n, n) or (k_models, n, n), or RDMData
+    targets : array of shape (m,), (k_targets, m), (n, n) or (k_targets, n, n), or RDMData
     method : str, default="spearman"
     n_permutations : int, default=1000
     random_state : int, RandomState or None
     n_jobs : int, optional
         Permutation chunks in parallel (joblib).
+    ids : pair (model_ids, target_ids), optional
+        Stimulus IDs; the targets are reordered into the models' order (see
+        :func:`compare_rdms`).
     backend, device : str
 
     Returns
@@ -456,8 +581,8 @@ def permutation_test_rdms(models, targets, method="spearman", n_permutations=100
     )
 
     method = check_method(method)
-    M = np.atleast_2d(to_condensed(models, "models"))
-    T = np.atleast_2d(to_condensed(targets, "targets"))
+    M, T = _aligned(models, targets, ids, ("models", "targets"))
+    M, T = np.atleast_2d(M), np.atleast_2d(T)
     if M.shape[1] != T.shape[1]:
         raise ValueError(
             f"models and targets must have the same number of stimuli; got "

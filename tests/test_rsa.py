@@ -171,3 +171,55 @@ def test_noise_ceiling_sessions_and_bootstrap():
         _subject_rdms(rng, noise=3.0)).lower
     with pytest.raises(ValueError, match="at least 2 subject"):
         noise_ceiling(V[:1])
+
+
+# -- stimulus identity --------------------------------------------------------------------------
+def test_compare_rdms_aligns_by_ids():
+    """Reversed stimulus order scored Spearman -0.23 instead of 1.0 when IDs were ignored."""
+    from scipy.spatial.distance import pdist, squareform
+
+    from neuroprobe.io.rdm import RDMData
+    from neuroprobe.rsa import compare_rdms, permutation_test_rdms, select_rdms
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 5))
+    ids = np.array([f"im{i}" for i in range(12)])
+    a = pdist(X, "correlation")
+    rev = pdist(X[::-1], "correlation")
+    assert compare_rdms(a, rev) < 0.5  # the wrong join, without IDs
+    assert compare_rdms(a, rev, ids=(ids, ids[::-1])) == pytest.approx(1.0)
+    assert compare_rdms(RDMData(a[None], ["a"], ids), RDMData(rev[None], ["b"], ids[::-1]))[
+        0, 0] == pytest.approx(1.0)
+    res = permutation_test_rdms(a, rev, n_permutations=20, random_state=0, ids=(ids, ids[::-1]))
+    assert res["score"][0, 0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="stimuli of a are not in b.*'im0'"):
+        compare_rdms(a, rev, ids=(ids, np.r_[ids[1:], ["other"]]))
+    order = rng.permutation(12)[:7]
+    np.testing.assert_allclose(select_rdms(a, order),
+                               squareform(squareform(a)[np.ix_(order, order)], checks=False))
+
+
+
+def test_subject_level_test_equals_scipy():
+    from neuroprobe.rsa import subject_level_test
+
+    rng = np.random.default_rng(3)
+    signal = rng.standard_normal((10, 3))
+    subj = np.stack([[squareform(pdist(signal + rng.standard_normal((10, 3)), "correlation"))
+                      for _ in range(2)] for _ in range(6)])
+    models = np.stack([pdist(signal, "correlation"), pdist(rng.standard_normal((10, 3)))])
+    nc = noise_ceiling(subj)
+    res = subject_level_test(models, subj, lower_ceiling=nc.lower)
+    for i in range(2):
+        ref = np.array([scipy.stats.spearmanr(models[i], squareform(s.mean(0), checks=False))[0]
+                        for s in subj])
+        np.testing.assert_allclose(res["scores"][i], ref, rtol=1e-10)
+        t = scipy.stats.ttest_1samp(ref, 0, alternative="greater")
+        assert res["t"][i] == pytest.approx(t.statistic, rel=1e-10)
+        assert res["pvalue_t"][i] == pytest.approx(t.pvalue, rel=1e-10)
+        assert res["sem"][i] == pytest.approx(scipy.stats.sem(ref), rel=1e-10)
+        assert res["pvalue_wilcoxon"][i] == pytest.approx(
+            scipy.stats.wilcoxon(ref, alternative="greater").pvalue)
+        assert res["pvalue_vs_ceiling"][i] == pytest.approx(
+            scipy.stats.ttest_1samp(ref, nc.lower, alternative="less").pvalue, rel=1e-10)
+    assert res["pvalue_t"][0] < 0.01 < res["pvalue_t"][1]

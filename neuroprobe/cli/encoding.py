@@ -100,14 +100,20 @@ def _read_vector(spec, stim_ids=None, what="--labels"):
             raise CLIError(f"{what}: give a column as {path}:COLUMN; columns: {', '.join(columns)}")
         values = [r[key] for r in rows]
         if stim_ids is not None and "stim_id" in columns:
-            order = {r["stim_id"]: i for i, r in enumerate(rows)}
-            missing = [s for s in stim_ids if s not in order]
-            if missing:
-                raise CLIError(
-                    f"{what}: {len(missing)} stimuli of the activations are not in "
-                    f"{path} (first: {missing[0]!r})"
-                )
-            values = [values[order[s]] for s in stim_ids]
+            from neuroprobe.io.ids import align_ids
+
+            try:
+                index = align_ids(stim_ids, [r["stim_id"] for r in rows], what=f"{what} {path}",
+                                  reference="the input", subset=True)
+            except ValueError as exc:
+                raise CLIError(f"{what}: {exc}") from None
+            values = [values[i] for i in index]
+        elif "stim_id" in columns:
+            import sys
+
+            print(f"neuroprobe: warning: {what} {path} has a stim_id column but the input rows "
+                  "have no stimulus IDs: rows matched by position (give --ids FILE[:KEY])",
+                  file=sys.stderr)
         try:
             return np.array([float(v) for v in values])
         except ValueError:
@@ -132,6 +138,7 @@ class _Targets:
         if not path.exists():
             raise CLIError(f"--targets: file not found: {path}")
         self.path, self.masker, self._file = path, None, None
+        self.ids = None  # stimulus IDs stored with the targets (.npz / .h5 'stim_ids')
         name = path.name.lower()
         if _is_brain(path):
             from neuroprobe.transformers.brain import BrainMasker
@@ -142,10 +149,12 @@ class _Targets:
             self.Y = np.load(path, mmap_mode="r")
         elif name.endswith(".npz"):
             with np.load(path) as data:
-                key = key or next(iter(data.files))
+                key = key or next((k for k in data.files if k != "stim_ids"), None)
                 if key not in data.files:
                     raise CLIError(f"--targets: {key!r} not in {path}; arrays: {data.files}")
                 self.Y = data[key]
+                if "stim_ids" in data.files:
+                    self.ids = data["stim_ids"]
         elif name.endswith((".h5", ".hdf5")):
             import h5py
 
@@ -156,6 +165,8 @@ class _Targets:
                 self._file.close()
                 raise CLIError(f"--targets: dataset {key!r} not in {path}; datasets: {names}")
             self.Y = self._file[key]
+            if "stim_ids" in self._file:
+                self.ids = self._file["stim_ids"][()]
         else:
             raise CLIError(
                 f"--targets: unsupported file {path} (.npy, .npz, .h5, NIfTI, CIFTI, GIFTI, MGH)"
@@ -216,6 +227,33 @@ class _Targets:
     def close(self):
         if self._file is not None:
             self._file.close()
+
+
+def _rows_by_ids(targets, spec, ids_spec, stim_ids, n_rows, flag):
+    """Index putting the activation rows in the order of the targets' stimulus IDs (or None).
+
+    The targets' IDs come from ``ids_spec`` (``--target-ids`` / ``--ids``) or the targets file's
+    ``stim_ids`` array. Without IDs the rows are matched by position (row counts checked).
+    """
+    import sys
+
+    from neuroprobe.io.ids import align_ids, read_ids
+
+    ids = read_ids(ids_spec, flag) if ids_spec else targets.ids
+    if ids is None:
+        if targets.Y.shape[0] != n_rows:
+            raise CLIError(f"{spec} has {targets.Y.shape[0]} samples but the activations have "
+                           f"{n_rows} stimuli")
+        print(f"neuroprobe: warning: {spec} has no stimulus IDs: its rows are taken to be in the "
+              f"order of the activation file (give {flag} FILE[:KEY] to check)", file=sys.stderr)
+        return None
+    if len(ids) != targets.Y.shape[0]:
+        raise CLIError(f"{flag}: {len(ids)} stimulus IDs for the {targets.Y.shape[0]} rows of "
+                       f"{spec}")
+    try:
+        return align_ids(ids, stim_ids, what="the activations", reference=f"--targets {spec}")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _alphas(text):
@@ -324,11 +362,10 @@ def _run_encode(args):
     targets = _Targets(args.targets, args.mask, args.dataset)
     try:
         targets.check_out(args.out)
-        if targets.Y.shape[0] != X.shape[0]:
-            raise CLIError(
-                f"{args.targets} has {targets.Y.shape[0]} samples but layer "
-                f"{args.layer[0]!r} has {X.shape[0]} stimuli"
-            )
+        index = _rows_by_ids(targets, args.targets, args.target_ids, stim_ids, X.shape[0],
+                             "--target-ids")
+        if index is not None:  # activations in the targets' stimulus order
+            X, stim_ids = X[index], [stim_ids[i] for i in index]
         groups = _read_vector(args.groups, stim_ids, "--groups") if args.groups else None
         enc = _encoder(args)
         splitter = default_cv(args.cv, None, groups, args.seed, classifier=False)
@@ -446,13 +483,21 @@ def _sibling(out, name, ext=None):
 
 
 def run_decode(args):
+    from neuroprobe.io.ids import read_ids
+
     targets = _Targets(args.input, args.mask, args.dataset)
     try:
         Y = np.asarray(targets.Y[:, :] if hasattr(targets.Y, "id") else targets.Y)
+        ids = read_ids(args.ids, "--ids") if args.ids else targets.ids
     finally:
         targets.close()
-    y = _read_vector(args.labels)
-    groups = _read_vector(args.groups, what="--groups") if args.groups else None
+    if ids is not None:
+        ids = [str(v.decode() if isinstance(v, bytes) else v) for v in ids]
+        if len(ids) != Y.shape[0]:
+            raise CLIError(f"--ids: {len(ids)} stimulus IDs for the {Y.shape[0]} rows of "
+                           f"{args.input}")
+    y = _read_vector(args.labels, ids)
+    groups = _read_vector(args.groups, ids, what="--groups") if args.groups else None
     _probe_and_write({"brain": Y}, y, groups, args)
 
 
@@ -544,6 +589,14 @@ def register(subparsers):
         help="brain responses: .npy, .npz[:KEY], .h5[:DATASET], NIfTI/CIFTI/GIFTI/MGH",
     )
     p.add_argument("--dataset", default=None, help="dataset in an .h5/.npz targets file")
+    p.add_argument(
+        "--target-ids",
+        default=None,
+        help="stimulus IDs of the target rows (FILE.npy, FILE.npz:KEY, FILE.txt, "
+        "FILE.csv[:COLUMN], events.tsv[:COLUMN]; default column stim_id); the activations are "
+        "aligned to them. Default: the targets file's 'stim_ids' array (.h5/.npz), else rows "
+        "are matched by position (with a warning)",
+    )
     p.add_argument("--mask", default=None, help="mask / atlas image for brain targets")
     p.add_argument("--groups", help="FILE.csv:COLUMN or .npy: groups (runs) for the folds")
     p.add_argument(
@@ -590,7 +643,18 @@ def register(subparsers):
     p.add_argument("input", help="brain responses: .npy, .npz, .h5, NIfTI/CIFTI/GIFTI/MGH")
     p.add_argument("--dataset", default=None, help="dataset in an .h5/.npz file")
     p.add_argument("--mask", default=None, help="mask / atlas image for brain images")
-    p.add_argument("--labels", required=True, help="FILE.csv:COLUMN, .npy or .txt")
+    p.add_argument(
+        "--ids",
+        default=None,
+        help="stimulus IDs of the input rows (FILE.npy, FILE.npz:KEY, FILE.txt, "
+        "FILE.csv[:COLUMN], events.tsv[:COLUMN]); default: the file's 'stim_ids' array; "
+        "--labels/--groups CSVs with a stim_id column are then matched by it",
+    )
+    p.add_argument(
+        "--labels",
+        required=True,
+        help="FILE.csv:COLUMN (aligned by stim_id with --ids), .npy or .txt",
+    )
     p.add_argument("--groups", help="FILE.csv:COLUMN or .npy: groups (runs) for the folds")
     p.add_argument(
         "--cv",

@@ -18,11 +18,21 @@ examples:
 """
 
 RSA_EPILOG = """\
-RDM sources: FILE.rdm.h5 (neuroprobe or DNNBrain; FILE.rdm.h5:NAME for one RDM), FILE.npy,
-FILE.npz:KEY, FILE.h5:DATASET; condensed (m,) or square (n, n) RDMs, or stacks of them.
-example:
-  neuroprobe rsa --model alexnet.rdm.h5 --target rdms.npz:hIT \\
-      --noise-ceiling rdms.npz:hIT_subject_session --n-permutations 10000 --out rsa.csv
+RDM sources: [NAME=]FILE.rdm.h5 (neuroprobe or DNNBrain; FILE.rdm.h5:RDM for one RDM), FILE.npy,
+FILE.npz:KEY, FILE.h5:DATASET; condensed (m,) or square (n, n) RDMs, or stacks of them. NAME= (or
+the file stem) fills the 'source' column. A --target array of subjects x n x n (or subjects x
+sessions x n x n, averaged over sessions) is read as subject RDMs: rows 'subject' (one per
+subject), 'subject_mean' (mean, SEM, one-sided t-test and Wilcoxon test across subjects > 0, t-test
+below the lower noise ceiling) and 'group' (the mean subject RDM, permutation p-values); the
+'level' column says which. The noise ceiling is always at subject level.
+Stimulus IDs: .rdm.h5 files store them, .npz/.h5 files may hold a 'stim_ids' array; sources are
+aligned to the first source with IDs (reordered; different stimulus sets are refused). Give IDs
+for plain arrays with --model-ids / --target-ids (FILE.npy, FILE.npz:KEY, FILE.txt,
+FILE.csv[:COLUMN], events.tsv[:COLUMN]; default column stim_id).
+examples:
+  neuroprobe rsa --model alexnet.rdm.h5 --target rdms.npz:hIT_subject_session \\
+      --target-ids stimuli.csv:stim_id --n-permutations 10000 --out rsa.csv
+  neuroprobe rsa --model seed0=a.rdm.h5 --model seed1=b.rdm.h5 --target roi.rdm.h5 --out rsa.csv
 """
 
 
@@ -43,8 +53,13 @@ def register(subparsers):
     p.add_argument("--metric", default="correlation",
                    help="correlation, cosine, euclidean, sqeuclidean, mahalanobis or any scipy "
                         "pdist metric (default: correlation)")
+    p.add_argument("--ids", default=None,
+                   help="stimulus IDs of the rows of an array input (FILE.npy, FILE.npz:KEY, "
+                        "FILE.txt, FILE.csv[:COLUMN], events.tsv[:COLUMN]); stored in the "
+                        ".rdm.h5 (.npz/.h5 inputs: their 'stim_ids' array by default)")
     p.add_argument("--conditions", default=None,
-                   help="CSV:COLUMN with one row per stimulus: average patterns per condition")
+                   help="CSV:COLUMN with one row per stimulus: average patterns per condition "
+                        "(rows matched by the CSV's stim_id column when it has one)")
     p.add_argument("--zscore", action="store_true", help="standardise each feature first")
     p.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
     add_common_arguments(p)
@@ -56,16 +71,25 @@ def register(subparsers):
                     "p-values (family-wise over all pairs) and a noise ceiling; CSV output.",
         epilog=RSA_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", action="append", required=True, help="model RDM source (repeatable)")
+    p.add_argument("--model", action="append", required=True,
+                   help="model RDM source [NAME=]FILE[:KEY] (repeatable)")
     p.add_argument("--target", action="append", required=True,
-                   help="target RDM source (repeatable)")
+                   help="target RDM source [NAME=]FILE[:KEY] (repeatable); subjects [x sessions] "
+                        "x n x n arrays give subject-level rows")
+    p.add_argument("--model-ids", default=None,
+                   help="stimulus IDs of model RDMs that do not store them (FILE[:KEY])")
+    p.add_argument("--target-ids", default=None,
+                   help="stimulus IDs of target RDMs that do not store them (FILE[:KEY], e.g. "
+                        "stimuli.csv:stim_id)")
     p.add_argument("--method", default="spearman",
-                   help="pearson, spearman, kendall_tau_a, kendall_tau_b, rho_a, cosine")
+                   help="pearson, spearman, kendall_tau_a, kendall_tau_b, rho_a, cosine "
+                        "(default: spearman)")
     p.add_argument("--n-permutations", type=int, default=1000,
                    help="stimulus-label permutations (0: no p-values; default 1000)")
     p.add_argument("--noise-ceiling", default=None,
                    help="subject RDMs (n_subjects, ...) for the noise ceiling; 4-D arrays "
-                        "(subjects, sessions, n, n) are averaged over sessions")
+                        "(subjects, sessions, n, n) are averaged over sessions (default: the "
+                        "subjects of a subject-level --target)")
     p.add_argument("--n-bootstrap", type=int, default=0,
                    help="bootstrap resamples of stimuli for noise-ceiling intervals")
     p.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
@@ -111,18 +135,34 @@ def _read_arrays(path, keys=None):
     raise CLIError(f"{path}: unsupported file type (expected .act.h5, .rdm.h5, .npy, .npz, .h5)")
 
 
-def _read_conditions(spec, n):
+def _read_conditions(spec, n, stim_ids=None):
+    """Condition labels of the ``n`` stimuli; aligned by the CSV's ``stim_id`` when both exist."""
     path, column = _split_spec(spec)
     if column is None:
         raise CLIError("--conditions must be CSV:COLUMN")
     if not Path(path).exists():
         raise CLIError(f"--conditions: file not found: {path}")
     with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+        rows = list(csv.DictReader(fh, delimiter="\t" if path.lower().endswith(".tsv") else ","))
     if not rows or column not in rows[0]:
         raise CLIError(f"--conditions: {path} has no column {column!r}; "
                        f"columns: {list(rows[0]) if rows else []}")
     values = np.array([r[column] for r in rows])
+    if "stim_id" in rows[0] and stim_ids is None:
+        import sys
+
+        print(f"neuroprobe rdm: warning: --conditions {path} has a stim_id column but the input "
+              "rows have no stimulus IDs: rows matched by position (give --ids FILE[:KEY] to "
+              "match by stim_id)", file=sys.stderr)
+    elif "stim_id" in rows[0]:
+        from neuroprobe.io.ids import align_ids
+
+        try:
+            index = align_ids(stim_ids, [r["stim_id"] for r in rows], what=f"--conditions {path}",
+                              reference="the input", subset=True)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+        return values[index]
     if values.size != n:
         raise CLIError(f"--conditions: {path} has {values.size} rows for {n} stimuli")
     return values
@@ -171,17 +211,30 @@ def run_rdm(args):
             layers = args.layer or f.layers
             arrays = {layer: f.read(layer) for layer in layers}
             stim_ids = list(f.stim_ids)
+        if args.ids:
+            raise CLIError("--ids is for array inputs; an .act.h5 file stores its stimulus IDs")
     else:
         if args.layer:
             raise CLIError("--layer applies to .act.h5 files; use --dataset for arrays")
         arrays = _read_arrays(path, args.dataset)
         if not arrays:
             raise CLIError(f"{path}: no 2-D array found")
+        from neuroprobe.io.ids import IDS_KEY, read_ids
+
+        if args.ids:
+            stim_ids = list(read_ids(args.ids, "--ids"))
+        elif path.suffix.lower() in (".npz", ".h5", ".hdf5"):
+            try:  # the file's own 'stim_ids' array, if any
+                stim_ids = list(read_ids(f"{path}:{IDS_KEY}", "--ids"))
+            except KeyError:
+                stim_ids = None
     n = {a.shape[0] for a in arrays.values()}
     if len(n) > 1:
         raise CLIError(f"{path}: arrays have different numbers of rows (stimuli): {sorted(n)}")
     n = n.pop()
-    conditions = _read_conditions(args.conditions, n) if args.conditions else None
+    if stim_ids is not None and len(stim_ids) != n:
+        raise CLIError(f"{path}: {len(stim_ids)} stimulus IDs for {n} rows")
+    conditions = _read_conditions(args.conditions, n, stim_ids) if args.conditions else None
     if conditions is not None:
         stim_ids = list(np.unique(conditions))
     rdms = _rdms_or_refuse({k: np.asarray(v).reshape(n, -1) for k, v in arrays.items()},
@@ -193,50 +246,187 @@ def run_rdm(args):
     return 0
 
 
-def _load_rdm_source(spec):
-    """(names, condensed RDM stack) from an RDM source string."""
+class _Source:
+    """RDMs of one ``--model`` / ``--target`` argument.
+
+    ``rdms`` (k, m) are the RDMs compared at group level (for a subject-level target, the mean of
+    its subject RDMs); ``subjects`` maps a target name to its (n_subjects, m) subject RDMs.
+    """
+
+    def __init__(self, spec, label, names, rdms, ids=None, subjects=None):
+        self.spec, self.label, self.names, self.rdms = spec, label, names, rdms
+        self.ids, self.subjects = ids, subjects or {}
+
+    def select(self, index):
+        from neuroprobe.rsa import select_rdms
+
+        self.rdms = select_rdms(self.rdms, index)
+        self.subjects = {k: select_rdms(v, index) for k, v in self.subjects.items()}
+
+
+_SUFFIXES = (".rdm.h5", ".rdm.hdf5", ".npy", ".npz", ".h5", ".hdf5")
+
+
+def _label_and_spec(spec):
+    """``NAME=FILE[:KEY]`` -> (NAME, FILE[:KEY]); else (file stem, spec)."""
+    text = str(spec)
+    name, sep, rest = text.partition("=")
+    if sep and name and "/" not in name and not Path(text).exists():
+        return name, rest
+    path, _ = _split_spec(text)
+    stem = Path(path).name
+    for suffix in _SUFFIXES:
+        if stem.lower().endswith(suffix):
+            return stem[: -len(suffix)], text
+    return stem, text
+
+
+def _pick_array(path, key, flag):
+    """One named array of an .npy / .npz / .h5 file (and its stored stimulus IDs, if any)."""
+    from neuroprobe.io.ids import IDS_KEY
+
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        if key:
+            raise CLIError(f"{path}: a .npy file holds one array; no name can be selected")
+        return path.stem, np.load(path), None
+    if suffix == ".npz":
+        with np.load(path) as z:
+            candidates = [k for k in z.files if k != IDS_KEY and z[k].dtype.kind in "fiu"]
+            arrays = {k: z[k] for k in ([key] if key else candidates) if k in z.files}
+            ids = z[IDS_KEY] if IDS_KEY in z.files else None
+            available = z.files
+    elif suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            available = [k for k, v in f.items() if isinstance(v, h5py.Dataset)]
+            names = [key] if key else [k for k in available
+                                       if k != IDS_KEY and f[k].dtype.kind in "fiu"]
+            arrays = {k: f[k][()] for k in names if k in available}
+            ids = f[IDS_KEY][()] if IDS_KEY in available else None
+    else:
+        raise CLIError(f"{flag} {path}: unsupported file type (expected .rdm.h5, .npy, "
+                       ".npz[:KEY], .h5[:DATASET])")
+    if key and key not in arrays:
+        raise CLIError(f"{flag} {path}: no array {key!r}; available: {', '.join(available)}")
+    if not key:
+        if len(arrays) != 1:
+            raise CLIError(f"{flag} {path} holds {len(arrays) or 'no'} RDM arrays: name one as "
+                           f"{path}:KEY; available: {', '.join(available)}")
+    name, array = next(iter(arrays.items()))
+    return name, array, ids
+
+
+def _load_rdm_source(spec, flag="--model", ids_spec=None):
+    """A :class:`_Source` from an RDM source string (see ``RSA_EPILOG``)."""
+    from neuroprobe.io.ids import as_ids, read_ids
     from neuroprobe.io.rdm import load_rdms
     from neuroprobe.rsa import to_condensed
 
+    label, spec = _label_and_spec(spec)
     path, key = _split_spec(spec)
+    subjects = None
     if path.endswith(".rdm.h5") or path.endswith(".rdm.hdf5"):
         if not Path(path).exists():
             raise CLIError(f"file not found: {path}")
         data = load_rdms(path)
+        ids = data.stim_ids
         if key:
-            return [key], data[key][None]
-        return list(data.names), data.rdms
-    arrays = _read_arrays(path, [key] if key else None)
-    names, rows = [], []
-    for name, array in arrays.items():
-        V = np.atleast_2d(to_condensed(np.asarray(array, dtype=np.float64), name))
-        names += [name] if V.shape[0] == 1 else [f"{name}[{i}]" for i in range(V.shape[0])]
-        rows.append(V)
-    return names, np.vstack(rows)
+            names, rdms = [key], data[key][None]
+        else:
+            names, rdms = list(data.names), data.rdms
+    else:
+        name, array, ids = _pick_array(path, key, flag)
+        array = np.asarray(array, dtype=np.float64)
+        if flag == "--target" and array.ndim in (3, 4):  # subjects [x sessions] x n x n
+            if array.shape[-1] != array.shape[-2]:
+                raise CLIError(f"--target {spec}: a 3-D/4-D target must be subjects [x sessions] "
+                               f"x n x n square RDMs; got shape {array.shape}")
+            subj = to_condensed(array.mean(axis=1) if array.ndim == 4 else array, name)
+            if subj.shape[0] < 2:
+                raise CLIError(f"--target {spec}: subject-level RSA needs at least 2 subjects")
+            subjects = {name: subj}
+            names, rdms = [name], subj.mean(axis=0)[None]
+        else:
+            V = np.atleast_2d(to_condensed(array, name))
+            names = [name] if V.shape[0] == 1 else [f"{name}[{i}]" for i in range(V.shape[0])]
+            rdms = V
+    from neuroprobe.solvers.rdm import n_from_pairs
+
+    n = n_from_pairs(rdms.shape[1])
+    if ids is None and ids_spec:
+        ids = read_ids(ids_spec, f"{flag}-ids")
+    if ids is not None:
+        ids = as_ids(ids, f"{flag} {spec} stimulus IDs")
+        if ids.size != n:
+            raise CLIError(f"{flag} {spec}: {ids.size} stimulus IDs for RDMs of {n} stimuli")
+    return _Source(spec, label, names, rdms, ids, subjects)
 
 
-def _load_sources(specs):
-    names, rows = [], []
-    for spec in specs:
-        n, r = _load_rdm_source(spec)
-        names += n
-        rows.append(r)
-    lengths = {r.shape[1] for r in rows}
+def _load_sources(args):
+    """All model and target sources, aligned by stimulus IDs to the first source that has them."""
+    import sys
+
+    from neuroprobe.io.ids import align_ids
+
+    models = [_load_rdm_source(s, "--model", args.model_ids) for s in args.model]
+    targets = [_load_rdm_source(s, "--target", args.target_ids) for s in args.target]
+    flagged = [("--model", m) for m in models] + [("--target", t) for t in targets]
+    lengths = {src.rdms.shape[1] for _, src in flagged}
+    with_ids = [(flag, src) for flag, src in flagged if src.ids is not None]
+    if with_ids:
+        ref_flag, ref = with_ids[0]
+        for flag, src in flagged:
+            if src is ref:
+                continue
+            if src.ids is None:
+                print(f"neuroprobe rsa: warning: {flag} {src.spec} has no stimulus IDs; its "
+                      f"rows are taken to be in the order of {ref_flag} {ref.spec} (give "
+                      f"{flag}-ids FILE[:KEY] to check)", file=sys.stderr)
+                continue
+            try:
+                src.select(align_ids(ref.ids, src.ids, what=f"{flag} {src.spec}",
+                                     reference=f"{ref_flag} {ref.spec}"))
+            except ValueError as exc:
+                raise CLIError(str(exc)) from None
+    elif len(lengths) > 1:
+        raise CLIError(f"RDMs of different sizes in {[s.spec for _, s in flagged]}: not the "
+                       "same stimuli")
+    lengths = {src.rdms.shape[1] for _, src in flagged}
     if len(lengths) > 1:
-        raise CLIError(f"RDMs of different sizes in {specs}")
-    return names, np.vstack(rows)
+        from neuroprobe.solvers.rdm import n_from_pairs
+
+        sizes = sorted(n_from_pairs(m) for m in lengths)
+        raise CLIError(f"model and target RDMs have different numbers of stimuli {sizes}: not "
+                       "the same stimuli")
+    return models, targets
+
+
+def _fmt(v):
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.6g}"
 
 
 def run_rsa(args):
-    """Compare RDMs; write one CSV row per (model, target) pair."""
-    from neuroprobe._utils import atomic_path
-    from neuroprobe.rsa import compare_rdms, noise_ceiling, permutation_test_rdms
+    """Compare RDMs; write one CSV row per (model, target[, subject]) and level."""
+    import sys
 
-    model_names, models = _load_sources(args.model)
-    target_names, targets = _load_sources(args.target)
-    if models.shape[1] != targets.shape[1]:
-        raise CLIError(f"model RDMs have {models.shape[1]} pairs, target RDMs "
-                       f"{targets.shape[1]}: not the same stimuli")
+    from neuroprobe._utils import atomic_path
+    from neuroprobe.rsa import (
+        compare_rdms,
+        noise_ceiling,
+        permutation_test_rdms,
+        subject_level_test,
+    )
+
+    model_src, target_src = _load_sources(args)
+    models = np.vstack([m.rdms for m in model_src])
+    targets = np.vstack([t.rdms for t in target_src])
+    model_rows = [(m.label, name) for m in model_src for name in m.names]
+    target_rows = [(t, name) for t in target_src for name in t.names]
     if args.n_permutations > 0:
         res = permutation_test_rdms(models, targets, args.method, args.n_permutations,
                                     random_state=args.seed, n_jobs=args.n_jobs,
@@ -248,29 +438,72 @@ def run_rsa(args):
         pvalue = pvalue_fwe = np.full_like(score, np.nan)
     nc = None
     if args.noise_ceiling:
-        path, key = _split_spec(args.noise_ceiling)
-        subjects = (_read_arrays(path, [key] if key else None))
-        if len(subjects) != 1:
-            raise CLIError("--noise-ceiling must name one array (FILE.npz:KEY)")
-        nc = noise_ceiling(next(iter(subjects.values())), args.method,
-                           n_bootstrap=args.n_bootstrap, random_state=args.seed)
-    header = ["model", "target", "method", "score", "pvalue", "pvalue_fwe", "n_permutations"]
-    if nc is not None:
-        header += ["noise_ceiling_lower", "noise_ceiling_upper"]
-        if nc.lower_ci is not None:
-            header += ["lower_ci_low", "lower_ci_high", "upper_ci_low", "upper_ci_high"]
+        label, spec = _label_and_spec(args.noise_ceiling)
+        path, key = _split_spec(spec)
+        _, subjects, _ = _pick_array(path, key, "--noise-ceiling")
+        nc = noise_ceiling(subjects, args.method, n_bootstrap=args.n_bootstrap,
+                           random_state=args.seed)
+    if nc is not None and any(not src.subjects for src, _ in target_rows):
+        print("neuroprobe rsa: warning: the noise ceiling is at subject level (each subject's "
+              "RDM against the others') but a --target is one group RDM (level 'group'); for "
+              "scores at the ceiling's level give the subject RDMs as --target "
+              "FILE.npz:KEY (subjects [x sessions] x n x n)", file=sys.stderr)
+    header = ["source", "model", "target_source", "target", "level", "subject", "n_subjects",
+              "method", "score", "sem", "t", "pvalue", "pvalue_fwe", "pvalue_t",
+              "pvalue_wilcoxon", "pvalue_vs_ceiling", "n_permutations", "noise_ceiling_level",
+              "noise_ceiling_lower", "noise_ceiling_upper"]
+    with_ci = nc is not None and nc.lower_ci is not None
+    if with_ci:
+        header += ["lower_ci_low", "lower_ci_high", "upper_ci_low", "upper_ci_high"]
+    per_target = []  # (noise-ceiling cells, subject RDMs, subject-level test) of each target
+    for src, name in target_rows:
+        subj = src.subjects.get(name)
+        ceiling = nc
+        if subj is not None and ceiling is None:
+            ceiling = noise_ceiling(subj, args.method, n_bootstrap=args.n_bootstrap,
+                                    random_state=args.seed)
+        nc_cells = ["", "", ""] + ([""] * 4 if with_ci else [])
+        if ceiling is not None:
+            nc_cells = ["subject", _fmt(ceiling.lower), _fmt(ceiling.upper)]
+            if with_ci:
+                nc_cells += ([_fmt(v) for v in (*ceiling.lower_ci, *ceiling.upper_ci)]
+                             if ceiling.lower_ci is not None else [""] * 4)
+        test = None
+        if subj is not None:
+            test = subject_level_test(models, subj, args.method,
+                                      None if ceiling is None else ceiling.lower,
+                                      backend=args.backend, device=args.device)
+        per_target.append((nc_cells, subj, test))
+    table = []
+    for i, (source, model) in enumerate(model_rows):  # model-major, as before
+        for t, (src, name) in enumerate(target_rows):
+            nc_cells, subj, test = per_target[t]
+            key = [source, model, src.label, name]
+            n_subj = "" if subj is None else str(subj.shape[0])
+            if test is not None:
+                table.append(key + ["subject_mean", "", n_subj, args.method,
+                                    _fmt(test["mean"][i]), _fmt(test["sem"][i]),
+                                    _fmt(test["t"][i]), "", "", _fmt(test["pvalue_t"][i]),
+                                    _fmt(test["pvalue_wilcoxon"][i]),
+                                    _fmt(test["pvalue_vs_ceiling"][i]), "", *nc_cells])
+            table.append(key + ["group", "", n_subj, args.method, _fmt(score[i, t]), "", "",
+                                _fmt(pvalue[i, t]), _fmt(pvalue_fwe[i, t]), "", "", "",
+                                args.n_permutations, *nc_cells])
+            if test is not None:
+                for s_idx, value in enumerate(test["scores"][i]):
+                    table.append(key + ["subject", str(s_idx), n_subj, args.method,
+                                        _fmt(value), *[""] * 7, *nc_cells])
     with atomic_path(args.out) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
-        for i, m in enumerate(model_names):
-            for t, name in enumerate(target_names):
-                row = [m, name, args.method, f"{score[i, t]:.6g}", f"{pvalue[i, t]:.6g}",
-                       f"{pvalue_fwe[i, t]:.6g}", args.n_permutations]
-                if nc is not None:
-                    row += [f"{nc.lower:.6g}", f"{nc.upper:.6g}"]
-                    if nc.lower_ci is not None:
-                        row += [f"{v:.6g}" for v in (*nc.lower_ci, *nc.upper_ci)]
-                writer.writerow(row)
+        writer.writerows(table)
     if not args.quiet:
-        print(f"wrote {len(model_names) * len(target_names)} comparison(s) to {args.out}")
+        for row in table:
+            if row[4] != "subject":
+                print(f"{row[0]}:{row[1]} vs {row[2]}:{row[3]} [{row[4]}] {args.method} "
+                      f"{row[8]}" + (f" +- {row[9]} (SEM), p_t {row[13]}" if row[9] else "")
+                      + (f", p {row[11]}" if row[11] else "")
+                      + (f"; noise ceiling (subject level) {row[18]}..{row[19]}"
+                         if row[18] else ""))
+        print(f"wrote {len(table)} row(s) to {args.out}")
     return 0

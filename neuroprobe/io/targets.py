@@ -7,6 +7,10 @@ to fit in memory. :func:`write_targets` stores an array chunked by blocks of who
 chunk holds all samples of a few targets), the layout those column reads want;
 :meth:`neuroprobe.transformers.brain.BrainMasker.transform_to_h5` writes such a dataset straight
 from images.
+
+Stimulus identity: ``write_targets(..., stim_ids=)`` stores one ID per row in a root dataset
+``stim_ids`` (read back by :func:`read_target_ids`); ``neuroprobe encode`` aligns the activations
+to them and ``neuroprobe decode`` its label CSVs.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 
 from neuroprobe._utils import atomic_path
 
-__all__ = ["write_targets", "open_targets", "column_chunks"]
+__all__ = ["write_targets", "open_targets", "read_target_ids", "column_chunks"]
 
 CHUNK_BYTES = 4 * 1024**2
 
@@ -29,7 +33,7 @@ def column_chunks(n_samples, n_targets, itemsize=4, chunk_bytes=CHUNK_BYTES):
 
 
 def write_targets(path, Y, dataset="Y", *, dtype="float32", targets_per_batch=None,
-                  compression=None, attrs=None):
+                  compression=None, attrs=None, stim_ids=None):
     """Write targets ``Y`` (array or array-like, e.g. another HDF5 dataset) to an HDF5 file.
 
     The file is written under a temporary name and renamed when complete; ``Y`` is copied in
@@ -49,6 +53,8 @@ def write_targets(path, Y, dataset="Y", *, dtype="float32", targets_per_batch=No
         HDF5 filter (e.g. ``"gzip"``); none by default (fastest reads).
     attrs : dict, optional
         Attributes stored on the dataset.
+    stim_ids : sequence of str, optional
+        One stimulus ID per row, stored in the root dataset ``stim_ids`` (unique).
 
     Returns
     -------
@@ -63,6 +69,12 @@ def write_targets(path, Y, dataset="Y", *, dtype="float32", targets_per_batch=No
     if len(Y.shape) != 2:
         raise ValueError(f"Y must be 2-D (n_samples, n_targets); got shape {Y.shape}")
     n, t = (int(s) for s in Y.shape)
+    if stim_ids is not None:
+        from neuroprobe.io.ids import as_ids
+
+        stim_ids = as_ids(stim_ids, "stim_ids")
+        if stim_ids.size != n:
+            raise ValueError(f"stim_ids has {stim_ids.size} entries for {n} rows of Y")
     dtype = np.dtype(dtype)
     step = targets_per_batch or max(1, (64 * 1024**2) // max(1, n * dtype.itemsize))
     path = Path(path)
@@ -75,7 +87,31 @@ def write_targets(path, Y, dataset="Y", *, dtype="float32", targets_per_batch=No
             dset[:, cols] = np.asarray(Y[:, cols], dtype=dtype)
         for key, value in (attrs or {}).items():
             dset.attrs[key] = value
+        if stim_ids is not None:
+            fh.create_dataset("stim_ids", data=np.array(stim_ids.tolist(), dtype=object),
+                              dtype=h5py.string_dtype())
     return path
+
+
+def read_target_ids(target):
+    """Stimulus IDs stored with targets (an ``h5py.Dataset`` or a path), or None.
+
+    Returns
+    -------
+    ndarray of str or None
+    """
+    import h5py
+
+    def ids_of(f):
+        if "stim_ids" not in f:
+            return None
+        return np.array([v.decode() if isinstance(v, bytes) else str(v)
+                         for v in f["stim_ids"][()]])
+
+    if isinstance(target, h5py.Dataset):
+        return ids_of(target.file)
+    with h5py.File(target, "r") as f:
+        return ids_of(f)
 
 
 def open_targets(path, dataset="Y"):

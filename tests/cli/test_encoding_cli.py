@@ -279,3 +279,62 @@ def test_errors_are_one_line(study, capsys):
     assert code == 1
     assert "nope" in err and "fc" in err and len(err.strip().splitlines()) == 1
     assert not (d / "x.npy").exists()
+
+
+# -- stimulus identity of the targets -----------------------------------------------------------
+def test_encode_aligns_targets_by_stimulus_ids(study, tmp_path, capsys):
+    """Shuffled brain rows gave r ~ 0 with exit 0; stored or given IDs now align them."""
+    from neuroprobe.io.targets import read_target_ids, write_targets
+
+    d, _, _, Y = study
+    ids = np.array([f"s{i:02d}" for i in range(40)])
+    order = np.random.default_rng(0).permutation(40)
+    np.save(tmp_path / "Ys.npy", Y[order].astype(np.float32))
+    common = ["--layer", "fc", "--cv", "4", "--alphas", "0.1,10,1000"]
+    # no IDs: a warning, rows by position (the wrong answer the issue reports)
+    assert _main("encode", d / "net.act.h5", *common, "--targets", tmp_path / "Ys.npy",
+                 "--out", tmp_path / "wrong.npy") == 0
+    assert "has no stimulus IDs" in capsys.readouterr().err
+    wrong = np.load(tmp_path / "wrong.npy")
+    assert np.nanmean(wrong) < 0.4
+    # IDs from a CSV column (e.g. a BIDS events file's stim_id)
+    (tmp_path / "events.tsv").write_text("onset\tstim_id\n" + "\n".join(
+        f"{2 * k}\t{ids[i]}" for k, i in enumerate(order)) + "\n")
+    assert _main("encode", d / "net.act.h5", *common, "--targets", tmp_path / "Ys.npy",
+                 "--target-ids", tmp_path / "events.tsv", "--out", tmp_path / "csv.npy") == 0
+    by_csv = np.load(tmp_path / "csv.npy")
+    assert np.nanmin(by_csv) > 0.8  # the planted map (voxel 5 is constant: NaN)
+    # IDs stored in the targets file by write_targets
+    write_targets(tmp_path / "Ys.h5", Y[order], stim_ids=ids[order])
+    assert list(read_target_ids(tmp_path / "Ys.h5")) == list(ids[order])
+    assert _main("encode", d / "net.act.h5", *common, "--targets", tmp_path / "Ys.h5",
+                 "--out", tmp_path / "h5.npy") == 0
+    np.testing.assert_allclose(np.load(tmp_path / "h5.npy"), by_csv, atol=1e-5, equal_nan=True)
+    # different stimulus sets are refused, naming the first mismatching IDs
+    bad = ids[order].astype(object)
+    bad[0] = "x99"
+    np.save(tmp_path / "bad_ids.npy", bad.astype(str))
+    capsys.readouterr()
+    assert _main("encode", d / "net.act.h5", *common, "--targets", tmp_path / "Ys.npy",
+                 "--target-ids", tmp_path / "bad_ids.npy", "--out", tmp_path / "x.npy") == 1
+    err = capsys.readouterr().err
+    assert "'x99'" in err and f"'{ids[order][0]}'" in err
+    assert not (tmp_path / "x.npy").exists()
+
+
+def test_decode_labels_aligned_by_ids(study, tmp_path):
+    d, acts, labels, _ = study
+    ids = np.array([f"s{i:02d}" for i in range(40)])
+    order = np.random.default_rng(1).permutation(40)
+    np.savez(tmp_path / "brain.npz", Y=acts["fc"][order], stim_ids=ids[order])
+    out = tmp_path / "dec.csv"
+    assert _main("decode", tmp_path / "brain.npz", "--labels", f"{d / 'stimuli.csv'}:animacy",
+                 "--cv", "4", "--out", out) == 0
+    import pandas as pd
+
+    assert pd.read_csv(out, index_col=0)["mean_score"].iloc[0] > 0.9  # planted classes
+    np.save(tmp_path / "brain.npy", acts["fc"][order])
+    np.save(tmp_path / "ids.npy", ids[order])
+    assert _main("decode", tmp_path / "brain.npy", "--ids", tmp_path / "ids.npy", "--labels",
+                 f"{d / 'stimuli.csv'}:animacy", "--cv", "4", "--out", out) == 0
+    assert pd.read_csv(out, index_col=0)["mean_score"].iloc[0] > 0.9
