@@ -253,6 +253,11 @@ class RSAScorer(BaseEstimator):
         y = _resolve_y(y, kwargs, "fit")
         check_method(self.comparison)
         X = validate_data(self, X, dtype=(np.float64, np.float32), ensure_min_samples=3)
+        if X.shape[1] == 1 and self.metric == "correlation":
+            raise ValueError(
+                "X has 1 feature(s): the correlation distance between single values is "
+                "undefined; use metric='euclidean' for one feature per stimulus"
+            )
         self.model_names_, self.model_rdms_ = self._model_rdms(X)
         self.target_names_, self.target_rdms_ = self._target_rdms(y, X.shape[0])
         self.model_rdm_, self.target_rdm_ = self.model_rdms_[0], self.target_rdms_[0]
