@@ -624,7 +624,7 @@ def _run_study(out, quick, seed, n_jobs, verbose, embed_images):
 
     cfg = _CONFIG[bool(quick)]
     seed = int(seed)
-    out = Path(out)
+    out = Path(out).absolute()  # the returned paths stay valid if the caller changes directory
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     log = _Log(verbose)

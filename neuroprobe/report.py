@@ -137,13 +137,13 @@ def _inline_code_html(text):
 
 
 def _relative(path, folder):
-    path = Path(path)
-    if not path.is_absolute():
-        return path.as_posix()
+    """``path`` as a link from a file in ``folder``: relative to ``folder`` when inside it (the
+    report opens wherever the folder is moved), else an absolute ``file://`` URI. A relative
+    ``path`` is taken from the working directory, like ``folder`` itself."""
     try:
-        return path.resolve().relative_to(folder.resolve()).as_posix()
+        return Path(path).resolve().relative_to(Path(folder).resolve()).as_posix()
     except ValueError:
-        return path.resolve().as_uri()
+        return Path(path).resolve().as_uri()
 
 
 def _figure_src(path, folder, embed):

@@ -42,6 +42,26 @@ def test_write_report_links_figures_and_tables(tmp_path, figure_file):
     assert '<img src="figures/f.png"' in paths["html"].read_text()
 
 
+def test_relative_report_folder_links_relative_to_the_report(tmp_path, monkeypatch):
+    """A report folder given relative to the working directory (``--out neuroprobe_demo``) links
+    its figures relative to the report file: it opens wherever it is moved."""
+    import re
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    fig = plotting.save_figure(plotting.plot_layer_profile(["a", "b"], [0.1, 0.2]),
+                               "study/figures/f.png")
+    sections = [Section("s", figures=[(fig.absolute(), "absolute"),
+                                      ("figures/f.png", "relative to the report folder")])]
+    write_report("study", "t", sections)
+    shutil.move("study", "moved_away")
+    html = (tmp_path / "moved_away" / "report.html").read_text()
+    md = (tmp_path / "moved_away" / "report.md").read_text()
+    links = re.findall(r'src="([^"]+)"', html) + re.findall(r"\]\(([^)]+)\)", md)
+    assert links == ["figures/f.png"] * 4
+    assert all((tmp_path / "moved_away" / link).is_file() for link in links)
+
+
 def test_embedded_images_make_one_self_contained_file(tmp_path, figure_file):
     html = write_report(tmp_path, "t", [Section("s", figures=[("figures/f.png", "c")])],
                         embed_images=True)["html"].read_text()

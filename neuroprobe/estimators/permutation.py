@@ -7,9 +7,14 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
-from sklearn.utils import _safe_indexing, check_array, get_tags
-from sklearn.utils.validation import _check_feature_names, _check_n_features, _num_samples
+from sklearn.utils import check_array, get_tags
 
+from neuroprobe._sklearn_compat import (
+    _check_feature_names,
+    _check_n_features,
+    _num_samples,
+    _safe_indexing,
+)
 from neuroprobe.solvers.permutation import (
     chunk_seeds,
     chunk_sizes,

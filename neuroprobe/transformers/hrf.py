@@ -303,7 +303,7 @@ class HRFConvolver(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         """``<feature>``, ``<feature>_derivative``, ``<feature>_dispersion`` (basis-major)."""
         check_is_fitted(self, "design_")
-        from sklearn.utils.validation import _check_feature_names_in
+        from neuroprobe._sklearn_compat import _check_feature_names_in
 
         names = _check_feature_names_in(self, input_features)
         if isinstance(self.hrf_model, str):

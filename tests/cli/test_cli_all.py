@@ -33,9 +33,9 @@ PRINT_ONLY = {"layers", "info"}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def _cli(*args, check=True, timeout=600):
+def _cli(*args, check=True, timeout=600, cwd=None):
     proc = subprocess.run([sys.executable, "-m", "neuroprobe", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=ENV)
+                          capture_output=True, text=True, timeout=timeout, env=ENV, cwd=cwd)
     if check:
         assert proc.returncode == 0, f"neuroprobe {args[0]} failed:\n{proc.stderr[-3000:]}"
     return proc
@@ -363,7 +363,8 @@ def test_inspection_commands_run_and_match_the_python_api(study):
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo_cli") / "demo"
-    proc = _cli("demo", "--quick", "--out", out, "--seed", "0", "--quiet")
+    # a relative --out, as README's command writes it
+    proc = _cli("demo", "--quick", "--out", "demo", "--seed", "0", "--quiet", cwd=out.parent)
     return out, proc
 
 
@@ -394,6 +395,34 @@ def test_demo_quick_names_the_planted_layer_and_writes_its_report(demo_run):
             open_activations(out / "activations.act.h5") as b:
         np.testing.assert_allclose(a.read("conv3"), b.read("conv3", [0, 1]), rtol=1e-5,
                                    atol=1e-5)
+
+
+def test_demo_report_links_resolve_after_moving_its_folder(demo_run, tmp_path):
+    """The report of a demo run with a relative ``--out`` opens wherever its folder is moved:
+    every image and link is relative to the report file (not to the working directory)."""
+    import re
+    import shutil
+    from urllib.parse import unquote
+
+    out, _ = demo_run
+    moved = tmp_path / "elsewhere" / "renamed"
+    moved.parent.mkdir()
+    shutil.move(out, moved)
+    try:
+        html = (moved / "report.html").read_text()
+        md = (moved / "report.md").read_text()
+        links = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"\]\(([^)]+)\)", md)
+        images = [u for u in links if u.endswith(".png")]
+        assert len(images) >= 2 * 7, links  # every figure, in both reports
+        for link in links:
+            if re.match(r"[a-z]+:", link) or link.startswith("#"):  # web links, anchors
+                assert not link.startswith("file:"), link
+                continue
+            target = (moved / unquote(link)).resolve()
+            assert target.is_file(), f"broken link {link!r} in the moved report"
+            assert target.is_relative_to(moved.resolve()), link
+    finally:
+        shutil.move(moved, out)
 
 
 @pytest.mark.slow  # a dozen subprocesses (~30 s)
