@@ -38,7 +38,7 @@ def _accepts_groups(est):
         return False
 
 
-def cross_val_score_targets(estimator, X, Y, cv=5, groups=None, n_jobs=None):
+def cross_val_score_targets(estimator, X, y=None, cv=5, groups=None, n_jobs=None, *, Y=None):
     """Held-out score of every target on every CV split.
 
     Parameters
@@ -48,9 +48,10 @@ def cross_val_score_targets(estimator, X, Y, cv=5, groups=None, n_jobs=None):
         regressor with ``predict`` (scored per target with its ``scoring`` attribute, default
         Pearson correlation).
     X : array-like (n_samples, n_features)
-    Y : array-like (n_samples, n_targets) or (n_samples,), or h5py.Dataset
-        For neuroprobe encoders Y is never copied whole: each split reads its rows per target
-        batch (an HDF5 dataset streams).
+    y : array-like (n_samples, n_targets) or (n_samples,), or h5py.Dataset
+        For neuroprobe encoders y is never copied whole: each split reads its rows per target
+        batch (an HDF5 dataset streams). Never modified (also read-only memmaps, as joblib's
+        workers receive them).
     cv : int, splitter or iterable, default=5
         ``int``: ``KFold(cv)``, or ``GroupKFold(cv)`` when ``groups`` are given.
     groups : array-like (n_samples,), optional
@@ -58,16 +59,19 @@ def cross_val_score_targets(estimator, X, Y, cv=5, groups=None, n_jobs=None):
         that take ``groups`` (VoxelwiseEncoder's inner alpha selection).
     n_jobs : int, optional
         Splits in parallel through joblib.
+    Y : deprecated
+        Former name of ``y`` (a FutureWarning; removed in the next release).
 
     Returns
     -------
     ndarray (n_splits, n_targets)
         The encoding-accuracy map of each split (average over axis 0 for the usual map).
     """
-    from neuroprobe.estimators.encoding import _is_lazy_targets, as_targets
+    from neuroprobe.estimators.encoding import _is_lazy_targets, _renamed_y, as_targets
 
+    Y = _renamed_y(y, Y, "cross_val_score_targets")
     X = np.asarray(X) if not hasattr(X, "iloc") else X.to_numpy()
-    Y2, _ = as_targets(Y, X.shape[0])
+    Y2, _ = as_targets(Y, X.shape[0], name="y")
     if isinstance(cv, int) and groups is not None:
         cv = GroupKFold(cv)
     cv = check_cv(cv)

@@ -242,7 +242,7 @@ def test_non_finite_inputs_raise_with_count_and_location():
     X, Y, _ = _data(t=6)
     Y[3, 4] = np.nan
     Y[7, 5] = np.inf
-    with pytest.raises(ValueError, match=r"Y contains 2 NaN or infinite.*\(3, 4\)"):
+    with pytest.raises(ValueError, match=r"y contains 2 NaN or infinite.*\(3, 4\)"):
         VoxelwiseEncoder(n_targets_batch=2).fit(X, Y)
     X[2, 1] = np.nan
     with pytest.raises(ValueError, match=r"X contains 1 NaN.*\(2, 1\)"):
