@@ -172,7 +172,8 @@ def _accepts_groups(est):
         return False
 
 
-def cross_val_score_targets(estimator, X, Y, cv=5, groups=None, n_jobs=None, random_state=None):
+def cross_val_score_targets(estimator, X, y=None, cv=5, groups=None, n_jobs=None,
+                            random_state=None, *, Y=None):
     """Held-out score of every target on every CV split.
 
     Parameters
@@ -182,9 +183,10 @@ def cross_val_score_targets(estimator, X, Y, cv=5, groups=None, n_jobs=None, ran
         regressor with ``predict`` (scored per target with its ``scoring`` attribute, default
         Pearson correlation).
     X : array-like (n_samples, n_features)
-    Y : array-like (n_samples, n_targets) or (n_samples,), or h5py.Dataset
-        For neuroprobe encoders Y is never copied whole: each split reads its rows per target
-        batch (an HDF5 dataset streams).
+    y : array-like (n_samples, n_targets) or (n_samples,), or h5py.Dataset
+        For neuroprobe encoders y is never copied whole: each split reads its rows per target
+        batch (an HDF5 dataset streams). Never modified (also read-only memmaps, as joblib's
+        workers receive them).
     cv : int, splitter or iterable, default=5
         ``int``: :func:`default_cv` for continuous targets --
         ``KFold(cv, shuffle=True, random_state=random_state)``, or ``GroupKFold(cv)`` when
@@ -196,6 +198,8 @@ def cross_val_score_targets(estimator, X, Y, cv=5, groups=None, n_jobs=None, ran
         Splits in parallel through joblib.
     random_state : int, RandomState or None
         Seed of the shuffled default splitter (``None``: 0, as the CLI's ``--seed``).
+    Y : deprecated
+        Former name of ``y`` (a FutureWarning; removed in the next release).
 
     Returns
     -------
@@ -206,10 +210,11 @@ def cross_val_score_targets(estimator, X, Y, cv=5, groups=None, n_jobs=None, ran
         ``np.nanmean``). One :class:`~neuroprobe.metrics.ZeroVarianceWarning` per cause (targets
         constant in training or held-out samples, constant predictions) summarises all splits.
     """
-    from neuroprobe.estimators.encoding import _is_lazy_targets, as_targets
+    from neuroprobe.estimators.encoding import _is_lazy_targets, _renamed_y, as_targets
 
+    Y = _renamed_y(y, Y, "cross_val_score_targets")
     X = np.asarray(X) if not hasattr(X, "iloc") else X.to_numpy()
-    Y2, _ = as_targets(Y, X.shape[0])
+    Y2, _ = as_targets(Y, X.shape[0], name="y")
     cv = check_cv(default_cv(cv, None, groups, random_state, classifier=False))
     lazy = hasattr(estimator, "score_targets")  # neuroprobe encoders stream target batches
     if _is_lazy_targets(Y2) and not lazy:

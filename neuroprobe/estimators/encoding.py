@@ -127,7 +127,7 @@ def _bad_summary(y, start):
     return count, (int(r), int(c) + start)
 
 
-def _raise_non_finite(count, first, size, name="Y"):
+def _raise_non_finite(count, first, size, name="y"):
     raise ValueError(
         f"{name} contains {count} NaN or infinite value(s) out of {size}; the first at index "
         f"{first}. Remove or impute them before fitting."
@@ -144,6 +144,21 @@ def _resolve_dtype(dtype):
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64; got {dtype}")
     return dtype
+
+
+def _renamed_y(y, Y, where):
+    """``y``, or the deprecated ``Y=`` keyword (with a FutureWarning); both is an error."""
+    if Y is None:
+        return y
+    if y is not None:
+        raise TypeError(f"{where} got both y and Y; pass the targets once, as y")
+    warnings.warn(
+        f"{where}: the keyword Y= is deprecated and will be removed in the next release; "
+        "pass the targets as y= (scikit-learn's name) or positionally",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return Y
 
 
 def _target_scores(predict_batch, Y, scoring, dtype, batch, alphas=None, warn=True):
@@ -181,12 +196,12 @@ def _target_scores(predict_batch, Y, scoring, dtype, batch, alphas=None, warn=Tr
 class _EncoderMixin:
     """score / score_targets / predict shared by the encoders (coef_ of shape (p, t))."""
 
-    def _check_X(self, X):
+    def _check_X(self, X, cast=True):
         X = validate_data(
             self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite=False
         )
         check_finite(X, "X")
-        return X.astype(self.coef_.dtype, copy=False)
+        return X.astype(self.coef_.dtype, copy=False) if cast else X
 
     def predict(self, X):
         """Predict the targets of new samples.
@@ -197,20 +212,33 @@ class _EncoderMixin:
 
         Returns
         -------
-        ndarray (n_samples, n_targets), or (n_samples,) when the model was fitted on 1-D Y.
+        ndarray (n_samples, n_targets), or (n_samples,) when the model was fitted on 1-D y
+            float64 for float64 ``X`` (also with ``dtype="float32"`` coefficients, which are then
+            cast per target batch, so memory stays bounded), else the dtype of ``coef_``.
         """
         check_is_fitted(self)
-        X = self._check_X(X)
-        pred = X @ self.coef_ + self.intercept_
-        return pred
+        X = self._check_X(X, cast=False)
+        dtype = np.result_type(X.dtype, self.coef_.dtype)
+        X = X.astype(dtype, copy=False)
+        if self.coef_.dtype == dtype:
+            return X @ self.coef_ + np.asarray(self.intercept_, dtype=dtype)
+        coef = self.coef_.reshape(X.shape[1], -1)
+        intercept = np.reshape(self.intercept_, -1).astype(dtype)
+        pred = np.empty((X.shape[0], coef.shape[1]), dtype=dtype)
+        batch = max(1, int(2**24 // max(1, X.shape[1])))
+        for cols in _batches(coef.shape[1], batch):
+            pred[:, cols] = X @ coef[:, cols].astype(dtype) + intercept[cols]
+        return pred.reshape(X.shape[0]) if self.coef_.ndim == 1 else pred
 
-    def score_targets(self, X, Y):
+    def score_targets(self, X, y=None, *, Y=None):
         """Held-out score of every target (the encoding-accuracy map).
 
         Parameters
         ----------
         X : array-like (n_samples, n_features)
-        Y : array-like or h5py.Dataset (n_samples, n_targets), or (n_samples,)
+        y : array-like or h5py.Dataset (n_samples, n_targets), or (n_samples,)
+        Y : deprecated
+            Former name of ``y`` (a FutureWarning; removed in the next release).
 
         Returns
         -------
@@ -220,17 +248,18 @@ class _EncoderMixin:
             correlation 0. One :class:`~neuroprobe.metrics.ZeroVarianceWarning` per cause
             counts them.
         """
+        Y = _renamed_y(y, Y, f"{type(self).__name__}.score_targets")
         return self._score_targets(X, Y)[0]
 
     def _score_targets(self, X, Y, warn=True):
         """``score_targets`` and the masks of constant targets and constant predictions."""
         check_is_fitted(self)
         X = self._check_X(X)
-        Y, _ = as_targets(Y, X.shape[0])
+        Y, _ = as_targets(Y, X.shape[0], name="y")
         coef = self.coef_.reshape(X.shape[1], -1)
         intercept = np.reshape(self.intercept_, -1)
         if Y.shape[1] != coef.shape[1]:
-            raise ValueError(f"Y has {Y.shape[1]} targets; the model was fitted on {coef.shape[1]}")
+            raise ValueError(f"y has {Y.shape[1]} targets; the model was fitted on {coef.shape[1]}")
         dtype = coef.dtype
         batch = max(1, int(2**26 // max(1, X.shape[0] + X.shape[1])))
 
@@ -245,8 +274,21 @@ class _EncoderMixin:
         alphas = None if alphas is None else np.reshape(alphas, -1)
         return _target_scores(predict_batch, Y, self.scoring, dtype, batch, alphas, warn)
 
-    def score(self, X, y):
-        """Mean over targets (NaN-aware) of :meth:`score_targets`: one float (for GridSearchCV)."""
+    def score(self, X, y=None, *, Y=None):
+        """Mean over targets (NaN-aware) of :meth:`score_targets`: one float (for GridSearchCV).
+
+        Parameters
+        ----------
+        X : array-like (n_samples, n_features)
+        y : array-like or h5py.Dataset (n_samples, n_targets), or (n_samples,)
+        Y : deprecated
+            Former name of ``y`` (a FutureWarning; removed in the next release).
+
+        Returns
+        -------
+        float
+        """
+        y = _renamed_y(y, Y, f"{type(self).__name__}.score")
         scores = self.score_targets(X, y)
         if np.all(np.isnan(scores)):
             return float("nan")
@@ -267,7 +309,9 @@ def _ridge_batch(plan, y, cols, alphas_np, scoring, fit_coef, dtype):
     be = plan.backend
     y_mean = y.mean(axis=0) if plan.fit_intercept else np.zeros(y.shape[1], dtype=dtype)
     if plan.fit_intercept:
-        y -= y_mean
+        # a new array: a worker's ``y`` may be a read-only memmap (joblib, > 1 MB) or a
+        # read-only buffer (dask); the batch is never centred in place
+        y = y - y_mean
     const = ~(np.abs(y).max(axis=0) > 0)
     yb = be.asarray(y)
     alphas = be.asarray(alphas_np.astype(dtype))
@@ -295,7 +339,7 @@ def _best_alpha_index(scores):
 def _ridge_coef_batch(plan, y, cols, chosen, dtype):
     be = plan.backend
     if plan.fit_intercept:
-        y -= y.mean(axis=0)
+        y = y - y.mean(axis=0)  # new array: ``y`` may be read-only in a worker
     return cols, be.to_numpy(_ridge.refit(plan, be.asarray(y), be.asarray(chosen.astype(dtype))))
 
 
@@ -522,7 +566,7 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         )
         check_finite(X, "X")
         X = X.astype(dtype, copy=False)
-        Y, was_1d = as_targets(Y, X.shape[0])
+        Y, was_1d = as_targets(Y, X.shape[0], name="y")
         folds = self._folds(X, groups, cv=cv, allow_none=use_self_cv)
         return X, Y, was_1d, folds, dtype
 
@@ -538,21 +582,24 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         return max(1, _ridge.auto_batch_size(n_targets, per * factor, budget // n_jobs) // 1)
 
     # -- fit ---------------------------------------------------------------------------------
-    def fit(self, X, Y, groups=None):
+    def fit(self, X, y=None, groups=None, *, Y=None):
         """Choose alphas by cross-validation and fit every target.
 
         Parameters
         ----------
         X : array-like (n_samples, n_features)
-        Y : array-like (n_samples, n_targets) or (n_samples,), or h5py.Dataset
-            Targets; read and cast in batches of columns (never copied whole).
+        y : array-like (n_samples, n_targets) or (n_samples,), or h5py.Dataset
+            Targets; read and cast in batches of columns (never copied whole, never modified).
         groups : array-like (n_samples,), optional
             Group labels (e.g. fMRI runs) for grouped CV.
+        Y : deprecated
+            Former name of ``y`` (a FutureWarning; removed in the next release).
 
         Returns
         -------
         self
         """
+        Y = _renamed_y(y, Y, "VoxelwiseEncoder.fit")
         X, Y, was_1d, folds, dtype = self._prepare(X, Y, groups)
         alphas = self._alpha_grid()
         n_targets = Y.shape[1]
@@ -816,13 +863,16 @@ class PLSEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEstimator)
         tags.target_tags.required = True
         return tags
 
-    def fit(self, X, Y):
+    def fit(self, X, y=None, *, Y=None):
         """Fit the PLS model.
 
         Parameters
         ----------
         X : array-like (n_samples, n_features)
-        Y : array-like (n_samples, n_targets) or (n_samples,), or h5py.Dataset
+        y : array-like (n_samples, n_targets) or (n_samples,), or h5py.Dataset
+            Never modified (target batches are copied, then centred and scaled).
+        Y : deprecated
+            Former name of ``y`` (a FutureWarning; removed in the next release).
 
         Returns
         -------
@@ -830,6 +880,7 @@ class PLSEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEstimator)
         """
         from neuroprobe.solvers import pls as _pls
 
+        Y = _renamed_y(y, Y, "PLSEncoder.fit")
         _check_scoring(self.scoring)
         dtype = _resolve_dtype(self.dtype)
         X = validate_data(
@@ -842,7 +893,7 @@ class PLSEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEstimator)
         )
         check_finite(X, "X")
         X = X.astype(dtype, copy=False)
-        Y, was_1d = as_targets(Y, X.shape[0])
+        Y, was_1d = as_targets(Y, X.shape[0], name="y")
         n, p = X.shape
         if not isinstance(self.n_components, numbers.Integral) or not (
             1 <= self.n_components <= min(n, p)

@@ -132,21 +132,26 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         tags.target_tags.multi_output = inner.target_tags.multi_output
         return tags
 
-    def fit(self, X, Y=None, groups=None):
+    def fit(self, X, y=None, groups=None, *, Y=None):
         """Run the test.
 
         Parameters
         ----------
         X : array of shape (n_samples, n_features)
-        Y : array of shape (n_samples,) or (n_samples, n_targets), optional
-            (optional only for an RSAScorer with ``target_rdm``).
+        y : array of shape (n_samples,) or (n_samples, n_targets), optional
+            (optional only for an RSAScorer with ``target_rdm``). Never modified.
         groups : array of shape (n_samples,), optional
             Permute only within groups; also passed to the CV splitter.
+        Y : deprecated
+            Former name of ``y`` (a FutureWarning; removed in the next release).
 
         Returns
         -------
         self
         """
+        from neuroprobe.estimators.encoding import _renamed_y
+
+        Y = _renamed_y(y, Y, "PermutationTest.fit")
         if int(self.n_permutations) < 1:
             raise ValueError(f"n_permutations must be >= 1; got {self.n_permutations}")
         n = _num_samples(X)

@@ -84,6 +84,10 @@ class TorchBackend:
         x = np.asarray(x)
         if dtype is not None:
             x = x.astype(dtype, copy=False)
+        if not x.flags.writeable:
+            # a read-only input (joblib memmap, dask buffer, user's setflags): torch would share
+            # memory it may not write; copy (callers pass X or one target batch, never all of Y)
+            x = np.array(x)
         return torch.as_tensor(x, device=self.device)
 
     def to_numpy(self, x):

@@ -145,8 +145,11 @@ class _Source:
 
         if self.kind == "stimset":
             return self.X.load(int(i))
-        if self.kind == "tensor":
-            return torch.as_tensor(self.X[i]).float()
+        if self.kind == "tensor":  # a copy, as batch_tensor's
+            row = self.X[i]
+            if isinstance(row, torch.Tensor):
+                return row.to(torch.float32, copy=True)
+            return torch.from_numpy(np.array(row, dtype=np.float32))
         if self.kind == "uint8":
             from PIL import Image
 
@@ -172,11 +175,12 @@ class _Source:
             len(indices)
             and indices[-1] - indices[0] + 1 == len(indices)
             and (np.all(np.diff(indices) == 1))
-        ):  # a contiguous run: a view, no copy
+        ):  # a contiguous run: one copy of the batch (never a view of the caller's stimuli,
+            # which a module could change in place, nor of a read-only memmap torch may not share)
             rows = self.X[int(indices[0]) : int(indices[-1]) + 1]
             if isinstance(rows, np.ndarray):
-                rows = torch.from_numpy(rows)
-            return rows.float()
+                return torch.from_numpy(np.array(rows, dtype=np.float32))
+            return rows.to(torch.float32, copy=True)
         if isinstance(self.X, np.ndarray):
             return torch.from_numpy(np.ascontiguousarray(self.X[indices])).float()
         return self.X[torch.from_numpy(indices)].float()

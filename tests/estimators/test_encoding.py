@@ -29,15 +29,70 @@ def _data(n=60, p=8, t=6, seed=0, noise=3.0, dtype=np.float64):
 
 @parametrize_with_checks(
     [
+        # defaults (float32 coefficients: predictions are float64 for float64 X, computed in
+        # float64, so check_regressor_multioutput and the 1e-7 sample-order check hold)
+        VoxelwiseEncoder(),
+        PLSEncoder(),
+        # the parametrisations the tests use
         VoxelwiseEncoder(alphas=[0.1, 1.0, 10.0], dtype="float64"),
         VoxelwiseEncoder(model="ols", dtype="float64"),
+        VoxelwiseEncoder(model="ols"),
+        VoxelwiseEncoder(model="lasso"),
+        VoxelwiseEncoder(cv=None),
+        VoxelwiseEncoder(alphas=ALPHAS, cv=3, scoring="r2", alpha_per_target=False),
         PLSEncoder(n_components=1),
+        PLSEncoder(n_components=1, dtype="float32", scale=False),
     ]
 )
 def test_sklearn_compatible(estimator, check):
-    # float64 instances: check_regressor_multioutput demands float64 predictions and
-    # check_methods_sample_order_invariance compares at 1e-7; float32 (the default) is tested below.
     check(estimator)
+
+
+@pytest.mark.parametrize("make", [lambda: VoxelwiseEncoder(alphas=ALPHAS), PLSEncoder])
+def test_predict_dtype_follows_input(make):
+    """float64 X: float64 predictions, equal to the float64 product of the (float32) model."""
+    X, Y, _ = _data(t=5)
+    enc = make().set_params(dtype="float32").fit(X, Y)
+    assert enc.coef_.dtype == np.float32
+    pred64 = enc.predict(X)
+    assert pred64.dtype == np.float64
+    ref = X @ enc.coef_.astype(np.float64) + enc.intercept_.astype(np.float64)
+    np.testing.assert_allclose(pred64, ref, rtol=1e-12, atol=1e-12)
+    pred32 = enc.predict(X.astype(np.float32))
+    assert pred32.dtype == np.float32
+    np.testing.assert_allclose(pred32, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    one = make().set_params(dtype="float32").fit(X, Y[:, 0])  # 1-D y: 1-D float64 predictions
+    assert one.predict(X).shape == (X.shape[0],) and one.predict(X).dtype == np.float64
+    np.testing.assert_allclose(one.predict(X), X @ one.coef_.astype(np.float64) + one.intercept_,
+                               rtol=1e-12)
+
+
+def test_Y_keyword_deprecated_but_working():
+    from neuroprobe.estimators.permutation import PermutationTest
+    from neuroprobe.model_selection import cross_val_score_targets
+
+    X, Y, _ = _data(t=4)
+    ref = VoxelwiseEncoder(alphas=ALPHAS).fit(X, y=Y)
+    with pytest.warns(FutureWarning, match="Y= is deprecated"):
+        old = VoxelwiseEncoder(alphas=ALPHAS).fit(X, Y=Y)
+    np.testing.assert_array_equal(old.coef_, ref.coef_)
+    with pytest.warns(FutureWarning, match="Y= is deprecated"):
+        np.testing.assert_array_equal(old.score_targets(X, Y=Y), ref.score_targets(X, y=Y))
+    with pytest.warns(FutureWarning, match="Y= is deprecated"):
+        assert old.score(X, Y=Y) == ref.score(X, y=Y)
+    with pytest.warns(FutureWarning, match="Y= is deprecated"):
+        pls = PLSEncoder().fit(X, Y=Y)
+    np.testing.assert_array_equal(pls.coef_, PLSEncoder().fit(X, y=Y).coef_)
+    with pytest.warns(FutureWarning, match="Y= is deprecated"):
+        cvs = cross_val_score_targets(VoxelwiseEncoder(alphas=ALPHAS), X, Y=Y, cv=3)
+    np.testing.assert_array_equal(cvs, cross_val_score_targets(VoxelwiseEncoder(alphas=ALPHAS),
+                                                               X, y=Y, cv=3))
+    test = PermutationTest(VoxelwiseEncoder(alphas=ALPHAS), n_permutations=9, random_state=0)
+    with pytest.warns(FutureWarning, match="Y= is deprecated"):
+        a = clone(test).fit(X, Y=Y)
+    np.testing.assert_array_equal(a.null_distribution_, clone(test).fit(X, y=Y).null_distribution_)
+    with pytest.raises(TypeError, match="both y and Y"):
+        VoxelwiseEncoder().fit(X, Y, Y=Y)
 
 
 @pytest.mark.parametrize("p", [8, 90])  # primal (eigh of X^T X) and kernel (eigh of X X^T)
@@ -273,7 +328,7 @@ def test_non_finite_inputs_raise_with_count_and_location():
     X, Y, _ = _data(t=6)
     Y[3, 4] = np.nan
     Y[7, 5] = np.inf
-    with pytest.raises(ValueError, match=r"Y contains 2 NaN or infinite.*\(3, 4\)"):
+    with pytest.raises(ValueError, match=r"y contains 2 NaN or infinite.*\(3, 4\)"):
         VoxelwiseEncoder(n_targets_batch=2).fit(X, Y)
     X[2, 1] = np.nan
     with pytest.raises(ValueError, match=r"X contains 1 NaN.*\(2, 1\)"):

@@ -248,12 +248,28 @@ def _permutation_test_instances():
         PermutationTest(Ridge(), n_permutations=5, cv=3, random_state=0),
         PermutationTest(VoxelwiseEncoder(alphas=[1.0, 10.0], cv=3, dtype="float64"),
                         n_permutations=5, random_state=0),
+        PermutationTest(VoxelwiseEncoder(), n_permutations=5),  # the encoder's defaults
     ]
 
 
 @pytest.mark.filterwarnings("ignore")
-@pytest.mark.parametrize("estimator", _permutation_test_instances(), ids=["generic", "fast"])
+@pytest.mark.parametrize("estimator", _permutation_test_instances(),
+                         ids=["generic", "fast", "fast_default_encoder"])
 def test_sklearn_conformance(estimator):
+    _assert_conforms(estimator)
+
+
+@pytest.mark.slow  # n_permutations=1000 (the default) in every check: ~30 s here
+@pytest.mark.filterwarnings("ignore")
+def test_sklearn_conformance_defaults():
+    """All defaults, inner estimator's too (the generic path at its default 1000 permutations
+    refits Ridge 5000 times per check: minutes, so it runs at n_permutations=5 above)."""
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+
+    _assert_conforms(PermutationTest(VoxelwiseEncoder()))
+
+
+def _assert_conforms(estimator):
     from sklearn.utils.estimator_checks import check_estimator
 
     results = check_estimator(estimator, on_fail=None)
