@@ -109,6 +109,9 @@ def parcellate(image, n_segments=50, method="auto", compactness=10.0):
     return labels.reshape(h, w).astype(np.int64)
 
 
+_TIE_RTOL = 1e-5  # candidate values closer than this (relative) are ties
+
+
 def minimal_stimulus(
     model,
     image,
@@ -128,7 +131,10 @@ def minimal_stimulus(
 
     The image is split into parcels (superpixels). At each step, every remaining parcel is tried
     for removal (all candidates in batched forward passes) and the one whose removal keeps the
-    value highest is removed, as long as the value stays ``>= threshold * original``.
+    value highest is removed, as long as the value stays ``>= threshold * original``. Values
+    within a relative 1e-5 of the highest are ties, broken by the parcel label (the lowest
+    goes first), so that float32 rounding in different batch compositions cannot change the
+    path.
 
     With a list of targets, the candidates of every target go through shared forward passes and
     every forward pass computes the values of **all** targets: a parcel set evaluated for one
@@ -209,8 +215,13 @@ def minimal_stimulus(
             }
             evaluate([c for cands in candidates.values() for c in cands])
             for k, cands in candidates.items():
-                vals = torch.stack([cache[c][k] for c in cands])
-                best = int(torch.argmax(vals))
+                vals = torch.stack([cache[c][k] for c in cands]).double()
+                # ties (removing a parcel outside the unit's receptive field changes nothing)
+                # go to the first remaining parcel whatever the float32 rounding of the batch
+                # the values came from: "equal" is within _TIE_RTOL of the largest value
+                top = float(vals.max())
+                tol = _TIE_RTOL * max(float(vals.abs().max()), abs(originals[k]))
+                best = int(torch.nonzero(vals >= top - tol)[0, 0])
                 if float(vals[best]) < threshold * originals[k]:
                     active[k] = False
                     continue
