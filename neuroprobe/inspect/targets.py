@@ -20,6 +20,7 @@ rest of neuroprobe.
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -431,15 +432,21 @@ def target_values(out, target, module_name=None, metric="mean"):
     return v.mean(dim=1)
 
 
+# module -> sets of layer (module) names whose single call per forward pass a full pass has
+# checked: later probes of the same layers stop early from their first pass
+_CHECKED = weakref.WeakKeyDictionary()
+
+
 class LayerProbe:
     """Run a module up to one or several layers and return their outputs (with autograd graph).
 
     All requested layers are captured in **one** forward pass, which stops right after the last
     of them to run (nothing after it is computed). Outputs are cloned in the hook (cloning keeps
     the gradient path) so that an in-place ReLU after a layer cannot change them. The first call
-    runs the whole network (it checks that every layer runs, and runs once); later calls stop
-    early. As in :func:`neuroprobe.models.capture`, a layer that runs several times per forward
-    pass (a shared ``ReLU``) is ambiguous and raises.
+    of the first probe of these layers in a module runs the whole network (it checks that every
+    layer runs, and runs once); later calls, and later probes of the same layers, stop early. As
+    in :func:`neuroprobe.models.capture`, a layer that runs several times per forward pass (a
+    shared ``ReLU``) is ambiguous and raises.
 
     Parameters
     ----------
@@ -465,7 +472,8 @@ class LayerProbe:
         self.module_name = self.module_names[names[0]]
         self.module = self.modules[names[0]]
         self.n_calls = 0  # forward passes run (for tests and benchmarks)
-        self._checked = False
+        self._key = tuple(sorted(set(self.module_names.values())))
+        self._checked = self._key in _CHECKED.get(info.module, ())
 
     def outputs(self, x, reduce=None):
         """Run one forward pass of ``x``; return ``{layer name: output}`` of every layer.
@@ -529,7 +537,9 @@ class LayerProbe:
                 f"layer {missing[0]!r} ({self.module_names[missing[0]]}) did not run during the "
                 f"forward pass of {self.info.name}"
             )
-        self._checked = True
+        if not self._checked:
+            self._checked = True
+            _CHECKED.setdefault(self.info.module, set()).add(self._key)
         return store
 
     def __call__(self, x):
