@@ -729,7 +729,8 @@ def _run_study(out, quick, seed, n_jobs, verbose, embed_images):
     unit_axis = tuple(range(2, acts.ndim))
     channel_var = (acts.max(axis=unit_axis) if unit_axis else acts).var(axis=0)
     units = sorted(np.argsort(channel_var)[::-1][:3].tolist())
-    top = top_stimuli(act_path, stimuli, layer=recovered, units=units, k=cfg["top_k"])
+    top = top_stimuli(act_path, stimuli, layer=recovered, units=units, k=cfg["top_k"],
+                      metric="max")
     best = [int(top.indices[u, 0]) for u in range(len(units))]
     sal = np.concatenate([
         saliency(spec, images[[i]], (recovered, int(c)), method="guided")

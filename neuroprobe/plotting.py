@@ -144,23 +144,60 @@ def plot_activation_maps(activations, channels=None, image=None, ncols=8, cmap="
     return fig
 
 
-def plot_saliency(images, maps, titles=None, alpha=0.6, cmap="inferno"):
+def plot_saliency(images, maps=None, titles=None, alpha=0.6, cmap="inferno", *, target=None):
     """Saliency overlays: each image beside its map (max |gradient| over colour channels).
 
     Parameters
     ----------
-    images : array (n, C, H, W) or (n, H, W, C)
-    maps : array (n, C, H, W)
-        From :func:`neuroprobe.inspect.saliency`.
+    images : SaliencyMaps, or array (n, C, H, W) or (n, H, W, C)
+        The result of :func:`neuroprobe.inspect.saliency` (its ``.images`` are the images in the
+        maps' preprocessed frame, and ``maps`` is then omitted), or images in that frame.
+    maps : array (n, C, H, W), optional
+        The maps (one target), when ``images`` are images.
     titles : list of str, optional
+        One per image.
     alpha : float
         Opacity of the map over the image.
+    target : str, optional
+        Label of the target (e.g. ``"conv5:c3 (mean)"``), shown above the map column; default:
+        taken from a :class:`~neuroprobe.inspect.saliency.SaliencyMaps` (with its metric).
+
+    Raises
+    ------
+    ValueError
+        When the images and the maps do not have the same number or the same height and width
+        (e.g. the original pictures beside maps of the preprocessed, resized images).
     """
+    if maps is None:
+        if getattr(images, "images", None) is None:
+            raise ValueError(
+                "plot_saliency(images, maps): give the maps, or the SaliencyMaps returned by "
+                "saliency() itself (slices of it carry no images: pass result.images[i] and "
+                "result.maps[i])"
+            )
+        res = images
+        maps, images = res.maps, res.images
+        if target is None and res.targets and len(res.targets) == 1:
+            target = f"{res.targets[0].label} ({res.method}, {res.metric})"
     maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 4:
+        raise ValueError(
+            f"plot_saliency: maps must be (n, C, H, W) for one target, got shape {maps.shape}; "
+            "for several targets plot result.maps[k] with result.images"
+        )
     n = len(maps)
+    if len(images) != n:
+        raise ValueError(f"plot_saliency: {len(images)} image(s) for {n} map(s)")
     fig, axes = _figure(n, 3, size=2.0)
     for i in range(n):
         img = to_rgb_image(images[i])
+        if img.shape[:2] != maps.shape[2:]:
+            raise ValueError(
+                f"plot_saliency: image {i} is {img.shape[0]} x {img.shape[1]} pixels but its map "
+                f"is {maps.shape[2]} x {maps.shape[3]}: the maps are in the model's preprocessed "
+                "frame (resized/cropped); overlay them on saliency(...).images, the images in "
+                "that frame"
+            )
         heat = np.abs(maps[i]).max(axis=0)
         heat = heat / (heat.max() or 1.0)
         axes[i, 0].imshow(img, cmap="gray" if img.ndim == 2 else None)
@@ -168,7 +205,7 @@ def plot_saliency(images, maps, titles=None, alpha=0.6, cmap="inferno"):
         axes[i, 2].imshow(img, cmap="gray" if img.ndim == 2 else None)
         axes[i, 2].imshow(heat, cmap=cmap, alpha=alpha)
         axes[i, 0].set_title(titles[i] if titles else f"image {i}", fontsize=8)
-        axes[i, 1].set_title("saliency", fontsize=8)
+        axes[i, 1].set_title(f"saliency {target}" if target else "saliency", fontsize=8)
         axes[i, 2].set_title("overlay", fontsize=8)
         for ax in axes[i]:
             _off(ax)

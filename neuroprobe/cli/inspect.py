@@ -74,6 +74,13 @@ def _add_model(p, required=True, layer=True):
                        help="channel indices (default depends on the command)")
 
 
+def _add_metric(p):
+    p.add_argument("--metric", choices=["mean", "max"], default="mean",
+                   help="a channel's value per image: the mean (default) or the max of its map "
+                   "over space (the same default in every inspection command and function; "
+                   "single units given with --unit are not affected)")
+
+
 def _parser(subparsers, name):
     return subparsers.add_parser(
         name,
@@ -92,7 +99,7 @@ def register(subparsers):
     p.add_argument("--activations", help=".act.h5 file to read instead of running --model")
     p.add_argument("--stimuli", required=True, help="stimulus CSV, folder or DNNBrain .stim.csv")
     p.add_argument("--k", type=int, default=5, help="stimuli per unit (default: 5)")
-    p.add_argument("--metric", choices=["max", "mean"], default="max")
+    _add_metric(p)
     p.add_argument("--batch-size", type=int, default=32)
     add_common_arguments(p)
     p.set_defaults(func=run_topstim)
@@ -106,6 +113,7 @@ def register(subparsers):
                    help="one position of the channel map instead of the channel mean")
     p.add_argument("--n-samples", type=int, default=25, help="noisy copies (smoothgrad)")
     p.add_argument("--batch-size", type=int, default=16)
+    _add_metric(p)
     add_common_arguments(p)
     p.set_defaults(func=run_saliency)
 
@@ -119,6 +127,7 @@ def register(subparsers):
     p.add_argument("--parameterization", choices=["fourier", "pixel"], default="fourier")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="image size (default: the model's input size)")
+    _add_metric(p)
     add_common_arguments(p)
     p.set_defaults(func=run_optstim)
 
@@ -128,7 +137,9 @@ def register(subparsers):
     p.add_argument("--method", choices=["occlusion", "upsampling", "both"], default="both")
     p.add_argument("--window", type=int, default=16, help="occluder size in pixels")
     p.add_argument("--stride", type=int, default=8, help="occluder step in pixels")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="occluded copies per forward pass; one pass serves every channel")
+    _add_metric(p)
     add_common_arguments(p)
     p.set_defaults(func=run_rf)
 
@@ -140,6 +151,7 @@ def register(subparsers):
     p.add_argument("--threshold", type=float, default=0.9,
                    help="fraction of the response to keep (default: 0.9)")
     p.add_argument("--batch-size", type=int, default=64)
+    _add_metric(p)
     add_common_arguments(p)
     p.set_defaults(func=run_minstim)
 
@@ -309,7 +321,8 @@ def run_topstim(args):
         disp = [np.asarray(stimuli.load(int(i)).convert("RGB")) for i in picks]
     lookup = {int(i): k for k, i in enumerate(picks)}
     grid = [[disp[lookup[int(i)]] for i in res.indices[u]] for u in shown]
-    fig = plot_top_stimuli(grid, res.values[shown], [f"{args.layer}:{res.units[u]}" for u in shown],
+    fig = plot_top_stimuli(grid, res.values[shown],
+                           [f"{args.layer}:{res.units[u]} ({res.metric})" for u in shown],
                            res.ids[shown])
     written.append(_save(fig, out / "top_stimuli.png"))
     return _done(args, out, written)
@@ -324,16 +337,23 @@ def run_saliency(args):
     info = _model(args)
     stimuli = _stimuli(args.stimuli)
     x = load_images(stimuli, info)
-    disp = _display(x[:_MAX_FIGURES], info)
+    channels = _channels(args)
+    # one forward pass per batch serves every channel (one backward pass per channel)
+    res = saliency(info, x, [_target(args, c) for c in channels], method=args.method,
+                   n_samples=args.n_samples, batch_size=args.batch_size, metric=args.metric,
+                   random_state=args.seed, device=args.device)
     datasets, written = {"stim_ids": stimuli.ids}, []
-    for c in _channels(args):
-        maps = saliency(info, x, _target(args, c), method=args.method, n_samples=args.n_samples,
-                        batch_size=args.batch_size, random_state=args.seed, device=args.device)
+    for k, c in enumerate(channels):
+        maps = res.maps[k]
         datasets[f"c{c}"] = maps
-        fig = plot_saliency(disp, maps[:_MAX_FIGURES], titles=list(stimuli.ids[:_MAX_FIGURES]))
+        label = res.targets[k].label + ("" if res.targets[k].is_unit else f" ({args.metric})")
+        fig = plot_saliency(res.images[:_MAX_FIGURES], maps[:_MAX_FIGURES],
+                            titles=list(stimuli.ids[:_MAX_FIGURES]),
+                            target=f"{label}, {args.method}")
         written.append(_save(fig, out / f"saliency_{args.method}_c{c}.png"))
     written.append(_write_h5(out / "saliency.h5", datasets,
-                             {"layer": args.layer, "method": args.method}))
+                             {"layer": args.layer, "method": args.method,
+                              "metric": args.metric}))
     return _done(args, out, written)
 
 
@@ -347,10 +367,11 @@ def run_optstim(args):
     shape = (3, *args.size) if args.size else None
     res = optimal_stimulus(info, [(args.layer, c) for c in channels], n_iter=args.n_iter,
                            lr=args.lr, input_shape=shape, parameterization=args.parameterization,
-                           l2=args.l2, tv=args.tv, jitter=args.jitter, random_state=args.seed,
-                           device=args.device)
+                           l2=args.l2, tv=args.tv, jitter=args.jitter, metric=args.metric,
+                           random_state=args.seed, device=args.device)
     labels = [f"{args.layer}:c{c}" for c in channels]
-    fig = plot_optimal_stimuli(res.images, res.trace, titles=labels)
+    fig = plot_optimal_stimuli(res.images, res.trace,
+                               titles=[f"{lab} ({args.metric})" for lab in labels])
     rows = [{"step": s, **{lab: float(res.trace[s, i]) for i, lab in enumerate(labels)}}
             for s in range(len(res.trace))]
     written = [
@@ -358,7 +379,7 @@ def run_optstim(args):
         _write_csv(out / "activation_trace.csv", rows),
         _write_h5(out / "optimal_stimuli.h5",
                   {"images": res.images, "inputs": res.inputs, "trace": res.trace,
-                   "channels": channels}, {"layer": args.layer}),
+                   "channels": channels}, {"layer": args.layer, "metric": args.metric}),
     ]
     return _done(args, out, written)
 
@@ -374,22 +395,27 @@ def run_rf(args):
     x = load_images(stimuli, info)
     disp = _display(x[:_MAX_FIGURES], info)
     methods = ["occlusion", "upsampling"] if args.method == "both" else [args.method]
+    channels = _channels(args)
+    targets = [(args.layer, c) for c in channels]
     datasets, written = {"stim_ids": stimuli.ids}, []
-    for c in _channels(args):
-        for method in methods:
-            if method == "occlusion":
-                maps = occlusion_map(info, x, (args.layer, c), window=args.window,
-                                     stride=args.stride, batch_size=args.batch_size,
-                                     device=args.device)
-            else:
-                maps = upsampling_map(info, x, (args.layer, c), device=args.device)
-            datasets[f"{method}/c{c}"] = maps
-            fig = plot_receptive_fields(disp, maps[:_MAX_FIGURES],
-                                        titles=[f"{method} c{c} {i}" for i in
+    for method in methods:
+        # one pass over the (occluded) images serves every channel
+        if method == "occlusion":
+            maps = occlusion_map(info, x, targets, window=args.window, stride=args.stride,
+                                 batch_size=args.batch_size, metric=args.metric,
+                                 device=args.device)
+        else:
+            maps = upsampling_map(info, x, targets, device=args.device)
+        for k, c in enumerate(channels):
+            datasets[f"{method}/c{c}"] = maps[k]
+            what = f"occlusion c{c} ({args.metric})" if method == "occlusion" else f"{method} c{c}"
+            fig = plot_receptive_fields(disp, maps[k][:_MAX_FIGURES],
+                                        titles=[f"{what} {i}" for i in
                                                 stimuli.ids[:_MAX_FIGURES]])
             written.append(_save(fig, out / f"rf_{method}_c{c}.png"))
     written.append(_write_h5(out / "receptive_fields.h5", datasets,
-                             {"layer": args.layer, "window": args.window, "stride": args.stride}))
+                             {"layer": args.layer, "window": args.window, "stride": args.stride,
+                              "metric": args.metric}))
     return _done(args, out, written)
 
 
@@ -404,33 +430,49 @@ def run_minstim(args):
     info = _model(args)
     stimuli = _stimuli(args.stimuli)
     x = load_images(stimuli, info)
-    rows, masks, written = [], [], []
-    c = _channels(args)[0]
-    for i, sid in enumerate(stimuli.ids):
+    channels = _channels(args)
+    rows, written = [], []
+    masks = {c: [] for c in channels}
+    kwargs = dict(n_segments=args.n_segments, method=args.parcellation,
+                  threshold=args.threshold, batch_size=args.batch_size, metric=args.metric,
+                  device=args.device)
+
+    def one(i, c):
         try:
-            res = minimal_stimulus(info, x[i], (args.layer, c), n_segments=args.n_segments,
-                                   method=args.parcellation, threshold=args.threshold,
-                                   batch_size=args.batch_size, device=args.device)
+            return minimal_stimulus(info, x[i], (args.layer, c), **kwargs)
         except ValueError as exc:
             if "positive response" not in str(exc):
                 raise
-            rows.append({"stim_id": sid, "channel": c, "n_parcels": "", "n_kept": 0,
-                         "original": "", "response": "", "note": "no positive response"})
-            masks.append(np.zeros(x.shape[-2:], bool))
-            continue
-        rows.append({"stim_id": sid, "channel": c, "n_parcels": int(res.segments.max()) + 1,
-                     "n_kept": len(res.kept), "original": res.original,
-                     "response": res.response, "note": ""})
-        masks.append(res.mask)
-        if i < _MAX_FIGURES:
-            disp = _display(np.stack([x[i].numpy(), res.input]), info)
-            fig = plot_minimal_stimulus(disp[0], disp[1], res.segments,
-                                        title=f"{sid}: {args.layer}:c{c}")
-            written.append(_save(fig, out / f"minimal_{i:03d}.png"))
+            return None
+
+    for i, sid in enumerate(stimuli.ids):
+        try:  # every channel from shared forward passes
+            results = minimal_stimulus(info, x[i], [(args.layer, c) for c in channels], **kwargs)
+        except ValueError as exc:
+            if "positive response" not in str(exc):
+                raise
+            results = [one(i, c) for c in channels]  # some channel does not respond
+        for c, res in zip(channels, results):
+            if res is None:
+                rows.append({"stim_id": sid, "channel": c, "metric": args.metric,
+                             "n_parcels": "", "n_kept": 0, "original": "", "response": "",
+                             "note": "no positive response"})
+                masks[c].append(np.zeros(x.shape[-2:], bool))
+                continue
+            rows.append({"stim_id": sid, "channel": c, "metric": args.metric,
+                         "n_parcels": int(res.segments.max()) + 1, "n_kept": len(res.kept),
+                         "original": res.original, "response": res.response, "note": ""})
+            masks[c].append(res.mask)
+            if i < _MAX_FIGURES:
+                disp = _display(np.stack([x[i].numpy(), res.input]), info)
+                fig = plot_minimal_stimulus(disp[0], disp[1], res.segments,
+                                            title=f"{sid}: {args.layer}:c{c} ({args.metric})")
+                written.append(_save(fig, out / f"minimal_{i:03d}_c{c}.png"))
     written.append(_write_csv(out / "minimal_stimuli.csv", rows))
     written.append(_write_h5(out / "minimal_stimuli.h5",
-                             {"masks": np.stack(masks), "stim_ids": stimuli.ids},
-                             {"layer": args.layer, "channel": c}))
+                             {**{f"masks/c{c}": np.stack(masks[c]) for c in channels},
+                              "stim_ids": stimuli.ids, "channels": np.asarray(channels)},
+                             {"layer": args.layer, "metric": args.metric}))
     return _done(args, out, written)
 
 

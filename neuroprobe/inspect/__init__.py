@@ -1,15 +1,26 @@
 """Looking inside a network: top stimuli, saliency, optimal stimuli, receptive fields, minimal
 stimuli and ablation.
 
-A *target* is ``(layer, channel)`` (the channel's activation averaged over space) or
+A *target* is ``(layer, channel)`` (the channel's map summarised over space) or
 ``(layer, channel, row, col)`` (one unit), in any model that
 :class:`~neuroprobe.transformers.DNNFeatureExtractor` accepts.
+
+**Unit value.** Every function (``top_stimuli``, ``saliency``, ``optimal_stimulus``,
+``occlusion_map``, ``minimal_stimulus``) and every command (``--metric``) summarises a channel's
+map the same way: ``metric="mean"`` (the default: the spatial mean) or ``metric="max"`` (the
+spatial max). Single units ``(layer, channel, row, col)`` are not summarised.
+
+**Many units at once.** Give a list of targets (in any layers) and one forward pass serves all of
+them: the occluded copies of ``occlusion_map``, the noisy copies of SmoothGrad, the candidate
+parcel sets of ``minimal_stimulus`` and the batches of ``upsampling_map`` go through the network
+once, stopping after the deepest target layer; results gain a leading target axis (a list of
+results for ``minimal_stimulus``). Each target's result equals the one computed alone.
 """
 
 from neuroprobe.inspect.ablation import LesionResult, ablate, lesion_study
 from neuroprobe.inspect.minimal_stimulus import MinimalStimulus, minimal_stimulus, parcellate
 from neuroprobe.inspect.receptive_field import occlusion_map, occlusion_positions, upsampling_map
-from neuroprobe.inspect.saliency import guided_relus, saliency
+from neuroprobe.inspect.saliency import SaliencyMaps, guided_relus, saliency
 from neuroprobe.inspect.synthesis import OptimalStimulus, optimal_stimulus, total_variation
 from neuroprobe.inspect.targets import Target, UnitError, parse_target, resolve_model
 from neuroprobe.inspect.top_stimuli import TopStimuli, top_stimuli
@@ -18,6 +29,7 @@ __all__ = [
     "LesionResult",
     "MinimalStimulus",
     "OptimalStimulus",
+    "SaliencyMaps",
     "Target",
     "TopStimuli",
     "UnitError",

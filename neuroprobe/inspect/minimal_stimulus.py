@@ -10,11 +10,11 @@ import torch
 
 from neuroprobe.inspect.targets import (
     LayerProbe,
+    check_metric,
     load_images,
-    parse_target,
+    parse_targets,
     require_image_model,
     resolve_model,
-    target_values,
 )
 
 __all__ = ["MinimalStimulus", "minimal_stimulus", "parcellate"]
@@ -109,6 +109,9 @@ def parcellate(image, n_segments=50, method="auto", compactness=10.0):
     return labels.reshape(h, w).astype(np.int64)
 
 
+_TIE_RTOL = 1e-5  # candidate values closer than this (relative) are ties
+
+
 def minimal_stimulus(
     model,
     image,
@@ -119,6 +122,7 @@ def minimal_stimulus(
     threshold=0.9,
     fill=0.0,
     batch_size=64,
+    metric="mean",
     weights="DEFAULT",
     random_state=None,
     device="cpu",
@@ -127,14 +131,22 @@ def minimal_stimulus(
 
     The image is split into parcels (superpixels). At each step, every remaining parcel is tried
     for removal (all candidates in batched forward passes) and the one whose removal keeps the
-    value highest is removed, as long as the value stays ``>= threshold * original``.
+    value highest is removed, as long as the value stays ``>= threshold * original``. Values
+    within a relative 1e-5 of the highest are ties, broken by the parcel label (the lowest
+    goes first), so that float32 rounding in different batch compositions cannot change the
+    path.
+
+    With a list of targets, the candidates of every target go through shared forward passes and
+    every forward pass computes the values of **all** targets: a parcel set evaluated for one
+    target is never evaluated again for another (targets whose greedy paths coincide cost what
+    one target costs; the first step is always shared).
 
     Parameters
     ----------
     model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
     image : path, PIL image, uint8 array or float tensor
         One image.
-    target : tuple or str
+    target : tuple or str, or list of those
         ``(layer, channel)`` or ``(layer, channel, row, col)``; its value for the image must be
         positive.
     n_segments : int
@@ -147,17 +159,20 @@ def minimal_stimulus(
         Value of removed pixels in the model's input space (0: dataset mean after normalisation).
     batch_size : int
         Candidate images per forward pass.
+    metric : {"mean", "max"}
+        A channel target's value: the spatial mean (default) or max of its map.
 
     Returns
     -------
-    MinimalStimulus
+    MinimalStimulus, or a list of them (one per target) for a list of targets
     """
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    check_metric(metric)
     info = resolve_model(model, weights=weights, random_state=random_state, device=device)
     require_image_model(info, "minimal_stimulus")
-    target = parse_target(target)
-    probe = LayerProbe(info, target.layer)
+    targets, single = parse_targets(target)
+    probe = LayerProbe(info, [t.layer for t in targets])
     x = load_images(image, info)
     if len(x) != 1:
         raise ValueError(f"minimal_stimulus takes one image, got {len(x)}")
@@ -168,43 +183,62 @@ def minimal_stimulus(
     n_parcels = int(segments.max()) + 1
     onehot = torch.stack([seg_t == p for p in range(n_parcels)])  # (P, H, W)
     fill_t = torch.as_tensor(float(fill), device=dev)
+    cache = {}  # frozenset of kept parcels -> values of every target (n_targets,)
 
-    def values(keep_masks):
-        out = []
-        for s in range(0, len(keep_masks), batch_size):
-            km = keep_masks[s : s + batch_size, None]
-            batch = torch.where(km, x, fill_t)
-            out.append(target_values(probe(batch), target, probe.module_name))
-        return torch.cat(out)
+    def evaluate(parcel_sets):
+        """Fill the cache for the parcel sets not yet evaluated (shared forward passes)."""
+        todo = list(dict.fromkeys(k for k in parcel_sets if k not in cache))
+        for s in range(0, len(todo), batch_size):
+            chunk = todo[s : s + batch_size]
+            keep = torch.stack([onehot[sorted(k)].any(0) for k in chunk])[:, None]
+            vals = probe.multi_values(torch.where(keep, x, fill_t), targets, metric).cpu()
+            for k, v in zip(chunk, vals):
+                cache[k] = v
 
     with torch.no_grad():
-        original = float(values(torch.ones((1, *segments.shape), dtype=torch.bool, device=dev))[0])
-        if original <= 0:
-            raise ValueError(
-                f"the value of {target.label} for this image is {original:.4g} <= 0; a minimal "
-                "stimulus needs a positive response"
-            )
-        kept = list(range(n_parcels))
-        trace = [original]
-        current = original
-        while len(kept) > 1:
-            keep_now = onehot[kept].any(0)
-            candidates = torch.stack([keep_now & ~onehot[p] for p in kept])
-            vals = values(candidates)
-            best = int(torch.argmax(vals))
-            if float(vals[best]) < threshold * original:
-                break
-            current = float(vals[best])
-            trace.append(current)
-            kept.pop(best)
-        mask = onehot[kept].any(0)
-        minimal = torch.where(mask[None], x[0], fill_t)
-    return MinimalStimulus(
-        input=minimal.cpu().numpy().astype(np.float32),
-        mask=mask.cpu().numpy(),
-        segments=segments,
-        kept=np.asarray(kept, dtype=np.int64),
-        original=original,
-        response=current,
-        trace=np.asarray(trace),
-    )
+        full = frozenset(range(n_parcels))
+        evaluate([full])
+        originals = [float(v) for v in cache[full]]
+        for t, original in zip(targets, originals):
+            if original <= 0:
+                raise ValueError(
+                    f"the value of {t.label} for this image is {original:.4g} <= 0; a minimal "
+                    "stimulus needs a positive response"
+                )
+        kept = [list(range(n_parcels)) for _ in targets]
+        traces = [[o] for o in originals]
+        active = [n_parcels > 1 for _ in targets]
+        while any(active):
+            candidates = {
+                k: [frozenset(kept[k]) - {p} for p in kept[k]]
+                for k in range(len(targets)) if active[k]
+            }
+            evaluate([c for cands in candidates.values() for c in cands])
+            for k, cands in candidates.items():
+                vals = torch.stack([cache[c][k] for c in cands]).double()
+                # ties (removing a parcel outside the unit's receptive field changes nothing)
+                # go to the first remaining parcel whatever the float32 rounding of the batch
+                # the values came from: "equal" is within _TIE_RTOL of the largest value
+                top = float(vals.max())
+                tol = _TIE_RTOL * max(float(vals.abs().max()), abs(originals[k]))
+                best = int(torch.nonzero(vals >= top - tol)[0, 0])
+                if float(vals[best]) < threshold * originals[k]:
+                    active[k] = False
+                    continue
+                traces[k].append(float(vals[best]))
+                kept[k].pop(best)
+                active[k] = len(kept[k]) > 1
+        results = []
+        for k in range(len(targets)):
+            mask = onehot[kept[k]].any(0)
+            minimal = torch.where(mask[None], x[0], fill_t)
+            results.append(MinimalStimulus(
+                input=minimal.cpu().numpy().astype(np.float32),
+                mask=mask.cpu().numpy(),
+                segments=segments,
+                kept=np.asarray(kept[k], dtype=np.int64),
+                original=originals[k],
+                response=traces[k][-1],
+                trace=np.asarray(traces[k]),
+            ))
+    return results[0] if single else results

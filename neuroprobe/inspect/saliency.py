@@ -9,16 +9,17 @@ import torch
 
 from neuroprobe.inspect.targets import (
     LayerProbe,
+    check_metric,
     load_images,
-    parse_target,
+    parse_targets,
     require_differentiable,
     require_image_model,
     resolve_model,
-    target_values,
+    to_display,
     torch_generator,
 )
 
-__all__ = ["saliency", "guided_relus"]
+__all__ = ["SaliencyMaps", "saliency", "guided_relus"]
 
 METHODS = ("vanilla", "guided", "smoothgrad", "gradient_x_input")
 
@@ -56,21 +57,76 @@ def guided_relus(module):
             m.inplace = flag
 
 
-def _gradients(probe, x, target):
-    """Gradient of the summed target values with respect to the batch ``x`` (a fresh leaf)."""
+class SaliencyMaps(np.ndarray):
+    """Saliency maps (an ndarray) that carry the images they belong to.
+
+    The array holds the gradients, shape ``(n, C, H, W)`` for one target or
+    ``(n_targets, n, C, H, W)`` for a list. Only the array returned by :func:`saliency` carries the
+    attributes below; arrays derived from it (slices, arithmetic) are plain maps without them.
+
+    Attributes
+    ----------
+    maps : ndarray
+        The gradients as a plain ndarray.
+    images : ndarray (n, H, W, C) in [0, 1]
+        The images in the **preprocessed frame** (the model's resizing and cropping, with its
+        normalisation undone for display): the maps' pixels are these pixels. Overlay the maps on
+        these, not on the original pictures (:func:`neuroprobe.plotting.plot_saliency` does when
+        given this object).
+    targets : list of Target
+    method : str
+    metric : str
+    """
+
+    def __new__(cls, maps, images=None, targets=None, method=None, metric=None):
+        obj = np.asarray(maps).view(cls)
+        obj.images = images
+        obj.targets = targets
+        obj.method = method
+        obj.metric = metric
+        return obj
+
+    def __array_finalize__(self, obj):
+        # derived arrays (slices, results of arithmetic) are maps without their images
+        self.images = None
+        self.targets = None
+        self.method = None
+        self.metric = None
+
+    def __reduce__(self):  # pickle as a plain ndarray
+        return np.asarray(self).__reduce__()
+
+    @property
+    def maps(self):
+        """The gradients as a plain ndarray."""
+        return np.asarray(self)
+
+
+def _gradients(probe, x, targets, metric="mean"):
+    """Gradients of each target's summed values with respect to the batch ``x``.
+
+    One forward pass serves every target (in any layers); each target's gradient is its own
+    exact backward pass through the retained graph. Returns a list of ``(n, C, H, W)`` tensors.
+    """
     x = x.detach().clone().requires_grad_(True)
+    grads = []
     with torch.enable_grad():
-        out = probe(x)
-        require_differentiable(out, x, target, probe.module_name)
-        values = target_values(out, target, probe.module_name)
-        (grad,) = torch.autograd.grad(values.sum(), x, allow_unused=True)
-    if grad is None:
-        raise ValueError(
-            f"layer {target.layer!r} ({probe.module_name}) is not differentiable with respect to "
-            "the input: no gradient reaches the image (an argmax, a detach or torch.no_grad "
-            "between the input and the layer). Choose an earlier layer."
-        )
-    return grad
+        outs = probe.outputs(x)
+        for t in targets:
+            require_differentiable(outs[t.layer], x, t, probe.module_names[t.layer])
+        values = probe.multi_values(x, targets, metric, outputs=outs)
+        for k, t in enumerate(targets):
+            (grad,) = torch.autograd.grad(values[:, k].sum(), x, allow_unused=True,
+                                          retain_graph=k < len(targets) - 1)
+            if grad is None:
+                raise ValueError(
+                    f"layer {t.layer!r} ({probe.module_names[t.layer]}) is not differentiable "
+                    "with respect to the input: no gradient reaches the image (an argmax, a "
+                    "detach or torch.no_grad between the input and the layer). Choose an earlier "
+                    "layer."
+                )
+            grads.append(grad)
+    return grads
 
 
 def saliency(
@@ -82,11 +138,16 @@ def saliency(
     n_samples=25,
     noise_level=0.15,
     batch_size=32,
+    metric="mean",
     weights="DEFAULT",
     random_state=None,
     device="cpu",
 ):
     """Gradient of a unit's value with respect to the input images.
+
+    A list of targets is served by one forward pass per batch (one backward pass per target
+    through the retained graph): every target's gradient equals the one computed alone, and
+    SmoothGrad uses the same noisy copies for every target.
 
     Parameters
     ----------
@@ -94,8 +155,9 @@ def saliency(
         An image model.
     images : paths, StimulusSet, PIL images, uint8 array or float tensor (n, C, H, W)
         Pictures are preprocessed by the model's preprocessing; a float tensor is used as is.
-    target : tuple or str
-        ``(layer, channel)`` (spatial mean of the channel) or ``(layer, channel, row, col)``.
+    target : tuple or str, or list of those
+        ``(layer, channel)`` (the channel's map summarised by ``metric``) or
+        ``(layer, channel, row, col)``.
     method : {"vanilla", "guided", "smoothgrad", "gradient_x_input"}
         ``vanilla``: d value / d input. ``guided``: guided backpropagation (ReLUs pass only
         positive gradients). ``smoothgrad``: the mean gradient over ``n_samples`` noisy copies of
@@ -107,6 +169,9 @@ def saliency(
         Noise standard deviation relative to each image's max - min (smoothgrad).
     batch_size : int
         Images (or noisy copies) per forward/backward pass.
+    metric : {"mean", "max"}
+        A channel target's value: the spatial mean (default) or max of its map (the gradient of
+        the max flows through the maximal position).
     weights, random_state :
         Passed to :func:`neuroprobe.models.build_model` when ``model`` is a name.
     device : str
@@ -114,19 +179,22 @@ def saliency(
 
     Returns
     -------
-    ndarray of float32, shape (n, C, H, W)
+    SaliencyMaps
+        An ndarray of float32, shape (n, C, H, W) (or (n_targets, n, C, H, W) for a list of
+        targets), with ``.images``: the images in the preprocessed frame of the maps.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if batch_size < 1 or n_samples < 1:
         raise ValueError("batch_size and n_samples must be >= 1")
+    check_metric(metric)
     info = resolve_model(model, weights=weights, random_state=random_state, device=device)
     require_image_model(info, "saliency")
-    target = parse_target(target)
-    probe = LayerProbe(info, target.layer)
+    targets, single = parse_targets(target)
+    probe = LayerProbe(info, [t.layer for t in targets])
     x_all = load_images(images, info)
     dev = torch.device(device)
-    out = np.empty(tuple(x_all.shape), dtype=np.float32)
+    out = np.empty((len(targets), *x_all.shape), dtype=np.float32)
     guide = guided_relus(info.module) if method == "guided" else contextlib.nullcontext(None)
     gen = torch_generator(random_state)
     with guide as n_relus:
@@ -144,17 +212,21 @@ def saliency(
                 span = (xb.amax(dim=(1, 2, 3)) - xb.amin(dim=(1, 2, 3))).view(-1, 1, 1, 1, 1)
                 noise = torch.randn((len(xb), n_samples, *xb.shape[1:]), generator=gen)
                 noisy = xb[:, None] + noise * (noise_level * span)
-                grads = []
+                grads = [[] for _ in targets]
                 flat = noisy.reshape(-1, *xb.shape[1:])
                 for s in range(0, len(flat), batch_size):
-                    grads.append(_gradients(probe, flat[s : s + batch_size].to(dev), target).cpu())
-                g = torch.cat(grads).view(len(xb), n_samples, *xb.shape[1:]).mean(dim=1)
-                out[start : start + len(xb)] = g.numpy()
+                    for k, g in enumerate(_gradients(probe, flat[s : s + batch_size].to(dev),
+                                                     targets, metric)):
+                        grads[k].append(g.cpu())
+                for k in range(len(targets)):
+                    g = torch.cat(grads[k]).view(len(xb), n_samples, *xb.shape[1:]).mean(dim=1)
+                    out[k, start : start + len(xb)] = g.numpy()
         else:
             for start in range(0, len(x_all), batch_size):
                 xb = x_all[start : start + batch_size].to(dev)
-                g = _gradients(probe, xb, target)
-                if method == "gradient_x_input":
-                    g = g * xb
-                out[start : start + len(xb)] = g.detach().cpu().numpy()
-    return out
+                for k, g in enumerate(_gradients(probe, xb, targets, metric)):
+                    if method == "gradient_x_input":
+                        g = g * xb
+                    out[k, start : start + len(xb)] = g.detach().cpu().numpy()
+    return SaliencyMaps(out[0] if single else out, images=to_display(x_all, info),
+                        targets=targets, method=method, metric=metric)

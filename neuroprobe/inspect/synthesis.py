@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from neuroprobe.inspect.targets import (
     LayerProbe,
+    check_metric,
     parse_target,
     require_differentiable,
     require_image_model,
@@ -148,6 +149,7 @@ def optimal_stimulus(
     blur_every=0,
     blur_sigma=0.5,
     init_std=0.1,
+    metric="mean",
     weights="DEFAULT",
     random_state=None,
     device="cpu",
@@ -166,7 +168,7 @@ def optimal_stimulus(
     model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
     target : tuple, str or list of those
         ``(layer, channel)`` or ``(layer, channel, row, col)``; a list optimises one image per
-        target in one batch (all targets must share one layer).
+        target in one batch (one forward pass per step serves every target, in any layers).
     n_iter : int
         Optimisation steps.
     lr : float
@@ -184,6 +186,8 @@ def optimal_stimulus(
         Gaussian blur width in pixels.
     init_std : float
         Standard deviation of the starting noise (in parameter space).
+    metric : {"mean", "max"}
+        A channel target's value: the spatial mean (default) or max of its map.
     weights, random_state :
         ``build_model`` arguments; ``random_state`` also seeds the noise and the jitter.
     device : str
@@ -201,13 +205,12 @@ def optimal_stimulus(
         )
     if n_iter < 1:
         raise ValueError(f"n_iter must be >= 1, got {n_iter}")
+    check_metric(metric)
     info = resolve_model(model, weights=weights, random_state=random_state, device=device)
     require_image_model(info, "optimal_stimulus")
     targets = target if isinstance(target, list) else [target]
     targets = [parse_target(t) for t in targets]
-    if len({t.layer for t in targets}) != 1:
-        raise ValueError("all targets of one optimal_stimulus call must be in the same layer")
-    probe = LayerProbe(info, targets[0].layer)
+    probe = LayerProbe(info, [t.layer for t in targets])
     c, h, w = _input_shape(info, input_shape)
     gen = torch_generator(random_state)
     dev = torch.device(device)
@@ -219,22 +222,25 @@ def optimal_stimulus(
     for p, _ in frozen:
         p.requires_grad_(False)
 
-    def values(out):
-        vals = [target_values(out[i : i + 1], t, probe.module_name) for i, t in enumerate(targets)]
+    def values(outs):
+        # image i is optimised for target i
+        vals = [target_values(outs[t.layer][i : i + 1], t, probe.module_names[t.layer], metric)
+                for i, t in enumerate(targets)]
         return torch.cat(vals)
 
     trace = np.empty((n_iter + 1, n), dtype=np.float64)
     opt = torch.optim.Adam(image.parameters(), lr=lr)
     try:
         with torch.no_grad():
-            trace[0] = values(probe(normalise(image()))).cpu().numpy()
+            trace[0] = values(probe.outputs(normalise(image()))).cpu().numpy()
         for step in range(n_iter):
             opt.zero_grad()
             with torch.enable_grad():
                 x = normalise(image())
-                out = probe(_jitter(x, jitter, gen))
-                require_differentiable(out, x, targets[0], probe.module_name)
-                objective = values(out)
+                outs = probe.outputs(_jitter(x, jitter, gen))
+                for t in targets:
+                    require_differentiable(outs[t.layer], x, t, probe.module_names[t.layer])
+                objective = values(outs)
                 loss = -objective.sum()
                 if l2:
                     loss = loss + l2 * x.pow(2).flatten(1).mean(1).sum()
@@ -246,7 +252,7 @@ def optimal_stimulus(
                 with torch.no_grad():
                     image.param.copy_(_gaussian_blur(image.param, blur_sigma))
             with torch.no_grad():
-                trace[step + 1] = values(probe(normalise(image()))).cpu().numpy()
+                trace[step + 1] = values(probe.outputs(normalise(image()))).cpu().numpy()
     finally:
         for p, flag in frozen:
             p.requires_grad_(flag)

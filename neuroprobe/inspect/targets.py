@@ -2,8 +2,11 @@
 
 A *target* names what is looked at inside a network:
 
-- ``(layer, channel)``: the channel's activation averaged over space (its value per image);
-- ``(layer, channel, row, col)``: one unit of the channel's map;
+- ``(layer, channel)``: the channel's map summarised over space by the *metric* (its value per
+  image): ``metric="mean"`` (the default of every inspection function and command: top stimuli,
+  saliency, optimal stimuli, occlusion maps, minimal stimuli) averages the map, ``metric="max"``
+  takes its largest activation;
+- ``(layer, channel, row, col)``: one unit of the channel's map (the metric does not apply);
 - the same as a feature-name string of :class:`~neuroprobe.transformers.DNNFeatureExtractor`:
   ``"conv5:c3"`` or ``"conv5:c3:y2:x4"``; for a layer with 1-D output (``fc6``) ``"fc6:u7"``.
 
@@ -17,6 +20,7 @@ rest of neuroprobe.
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +36,9 @@ __all__ = [
     "load_images",
     "target_values",
     "LayerProbe",
+    "METRICS",
+    "check_metric",
+    "parse_targets",
     "require_image_model",
     "to_display",
     "torch_generator",
@@ -65,6 +72,33 @@ class Target:
 
 
 _NAME = re.compile(r"^(?P<layer>.+?):(?:c|u)(?P<c>\d+)(?::y(?P<y>\d+):x(?P<x>\d+))?$")
+
+
+def parse_targets(target):
+    """Normalise one target or a list of targets; return ``(list of Target, is_single)``.
+
+    A single target (a tuple, a string or a :class:`Target`) gives a one-element list and
+    ``True``; a list gives every target parsed and ``False`` (results then gain a leading
+    target axis).
+    """
+    if isinstance(target, list):
+        if not target:
+            raise UnitError("no targets given (an empty list)")
+        return [parse_target(t) for t in target], False
+    return [parse_target(target)], True
+
+
+METRICS = ("mean", "max")
+
+
+def check_metric(metric):
+    """Raise a clear ``ValueError`` unless ``metric`` is one of :data:`METRICS`."""
+    if metric not in METRICS:
+        raise ValueError(
+            f"metric must be one of {METRICS} (how a channel's map becomes one value per image: "
+            f"its spatial mean or its spatial max), got {metric!r}"
+        )
+    return metric
 
 
 def parse_target(target, layer=None):
@@ -382,76 +416,176 @@ def _check_output(out, target, module_name):
             )
 
 
-def target_values(out, target, module_name=None):
+def target_values(out, target, module_name=None, metric="mean"):
     """Return the target's value per image (shape ``(n,)``) from a layer output.
 
-    A channel's value is its activation averaged over every non-channel dimension; a unit's is
-    the activation at ``(row, col)``.
+    A channel's value is its activation averaged (``metric="mean"``) or maximised
+    (``metric="max"``) over every non-channel dimension; a unit's is the activation at
+    ``(row, col)`` whatever the metric.
     """
     _check_output(out, target, module_name or target.layer)
     if target.is_unit:
         return out[:, target.channel, target.row, target.col]
     v = out[:, target.channel]
-    return v.reshape(v.shape[0], -1).mean(dim=1)
+    v = v.reshape(v.shape[0], -1)
+    if check_metric(metric) == "max":
+        return v.amax(dim=1)
+    return v.mean(dim=1)
+
+
+# module -> sets of layer (module) names whose single call per forward pass a full pass has
+# checked: later probes of the same layers stop early from their first pass
+_CHECKED = weakref.WeakKeyDictionary()
 
 
 class LayerProbe:
-    """Run a module up to one layer and return that layer's output (with its autograd graph).
+    """Run a module up to one or several layers and return their outputs (with autograd graph).
 
-    The output is cloned in the hook (cloning keeps the gradient path) so that an in-place ReLU
-    after the layer cannot change it. The first call runs the whole network; later calls stop right
-    after the layer (nothing after it is computed). As in :func:`neuroprobe.models.capture`, a
-    layer that runs several times per forward pass (a shared ``ReLU``) is ambiguous and raises.
+    All requested layers are captured in **one** forward pass, which stops right after the last
+    of them to run (nothing after it is computed). Outputs are cloned in the hook (cloning keeps
+    the gradient path) so that an in-place ReLU after a layer cannot change them. The first call
+    of the first probe of these layers in a module runs the whole network (it checks that every
+    layer runs, and runs once); later calls, and later probes of the same layers, stop early. As
+    in :func:`neuroprobe.models.capture`, a layer that runs several times per forward pass (a
+    shared ``ReLU``) is ambiguous and raises.
 
     Parameters
     ----------
     info : InspectedModel
-    layer : str
-        Layer name or alias.
+    layer : str or list of str
+        Layer name(s) or alias(es). With one name, calling the probe returns that layer's output;
+        :meth:`outputs` returns a dict for any number of layers.
     """
 
     def __init__(self, info, layer):
         self.info = info
-        self.layer_name = layer
-        self.module_name, self.module = info.layer(layer)
-        self._checked = False
+        names = [layer] if isinstance(layer, str) else list(dict.fromkeys(layer))
+        if not names:
+            raise ValueError("LayerProbe needs at least one layer")
+        self.layer_names = names
+        self.module_names = {}
+        self.modules = {}
+        for name in names:
+            module_name, module = info.layer(name)
+            self.module_names[name] = module_name
+            self.modules[name] = module
+        self.layer_name = names[0]
+        self.module_name = self.module_names[names[0]]
+        self.module = self.modules[names[0]]
+        self.n_calls = 0  # forward passes run (for tests and benchmarks)
+        self._key = tuple(sorted(set(self.module_names.values())))
+        self._checked = self._key in _CHECKED.get(info.module, ())
 
-    def __call__(self, x):
+    def outputs(self, x, reduce=None):
+        """Run one forward pass of ``x``; return ``{layer name: output}`` of every layer.
+
+        ``reduce(layer name, output) -> tensor``, when given, is applied inside the hook instead
+        of the clone (under ``torch.no_grad`` a reduction such as the target values is computed
+        before an in-place operation can change the output, and the full map is never copied).
+        """
         from neuroprobe.models.hooks import RepeatedCallError, StopForward, first_tensor
 
         store = {}
         stop = self._checked
+        by_module = {}
+        for name in self.layer_names:
+            by_module.setdefault(self.module_names[name], []).append(name)
+        pending = set(by_module)
+        handles = []
 
-        def hook(_module, _inputs, output):
-            if "out" in store:
-                raise RepeatedCallError(
-                    f"layer {self.layer_name!r} ({self.module_name}) is called several times in "
-                    "one forward pass, so its output is ambiguous; choose its parent module or a "
-                    "module that runs once"
-                )
-            tensor = first_tensor(output)
-            store["out"] = tensor.clone() if isinstance(tensor, torch.Tensor) else output
-            if stop:
-                raise StopForward
+        def make_hook(module_name):
+            def hook(_module, _inputs, output):
+                names = by_module[module_name]
+                if names[0] in store:
+                    raise RepeatedCallError(
+                        f"layer {names[0]!r} ({module_name}) is called several times in one "
+                        "forward pass, so its output is ambiguous; choose its parent module or a "
+                        "module that runs once"
+                    )
+                tensor = first_tensor(output)
+                for name in names:
+                    if not isinstance(tensor, torch.Tensor):
+                        store[name] = output
+                    elif reduce is not None:
+                        store[name] = reduce(name, tensor)
+                    else:
+                        store[name] = tensor.clone()
+                pending.discard(module_name)
+                if stop and not pending:
+                    raise StopForward
 
-        handle = self.module.register_forward_hook(hook)
+            return hook
+
         try:
+            seen = set()
+            for name in self.layer_names:
+                module_name = self.module_names[name]
+                if module_name not in seen:
+                    seen.add(module_name)
+                    handles.append(
+                        self.modules[name].register_forward_hook(make_hook(module_name))
+                    )
+            self.n_calls += 1
             self.info.module(x)
         except StopForward:
             pass
         finally:
-            handle.remove()
-        if "out" not in store:
+            for handle in handles:
+                handle.remove()
+        missing = [n for n in self.layer_names if n not in store]
+        if missing:
             raise RuntimeError(
-                f"layer {self.layer_name!r} ({self.module_name}) did not run during the forward "
-                f"pass of {self.info.name}"
+                f"layer {missing[0]!r} ({self.module_names[missing[0]]}) did not run during the "
+                f"forward pass of {self.info.name}"
             )
-        self._checked = True
-        return store["out"]
+        if not self._checked:
+            self._checked = True
+            _CHECKED.setdefault(self.info.module, set()).add(self._key)
+        return store
 
-    def values(self, x, target):
-        """Target values ``(n,)`` for the input batch ``x``."""
-        return target_values(self(x), target, self.module_name)
+    def __call__(self, x):
+        """Output of the first (or only) layer for the batch ``x``."""
+        return self.outputs(x)[self.layer_name]
+
+    def values(self, x, target, metric="mean"):
+        """Target values: ``(n,)`` for one target, ``(n, n_targets)`` for a list of targets.
+
+        One forward pass serves every target, whatever their layers.
+        """
+        if isinstance(target, (list, tuple)) and target and isinstance(target[0], Target):
+            return self.multi_values(x, list(target), metric)
+        return target_values(self(x), target, self.module_name, metric)
+
+    def multi_values(self, x, targets, metric="mean", outputs=None):
+        """Values ``(n, n_targets)`` of ``targets`` from one forward pass of ``x``.
+
+        Under ``torch.no_grad`` the values are computed inside the hooks (no copy of the maps);
+        with gradients enabled the outputs are cloned first (the autograd graph needs them
+        intact). ``outputs``: already computed :meth:`outputs` to use instead of a new pass.
+        """
+        check_metric(metric)
+        by_layer = {}
+        for k, t in enumerate(targets):
+            by_layer.setdefault(t.layer, []).append(k)
+        if outputs is None:
+            if torch.is_grad_enabled():
+                outputs = self.outputs(x)
+            else:
+                def reduce(name, tensor):
+                    return torch.stack(
+                        [target_values(tensor, targets[k], self.module_names[name], metric)
+                         for k in by_layer.get(name, [])], dim=1
+                    ) if by_layer.get(name) else tensor[:0]
+
+                reduced = self.outputs(x, reduce=reduce)
+                cols = [None] * len(targets)
+                for name, ks in by_layer.items():
+                    for j, k in enumerate(ks):
+                        cols[k] = reduced[name][:, j]
+                return torch.stack(cols, dim=1)
+        cols = [target_values(outputs[t.layer], t, self.module_names[t.layer], metric)
+                for t in targets]
+        return torch.stack(cols, dim=1)
 
 
 def require_differentiable(out, x, target, module_name):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroprobe.inspect.targets import UnitError
+from neuroprobe.inspect.targets import UnitError, check_metric
 
 __all__ = ["TopStimuli", "top_stimuli", "merge_top_k"]
 
@@ -196,7 +196,7 @@ def _layout_from_file(shape, layer_attrs, layer):
     return _Layout(layer, columns, ids, positions, shape_text, {c: k for k, c in enumerate(ids)})
 
 
-def top_stimuli(source, stimuli=None, layer=None, units=None, k=5, *, metric="max",
+def top_stimuli(source, stimuli=None, layer=None, units=None, k=5, *, metric="mean",
                 chunk_size=256):
     """The k stimuli with the highest activation per unit, streamed in chunks.
 
@@ -214,8 +214,9 @@ def top_stimuli(source, stimuli=None, layer=None, units=None, k=5, *, metric="ma
         Channels (scored by ``metric`` over space) or single units. Default: every channel.
     k : int
         Number of stimuli per unit.
-    metric : {"max", "mean"}
-        How a channel's map is summarised per stimulus.
+    metric : {"mean", "max"}
+        How a channel's map is summarised per stimulus: its spatial mean (the default, as for
+        every inspection function) or its spatial max.
     chunk_size : int
         Stimuli per chunk; memory stays bounded whatever the number of stimuli.
 
@@ -223,8 +224,7 @@ def top_stimuli(source, stimuli=None, layer=None, units=None, k=5, *, metric="ma
     -------
     TopStimuli
     """
-    if metric not in ("max", "mean"):
-        raise ValueError(f"metric must be 'max' or 'mean', got {metric!r}")
+    check_metric(metric)
     if int(k) < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     k = int(k)

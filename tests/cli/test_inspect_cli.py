@@ -153,3 +153,44 @@ def test_help_has_examples(capsys):
         with pytest.raises(SystemExit):
             main([cmd, "--help"])
         assert "example:" in capsys.readouterr().out
+
+
+def test_rf_minstim_several_channels_and_metric(stim_dir, tmp_path):
+    """Several channels in one call equal the Python functions run one channel at a time, with
+    the metric of --metric (mean by default, as in Python)."""
+    from neuroprobe.inspect import minimal_stimulus, occlusion_map, resolve_model
+    from neuroprobe.inspect.targets import load_images
+    from neuroprobe.stimuli import as_stimulus_set
+
+    info = resolve_model(MODEL, random_state=0)
+    x = load_images(as_stimulus_set(str(stim_dir)), info)
+    for metric in (None, "max"):
+        extra = [] if metric is None else ["--metric", metric]
+        _run("rf", *BASE, "--layer", "relu3", "--channels", "2", "5", "7", "--stimuli",
+             str(stim_dir), "--window", "4", "--stride", "4", "--method", "occlusion", *extra,
+             "--out", str(tmp_path / f"rf{metric}"))
+        with h5py.File(tmp_path / f"rf{metric}" / "receptive_fields.h5") as f:
+            assert f.attrs["metric"] == (metric or "mean")
+            for c in (2, 5, 7):
+                ref = occlusion_map(info, x, ("relu3", c), window=4, stride=4,
+                                    metric=metric or "mean")
+                np.testing.assert_allclose(f[f"occlusion/c{c}"][...], ref, rtol=1e-4,
+                                           atol=1e-6 * max(1.0, np.abs(ref).max()))
+    with h5py.File(tmp_path / "rfNone" / "receptive_fields.h5") as a, \
+            h5py.File(tmp_path / "rfmax" / "receptive_fields.h5") as b:
+        assert not np.allclose(a["occlusion/c2"][...], b["occlusion/c2"][...])
+    _run("minstim", *BASE, "--layer", "relu3", "--channels", "4", "6", "--stimuli",
+         str(stim_dir), "--n-segments", "9", "--parcellation", "grid",
+         "--out", str(tmp_path / "min"))
+    with open(tmp_path / "min" / "minimal_stimuli.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 12 and {r["metric"] for r in rows} == {"mean"}
+    with h5py.File(tmp_path / "min" / "minimal_stimuli.h5") as f:
+        for r in rows:
+            i = int(r["stim_id"][1:])
+            if r["note"]:
+                continue
+            alone = minimal_stimulus(info, x[i], ("relu3", int(r["channel"])), n_segments=9,
+                                     method="grid")
+            assert int(r["n_kept"]) == len(alone.kept)
+            np.testing.assert_array_equal(f[f"masks/c{r['channel']}"][i], alone.mask)

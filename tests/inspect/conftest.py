@@ -1,5 +1,7 @@
 """Tiny networks and images shared by the inspection tests."""
 
+import contextlib
+
 import pytest
 import torch
 from torch import nn
@@ -58,3 +60,23 @@ def alexnet_spec():
     from neuroprobe.models import build_model
 
     return build_model("alexnet", weights=None, random_state=0)
+
+
+@contextlib.contextmanager
+def count_forward(module):
+    """Count the forward passes of ``module`` (and the images they carry) with a pre-hook.
+
+    A pre-hook runs even when the pass is stopped early (after the last needed layer).
+    """
+    calls = {"passes": 0, "images": 0, "inputs": []}
+
+    def hook(_module, args):
+        calls["passes"] += 1
+        calls["images"] += len(args[0])
+        calls["inputs"].append(args[0].detach().clone())
+
+    handle = module.register_forward_pre_hook(hook)
+    try:
+        yield calls
+    finally:
+        handle.remove()

@@ -64,3 +64,36 @@ def test_minimal_stimulus_keeps_response(tiny_cnn, method):
 def test_minimal_stimulus_needs_positive_response(tiny_cnn):
     with pytest.raises(ValueError, match="positive response"):
         minimal_stimulus(tiny_cnn, torch.zeros(3, 16, 16), ("relu3", 0), method="grid")
+
+
+def _rows(calls):
+    """The distinct input images a run sent through the network (as bytes)."""
+    return [row.numpy().tobytes() for batch in calls["inputs"] for row in batch]
+
+
+@pytest.mark.parametrize("metric", ["mean", "max"])
+def test_multi_target_equals_one_at_a_time_and_shares_passes(tiny_cnn, metric):
+    from tests.inspect.conftest import count_forward
+
+    image = _blocks()
+    targets = [("relu3", 4), ("relu2", 1), ("relu3", 4), ("conv3", 4, 3, 3)]
+    kwargs = dict(n_segments=9, method="grid", threshold=0.7, batch_size=5, metric=metric)
+    with count_forward(tiny_cnn) as joint_calls:
+        joint = minimal_stimulus(tiny_cnn, image, targets, **kwargs)
+    assert isinstance(joint, list) and len(joint) == 4
+    separate_rows = set()
+    for t, res in zip(targets, joint):
+        with count_forward(tiny_cnn) as calls:
+            alone = minimal_stimulus(tiny_cnn, image, t, **kwargs)
+        separate_rows.update(_rows(calls))
+        np.testing.assert_array_equal(res.kept, alone.kept)
+        np.testing.assert_array_equal(res.mask, alone.mask)
+        np.testing.assert_allclose(res.trace, alone.trace, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(res.input, alone.input, rtol=0, atol=0)
+    # every parcel set is evaluated once for all targets: the joint run sends exactly the union
+    # of the images the separate runs needed, each once (the repeated target costs nothing)
+    joint_rows = _rows(joint_calls)
+    assert len(joint_rows) == len(set(joint_rows)) == len(separate_rows)
+    assert set(joint_rows) == separate_rows
+    # the paths differ between the targets (the test is not trivial)
+    assert len({tuple(r.kept) for r in joint}) >= 2

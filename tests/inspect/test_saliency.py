@@ -107,3 +107,122 @@ def test_alexnet_alias_guided(alexnet_spec):
     g = saliency(alexnet_spec, x, ("conv2", 5), method="guided")
     v = saliency(alexnet_spec, x, ("conv2", 5))
     assert g.shape == (2, 3, 64, 64) and np.abs(v).sum() > 0 and not np.allclose(g, v)
+
+
+def _one_at_a_time(net, x, target, method, metric="mean", n_samples=4, seed=0, guided=False):
+    """Brute-force reference: the gradient of one target, one image at a time, by autograd.
+
+    SmoothGrad draws the noise exactly as ``saliency`` documents it (per batch of images,
+    ``(n_images, n_samples, C, H, W)`` standard normal times ``noise_level * (max - min)``).
+    """
+    from neuroprobe.inspect.targets import Target, target_values
+
+    t = Target(*target)
+    module = dict(net.named_modules())[t.layer]
+    if method == "smoothgrad":
+        gen = torch.Generator().manual_seed(seed)
+        span = (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3))).view(-1, 1, 1, 1, 1)
+        noise = torch.randn((len(x), n_samples, *x.shape[1:]), generator=gen)
+        inputs = x[:, None] + noise * (0.15 * span)
+    else:
+        inputs = x[:, None]
+    out = np.empty(tuple(x.shape), np.float32)
+    ctx = guided_relus(net) if guided else torch.enable_grad()
+    with ctx:
+        for i in range(len(x)):
+            grads = []
+            for s in range(inputs.shape[1]):
+                xi = inputs[i, s : s + 1].clone().requires_grad_(True)
+                store = {}
+
+                def hook(_m, _a, o, store=store):
+                    store["o"] = o.clone()  # returns None: the module's output is unchanged
+
+                handle = module.register_forward_hook(hook)
+                net(xi)
+                handle.remove()
+                target_values(store["o"], t, metric=metric).sum().backward()
+                grads.append(xi.grad[0])
+            g = torch.stack(grads).mean(0)
+            out[i] = (g * x[i] if method == "gradient_x_input" else g).numpy()
+    return out
+
+
+TARGETS = [("relu2", 3), ("conv3", 1, 2, 5), ("relu3", 6), ("conv1", 0)]
+
+
+@pytest.mark.parametrize("method", ["vanilla", "guided", "smoothgrad", "gradient_x_input"])
+@pytest.mark.parametrize("metric", ["mean", "max"])
+def test_multi_target_equals_one_unit_at_a_time(tiny_cnn, images, method, metric):
+    x = images[:3]
+    got = saliency(tiny_cnn, x, TARGETS, method=method, metric=metric, n_samples=4,
+                   random_state=0, batch_size=4)
+    assert got.shape == (4, 3, 3, 16, 16)
+    for k, t in enumerate(TARGETS):
+        ref = _one_at_a_time(tiny_cnn, x, t, method, metric, guided=method == "guided")
+        scale = np.abs(ref).max()
+        assert scale > 0
+        np.testing.assert_allclose(got[k], ref, rtol=1e-4,
+                                   atol=64 * np.finfo(np.float32).eps * scale)
+        alone = saliency(tiny_cnn, x, t, method=method, metric=metric, n_samples=4,
+                         random_state=0, batch_size=4)
+        np.testing.assert_allclose(got[k], alone, rtol=1e-5,
+                                   atol=16 * np.finfo(np.float32).eps * scale)
+
+
+def test_forward_passes_do_not_depend_on_targets(tiny_cnn, images):
+    from tests.inspect.conftest import count_forward
+
+    counts = []
+    for targets in (TARGETS[:1], TARGETS[:3], TARGETS + [("relu3", c) for c in range(10)]):
+        for method in ("vanilla", "smoothgrad"):
+            with count_forward(tiny_cnn) as calls:
+                saliency(tiny_cnn, images, targets, method=method, n_samples=3, batch_size=6,
+                         random_state=0)
+            counts.append((method, calls["passes"], calls["images"]))
+    # vanilla: 5 images in batches of 6 -> 1 pass; smoothgrad: 2 images x 3 samples per pass
+    assert counts == [("vanilla", 1, 5), ("smoothgrad", 3, 15)] * 3
+
+
+def test_result_carries_images_in_the_maps_frame(alexnet_spec):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pics = [Image.fromarray(rng.integers(0, 255, (175, 175, 3), dtype=np.uint8)) for _ in range(2)]
+    res = saliency(alexnet_spec, pics, ("conv1", 3), metric="max")
+    x = torch.stack([alexnet_spec.preprocess(p) for p in pics])
+    assert res.maps.shape == tuple(x.shape) and type(res.maps) is np.ndarray
+    assert res.images.shape == (2, x.shape[2], x.shape[3], 3) and res.metric == "max"
+    # the images are the preprocessed inputs with the normalisation undone
+    mean = torch.tensor(alexnet_spec.preprocess_info["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(alexnet_spec.preprocess_info["std"]).view(1, 3, 1, 1)
+    expected = (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(res.images, expected, rtol=1e-5, atol=1e-6)
+    # derived arrays are plain maps: they do not pretend to carry images
+    assert res[:1].images is None and (res * 2).images is None
+
+
+def test_metric_is_checked(tiny_cnn, images):
+    with pytest.raises(ValueError, match="metric must be one of"):
+        saliency(tiny_cnn, images, ("conv1", 0), metric="median")
+
+
+def test_plot_saliency_checks_the_frame(alexnet_spec):
+    from neuroprobe.plotting import plot_saliency
+
+    rng = np.random.default_rng(1)
+    originals = rng.integers(0, 255, (2, 175, 175, 3), dtype=np.uint8)
+    res = saliency(alexnet_spec, originals, ("conv1", 3))
+    assert res.shape[-2:] != (175, 175)  # the preprocessing resizes
+    # the original pictures beside the preprocessed maps: a clear error, not a wrong overlay
+    with pytest.raises(ValueError, match=r"175 x 175 pixels but its map is .*preprocessed"):
+        plot_saliency(originals, res)
+    with pytest.raises(ValueError, match="2 image"):
+        plot_saliency(res.images, res.maps[:1])
+    with pytest.raises(ValueError, match="SaliencyMaps"):
+        plot_saliency(res[:1])
+    # the result itself: images in the maps' frame, the target and metric in the titles
+    fig = plot_saliency(res)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "saliency conv1:c3 (vanilla, mean)" in titles
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), res.images[0])

@@ -60,8 +60,6 @@ def test_regularisers_and_blur_run(tiny_cnn):
     assert np.isfinite(res.trace).all() and res.targets[0].channel == 1
     with pytest.raises(ValueError, match="blur_every"):
         optimal_stimulus(tiny_cnn, ("relu2", 1), n_iter=2, blur_every=2)
-    with pytest.raises(ValueError, match="same layer"):
-        optimal_stimulus(tiny_cnn, [("relu2", 1), ("relu3", 1)], n_iter=2)
 
 
 def test_weights_untouched(tiny_cnn):
@@ -70,3 +68,22 @@ def test_weights_untouched(tiny_cnn):
     for k, v in tiny_cnn.state_dict().items():
         torch.testing.assert_close(v, before[k])
     assert all(p.requires_grad for p in tiny_cnn.parameters())
+
+
+def test_targets_in_several_layers_one_pass_per_step(tiny_cnn):
+    from tests.inspect.conftest import count_forward
+
+    targets = [("relu2", 1), ("relu3", 1, 2, 2), ("conv3", 4)]
+    with count_forward(tiny_cnn) as calls:
+        res = optimal_stimulus(tiny_cnn, targets, n_iter=4, input_shape=(3, 16, 16),
+                               random_state=0, metric="max")
+    # one pass for the start value, then per step one for the ascent and one for the trace
+    assert calls["passes"] == 1 + 2 * 4 and calls["images"] == 3 * (1 + 2 * 4)
+    # each row of the trace is the value of its own target on its own image
+    with torch.no_grad():
+        x = torch.from_numpy(res.inputs)
+        h2 = torch.relu(tiny_cnn.conv2(torch.relu(tiny_cnn.conv1(x))))
+        c3 = tiny_cnn.conv3(h2)
+    expected = [h2[0, 1].max(), torch.relu(c3)[1, 1, 2, 2], c3[2, 4].max()]
+    np.testing.assert_allclose(res.trace[-1], [float(v) for v in expected], rtol=1e-5,
+                               atol=1e-6)

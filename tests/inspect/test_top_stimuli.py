@@ -38,7 +38,8 @@ def test_equals_argsort_of_full_activations(tiny_cnn, stimset, metric):
 def test_single_units_and_channel_subset(tiny_cnn, stimset):
     ext = DNNFeatureExtractor(tiny_cnn, layers=["conv1", "relu2"]).fit(stimset)
     full = ext.transform(stimset)[:, ext.feature_slices_["relu2"]].reshape(23, 8, 6, 6)
-    res = top_stimuli(ext, stimset, "relu2", units=[3, (5, 2, 4)], k=23, chunk_size=6)
+    res = top_stimuli(ext, stimset, "relu2", units=[3, (5, 2, 4)], k=23, chunk_size=6,
+                      metric="max")
     scores = np.stack([full[:, 3].reshape(23, -1).max(1), full[:, 5, 2, 4]], axis=1)
     idx, vals = _reference(scores, 23)
     np.testing.assert_array_equal(res.indices, idx)
@@ -64,10 +65,20 @@ def test_unpooled_act_file(tiny_cnn, stimset, tmp_path):
     ext = DNNFeatureExtractor(tiny_cnn, layers=["relu2"]).fit(stimset)
     full = ext.transform(stimset).reshape(23, 8, 6, 6)
     path = ext.extract_to_file(stimset, tmp_path / "b.act.h5")
-    res = top_stimuli(path, stimset, "relu2", units=[(1, 0, 3), 6], k=5, chunk_size=3)
+    res = top_stimuli(path, stimset, "relu2", units=[(1, 0, 3), 6], k=5, chunk_size=3,
+                      metric="max")
     scores = np.stack([full[:, 1, 0, 3], full[:, 6].reshape(23, -1).max(1)], axis=1)
     idx, _ = _reference(scores, 5)
     np.testing.assert_array_equal(res.indices, idx)
+    # the default metric is the spatial mean, as in every other inspection function
+    default = top_stimuli(path, stimset, "relu2", units=[(1, 0, 3), 6], k=5, chunk_size=3)
+    scores = np.stack([full[:, 1, 0, 3], full[:, 6].reshape(23, -1).mean(1)], axis=1)
+    idx, vals = _reference(scores, 5)
+    assert default.metric == "mean"
+    np.testing.assert_array_equal(default.indices, idx)
+    np.testing.assert_allclose(default.values, vals, rtol=1e-5)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        top_stimuli(path, stimset, "relu2", metric="sum")
 
 
 def test_bad_units(tiny_cnn, stimset):
