@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -54,6 +55,14 @@ def build_parser():
     return parser
 
 
+def _one_line(exc):
+    """The message of ``exc`` on one line: every line kept (the cause of an I/O error is often on
+    the second one), whitespace collapsed; for KeyError the text without its quotes."""
+    text = exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else str(exc)
+    lines = [" ".join(line.split()) for line in str(text).strip().splitlines()]
+    return " ".join(line for line in lines if line) or type(exc).__name__
+
+
 def main(argv=None):
     """Run the command line; return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -71,9 +80,15 @@ def main(argv=None):
     except Exception as exc:  # noqa: BLE001 - one-line message is the contract
         if debug:
             raise
-        message = str(exc).strip().splitlines()
-        text = message[0] if message else type(exc).__name__
+        text = _one_line(exc)
         print(f"neuroprobe {args.command}: error: {type(exc).__name__}: {text}", file=sys.stderr)
+        if getattr(exc, "hdf5_failed", False):
+            # HDF5 failed in the middle of a write (disk full, file-size limit): it cannot close
+            # that file, and its exit handler would crash the interpreter (segmentation fault).
+            # The message is out; end the process without the library's teardown.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         return 1
     return int(result or 0)
 
