@@ -188,3 +188,18 @@ def memory_budget(default_bytes=2 * 1024**3):
         return int(min(default_bytes, pages // 4))
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
         return default_bytes
+
+
+def check_output_folder(path, what="--out"):
+    """Check before a long computation that the folder ``path`` can be created or written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(_errno.ENOTDIR, f"{what} {path} is a file; give a folder")
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise NotADirectoryError(_errno.ENOTDIR, f"{what} {path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(_errno.EACCES, f"{what} {path}: folder {probe} is not writable")
+    return path

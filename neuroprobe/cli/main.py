@@ -55,6 +55,36 @@ def build_parser():
     return parser
 
 
+#: Accepted ``--out`` endings per command, checked before the command runs (commands that write
+#: a folder are in ``FOLDER_OUTPUTS``; the others are checked for a writable folder only).
+OUT_SUFFIXES = {
+    "extract": (".h5", ".hdf5"),
+    "reduce": (".npz",),
+    "probe": (".csv",),
+    "decode": (".csv",),
+    "rdm": (".h5", ".hdf5"),
+    "rsa": (".csv",),
+    "roi": (".h5", ".hdf5", ".csv"),
+    "hrf": (".h5", ".hdf5", ".csv"),
+}
+FOLDER_OUTPUTS = {
+    "demo", "topstim", "saliency", "optstim", "rf", "minstim", "ablate", "finetune", "view",
+}
+
+
+def check_out(args):
+    """Check ``--out`` (suffix, folder exists or can be made, writable) before any computation."""
+    from neuroprobe._utils import check_output_folder, check_output_path
+
+    out = getattr(args, "out", None)
+    if out is None:
+        return
+    if args.command in FOLDER_OUTPUTS:
+        check_output_folder(out)
+    else:
+        check_output_path(out, OUT_SUFFIXES.get(args.command))
+
+
 def _one_line(exc):
     """The message of ``exc`` on one line: every line kept (the cause of an I/O error is often on
     the second one), whitespace collapsed; for KeyError the text without its quotes."""
@@ -73,6 +103,7 @@ def main(argv=None):
         return 2
     debug = args.debug or "--debug" in argv
     try:
+        check_out(args)
         result = args.func(args)
     except KeyboardInterrupt:
         print("neuroprobe: interrupted", file=sys.stderr)
