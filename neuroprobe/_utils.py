@@ -43,6 +43,32 @@ def atomic_path(path, suffix=".tmp"):
         raise
 
 
+@contextlib.contextmanager
+def atomic_h5(path):
+    """Yield a new HDF5 file (``h5py.File``) built in memory; on success its image is written to
+    a temporary file beside ``path`` and renamed onto it.
+
+    HDF5 itself never writes to the disk, so a full disk or a file-size limit gives one
+    :class:`WriteError` "cannot write <path>: <cause>" from Python's own write, never an HDF5
+    failure (which HDF5 cannot recover from: tracebacks, then a crash at exit). For files that fit
+    in memory (RDMs, ROI and HRF tables, saliency maps); stream large files instead.
+    """
+    import h5py
+
+    path = Path(path)
+    fh = h5py.File(
+        f"{path.name}.{os.getpid()}.{id(path)}", "w", driver="core", backing_store=False
+    )
+    try:
+        yield fh
+        fh.flush()
+        image = fh.id.get_file_image()
+    finally:
+        fh.close()
+    with atomic_path(path, suffix=path.suffix or ".h5") as tmp, open(tmp, "wb") as out:
+        out.write(image)
+
+
 class WriteError(OSError):
     """A file could not be written (disk full, file-size limit, ...); the message names the
     user's path and the cause on one line.
@@ -127,10 +153,10 @@ def check_output_path(path, suffixes=None, what="--out"):
     """
     path = Path(path)
     name = path.name.lower()
-    if suffixes and not any(name.endswith(s.lower()) for s in suffixes):
-        raise ValueError(f"{what} {path}: expected a name ending in {' or '.join(suffixes)}")
     if path.is_dir():
         raise ValueError(f"{what} {path} is a folder; give a file name")
+    if suffixes and not any(name.endswith(s.lower()) for s in suffixes):
+        raise ValueError(f"{what} {path}: expected a name ending in {' or '.join(suffixes)}")
     parent = path.parent if str(path.parent) else Path(".")
     probe = parent
     while not probe.exists() and probe != probe.parent:

@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 PARTIAL_SUFFIX = ".partial"
+_ABANDONED = []  # HDF5 files whose write failed (see ActivationWriter._abandon)
 _IDENTITY_KEYS = ("model", "weights_id", "preprocess", "layers", "pooling", "channels", "n_stimuli")
 
 
@@ -150,7 +151,7 @@ class _WriterLock:
 
 def _is_lock_error(exc):
     text = str(exc).lower()
-    return "lock" in text and ("errno = 11" in text or "unavailable" in text or "errno = 35" in text)
+    return "lock" in text and any(k in text for k in ("errno = 11", "errno = 35", "unavailable"))
 
 
 def _stim_keys_of(handle):
@@ -409,7 +410,7 @@ class ActivationWriter:
                 self.file.attrs["n_done"] = int(stop)
             self.file.flush()
         except (OSError, RuntimeError) as exc:
-            self._failed = True
+            self._abandon()
             raise self._write_error(exc) from exc
         if stop is not None:
             self.n_done = int(stop)
@@ -424,7 +425,7 @@ class ActivationWriter:
             self.file.attrs["complete"] = True
             self.file.close()
         except (OSError, RuntimeError) as exc:
-            self._failed = True
+            self._abandon()
             raise self._write_error(exc) from exc
         self.file = None
         os.replace(self.tmp, self.path)
@@ -438,6 +439,13 @@ class ActivationWriter:
                 self.file.close()
             self.file = None
         self._release()
+
+    def _abandon(self):
+        """After HDF5 failed in a write: keep the file object alive and never close it (closing or
+        freeing it makes HDF5 write again, fail, and at worst crash); the next run finds the
+        partial file damaged and starts over."""
+        _ABANDONED.append(self.file)
+        self.file = None
 
     def _release(self):
         lock = getattr(self, "_lock", None)
