@@ -238,24 +238,33 @@ class ActivationWriter:
             self.tmp.unlink()
         if self.file is not None:
             return
+        # the skeleton is built in memory and written by Python: a full disk here is a clean
+        # OSError, never an HDF5 failure (which HDF5 cannot recover from)
+        mem = h5py.File(f"{self.tmp.name}.{os.getpid()}", "w", driver="core", backing_store=False)
         try:
-            self.file = h5py.File(self.tmp, "w")
             for key, value in self.identity.items():
-                self.file.attrs[key] = value
-            self.file.attrs["neuroprobe_version"] = _version()
-            self.file.attrs["complete"] = False
-            self.file.attrs["n_done"] = 0
-            self.file.create_dataset(
-                "stim_ids", data=self.stim_ids, dtype=h5py.string_dtype("utf-8")
-            )
+                mem.attrs[key] = value
+            mem.attrs["neuroprobe_version"] = _version()
+            mem.attrs["complete"] = False
+            mem.attrs["n_done"] = 0
+            mem.create_dataset("stim_ids", data=self.stim_ids, dtype=h5py.string_dtype("utf-8"))
             if self.stim_keys is not None:
-                self.file.create_dataset(
+                mem.create_dataset(
                     "stim_keys", data=self.stim_keys, dtype=h5py.string_dtype("utf-8")
                 )
-            self.file.create_group("layers")
-            self.file.flush()
-        except (OSError, RuntimeError) as exc:
+            mem.create_group("layers")
+            mem.flush()
+            image = mem.id.get_file_image()
+        finally:
+            mem.close()
+        try:
+            with open(self.tmp, "wb") as fh:
+                fh.write(image)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                self.tmp.unlink()
             raise self._write_error(exc) from exc
+        self.file = h5py.File(self.tmp, "a")
 
     def _discard(self, why):
         warnings.warn(f"partial file {self.tmp} {why}; starting over", stacklevel=4)
