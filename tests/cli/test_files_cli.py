@@ -169,6 +169,15 @@ class _no_warning:
         self._w.__exit__(*exc)
 
 
+def test_extract_under_a_limit_smaller_than_an_empty_file(stims, tmp_path):
+    # before: h5py tracebacks at the creation of the partial file, then exit 139
+    out = tmp_path / "tiny.act.h5"
+    res = _limited(1500, "check", *_extract_args(stims, out), cwd=tmp_path)
+    assert res.returncode == 1, res.stderr[-3000:]
+    assert f"cannot write {out}: File too large" in _one_error_line(res.stderr)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".tiny", "tiny"))]
+
+
 def test_rdm_under_a_file_size_limit_gives_one_line_naming_the_path(tmp_path):
     rng = np.random.default_rng(0)
     acts = write_activations(
