@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno as _errno
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -29,10 +31,143 @@ def atomic_path(path, suffix=".tmp"):
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if not write_failure(exc):
+            raise
+        raise write_error(path, exc) from exc  # name the user's path, not the temporary file
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def atomic_h5(path):
+    """Yield a new HDF5 file (``h5py.File``) built in memory; on success its image is written to
+    a temporary file beside ``path`` and renamed onto it.
+
+    HDF5 itself never writes to the disk, so a full disk or a file-size limit gives one
+    :class:`WriteError` "cannot write <path>: <cause>" from Python's own write, never an HDF5
+    failure (which HDF5 cannot recover from: tracebacks, then a crash at exit). For files that fit
+    in memory (RDMs, ROI and HRF tables, saliency maps); stream large files instead.
+    """
+    import h5py
+
+    path = Path(path)
+    fh = h5py.File(
+        f"{path.name}.{os.getpid()}.{id(path)}", "w", driver="core", backing_store=False
+    )
+    try:
+        yield fh
+        fh.flush()
+        image = fh.id.get_file_image()
+    finally:
+        fh.close()
+    with atomic_path(path, suffix=path.suffix or ".h5") as tmp, open(tmp, "wb") as out:
+        out.write(image)
+
+
+class WriteError(OSError):
+    """A file could not be written (disk full, file-size limit, ...); the message names the
+    user's path and the cause on one line.
+
+    ``hdf5_failed`` is true when the HDF5 library failed in the middle of a write: HDF5 cannot
+    close such a file cleanly, so the command line ends the process without HDF5's exit handler
+    (which would crash).
+    """
+
+    hdf5_failed = False
+
+    def __init__(self, message, errno=None):
+        super().__init__(message)
+        self.errno = errno
+
+
+_HDF5_CAUSE = re.compile(r"error message = '([^']+)'")
+_HDF5_ERRNO = re.compile(r"errno = (\d+)")
+
+
+def write_failure(exc):
+    """Whether ``exc`` (raised while writing) is a failure of the storage (errno or HDF5 write)."""
+    if isinstance(exc, WriteError):
+        return False  # already explained
+    text = str(exc)
+    if isinstance(exc, OSError) and exc.errno in (
+        _errno.ENOSPC, _errno.EFBIG, _errno.EDQUOT, _errno.EIO, _errno.EROFS, _errno.EACCES
+    ):
+        return True
+    return bool(_HDF5_ERRNO.search(text) or "write failed" in text)
+
+
+def io_cause(exc):
+    """The cause of an I/O error in a few words (``"No space left on device"``).
+
+    HDF5 errors carry it in the middle of a long, multi-line message (``... errno = 28, error
+    message = 'No space left on device' ...``); plain ``OSError`` in ``strerror``.
+    """
+    text = str(exc)
+    found = _HDF5_CAUSE.search(text)
+    if found:
+        return found.group(1)
+    found = _HDF5_ERRNO.search(text)
+    if found:
+        return os.strerror(int(found.group(1)))
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines) or type(exc).__name__
+
+
+def write_error(path, exc, detail=""):
+    """A :class:`WriteError` "cannot write <path>: <cause>" from the error ``exc``."""
+    text = str(exc)
+    number = getattr(exc, "errno", None)
+    found = _HDF5_ERRNO.search(text)
+    if found:
+        number = int(found.group(1))
+    err = WriteError(f"cannot write {path}: {io_cause(exc)}{detail}")
+    err.errno = number or _errno.EIO
+    err.hdf5_failed = bool(found or "write failed" in text)
+    return err
+
+
+def check_output_path(path, suffixes=None, what="--out"):
+    """Check before a long computation that ``path`` can be written.
+
+    Parameters
+    ----------
+    path : str or path-like
+    suffixes : sequence of str, optional
+        Accepted endings (case-insensitive), e.g. ``(".csv",)``.
+    what : str
+        How the user gave the path (for the message).
+
+    Raises
+    ------
+    ValueError
+        Wrong suffix, or the path is a folder.
+    OSError
+        The folder (or its nearest existing parent) is not a writable folder.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder; give a file name")
+    if suffixes and not any(name.endswith(s.lower()) for s in suffixes):
+        raise ValueError(f"{what} {path}: expected a name ending in {' or '.join(suffixes)}")
+    parent = path.parent if str(path.parent) else Path(".")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise NotADirectoryError(
+            _errno.ENOTDIR, f"{what} {path}: {probe} is a file, not a folder"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(_errno.EACCES, f"{what} {path}: folder {probe} is not writable")
+    return path
 
 
 def check_finite(array, name="X"):
@@ -79,3 +214,18 @@ def memory_budget(default_bytes=2 * 1024**3):
         return int(min(default_bytes, pages // 4))
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
         return default_bytes
+
+
+def check_output_folder(path, what="--out"):
+    """Check before a long computation that the folder ``path`` can be created or written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(_errno.ENOTDIR, f"{what} {path} is a file; give a folder")
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise NotADirectoryError(_errno.ENOTDIR, f"{what} {path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(_errno.EACCES, f"{what} {path}: folder {probe} is not writable")
+    return path

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroprobe._utils import atomic_path
+from neuroprobe._utils import atomic_h5, atomic_path
 from neuroprobe.cli.main import CLIError, add_common_arguments
 
 ROI_EXAMPLE = """example:
@@ -82,7 +82,7 @@ def _write_table(array, names, out, dataset, attrs=None):
     if suffix in (".h5", ".hdf5"):
         import h5py
 
-        with atomic_path(out, suffix=".h5") as tmp, h5py.File(tmp, "w") as fh:
+        with atomic_h5(out) as fh:  # built in memory: a full disk is one clean error
             dset = fh.create_dataset(dataset, data=np.asarray(array, np.float32))
             for key, value in (attrs or {}).items():
                 dset.attrs[key] = value

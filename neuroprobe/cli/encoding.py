@@ -195,34 +195,43 @@ class _Targets:
             f"(the vector of the {self.masker.n_features_out_} voxels in the mask, in mask order)"
         )
 
-    def write_map(self, values, out, description=None):
+    def map_suffixes(self):
+        """The output suffixes a map of these targets can have."""
+        if self.masker is None:
+            return (".npy", ".csv")
+        return tuple(_IMAGE_SUFFIXES.get(self.masker.format_, ())) + (".npy", ".csv")
+
+    def write_map(self, values, out, description=None, tmp=None):
         """Write a per-target map: an image like the input (brain), else .npy / .csv.
 
         Images have NaN outside the mask and at voxels dropped for NaN/inf data, and
         ``description`` in their header (NIfTI ``descrip``); ``.npy`` / ``.csv`` hold the vector
-        (one value per kept voxel, in mask order).
+        (one value per kept voxel, in mask order). With ``tmp`` the map is written there in the
+        format of ``out`` (the caller renames it); otherwise to a temporary file renamed onto
+        ``out``.
         """
         from neuroprobe._utils import atomic_path
 
         out = Path(out)
+        if tmp is None:
+            suffix = "".join(out.suffixes[-2:]) if self.masker is not None else out.suffix
+            with atomic_path(out, suffix=suffix or ".npy") as tmp:
+                return self.write_map(values, out, description, tmp)
         if self.masker is not None and not out.name.lower().endswith((".npy", ".csv")):
             img = self.masker.inverse_transform(
                 np.asarray(values, dtype=np.float32), fill=np.nan, description=description
             )
             if isinstance(img, tuple):
                 raise CLIError("GIFTI pair maps need two outputs; use the Python API")
-            suffix = "".join(s for s in out.suffixes[-2:]) or ".nii.gz"
-            with atomic_path(out, suffix=suffix) as tmp:
-                img.to_filename(str(tmp))
+            img.to_filename(str(tmp))
             return
-        with atomic_path(out, suffix=out.suffix or ".npy") as tmp:
-            if out.suffix == ".csv":
-                np.savetxt(
-                    tmp, np.asarray(values)[None] if np.ndim(values) == 1 else values, delimiter=","
-                )
-            else:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, np.asarray(values))
+        if out.suffix == ".csv":
+            np.savetxt(
+                tmp, np.asarray(values)[None] if np.ndim(values) == 1 else values, delimiter=","
+            )
+        else:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(values))
 
     def close(self):
         if self._file is not None:
@@ -269,12 +278,20 @@ def _write_table(table, out):
     out = Path(out)
     flat = table.copy()
     flat["scores"] = [" ".join(f"{v:.6g}" for v in s) for s in flat["scores"]]
-    with atomic_path(out, suffix=".csv") as tmp:
+    confusion = out.with_suffix(".confusion.npz")
+    import contextlib
+
+    with contextlib.ExitStack() as stack:  # both to temporary files, then both renamed
+        tmp = stack.enter_context(atomic_path(out, suffix=".csv"))
         flat.to_csv(tmp)
-    if table.attrs.get("confusion"):
-        arrays = {f"confusion/{k}": v for k, v in table.attrs["confusion"].items()}
-        arrays["classes"] = np.asarray(table.attrs["classes"]).astype(str)
-        np.savez(out.with_suffix(".confusion.npz"), **arrays)
+        if table.attrs.get("confusion"):
+            arrays = {f"confusion/{k}": v for k, v in table.attrs["confusion"].items()}
+            arrays["classes"] = np.asarray(table.attrs["classes"]).astype(str)
+            tmp = stack.enter_context(atomic_path(confusion, suffix=".npz"))
+            with open(tmp, "wb") as fh:  # a file object: np.savez adds no second suffix
+                np.savez(fh, **arrays)
+    if not table.attrs.get("confusion") and confusion.exists():
+        confusion.unlink()  # confusion matrices of an earlier run: not of this table
 
 
 # --------------------------------------------------------------------------- commands
@@ -361,7 +378,14 @@ def _run_encode(args):
     X = feats[args.layer[0]]
     targets = _Targets(args.targets, args.mask, args.dataset)
     try:
+        from neuroprobe._utils import check_output_path
+
         targets.check_out(args.out)
+        outputs = [Path(args.out)] + (
+            [_sibling(args.out, n) for n in ("pvalue", "pvalue_fwe")] if args.n_permutations else []
+        )
+        for path in outputs:  # before the long computation, not after it
+            check_output_path(path, targets.map_suffixes())
         index = _rows_by_ids(targets, args.targets, args.target_ids, stim_ids, X.shape[0],
                              "--target-ids")
         if index is not None:  # activations in the targets' stimulus order
@@ -378,8 +402,7 @@ def _run_encode(args):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 acc = np.nanmean(scores, axis=0)
-        targets.write_map(acc, args.out, _map_description(args, "score"))
-        written = [str(args.out)]
+        maps = {Path(args.out): (acc, _map_description(args, "score"))}
         if args.n_permutations:
             test = PermutationTest(
                 enc,
@@ -389,9 +412,9 @@ def _run_encode(args):
                 n_jobs=args.n_jobs,
             ).fit(X, targets.Y, groups=groups)
             for name, values in (("pvalue", test.pvalue_), ("pvalue_fwe", test.pvalue_fwe_)):
-                path = _sibling(args.out, name)
-                targets.write_map(np.atleast_1d(values), path, _map_description(args, name))
-                written.append(str(path))
+                maps[_sibling(args.out, name)] = (np.atleast_1d(values),
+                                                  _map_description(args, name))
+        written = _write_maps_together(targets, maps, args)
         written.append(_write_cv_sidecar(args, splitter, enc, groups, written))
     finally:
         targets.close()
@@ -472,6 +495,28 @@ def _encoder(args):
         backend=backend,
         device=args.device,
     )
+
+
+def _write_maps_together(targets, maps, args):
+    """Write every map to a temporary file, then rename them all (a failure or an interrupt
+    before the renames leaves the old files as they were). P-value maps of an earlier run
+    beside ``--out`` that this run does not replace are removed: they belong to another score
+    map."""
+    import contextlib
+
+    from neuroprobe._utils import atomic_path
+
+    with contextlib.ExitStack() as stack:
+        for out, (values, description) in maps.items():
+            suffix = "".join(out.suffixes[-2:]) if targets.masker is not None else out.suffix
+            tmp = stack.enter_context(atomic_path(out, suffix=suffix or ".npy"))
+            targets.write_map(values, out, description, tmp)
+    for name in ("pvalue", "pvalue_fwe"):
+        stale = _sibling(args.out, name)
+        if stale not in maps and stale.exists():
+            stale.unlink()
+            print(f"removed {stale} (p-values of an earlier run, not of this score map)")
+    return [str(p) for p in maps]
 
 
 def _sibling(out, name, ext=None):

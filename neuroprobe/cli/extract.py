@@ -15,7 +15,9 @@ EXTRACT_EPILOG = """example:
 --stimuli takes a stimulus CSV (columns stim_id, path, ...), a folder of files or a DNNBrain
 .stim.csv. --weights takes DEFAULT, a torchvision weights enum name (IMAGENET1K_V1), a checkpoint
 path, or 'none' for random weights seeded by --seed. An interrupted run resumes when rerun with the
-same arguments.
+same arguments (and unchanged stimulus files; a changed one makes it start over). One extraction
+per --out at a time. Until it completes, the file is OUT.partial and no command reads it
+('neuroprobe info OUT.partial' shows how far it got).
 """
 
 LAYERS_EPILOG = """example:
@@ -23,8 +25,10 @@ LAYERS_EPILOG = """example:
   neuroprobe layers --model resnet18 --input-shape 3 64 64
 """
 
-INFO_EPILOG = """example:
+INFO_EPILOG = """examples:
   neuroprobe info acts.act.h5
+  neuroprobe info acts.act.h5.partial
+  neuroprobe info saliency/saliency.h5
 """
 
 
@@ -71,8 +75,10 @@ def register(subparsers):
 
     p = subparsers.add_parser(
         "info",
-        help="describe a neuroprobe file (.act.h5, ...)",
-        description="Print the metadata and contents of a neuroprobe file.",
+        help="describe a neuroprobe file (.act.h5, .partial, .rdm.h5, .h5, .npy, .npz)",
+        description="Print the metadata and contents of a neuroprobe file: activation files "
+        "(also unfinished ones: rows written so far), RDM files, and any HDF5, .npy or .npz file "
+        "neuroprobe writes (saliency maps, optimal stimuli, ROI/HRF tables, reduce output).",
         epilog=INFO_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

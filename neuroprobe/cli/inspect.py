@@ -242,9 +242,9 @@ def _write_h5(path, datasets, attrs=None):
     import h5py
     import numpy as np
 
-    from neuroprobe._utils import atomic_path
+    from neuroprobe._utils import atomic_h5
 
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:  # built in memory: a full disk is one clean error
         for name, value in datasets.items():
             value = np.asarray(value)
             if value.dtype.kind in "UO":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -54,6 +55,44 @@ def build_parser():
     return parser
 
 
+#: Accepted ``--out`` endings per command, checked before the command runs (commands that write
+#: a folder are in ``FOLDER_OUTPUTS``; the others are checked for a writable folder only).
+OUT_SUFFIXES = {
+    "extract": (".h5", ".hdf5"),
+    "reduce": (".npz",),
+    "probe": (".csv",),
+    "decode": (".csv",),
+    "rdm": (".h5", ".hdf5"),
+    "rsa": (".csv",),
+    "roi": (".h5", ".hdf5", ".csv"),
+    "hrf": (".h5", ".hdf5", ".csv"),
+}
+FOLDER_OUTPUTS = {
+    "demo", "topstim", "saliency", "optstim", "rf", "minstim", "ablate", "finetune", "view",
+}
+
+
+def check_out(args):
+    """Check ``--out`` (suffix, folder exists or can be made, writable) before any computation."""
+    from neuroprobe._utils import check_output_folder, check_output_path
+
+    out = getattr(args, "out", None)
+    if out is None:
+        return
+    if args.command in FOLDER_OUTPUTS:
+        check_output_folder(out)
+    else:
+        check_output_path(out, OUT_SUFFIXES.get(args.command))
+
+
+def _one_line(exc):
+    """The message of ``exc`` on one line: every line kept (the cause of an I/O error is often on
+    the second one), whitespace collapsed; for KeyError the text without its quotes."""
+    text = exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 else str(exc)
+    lines = [" ".join(line.split()) for line in str(text).strip().splitlines()]
+    return " ".join(line for line in lines if line) or type(exc).__name__
+
+
 def main(argv=None):
     """Run the command line; return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -64,6 +103,7 @@ def main(argv=None):
         return 2
     debug = args.debug or "--debug" in argv
     try:
+        check_out(args)
         result = args.func(args)
     except KeyboardInterrupt:
         print("neuroprobe: interrupted", file=sys.stderr)
@@ -71,9 +111,15 @@ def main(argv=None):
     except Exception as exc:  # noqa: BLE001 - one-line message is the contract
         if debug:
             raise
-        message = str(exc).strip().splitlines()
-        text = message[0] if message else type(exc).__name__
+        text = _one_line(exc)
         print(f"neuroprobe {args.command}: error: {type(exc).__name__}: {text}", file=sys.stderr)
+        if getattr(exc, "hdf5_failed", False):
+            # HDF5 failed in the middle of a write (disk full, file-size limit): it cannot close
+            # that file, and its exit handler would crash the interpreter (segmentation fault).
+            # The message is out; end the process without the library's teardown.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         return 1
     return int(result or 0)
 

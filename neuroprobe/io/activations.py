@@ -8,6 +8,8 @@ Format
   name), ``native_shape`` (output shape of the layer without the batch dimension), ``pooled``
   (bool), ``channels`` (JSON list of kept channel indices, or ``null`` for all).
 * dataset ``stim_ids``: utf-8 strings.
+* dataset ``stim_keys`` (when known): identity of each stimulus's content, a SHA-1 of the file's
+  path, size and modification time, or of the array row.
 * root attributes: ``model``, ``weights_id``, ``preprocess`` (JSON), ``layers`` (JSON list),
   ``pooling`` (``"none"`` when unpooled), ``channels`` (JSON), ``neuroprobe_version``,
   ``n_stimuli``, ``complete`` (bool), ``n_done`` (rows written so far).
@@ -17,17 +19,30 @@ Crash safety
 :class:`ActivationWriter` writes to ``<path>.partial`` and renames it onto ``<path>`` when every row
 is written. After each batch the rows are written, then ``n_done`` is updated and the file flushed.
 A rerun with the same identity (model, weights, preprocessing, layers, pooling, channels, stimulus
-IDs) opens the partial file and continues at ``n_done``; a partial file with another identity, or
-one HDF5 cannot open (killed in the middle of a metadata write), is discarded and the extraction
-starts over.
+IDs and stimulus contents: file path, size and modification time, or a hash of each array row)
+opens the partial file and continues at ``n_done``. A partial file with another identity (e.g. an
+image replaced between the crash and the rerun: the message names it), or a damaged one (killed in
+the middle of a metadata write, disk full: HDF5 cannot open it or its datasets), is discarded with
+a warning and the extraction starts over.
+
+One writer per file: the writer holds an exclusive lock (``.<name>.lock`` beside the file, removed
+when it finishes) while it writes; a second writer of the same path stops with "another extraction
+is writing <path>" and touches nothing. Before each batch the writer checks that the batch fits
+(free disk space, the process's file-size limit); a full disk or a write error gives one
+:class:`~neuroprobe._utils.WriteError` "cannot write <path>: <cause>".
+
+Readers (:func:`open_activations`) refuse incomplete files (``complete`` false), naming how many
+rows were written; only ``neuroprobe info`` (:func:`describe`) and resuming read them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -35,6 +50,8 @@ import numpy as np
 
 __all__ = [
     "ActivationWriter",
+    "ExtractionBusyError",
+    "IncompleteActivationsError",
     "ActivationFile",
     "write_activations",
     "open_activations",
@@ -44,6 +61,7 @@ __all__ = [
 ]
 
 PARTIAL_SUFFIX = ".partial"
+_ABANDONED = []  # HDF5 files whose write failed (see ActivationWriter._abandon)
 _IDENTITY_KEYS = ("model", "weights_id", "preprocess", "layers", "pooling", "channels", "n_stimuli")
 
 
@@ -64,6 +82,82 @@ def _version():
 
 def _chunk_rows(row_nbytes, n_rows, target=1 << 20):
     return int(max(1, min(n_rows, target // max(1, row_nbytes))))
+
+
+class ExtractionBusyError(RuntimeError):
+    """Another process is writing the same activation file."""
+
+
+class IncompleteActivationsError(ValueError):
+    """The activation file is incomplete (an interrupted extraction)."""
+
+
+def lock_path(path):
+    """The lock file of the writer of ``path``: ``.<name>.lock`` in the same folder."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+class _WriterLock:
+    """Exclusive, non-blocking inter-process lock of a file being written (fcntl.flock).
+
+    The lock file is removed on release; a process that opened it before the removal notices that
+    its lock is on an unlinked file (inode check) and takes the new one, so two writers can never
+    both hold the lock.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.file = lock_path(path)
+        self.fd = None
+
+    def acquire(self):
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no lock
+            return self
+        while True:
+            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise ExtractionBusyError(
+                        f"another extraction is writing {self.path} (its lock {self.file} is "
+                        "held); wait for it to finish, or write to another --out"
+                    ) from None
+                raise
+            try:
+                same = os.stat(self.file).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode())
+                return self
+            os.close(fd)  # the holder removed it meanwhile: lock the new one
+
+    def release(self):
+        if self.fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.file)  # while still holding the lock
+        os.close(self.fd)
+        self.fd = None
+
+
+def _is_lock_error(exc):
+    text = str(exc).lower()
+    return "lock" in text and any(k in text for k in ("errno = 11", "errno = 35", "unavailable"))
+
+
+def _stim_keys_of(handle):
+    if "stim_keys" not in handle:
+        return None
+    return handle["stim_keys"].asstr()[:].astype(object)
 
 
 class ActivationWriter:
@@ -105,13 +199,17 @@ class ActivationWriter:
         pooling=None,
         channels=None,
         resume=True,
+        stim_keys=None,
     ):
-        import h5py
-
         self.path = Path(path)
         self.tmp = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         self.stim_ids = np.asarray([str(s) for s in stim_ids], dtype=object)
         n = len(self.stim_ids)
+        self.stim_keys = (
+            None if stim_keys is None else np.asarray([str(k) for k in stim_keys], dtype=object)
+        )
+        if self.stim_keys is not None and len(self.stim_keys) != n:
+            raise ValueError(f"{len(self.stim_keys)} stimulus keys for {n} stimulus IDs")
         self.identity = {
             "model": str(model),
             "weights_id": str(weights_id),
@@ -124,22 +222,54 @@ class ActivationWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = None
         self.n_done = 0
+        self._lock = _WriterLock(self.path).acquire()  # ExtractionBusyError: nothing touched
+        try:
+            self._open(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, resume):
+        import h5py
+
         if resume and self.tmp.exists():
             self.file = self._try_resume()
         elif self.tmp.exists():
             self.tmp.unlink()
-        if self.file is None:
-            self.file = h5py.File(self.tmp, "w")
+        if self.file is not None:
+            return
+        # the skeleton is built in memory and written by Python: a full disk here is a clean
+        # OSError, never an HDF5 failure (which HDF5 cannot recover from)
+        mem = h5py.File(f"{self.tmp.name}.{os.getpid()}", "w", driver="core", backing_store=False)
+        try:
             for key, value in self.identity.items():
-                self.file.attrs[key] = value
-            self.file.attrs["neuroprobe_version"] = _version()
-            self.file.attrs["complete"] = False
-            self.file.attrs["n_done"] = 0
-            self.file.create_dataset(
-                "stim_ids", data=self.stim_ids, dtype=h5py.string_dtype("utf-8")
-            )
-            self.file.create_group("layers")
-            self.file.flush()
+                mem.attrs[key] = value
+            mem.attrs["neuroprobe_version"] = _version()
+            mem.attrs["complete"] = False
+            mem.attrs["n_done"] = 0
+            mem.create_dataset("stim_ids", data=self.stim_ids, dtype=h5py.string_dtype("utf-8"))
+            if self.stim_keys is not None:
+                mem.create_dataset(
+                    "stim_keys", data=self.stim_keys, dtype=h5py.string_dtype("utf-8")
+                )
+            mem.create_group("layers")
+            mem.flush()
+            image = mem.id.get_file_image()
+        finally:
+            mem.close()
+        try:
+            with open(self.tmp, "wb") as fh:
+                fh.write(image)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                self.tmp.unlink()
+            raise self._write_error(exc) from exc
+        self.file = h5py.File(self.tmp, "a")
+
+    def _discard(self, why):
+        warnings.warn(f"partial file {self.tmp} {why}; starting over", stacklevel=4)
+        self.tmp.unlink()
+        return None
 
     def _try_resume(self):
         import h5py
@@ -147,24 +277,56 @@ class ActivationWriter:
         try:
             handle = h5py.File(self.tmp, "a")
         except OSError as exc:
-            warnings.warn(
-                f"cannot reopen the partial file {self.tmp} ({exc}); starting over", stacklevel=3
-            )
-            self.tmp.unlink()
-            return None
-        same = all(
-            _attr(handle.attrs.get(k)) == _attr(v) for k, v in self.identity.items()
-        ) and np.array_equal(handle["stim_ids"].asstr()[:].astype(object), self.stim_ids)
+            if _is_lock_error(exc):  # another program holds it open (we hold our own lock)
+                raise ExtractionBusyError(
+                    f"another extraction is writing {self.path} ({self.tmp} is locked by another "
+                    "process)"
+                ) from None
+            from neuroprobe._utils import io_cause
+
+            return self._discard(f"is damaged (HDF5 cannot open it: {io_cause(exc)})")
+        try:
+            same = all(
+                _attr(handle.attrs.get(k)) == _attr(v) for k, v in self.identity.items()
+            ) and np.array_equal(handle["stim_ids"].asstr()[:].astype(object), self.stim_ids)
+            old_keys = _stim_keys_of(handle)
+            n_done = int(handle.attrs.get("n_done", 0))
+            if not 0 <= n_done <= self.identity["n_stimuli"]:
+                raise ValueError(f"n_done = {n_done} of {self.identity['n_stimuli']} rows")
+            if same:  # every dataset must open, and its last written row must read back
+                for name in handle["layers"]:
+                    dset = handle["layers"][name]
+                    if dset.shape[0] != self.identity["n_stimuli"]:
+                        raise ValueError(f"layer {name!r} has {dset.shape[0]} rows")
+                    if n_done:
+                        dset[n_done - 1]
+        except Exception as exc:  # noqa: BLE001 - any failure to read it back = damaged
+            from neuroprobe._utils import io_cause
+
+            with contextlib.suppress(Exception):
+                handle.close()
+            return self._discard(f"is damaged ({type(exc).__name__}: {io_cause(exc)})")
         if not same:
             handle.close()
-            warnings.warn(
-                f"partial file {self.tmp} belongs to another extraction (model, weights, layers or "
-                "stimuli differ); starting over",
-                stacklevel=3,
+            return self._discard(
+                "belongs to another extraction (model, weights, layers or stimuli differ)"
             )
-            self.tmp.unlink()
-            return None
-        self.n_done = int(handle.attrs.get("n_done", 0))
+        if self.stim_keys is not None:
+            changed = (
+                np.arange(n_done)
+                if old_keys is None or len(old_keys) != len(self.stim_keys)
+                else np.flatnonzero(old_keys[:n_done] != self.stim_keys[:n_done])
+            )
+            if changed.size:
+                handle.close()
+                first = ", ".join(str(i) for i in self.stim_ids[changed[:3]])
+                return self._discard(
+                    f"was computed from other stimulus contents: {changed.size} of the {n_done} "
+                    f"stimuli it holds changed since (file replaced or modified, e.g. {first})"
+                )
+            if old_keys is None or not np.array_equal(old_keys, self.stim_keys):
+                handle["stim_keys"][...] = self.stim_keys  # rows not yet written: new contents
+        self.n_done = n_done
         return handle
 
     def ensure_layer(
@@ -199,18 +361,68 @@ class ActivationWriter:
         dset.attrs["channels"] = _json(None if channels is None else [int(c) for c in channels])
         return dset
 
+    def _write_error(self, exc, detail=""):
+        from neuroprobe._utils import write_error
+
+        return write_error(self.path, exc, detail)
+
+    def _check_space(self, nbytes):
+        """Refuse a batch of ``nbytes`` (uncompressed) that may not fit: before HDF5 sees a
+        failed write, so the partial file stays whole and resumable."""
+        need = int(nbytes * 1.01) + (1 << 20)  # gzip may not shrink; metadata
+        try:
+            size = os.path.getsize(self.tmp)
+            free = shutil.disk_usage(self.tmp.parent).free
+        except OSError:
+            return
+        limit = None
+        try:
+            import resource
+
+            soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            if soft != resource.RLIM_INFINITY:
+                limit = int(soft)
+        except (ImportError, ValueError, OSError):  # pragma: no cover - non-POSIX
+            pass
+        mb = 1024**2
+        if limit is not None and size + need > limit:
+            from neuroprobe._utils import WriteError
+
+            raise WriteError(
+                f"cannot write {self.path}: File too large (the process's file-size limit is "
+                f"{limit / mb:.1f} MiB; the file holds {size / mb:.1f} MiB and the next batch "
+                f"needs up to {need / mb:.1f} MiB); {self.n_done} rows are kept in {self.tmp} "
+                "for a resume",
+                errno=errno.EFBIG,
+            )
+        if need > free:
+            from neuroprobe._utils import WriteError
+
+            raise WriteError(
+                f"cannot write {self.path}: No space left on device ({free / mb:.1f} MiB free, "
+                f"the next batch needs up to {need / mb:.1f} MiB); {self.n_done} rows are kept "
+                f"in {self.tmp} for a resume",
+                errno=errno.ENOSPC,
+            )
+
     def write(self, start, arrays):
         """Write rows ``start:start+len`` of every layer, then record ``n_done`` and flush."""
+        arrays = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
+        self._check_space(sum(a.nbytes for a in arrays.values()))
         stop = None
-        for layer, array in arrays.items():
-            array = np.asarray(array, dtype=np.float32)
-            dset = self.file["layers"][dataset_name(layer)]
-            stop = start + array.shape[0]
-            dset[start:stop] = array
+        try:
+            for layer, array in arrays.items():
+                dset = self.file["layers"][dataset_name(layer)]
+                stop = start + array.shape[0]
+                dset[start:stop] = array
+            if stop is not None:
+                self.file.attrs["n_done"] = int(stop)
+            self.file.flush()
+        except (OSError, RuntimeError) as exc:
+            self._abandon()
+            raise self._write_error(exc) from exc
         if stop is not None:
-            self.file.attrs["n_done"] = int(stop)
             self.n_done = int(stop)
-        self.file.flush()
 
     def finish(self):
         """Mark the file complete and rename it onto its final name. Returns the final path."""
@@ -218,10 +430,15 @@ class ActivationWriter:
             raise RuntimeError(
                 f"{self.tmp}: only {self.n_done} of {self.identity['n_stimuli']} rows written"
             )
-        self.file.attrs["complete"] = True
-        self.file.close()
+        try:
+            self.file.attrs["complete"] = True
+            self.file.close()
+        except (OSError, RuntimeError) as exc:
+            self._abandon()
+            raise self._write_error(exc) from exc
         self.file = None
         os.replace(self.tmp, self.path)
+        self._release()
         return self.path
 
     def close(self):
@@ -230,6 +447,20 @@ class ActivationWriter:
             with contextlib.suppress(Exception):
                 self.file.close()
             self.file = None
+        self._release()
+
+    def _abandon(self):
+        """After HDF5 failed in a write: keep the file object alive and never close it (closing or
+        freeing it makes HDF5 write again, fail, and at worst crash); the next run finds the
+        partial file damaged and starts over."""
+        _ABANDONED.append(self.file)
+        self.file = None
+
+    def _release(self):
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
+            self._lock = None
 
     def __enter__(self):
         return self
@@ -304,9 +535,13 @@ def write_activations(
         writer.write(0, layers)
         return writer.finish()
     except BaseException:
-        writer.close()
+        if writer.file is not None:
+            with contextlib.suppress(Exception):
+                writer.file.close()
+            writer.file = None
         with contextlib.suppress(FileNotFoundError):
-            writer.tmp.unlink()
+            writer.tmp.unlink()  # still under the writer's lock
+        writer.close()
         raise
 
 
@@ -323,11 +558,17 @@ class ActivationFile:
         Root attributes, JSON values decoded.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, allow_incomplete=False):
         import h5py
 
         self.path = Path(path)
         if not self.path.exists():
+            partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+            if partial.exists():
+                raise FileNotFoundError(
+                    f"activation file not found: {self.path}; {partial} is an unfinished "
+                    "extraction: rerun the same 'neuroprobe extract' to complete it"
+                )
             raise FileNotFoundError(f"activation file not found: {self.path}")
         try:
             self._file = h5py.File(self.path, "r")
@@ -352,8 +593,15 @@ class ActivationFile:
         ]
         self._datasets = names
         self.stim_ids = self._file["stim_ids"].asstr()[:].astype(str)
-        if not attrs.get("complete", True):
-            warnings.warn(f"{self.path} is incomplete ({attrs.get('n_done')} rows)", stacklevel=2)
+        self.complete = bool(attrs.get("complete", True))
+        self.n_done = int(attrs.get("n_done", len(self.stim_ids)))
+        if not self.complete and not allow_incomplete:
+            self._file.close()
+            raise IncompleteActivationsError(
+                f"{self.path} is incomplete: {self.n_done} of {len(self.stim_ids)} rows were "
+                "written (an interrupted extraction; the other rows are not activations). "
+                "Rerun the same 'neuroprobe extract' to complete it"
+            )
 
     def _dataset(self, layer):
         if layer not in self._datasets:
@@ -382,6 +630,17 @@ class ActivationFile:
         """Activations of ``layer`` (float32), all rows or the rows ``indices`` in the given
         order."""
         dset = self._dataset(layer)
+        try:
+            return self._read(dset, indices)
+        except (OSError, RuntimeError) as exc:  # a corrupt chunk: name the file and the layer
+            from neuroprobe._utils import io_cause
+
+            raise OSError(
+                f"cannot read layer {layer!r} of {self.path} (damaged file? {io_cause(exc)}); "
+                "extract it again"
+            ) from exc
+
+    def _read(self, dset, indices):
         if indices is None:
             return dset[...].astype(np.float32, copy=False)
         indices = np.asarray(indices)
@@ -413,22 +672,33 @@ class ActivationFile:
         return f"ActivationFile({str(self.path)!r}, layers={self.layers}, n={len(self.stim_ids)})"
 
 
-def open_activations(path):
-    """Open an ``.act.h5`` file for reading; use as a context manager or call ``.close()``."""
-    return ActivationFile(path)
+def open_activations(path, *, allow_incomplete=False):
+    """Open an ``.act.h5`` file for reading; use as a context manager or call ``.close()``.
+
+    An incomplete file (an interrupted extraction) raises :class:`IncompleteActivationsError`
+    naming how many rows were written, unless ``allow_incomplete`` (its unwritten rows are zeros).
+    """
+    return ActivationFile(path, allow_incomplete=allow_incomplete)
 
 
 def describe(path):
     """Human-readable summary of an ``.act.h5`` file (used by ``neuroprobe info``)."""
-    with open_activations(path) as f:
+    with open_activations(path, allow_incomplete=True) as f:
         a = f.attrs
+        n = len(f.stim_ids)
+        state = (
+            "complete"
+            if f.complete
+            else f"INCOMPLETE: {f.n_done} of {n} rows written; rerun the same 'neuroprobe "
+            "extract' to complete it (readers refuse it until then)"
+        )
         lines = [
-            f"{f.path}: neuroprobe activations "
-            f"({'complete' if a.get('complete') else 'INCOMPLETE'})",
+            f"{f.path}: neuroprobe activations ({state})",
             f"  model: {a.get('model')}   weights: {a.get('weights_id')}",
             f"  preprocess: {json.dumps(a.get('preprocess'))}",
             f"  pooling: {a.get('pooling')}   neuroprobe: {a.get('neuroprobe_version')}",
-            f"  stimuli: {len(f.stim_ids)} (first: {', '.join(f.stim_ids[:3])})",
+            f"  stimuli: {n} (first: {', '.join(f.stim_ids[:3])})"
+            + ("   contents recorded (resume checks them)" if "stim_keys" in f._file else ""),
             "  layers:",
         ]
         for layer in f.layers:

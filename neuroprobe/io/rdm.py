@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroprobe._utils import atomic_path
+from neuroprobe._utils import atomic_h5
 
 FORMAT = "neuroprobe.rdm"
 
@@ -92,7 +92,6 @@ def save_rdms(path, rdms, names=None, stim_ids=None, metric=None, attrs=None):
     attrs : dict, optional
         Extra attributes (non-scalars are stored as JSON).
     """
-    import h5py
 
     from neuroprobe._version import __version__
     from neuroprobe.rsa import to_condensed
@@ -105,7 +104,7 @@ def save_rdms(path, rdms, names=None, stim_ids=None, metric=None, attrs=None):
         raise ValueError(f"names has {len(names)} entries for {V.shape[0]} RDMs")
     if stim_ids is not None and len(stim_ids) != n:
         raise ValueError(f"stim_ids has {len(stim_ids)} entries; the RDMs have {n} stimuli")
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:  # built in memory: a full disk is one clean error
         f.attrs["format"] = FORMAT
         f.attrs["n_stimuli"] = n
         f.attrs["neuroprobe_version"] = __version__

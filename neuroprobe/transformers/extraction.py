@@ -837,8 +837,11 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
 
         Peak memory does not grow with the number of stimuli (batches are written as they come). The
         file is written as ``<path>.partial`` and renamed when complete; if a previous run with the
-        same model, weights, layers, pooling and stimuli was interrupted, it continues where it
-        stopped.
+        same model, weights, layers, pooling and stimuli (IDs and contents: file path, size and
+        modification time, or a hash of each array row) was interrupted, it continues where it
+        stopped. A partial file of other stimuli, or a damaged one, is discarded with a warning.
+        A second process writing the same ``path`` raises
+        :class:`~neuroprobe.io.activations.ExtractionBusyError` and touches nothing.
 
         Parameters
         ----------
@@ -867,6 +870,7 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
             pooling=self.pooling,
             channels=channels,
             resume=resume,
+            stim_keys=source.keys(),  # contents: a replaced image invalidates a resume
         )
         try:
             start = writer.n_done

@@ -113,7 +113,8 @@ def test_zero_variance_warning_once_with_cause_and_quiet(brain, tmp_path, capsys
             "--cv", "4", "--alphas", "1,1e9", "--n-permutations", "10"]
     assert _main(*args, "--out", tmp_path / "a.npy") == 0
     # (the other line says that Y.npy has no stimulus IDs: rows are matched by position)
-    err = [line for line in capsys.readouterr().err.strip().splitlines() if "have zero variance" in line]
+    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in err if "have zero variance" in line]
     assert err == [
         "neuroprobe encode: warning: 1 of 6 target(s) have zero variance in the training "
         "samples of 4 of 4 fold(s); their scores there are NaN (undefined).",
