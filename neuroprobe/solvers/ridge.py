@@ -115,7 +115,7 @@ class RidgePlan:
     """
 
     backend: object
-    X: object  # centred X (backend array)
+    X: object  # centred X (primal), X as given (kernel: ``centred`` is False); backend array
     x_mean: np.ndarray  # column means of the original X (numpy)
     kind: str
     folds: list | None  # None: leave-one-out
@@ -123,6 +123,7 @@ class RidgePlan:
     full_eigvecs: object = None  # V (primal) or U (kernel)
     full_proj: object = None  # A = X V (primal) or U (kernel), for leave-one-out
     fit_intercept: bool = True
+    centred: bool = True  # whether ``X`` is already centred
 
     @property
     def n_samples(self):
@@ -163,6 +164,58 @@ def _eigh(backend, a):
     return _clip(s), v
 
 
+def _feature_block(n_rows, itemsize, n_features):
+    """Features per block so that one centred block of ``n_rows`` rows takes ~32 MB."""
+    return int(max(256, min(n_features, (32 * 2**20) // max(1, n_rows * itemsize))))
+
+
+def centred_cross_gram(backend, A, B, mean, block=None):
+    """``(A - mean) @ (B - mean).T`` accumulated over feature blocks, shape (n_a, n_b).
+
+    Neither centred matrix is formed whole: one block of columns of each at a time (about
+    32 MB), so memory is ``n_a * n_b`` plus the blocks. ``A is B`` uses the symmetric product.
+    Centring before the product avoids the float32 cancellation of ``A B^T - ...`` when feature
+    means are large.
+    """
+    n_a, p = A.shape
+    same = A is B
+    itemsize = 4 if str(A.dtype).endswith("float32") else 8
+    if block is None:
+        block = _feature_block(max(n_a, B.shape[0]), itemsize, p)
+    mean = backend.asarray(mean) if mean is not None else None
+    out = None
+    for start in range(0, max(p, 1), block):
+        sl = slice(start, min(start + block, p))
+        a = A[:, sl]
+        if mean is not None:
+            a = a - mean[sl]
+        b = a if same else (B[:, sl] - mean[sl] if mean is not None else B[:, sl])
+        if isinstance(a, np.ndarray):
+            a = np.ascontiguousarray(a)
+            b = a if same else np.ascontiguousarray(b)
+        prod = a @ b.T
+        if out is None:
+            out = prod
+        else:
+            out += prod
+    return out
+
+
+def centred_apply(backend, X, mean, v, block=None):
+    """``(X - mean) @ v`` for a vector or matrix ``v`` (feature blocks, no centred copy of X)."""
+    n, p = X.shape
+    itemsize = 4 if str(X.dtype).endswith("float32") else 8
+    if block is None:
+        block = _feature_block(n, itemsize, p)
+    out = None
+    for start in range(0, max(p, 1), block):
+        sl = slice(start, min(start + block, p))
+        a = X[:, sl] - mean[sl] if mean is not None else X[:, sl]
+        prod = a @ v[sl]
+        out = prod if out is None else out + prod
+    return out
+
+
 def make_plan(X, folds=None, *, fit_intercept=True, backend, dtype=np.float32, solver="auto"):
     """Decompose X once per fold and once on all samples.
 
@@ -184,16 +237,21 @@ def make_plan(X, folds=None, *, fit_intercept=True, backend, dtype=np.float32, s
     X = np.asarray(X, dtype=dtype)
     n, p = X.shape
     x_mean = X.mean(axis=0) if fit_intercept else np.zeros(p, dtype=dtype)
-    xg = backend.asarray(X - x_mean if fit_intercept else X)
     kind = solver if solver != "auto" else ("primal" if p <= n else "kernel")
-    plan = RidgePlan(backend, xg, x_mean, kind, None, fit_intercept=fit_intercept)
     if kind == "primal":
+        xg = backend.asarray(X - x_mean if fit_intercept else X)
+        plan = RidgePlan(backend, xg, x_mean, kind, None, fit_intercept=fit_intercept)
         gram = xg.T @ xg
         s, v = _eigh(backend, gram)
         plan.full_eigvals, plan.full_eigvecs = s, v
         plan.full_proj = xg @ v
     else:
-        gram = xg @ xg.T
+        # kernel: X is kept as given (no centred n x p copy); the centred Gram matrix is
+        # accumulated over feature blocks
+        xk = backend.asarray(X)
+        plan = RidgePlan(backend, xk, x_mean, kind, None, fit_intercept=fit_intercept)
+        plan.centred = False
+        gram = centred_cross_gram(backend, xk, xk, x_mean)
         s, u = _eigh(backend, gram)
         plan.full_eigvals, plan.full_eigvecs = s, u
         plan.full_proj = u
@@ -407,6 +465,15 @@ def refit(plan, y, alphas_per_target):
     -------
     backend array (n_features, n_targets)
     """
+    if plan.kind == "primal":
+        vecs = plan.full_eigvecs
+        z = vecs.T @ (plan.X.T @ y)
+        return vecs @ (z * _refit_weights(plan, alphas_per_target))
+    return dual_to_primal(plan, refit_dual(plan, y, alphas_per_target))
+
+
+def _refit_weights(plan, alphas_per_target):
+    """(r, n_targets) weights ``1 / (s + alpha_t)``, pseudo-inverse where ``s + alpha_t ~ 0``."""
     s = plan.full_eigvals
     den = s[:, None] + alphas_per_target[None, :]
     eps = np.finfo(np.float32 if str(s.dtype).endswith("float32") else np.float64).eps
@@ -414,12 +481,38 @@ def refit(plan, y, alphas_per_target):
     ok = den > tol
     inv = 1.0 / (den + ~ok)
     inv[~ok] = 0.0
+    return inv
+
+
+def refit_dual(plan, y, alphas_per_target):
+    """Dual coefficients on all samples, one alpha per target (kernel plans).
+
+    ``dual = U diag(1 / (s + alpha_t)) U^T y`` from the full-data Gram decomposition: two
+    (n x n) @ (n x t) products, no feature-sized array. The primal coefficients are
+    ``(X - x_mean)^T dual`` (:func:`dual_to_primal`); predictions of new rows ``X_new`` are
+    ``(X_new - x_mean) (X - x_mean)^T dual + y_mean`` (:func:`centred_cross_gram`).
+
+    Returns
+    -------
+    backend array (n_samples, n_targets)
+    """
+    if plan.kind != "kernel":
+        raise ValueError("refit_dual needs a kernel plan (n_features > n_samples)")
     vecs = plan.full_eigvecs
-    if plan.kind == "primal":
-        z = vecs.T @ (plan.X.T @ y)
-        return vecs @ (z * inv)
-    z = vecs.T @ y
-    return plan.X.T @ (vecs @ (z * inv))
+    return vecs @ ((vecs.T @ y) * _refit_weights(plan, alphas_per_target))
+
+
+def dual_to_primal(plan, dual):
+    """Primal coefficients ``(X - x_mean)^T dual`` of a kernel plan: one GEMM, shape (p, t).
+
+    Computed as ``X^T dual - x_mean (1^T dual)`` (no centred copy of X); ``1^T dual`` is ~0
+    for centred targets, so the correction is tiny and does not cancel.
+    """
+    coef = plan.X.T @ dual
+    if plan.fit_intercept and not plan.centred:
+        mean = plan.backend.asarray(plan.x_mean)
+        coef -= mean[:, None] * dual.sum(axis=0)[None, :]
+    return coef
 
 
 def ols_solver(X, *, fit_intercept=True, backend, dtype=np.float32):
