@@ -677,7 +677,7 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
             # kernel: x_mean @ (X - x_mean)^T dual = ((X - x_mean) @ x_mean) @ dual
             x_mean = plan.x_mean
             if dual:
-                x_mean = _ridge.centred_apply(get_backend("numpy"), X, plan.x_mean, plan.x_mean)
+                x_mean = be.to_numpy(plan.mean_proj)
             for cols in _batches(n_targets, batch):
                 intercept[cols] -= x_mean @ coef[:, cols]
         if dual:

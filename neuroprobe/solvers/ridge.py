@@ -125,6 +125,7 @@ class RidgePlan:
     full_proj: object = None  # A = X V (primal) or U (kernel), for leave-one-out
     fit_intercept: bool = True
     centred: bool = True  # whether ``X`` is already centred
+    mean_proj: object = None  # kernel: (X - x_mean) @ x_mean, for the intercept
 
     @property
     def n_samples(self):
@@ -170,13 +171,14 @@ def _feature_block(n_rows, itemsize, n_features):
     return int(max(256, min(n_features, (32 * 2**20) // max(1, n_rows * itemsize))))
 
 
-def centred_cross_gram(backend, A, B, mean, block=None):
+def centred_cross_gram(backend, A, B, mean, block=None, apply=None):
     """``(A - mean) @ (B - mean).T`` accumulated over feature blocks, shape (n_a, n_b).
 
     Neither centred matrix is formed whole: one block of columns of each at a time (about
     32 MB), so memory is ``n_a * n_b`` plus the blocks. ``A is B`` uses the symmetric product.
     Centring before the product avoids the float32 cancellation of ``A B^T - ...`` when feature
-    means are large.
+    means are large. With ``apply`` (a feature vector), also returns ``(A - mean) @ apply``
+    from the same blocks: ``(gram, applied)``.
     """
     n_a, p = A.shape
     same = A is B
@@ -184,7 +186,7 @@ def centred_cross_gram(backend, A, B, mean, block=None):
     if block is None:
         block = _feature_block(max(n_a, B.shape[0]), itemsize, p)
     mean = backend.asarray(mean) if mean is not None else None
-    out = None
+    out = applied = None
     for start in range(0, max(p, 1), block):
         sl = slice(start, min(start + block, p))
         a = A[:, sl]
@@ -199,22 +201,10 @@ def centred_cross_gram(backend, A, B, mean, block=None):
             out = prod
         else:
             out += prod
-    return out
-
-
-def centred_apply(backend, X, mean, v, block=None):
-    """``(X - mean) @ v`` for a vector or matrix ``v`` (feature blocks, no centred copy of X)."""
-    n, p = X.shape
-    itemsize = 4 if str(X.dtype).endswith("float32") else 8
-    if block is None:
-        block = _feature_block(n, itemsize, p)
-    out = None
-    for start in range(0, max(p, 1), block):
-        sl = slice(start, min(start + block, p))
-        a = X[:, sl] - mean[sl] if mean is not None else X[:, sl]
-        prod = a @ v[sl]
-        out = prod if out is None else out + prod
-    return out
+        if apply is not None:
+            v = a @ apply[sl]
+            applied = v if applied is None else applied + v
+    return out if apply is None else (out, applied)
 
 
 def make_plan(X, folds=None, *, fit_intercept=True, backend, dtype=np.float32, solver="auto"):
@@ -252,7 +242,9 @@ def make_plan(X, folds=None, *, fit_intercept=True, backend, dtype=np.float32, s
         xk = backend.asarray(X)
         plan = RidgePlan(backend, xk, x_mean, kind, None, fit_intercept=fit_intercept)
         plan.centred = False
-        gram = centred_cross_gram(backend, xk, xk, x_mean)
+        gram, plan.mean_proj = centred_cross_gram(
+            backend, xk, xk, x_mean, apply=backend.asarray(x_mean)
+        )
         s, u = _eigh(backend, gram)
         plan.full_eigvals, plan.full_eigvecs = s, u
         plan.full_proj = u
@@ -421,14 +413,7 @@ def cv_scores(plan, y, alphas, scoring="correlation", *, reduce=True):
     out = []
     for fold in plan.folds:
         if fold.kind == "kernel":
-            m, c = _kernel_resolvent(plan, fold, alphas)
-            y_tr = y[be.asarray(fold.train)]
-            y_te = y[be.asarray(fold.test)]
-            pred = m @ y_tr
-            if c is not None:
-                pred += c[:, None] * y_tr.mean(axis=0)[None, :]
-            pred = pred.reshape(len(alphas), y_te.shape[0], y_te.shape[1])
-            out.append(be.to_numpy(score_predictions(y_te, pred, scoring)))
+            out.append(_kernel_fold_scores(plan, fold, y, alphas, scoring))
             continue
         z, my, y_te, xty_te = _fold_projection(plan, fold, y, xty)
         w = _inverse_weights(be, fold.eigvals, alphas)
@@ -444,6 +429,30 @@ def cv_scores(plan, y, alphas, scoring="correlation", *, reduce=True):
     if not reduce:
         return scores
     return _nanmean0(scores)
+
+
+def _kernel_fold_scores(plan, fold, y, alphas, scoring, chunk_bytes=2**21):
+    """Held-out scores (n_alphas, n_targets) of a kernel fold, targets in cache-sized chunks.
+
+    Each chunk's predictions ``M @ y_tr + c my`` (one GEMM) are scored while they are still in
+    cache (about ``chunk_bytes``).
+    """
+    be = plan.backend
+    m, c = _kernel_resolvent(plan, fold, alphas)
+    y_tr = y[be.asarray(fold.train)]
+    y_te = y[be.asarray(fold.test)]
+    n_a, n_te, t = len(alphas), y_te.shape[0], y.shape[1]
+    step = t if be.name != "numpy" else max(64, chunk_bytes // (m.shape[0] * m.itemsize))
+    out = []
+    for start in range(0, t, step):
+        sl = slice(start, min(start + step, t))
+        ytr = y_tr[:, sl]
+        pred = m @ ytr
+        if c is not None:
+            pred += c[:, None] * ytr.mean(axis=0)[None, :]
+        pred = pred.reshape(n_a, n_te, pred.shape[1])
+        out.append(be.to_numpy(score_predictions(y_te[:, sl], pred, scoring)))
+    return out[0] if len(out) == 1 else np.concatenate(out, axis=1)
 
 
 def _nanmean0(a):
