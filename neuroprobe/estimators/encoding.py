@@ -389,6 +389,12 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
     Attributes
     ----------
     coef_ : ndarray (n_features, n_targets) (``(n_features,)`` for 1-D Y)
+        For ridge with n_features > n_samples (kernel path) formed on first access from
+        ``dual_coef_`` (``predict``/``score`` do not need it).
+    dual_coef_ : ndarray (n_samples, n_targets) or None
+        Kernel path only: ``coef_ = (X_fit_ - X_fit_.mean(0))^T dual_coef_``; None otherwise.
+    X_fit_ : ndarray (n_samples, n_features) or None
+        Kernel path only: the training X (a reference, as sklearn's ``KernelRidge``).
     intercept_ : ndarray (n_targets,) (float for 1-D Y)
     best_alphas_ : ndarray (n_targets,)
     alphas_ : ndarray (n_alphas,)

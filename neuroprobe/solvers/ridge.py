@@ -14,8 +14,13 @@ copied). For every CV fold:
   held-out part. Held-out predictions for alpha ``a`` are ``A diag(1 / (s + a)) V^T X_tr^T Y_tr``
   with ``A = (X_te - mean_tr) V``.
 * ``kernel`` (n_features > n_samples): the eigendecomposition ``U s U^T`` of the fold's centred
-  Gram matrix ``K_tr`` (sliced from one full ``X X^T``); predictions are
-  ``K_te,tr U diag(1 / (s + a)) U^T Y_tr``.
+  Gram matrix ``K_tr`` (sliced from one full centred ``X X^T``, accumulated over feature blocks
+  without a centred copy of X; memory n x n, never p x p); predictions are
+  ``K_te,tr U diag(1 / (s + a)) U^T Y_tr``. The (n_alphas * n_test, n_train) matrix of all
+  alphas is formed once per fold (it does not depend on the targets), so each target costs one
+  GEMM row-block of ``n_alphas * n_test * n_train``. The refit keeps dual coefficients
+  ``U diag(1 / (s + a_t)) U^T y`` (:func:`refit_dual`); primal coefficients ``X_c^T dual`` only
+  when asked for (:func:`dual_to_primal`).
 
 In both cases the held-out predictions of every alpha and every target of a batch come from one
 (batched) matrix product; the scores of all alphas follow elementwise. Leave-one-out (``cv=None``)
