@@ -178,6 +178,7 @@ def run_kernel_worker(method, n, p, t):
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     info = {"seconds": min(times), "cpu_seconds": min(cpu), "repeats": len(times)}
+    info["peak_mb"] = peak_rss_mb()  # of the fits (before coef_ below)
     if method == "kernel_ours":
         info["cv"] = est.cv_scores_.max(axis=0).tolist()
         info["alphas"] = est.best_alphas_.tolist()
@@ -186,10 +187,11 @@ def run_kernel_worker(method, n, p, t):
             t0 = time.perf_counter()
             _ = est.coef_
             info["coef_seconds"] = time.perf_counter() - t0
+            info["coef_peak_mb"] = peak_rss_mb()
     else:
         info["cv"] = np.asarray(est.cv_scores_).ravel().tolist()
         info["alphas"] = np.asarray(est.best_alphas_).tolist()
-    info.update(peak_mb=peak_rss_mb(), data_mb=base)
+    info["data_mb"] = base
     return info
 
 
@@ -220,7 +222,11 @@ def kernel_table(args):
             )
             coef_s = ours.get("coef_seconds")
             coef_gb = p * t * 4 / 2**30
-            coef_cell = f"{coef_s:.2f}" if coef_s is not None else f"not formed ({coef_gb:.0f} GB)"
+            coef_cell = (
+                f"{coef_s:.2f} ({ours['coef_peak_mb']:.0f} MB)"
+                if coef_s is not None
+                else f"not formed ({coef_gb:.0f} GB)"
+            )
             nan = float("nan")
             cpu_ratio = kr.get("cpu_seconds", nan) / ours.get("cpu_seconds", nan)
             rows.append(
@@ -318,13 +324,14 @@ def _kernel_main(args):
             "process on the same seeded data, warmed up on a tiny problem, best of up to 3 fits "
             "within 20 s. `fit` of neither tool forms the (p, t) primal coefficients; the "
             "`coef_` column times our first access to `coef_` (one GEMM, float32), which "
-            "himalaya would need `get_primal_coef` for. Delta CV: max over targets of "
+            "himalaya would need `get_primal_coef` for (peak RSS after it in brackets; the peak "
+            "MB column is the fits' alone). Delta CV: max over targets of "
             "|best-alpha CV score ours - himalaya|; same alpha: fraction of targets with the "
             "same alpha (the others are float32 ties: himalaya diagonalises in float32, ours "
             "in float64).",
             "",
             "| n | p | targets | ours (s) | himalaya KernelRidgeCV (s) | speed-up | CPU-time "
-            "speed-up | himalaya RidgeCV (s) | delta CV | same alpha | coef_ on access (s) "
+            "speed-up | himalaya RidgeCV (s) | delta CV | same alpha | coef_ on access (s, peak) "
             "| peak MB ours / KernelRidgeCV | MB after data |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,

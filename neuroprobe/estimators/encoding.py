@@ -576,7 +576,8 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
 
         Kernel fits (ridge, n_features > n_samples) keep them implicit, as ``X_fit_`` and
         ``dual_coef_``: the first access forms ``(X_fit_ - x_mean)^T dual_coef_`` (one GEMM per
-        target batch) and keeps it; ``predict`` / ``score`` never need it.
+        feature block, float32 for float32 fits) and keeps it; ``predict`` / ``score`` never
+        need it.
         """
         coef = self.__dict__.get("_coef")
         if coef is not None:
@@ -588,10 +589,7 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         plan = _ridge.RidgePlan(
             be, self.X_fit_, self._x_mean, "kernel", None, fit_intercept=True, centred=False
         )
-        coef = np.empty((self.X_fit_.shape[1], dual.shape[1]), dtype=dual.dtype)
-        batch = max(1, int(2**28 // max(1, self.X_fit_.shape[1] * dual.itemsize)))
-        for cols in _batches(dual.shape[1], batch):
-            coef[:, cols] = _ridge.dual_to_primal(plan, dual[:, cols])
+        coef = _ridge.dual_to_primal(plan, np.ascontiguousarray(dual))
         if self.dual_coef_.ndim == 1:
             coef = coef[:, 0]
         self._coef = coef
