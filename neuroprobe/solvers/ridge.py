@@ -171,36 +171,52 @@ def _eigh(backend, a):
     return _clip(s), v
 
 
-def _feature_block(n_rows, itemsize, n_features):
-    """Features per block so that one centred block of ``n_rows`` rows takes ~32 MB."""
-    return int(max(256, min(n_features, (32 * 2**20) // max(1, n_rows * itemsize))))
+def _feature_block(n_rows, itemsize, n_features, target=32 * 2**20):
+    """Features per block so that one block of ``n_rows`` rows takes about ``target`` bytes."""
+    return int(max(256, min(n_features, target // max(1, n_rows * itemsize))))
+
+
+def _centred_block(X, sl, mean, buf):
+    """``X[:, sl] - mean[sl]`` as a C-contiguous array, reusing the flat numpy buffer ``buf``.
+
+    Reusing one cache-sized buffer avoids a fresh allocation (page faults) per block.
+    """
+    if not isinstance(X, np.ndarray):
+        return X[:, sl] - mean[sl] if mean is not None else X[:, sl]
+    w = sl.stop - sl.start
+    out = buf[: X.shape[0] * w].reshape(X.shape[0], w)
+    if mean is not None:
+        np.subtract(X[:, sl], mean[sl], out=out)
+    else:
+        out[...] = X[:, sl]
+    return out
 
 
 def centred_cross_gram(backend, A, B, mean, block=None, apply=None):
     """``(A - mean) @ (B - mean).T`` accumulated over feature blocks, shape (n_a, n_b).
 
-    Neither centred matrix is formed whole: one block of columns of each at a time (about
-    32 MB), so memory is ``n_a * n_b`` plus the blocks. ``A is B`` uses the symmetric product.
-    Centring before the product avoids the float32 cancellation of ``A B^T - ...`` when feature
-    means are large. With ``apply`` (a feature vector), also returns ``(A - mean) @ apply``
-    from the same blocks: ``(gram, applied)``.
+    Neither centred matrix is formed whole: one cache-sized block of columns of each at a time
+    (about 4 MB, in reused buffers), so memory is ``n_a * n_b`` plus the blocks. ``A is B`` uses
+    the symmetric product. Centring before the product avoids the float32 cancellation of
+    ``A B^T - ...`` when feature means are large. With ``apply`` (a feature vector), also
+    returns ``(A - mean) @ apply`` from the same blocks: ``(gram, applied)``.
     """
     n_a, p = A.shape
     same = A is B
     itemsize = 4 if str(A.dtype).endswith("float32") else 8
     if block is None:
-        block = _feature_block(max(n_a, B.shape[0]), itemsize, p)
+        block = _feature_block(max(n_a, B.shape[0]), itemsize, p, target=4 * 2**20)
     mean = backend.asarray(mean) if mean is not None else None
+    buf_a = buf_b = None
+    if isinstance(A, np.ndarray):
+        dtype = np.result_type(A.dtype, mean.dtype if mean is not None else A.dtype)
+        buf_a = np.empty(n_a * min(block, p), dtype=dtype)
+        buf_b = None if same else np.empty(B.shape[0] * min(block, p), dtype=dtype)
     out = applied = None
     for start in range(0, max(p, 1), block):
         sl = slice(start, min(start + block, p))
-        a = A[:, sl]
-        if mean is not None:
-            a = a - mean[sl]
-        b = a if same else (B[:, sl] - mean[sl] if mean is not None else B[:, sl])
-        if isinstance(a, np.ndarray):
-            a = np.ascontiguousarray(a)
-            b = a if same else np.ascontiguousarray(b)
+        a = _centred_block(A, sl, mean, buf_a)
+        b = a if same else _centred_block(B, sl, mean, buf_b)
         prod = a @ b.T
         if out is None:
             out = prod
@@ -210,6 +226,34 @@ def centred_cross_gram(backend, A, B, mean, block=None, apply=None):
             v = a @ apply[sl]
             applied = v if applied is None else applied + v
     return out if apply is None else (out, applied)
+
+
+def _kernel_gram(backend, X, x_mean, fit_intercept, max_offset=8.0):
+    """Centred Gram matrix ``(X - m)(X - m)^T`` and ``(X - m) @ m`` for the kernel path.
+
+    One symmetric product of X as given when the feature means are moderate: the centred
+    matrix is then ``K - r 1^T - 1 r^T + mu`` (``r = K 1 / n = X m``, ``mu = m . m``), which
+    loses at most ``log2(trace K / trace K_c)`` bits; accepted when that ratio is at most
+    ``max_offset`` (``trace K_c = trace K - n mu``). Otherwise (features with large means) the
+    product is redone over centred feature blocks (:func:`centred_cross_gram`).
+    """
+    if not fit_intercept:
+        return X @ X.T, None
+    n = X.shape[0]
+    k = X @ X.T
+    torch = backend.name == "torch"
+    k64 = k.double() if torch else k.astype(np.float64)
+    r = k64.mean(axis=1)
+    mu = r.mean()
+    trace = float(k64.diagonal().sum())
+    trace_c = trace - n * float(mu)
+    if trace_c > 0 and trace <= max_offset * trace_c:
+        kc, proj = k64 - r[:, None] - r[None, :] + mu, r - mu
+        if torch:
+            return kc.to(k.dtype), proj.to(k.dtype)
+        return kc.astype(k.dtype), proj.astype(k.dtype)
+    mean = backend.asarray(x_mean)
+    return centred_cross_gram(backend, X, X, x_mean, apply=mean)
 
 
 def make_plan(X, folds=None, *, fit_intercept=True, backend, dtype=np.float32, solver="auto"):
@@ -247,9 +291,7 @@ def make_plan(X, folds=None, *, fit_intercept=True, backend, dtype=np.float32, s
         xk = backend.asarray(X)
         plan = RidgePlan(backend, xk, x_mean, kind, None, fit_intercept=fit_intercept)
         plan.centred = False
-        gram, plan.mean_proj = centred_cross_gram(
-            backend, xk, xk, x_mean, apply=backend.asarray(x_mean)
-        )
+        gram, plan.mean_proj = _kernel_gram(backend, xk, x_mean, fit_intercept)
         s, u = _eigh(backend, gram)
         plan.full_eigvals, plan.full_eigvecs = s, u
         plan.full_proj = u

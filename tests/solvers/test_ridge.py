@@ -252,3 +252,16 @@ def test_torch_kernel_plan_equals_numpy():
         out.append((scores, dual))
     np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-8)
     np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("offset", [1.5, 300.0])  # one symmetric product / centred blocks
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernel_gram_equals_centred_product(offset, dtype):
+    rng = np.random.RandomState(3)
+    X = (rng.randn(20, 3000) + offset * rng.rand(3000)).astype(dtype)
+    m = X.mean(axis=0)
+    xc = X.astype(np.float64) - X.astype(np.float64).mean(axis=0)
+    gram, proj = ridge._kernel_gram(get_backend("numpy"), X, m, True)
+    scale = np.abs(xc @ xc.T).max()
+    np.testing.assert_allclose(gram, xc @ xc.T, atol=_tol(dtype, 10) * scale)
+    np.testing.assert_allclose(proj, xc @ m.astype(np.float64), atol=_tol(dtype, 10) * scale)
