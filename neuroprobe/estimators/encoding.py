@@ -201,7 +201,22 @@ class _EncoderMixin:
             self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite=False
         )
         check_finite(X, "X")
-        return X.astype(self.coef_.dtype, copy=False) if cast else X
+        return X.astype(self._coef_dtype(), copy=False) if cast else X
+
+    def _coef_dtype(self):
+        return self.coef_.dtype
+
+    def _n_outputs(self):
+        return 1 if self.coef_.ndim == 1 else self.coef_.shape[1]
+
+    def _predict_columns(self, X, shift=True):
+        """``cols -> X @ coef_[:, cols] + intercept_[cols]`` (X validated; no intercept when
+        ``shift`` is False)."""
+        coef = self.coef_.reshape(X.shape[1], -1)
+        if not shift:
+            return lambda cols: X @ coef[:, cols]
+        intercept = np.reshape(self.intercept_, -1)
+        return lambda cols: X @ coef[:, cols] + intercept[cols]
 
     def predict(self, X):
         """Predict the targets of new samples.
@@ -218,17 +233,23 @@ class _EncoderMixin:
         """
         check_is_fitted(self)
         X = self._check_X(X, cast=False)
-        dtype = np.result_type(X.dtype, self.coef_.dtype)
+        dtype = np.result_type(X.dtype, self._coef_dtype())
         X = X.astype(dtype, copy=False)
-        if self.coef_.dtype == dtype:
-            return X @ self.coef_ + np.asarray(self.intercept_, dtype=dtype)
-        coef = self.coef_.reshape(X.shape[1], -1)
-        intercept = np.reshape(self.intercept_, -1).astype(dtype)
-        pred = np.empty((X.shape[0], coef.shape[1]), dtype=dtype)
-        batch = max(1, int(2**24 // max(1, X.shape[1])))
-        for cols in _batches(coef.shape[1], batch):
-            pred[:, cols] = X @ coef[:, cols].astype(dtype) + intercept[cols]
-        return pred.reshape(X.shape[0]) if self.coef_.ndim == 1 else pred
+        predict_columns = self._predict_columns(X)
+        if self._coef_dtype() == dtype:
+            pred = predict_columns(slice(None))
+        else:  # float32 coefficients, float64 X: cast per target batch (bounded memory)
+            n_out = self._n_outputs()
+            pred = np.empty((X.shape[0], n_out), dtype=dtype)
+            batch = max(1, int(2**24 // max(1, X.shape[1])))
+            for cols in _batches(n_out, batch):
+                pred[:, cols] = predict_columns(cols)
+        if self._fitted_1d_output():
+            pred = pred.reshape(X.shape[0])
+        return pred
+
+    def _fitted_1d_output(self):
+        return np.ndim(self.intercept_) == 0
 
     def score_targets(self, X, y=None, *, Y=None):
         """Held-out score of every target (the encoding-accuracy map).
@@ -256,20 +277,13 @@ class _EncoderMixin:
         check_is_fitted(self)
         X = self._check_X(X)
         Y, _ = as_targets(Y, X.shape[0], name="y")
-        coef = self.coef_.reshape(X.shape[1], -1)
-        intercept = np.reshape(self.intercept_, -1)
-        if Y.shape[1] != coef.shape[1]:
-            raise ValueError(f"y has {Y.shape[1]} targets; the model was fitted on {coef.shape[1]}")
-        dtype = coef.dtype
+        n_out = self._n_outputs()
+        if Y.shape[1] != n_out:
+            raise ValueError(f"y has {Y.shape[1]} targets; the model was fitted on {n_out}")
+        dtype = self._coef_dtype()
         batch = max(1, int(2**26 // max(1, X.shape[0] + X.shape[1])))
-
         # correlation ignores the intercept: adding it would round a small prediction away
-        shift = self.scoring != "correlation"
-
-        def predict_batch(cols):
-            pred = X @ coef[:, cols]
-            return pred + intercept[cols] if shift else pred
-
+        predict_batch = self._predict_columns(X, shift=self.scoring != "correlation")
         alphas = getattr(self, "best_alphas_", None)
         alphas = None if alphas is None else np.reshape(alphas, -1)
         return _target_scores(predict_batch, Y, self.scoring, dtype, batch, alphas, warn)
@@ -323,7 +337,8 @@ def _ridge_batch(plan, y, cols, alphas_np, scoring, fit_coef, dtype):
     result = {"cols": cols, "scores": scores, "const": const, "y_mean": y_mean}
     if fit_coef:
         chosen = alphas_np[_best_alpha_index(scores)]
-        coef = be.to_numpy(_ridge.refit(plan, yb, be.asarray(chosen.astype(dtype))))
+        solve = _ridge.refit_dual if plan.kind == "kernel" else _ridge.refit
+        coef = be.to_numpy(solve(plan, yb, be.asarray(chosen.astype(dtype))))
         result.update(best=chosen, coef=coef.astype(dtype, copy=False))
     return result
 
@@ -340,7 +355,8 @@ def _ridge_coef_batch(plan, y, cols, chosen, dtype):
     be = plan.backend
     if plan.fit_intercept:
         y = y - y.mean(axis=0)  # new array: ``y`` may be read-only in a worker
-    return cols, be.to_numpy(_ridge.refit(plan, be.asarray(y), be.asarray(chosen.astype(dtype))))
+    solve = _ridge.refit_dual if plan.kind == "kernel" else _ridge.refit
+    return cols, be.to_numpy(solve(plan, be.asarray(y), be.asarray(chosen.astype(dtype))))
 
 
 def _lasso_batch(X, y, cols, folds, alphas, scoring, fit_intercept, max_iter, tol):
@@ -441,6 +457,12 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
     Attributes
     ----------
     coef_ : ndarray (n_features, n_targets) (``(n_features,)`` for 1-D Y)
+        For ridge with n_features > n_samples (kernel path) formed on first access from
+        ``dual_coef_`` (``predict``/``score`` do not need it).
+    dual_coef_ : ndarray (n_samples, n_targets) or None
+        Kernel path only: ``coef_ = (X_fit_ - X_fit_.mean(0))^T dual_coef_``; None otherwise.
+    X_fit_ : ndarray (n_samples, n_features) or None
+        Kernel path only: the training X (a reference, as sklearn's ``KernelRidge``).
     intercept_ : ndarray (n_targets,) (float for 1-D Y)
     best_alphas_ : ndarray (n_targets,)
     alphas_ : ndarray (n_alphas,)
@@ -574,6 +596,8 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         if self.n_targets_batch is not None:
             return int(self.n_targets_batch)
         n, p = plan.X.shape
+        if plan.kind == "kernel" and self.model == "ridge":
+            p = n  # dual coefficients per target, not a coef_ column
         max_test = n if plan.folds is None else max(len(f.test) for f in plan.folds)
         rank = plan.full_eigvals.shape[0]
         per = _ridge.batch_bytes_per_target(n, p, n_alphas, max_test, rank, dtype.itemsize)
@@ -611,9 +635,65 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         self.n_targets_ = n_targets
         self._fitted_1d = was_1d
         if was_1d:
-            self.coef_ = self.coef_[:, 0]
+            if self.__dict__.get("_coef") is not None:
+                self._coef = self._coef[:, 0]
+            else:
+                self.dual_coef_ = self.dual_coef_[:, 0]
             self.intercept_ = float(self.intercept_[0])
         return self
+
+    # -- coefficients: dense, or implicit through the dual coefficients (n << p) -------------
+    @property
+    def coef_(self):
+        """Primal coefficients (n_features, n_targets) (``(n_features,)`` for 1-D Y).
+
+        Kernel fits (ridge, n_features > n_samples) keep them implicit, as ``X_fit_`` and
+        ``dual_coef_``: the first access forms ``(X_fit_ - x_mean)^T dual_coef_`` (one GEMM per
+        feature block, float32 for float32 fits) and keeps it; ``predict`` / ``score`` never
+        need it.
+        """
+        coef = self.__dict__.get("_coef")
+        if coef is not None:
+            return coef
+        if self.__dict__.get("dual_coef_") is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute 'coef_'")
+        dual = self.dual_coef_.reshape(self.X_fit_.shape[0], -1)
+        be = get_backend("numpy")
+        plan = _ridge.RidgePlan(
+            be, self.X_fit_, self._x_mean, "kernel", None, fit_intercept=True, centred=False
+        )
+        coef = _ridge.dual_to_primal(plan, np.ascontiguousarray(dual))
+        if self.dual_coef_.ndim == 1:
+            coef = coef[:, 0]
+        self._coef = coef
+        return coef
+
+    @coef_.setter
+    def coef_(self, value):
+        self._coef = value
+        self.dual_coef_ = None
+
+    def _coef_dtype(self):
+        coef = self.__dict__.get("_coef")
+        return coef.dtype if coef is not None else self.dual_coef_.dtype
+
+    def _n_outputs(self):
+        coef = self.__dict__.get("_coef")
+        if coef is not None:
+            return super()._n_outputs()
+        return 1 if self.dual_coef_.ndim == 1 else self.dual_coef_.shape[1]
+
+    def _predict_columns(self, X, shift=True):
+        if self.__dict__.get("_coef") is not None:
+            return super()._predict_columns(X, shift)
+        # kernel fit: (X - x_mean) (X_fit - x_mean)^T dual + y_mean, no (p, t) array
+        be = get_backend("numpy")
+        k = _ridge.centred_cross_gram(be, X, self.X_fit_, self._x_mean)
+        dual = self.dual_coef_.reshape(self.X_fit_.shape[0], -1)
+        if not shift:
+            return lambda cols: k @ dual[:, cols]
+        y_mean = np.reshape(self._y_mean, -1)
+        return lambda cols: k @ dual[:, cols] + y_mean[cols]
 
     def _fit_ridge(self, X, Y, folds, alphas, dtype):
         be = get_backend(self.backend, self.device)
@@ -622,7 +702,9 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         batch = self._batch_size(plan, n_targets, len(alphas), dtype)
         per_target = bool(self.alpha_per_target) and self.model != "ols"
         cv_scores = np.empty((len(alphas), n_targets), dtype=np.float64)
-        coef = np.zeros((X.shape[1], n_targets), dtype=dtype)
+        # kernel plans keep the dual coefficients (n, t); coef_ is formed on first access
+        dual = plan.kind == "kernel" and self.model == "ridge"
+        coef = np.zeros((X.shape[0] if dual else X.shape[1], n_targets), dtype=dtype)
         intercept = np.zeros(n_targets, dtype=dtype)
         best = np.empty(n_targets)
         n_bad, first, const = 0, None, np.zeros(n_targets, dtype=bool)
@@ -668,11 +750,21 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
             )
             for cols, c in Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks):
                 coef[:, cols] = c
+        y_mean = intercept.copy()
         # intercept: y_mean - x_mean @ coef (per batch to keep memory bounded)
         if self.fit_intercept:
+            # kernel: x_mean @ (X - x_mean)^T dual = ((X - x_mean) @ x_mean) @ dual
+            x_mean = plan.x_mean
+            if dual:
+                x_mean = be.to_numpy(plan.mean_proj)
             for cols in _batches(n_targets, batch):
-                intercept[cols] -= plan.x_mean @ coef[:, cols]
-        self.coef_ = coef
+                intercept[cols] -= x_mean @ coef[:, cols]
+        if dual:
+            self._coef, self.dual_coef_ = None, coef
+            self.X_fit_, self._x_mean, self._y_mean = X, plan.x_mean, y_mean
+        else:
+            self.coef_ = coef
+            self.X_fit_ = self._x_mean = self._y_mean = None
         self.intercept_ = intercept
         self.best_alphas_ = best
         self.cv_scores_ = cv_scores

@@ -14,8 +14,13 @@ copied). For every CV fold:
   held-out part. Held-out predictions for alpha ``a`` are ``A diag(1 / (s + a)) V^T X_tr^T Y_tr``
   with ``A = (X_te - mean_tr) V``.
 * ``kernel`` (n_features > n_samples): the eigendecomposition ``U s U^T`` of the fold's centred
-  Gram matrix ``K_tr`` (sliced from one full ``X X^T``); predictions are
-  ``K_te,tr U diag(1 / (s + a)) U^T Y_tr``.
+  Gram matrix ``K_tr`` (sliced from one full centred ``X X^T``, accumulated over feature blocks
+  without a centred copy of X; memory n x n, never p x p); predictions are
+  ``K_te,tr U diag(1 / (s + a)) U^T Y_tr``. The (n_alphas * n_test, n_train) matrix of all
+  alphas is formed once per fold (it does not depend on the targets), so each target costs one
+  GEMM row-block of ``n_alphas * n_test * n_train``. The refit keeps dual coefficients
+  ``U diag(1 / (s + a_t)) U^T y`` (:func:`refit_dual`); primal coefficients ``X_c^T dual`` only
+  when asked for (:func:`dual_to_primal`).
 
 In both cases the held-out predictions of every alpha and every target of a batch come from one
 (batched) matrix product; the scores of all alphas follow elementwise. Leave-one-out (``cv=None``)
@@ -126,6 +131,7 @@ class FoldDecomposition:
     test_mean: object = None  # primal: mean of the held-out rows of the centred X
     gram_test: object = None  # primal: A_v^T A_v, A_v = (X_te - test_mean) V
     offset: object = None  # primal: (test_mean - x_mean) V
+    resolvent: object = None  # kernel: cached (alphas, M, c), see _kernel_resolvent
 
 
 @dataclass
@@ -136,7 +142,7 @@ class RidgePlan:
     """
 
     backend: object
-    X: object  # centred X (backend array)
+    X: object  # centred X (primal), X as given (kernel: ``centred`` is False); backend array
     x_mean: np.ndarray  # column means of the original X (numpy)
     kind: str
     folds: list | None  # None: leave-one-out
@@ -144,6 +150,8 @@ class RidgePlan:
     full_eigvecs: object = None  # V (primal) or U (kernel)
     full_proj: object = None  # A = X V (primal) or U (kernel), for leave-one-out
     fit_intercept: bool = True
+    centred: bool = True  # whether ``X`` is already centred
+    mean_proj: object = None  # kernel: (X - x_mean) @ x_mean, for the intercept
 
     @property
     def n_samples(self):
@@ -184,6 +192,91 @@ def _eigh(backend, a):
     return _clip(s), v
 
 
+def _feature_block(n_rows, itemsize, n_features, target=32 * 2**20):
+    """Features per block so that one block of ``n_rows`` rows takes about ``target`` bytes."""
+    return int(max(256, min(n_features, target // max(1, n_rows * itemsize))))
+
+
+def _centred_block(X, sl, mean, buf):
+    """``X[:, sl] - mean[sl]`` as a C-contiguous array, reusing the flat numpy buffer ``buf``.
+
+    Reusing one cache-sized buffer avoids a fresh allocation (page faults) per block.
+    """
+    if not isinstance(X, np.ndarray):
+        return X[:, sl] - mean[sl] if mean is not None else X[:, sl]
+    w = sl.stop - sl.start
+    out = buf[: X.shape[0] * w].reshape(X.shape[0], w)
+    if mean is not None:
+        np.subtract(X[:, sl], mean[sl], out=out)
+    else:
+        out[...] = X[:, sl]
+    return out
+
+
+def centred_cross_gram(backend, A, B, mean, block=None, apply=None):
+    """``(A - mean) @ (B - mean).T`` accumulated over feature blocks, shape (n_a, n_b).
+
+    Neither centred matrix is formed whole: one cache-sized block of columns of each at a time
+    (about 4 MB, in reused buffers), so memory is ``n_a * n_b`` plus the blocks. ``A is B`` uses
+    the symmetric product. Centring before the product avoids the float32 cancellation of
+    ``A B^T - ...`` when feature means are large. With ``apply`` (a feature vector), also
+    returns ``(A - mean) @ apply`` from the same blocks: ``(gram, applied)``.
+    """
+    n_a, p = A.shape
+    same = A is B
+    itemsize = 4 if str(A.dtype).endswith("float32") else 8
+    if block is None:
+        block = _feature_block(max(n_a, B.shape[0]), itemsize, p, target=4 * 2**20)
+    mean = backend.asarray(mean) if mean is not None else None
+    buf_a = buf_b = None
+    if isinstance(A, np.ndarray):
+        dtype = np.result_type(A.dtype, mean.dtype if mean is not None else A.dtype)
+        buf_a = np.empty(n_a * min(block, p), dtype=dtype)
+        buf_b = None if same else np.empty(B.shape[0] * min(block, p), dtype=dtype)
+    out = applied = None
+    for start in range(0, max(p, 1), block):
+        sl = slice(start, min(start + block, p))
+        a = _centred_block(A, sl, mean, buf_a)
+        b = a if same else _centred_block(B, sl, mean, buf_b)
+        prod = a @ b.T
+        if out is None:
+            out = prod
+        else:
+            out += prod
+        if apply is not None:
+            v = a @ apply[sl]
+            applied = v if applied is None else applied + v
+    return out if apply is None else (out, applied)
+
+
+def _kernel_gram(backend, X, x_mean, fit_intercept, max_offset=8.0):
+    """Centred Gram matrix ``(X - m)(X - m)^T`` and ``(X - m) @ m`` for the kernel path.
+
+    One symmetric product of X as given when the feature means are moderate: the centred
+    matrix is then ``K - r 1^T - 1 r^T + mu`` (``r = K 1 / n = X m``, ``mu = m . m``), which
+    loses at most ``log2(trace K / trace K_c)`` bits; accepted when that ratio is at most
+    ``max_offset`` (``trace K_c = trace K - n mu``). Otherwise (features with large means) the
+    product is redone over centred feature blocks (:func:`centred_cross_gram`).
+    """
+    if not fit_intercept:
+        return X @ X.T, None
+    n = X.shape[0]
+    k = X @ X.T
+    torch = backend.name == "torch"
+    k64 = k.double() if torch else k.astype(np.float64)
+    r = k64.mean(axis=1)
+    mu = r.mean()
+    trace = float(k64.diagonal().sum())
+    trace_c = trace - n * float(mu)
+    if trace_c > 0 and trace <= max_offset * trace_c:
+        kc, proj = k64 - r[:, None] - r[None, :] + mu, r - mu
+        if torch:
+            return kc.to(k.dtype), proj.to(k.dtype)
+        return kc.astype(k.dtype), proj.astype(k.dtype)
+    mean = backend.asarray(x_mean)
+    return centred_cross_gram(backend, X, X, x_mean, apply=mean)
+
+
 def make_plan(X, folds=None, *, fit_intercept=True, backend, dtype=np.float32, solver="auto"):
     """Decompose X once per fold and once on all samples.
 
@@ -205,16 +298,21 @@ def make_plan(X, folds=None, *, fit_intercept=True, backend, dtype=np.float32, s
     X = np.asarray(X, dtype=dtype)
     n, p = X.shape
     x_mean = X.mean(axis=0) if fit_intercept else np.zeros(p, dtype=dtype)
-    xg = backend.asarray(X - x_mean if fit_intercept else X)
     kind = solver if solver != "auto" else ("primal" if p <= n else "kernel")
-    plan = RidgePlan(backend, xg, x_mean, kind, None, fit_intercept=fit_intercept)
     if kind == "primal":
+        xg = backend.asarray(X - x_mean if fit_intercept else X)
+        plan = RidgePlan(backend, xg, x_mean, kind, None, fit_intercept=fit_intercept)
         gram = xg.T @ xg
         s, v = _eigh(backend, gram)
         plan.full_eigvals, plan.full_eigvecs = s, v
         plan.full_proj = xg @ v
     else:
-        gram = xg @ xg.T
+        # kernel: X is kept as given (no centred n x p copy); the centred Gram matrix is
+        # accumulated over feature blocks
+        xk = backend.asarray(X)
+        plan = RidgePlan(backend, xk, x_mean, kind, None, fit_intercept=fit_intercept)
+        plan.centred = False
+        gram, plan.mean_proj = _kernel_gram(backend, xk, x_mean, fit_intercept)
         s, u = _eigh(backend, gram)
         plan.full_eigvals, plan.full_eigvecs = s, u
         plan.full_proj = u
@@ -302,6 +400,29 @@ def _fold_projection(plan, fold, y, xty):
     return fold.eigvecs.T @ y_tr, my, y_te, None
 
 
+def _kernel_resolvent(plan, fold, alphas):
+    """``(M, c)``: held-out predictions of every alpha are ``M @ y_tr + c my`` (kernel fold).
+
+    ``M = [A diag(w_1) U^T; ...; A diag(w_k) U^T]`` (n_alphas * n_test, n_train), built from the
+    fold's eigendecomposition once per alpha grid (cached on the fold: it does not depend on
+    the targets). Per target batch the predictions then cost one GEMM of
+    ``n_alphas * n_test * n_train`` per target instead of ``(n_alphas * n_test + n_train) *
+    n_train`` through ``U^T y_tr``. ``c = 1 - M 1`` carries the training mean ``my`` of the
+    targets (the targets need not be centred per fold).
+    """
+    be = plan.backend
+    key = be.to_numpy(alphas)
+    cached = fold.resolvent
+    if cached is not None and cached[0].shape == key.shape and np.array_equal(cached[0], key):
+        return cached[1], cached[2]
+    w = _inverse_weights(be, fold.eigvals, alphas)
+    m = _project(fold.proj_test, w, fold.eigvecs.T)  # (n_alphas, n_te, n_tr)
+    m = m.reshape(m.shape[0] * m.shape[1], m.shape[2])
+    c = 1.0 - m.sum(axis=1) if plan.fit_intercept else None
+    fold.resolvent = (key.copy(), m, c)
+    return m, c
+
+
 def _moment_scores(fold, z, my, y_te, xty_te, w, scoring):
     """Held-out scores of all alphas from (r x r) moments, without forming predictions.
 
@@ -361,6 +482,9 @@ def cv_scores(plan, y, alphas, scoring="correlation", *, reduce=True):
     xty = plan.X.T @ y if plan.kind == "primal" else None
     out = []
     for fold in plan.folds:
+        if fold.kind == "kernel":
+            out.append(_kernel_fold_scores(plan, fold, y, alphas, scoring))
+            continue
         z, my, y_te, xty_te = _fold_projection(plan, fold, y, xty)
         w = _inverse_weights(be, fold.eigvals, alphas)
         if fold.moments:
@@ -375,6 +499,30 @@ def cv_scores(plan, y, alphas, scoring="correlation", *, reduce=True):
     if not reduce:
         return scores
     return _nanmean0(scores)
+
+
+def _kernel_fold_scores(plan, fold, y, alphas, scoring, chunk_bytes=2**21):
+    """Held-out scores (n_alphas, n_targets) of a kernel fold, targets in cache-sized chunks.
+
+    Each chunk's predictions ``M @ y_tr + c my`` (one GEMM) are scored while they are still in
+    cache (about ``chunk_bytes``).
+    """
+    be = plan.backend
+    m, c = _kernel_resolvent(plan, fold, alphas)
+    y_tr = y[be.asarray(fold.train)]
+    y_te = y[be.asarray(fold.test)]
+    n_a, n_te, t = len(alphas), y_te.shape[0], y.shape[1]
+    step = t if be.name != "numpy" else max(64, chunk_bytes // (m.shape[0] * m.itemsize))
+    out = []
+    for start in range(0, t, step):
+        sl = slice(start, min(start + step, t))
+        ytr = y_tr[:, sl]
+        pred = m @ ytr
+        if c is not None:
+            pred += c[:, None] * ytr.mean(axis=0)[None, :]
+        pred = pred.reshape(n_a, n_te, pred.shape[1])
+        out.append(be.to_numpy(score_predictions(y_te[:, sl], pred, scoring)))
+    return out[0] if len(out) == 1 else np.concatenate(out, axis=1)
 
 
 def _nanmean0(a):
@@ -430,6 +578,15 @@ def refit(plan, y, alphas_per_target):
     -------
     backend array (n_features, n_targets)
     """
+    if plan.kind == "primal":
+        vecs = plan.full_eigvecs
+        z = vecs.T @ (plan.X.T @ y)
+        return vecs @ (z * _refit_weights(plan, alphas_per_target))
+    return dual_to_primal(plan, refit_dual(plan, y, alphas_per_target))
+
+
+def _refit_weights(plan, alphas_per_target):
+    """(r, n_targets) weights ``1 / (s + alpha_t)``, pseudo-inverse where ``s + alpha_t ~ 0``."""
     s = plan.full_eigvals
     den = s[:, None] + alphas_per_target[None, :]
     eps = np.finfo(np.float32 if str(s.dtype).endswith("float32") else np.float64).eps
@@ -437,12 +594,55 @@ def refit(plan, y, alphas_per_target):
     ok = den > tol
     inv = 1.0 / (den + ~ok)
     inv[~ok] = 0.0
+    return inv
+
+
+def refit_dual(plan, y, alphas_per_target):
+    """Dual coefficients on all samples, one alpha per target (kernel plans).
+
+    ``dual = U diag(1 / (s + alpha_t)) U^T y`` from the full-data Gram decomposition: two
+    (n x n) @ (n x t) products, no feature-sized array. The primal coefficients are
+    ``(X - x_mean)^T dual`` (:func:`dual_to_primal`); predictions of new rows ``X_new`` are
+    ``(X_new - x_mean) (X - x_mean)^T dual + y_mean`` (:func:`centred_cross_gram`).
+
+    Returns
+    -------
+    backend array (n_samples, n_targets)
+    """
+    if plan.kind != "kernel":
+        raise ValueError("refit_dual needs a kernel plan (n_features > n_samples)")
     vecs = plan.full_eigvecs
-    if plan.kind == "primal":
-        z = vecs.T @ (plan.X.T @ y)
-        return vecs @ (z * inv)
-    z = vecs.T @ y
-    return plan.X.T @ (vecs @ (z * inv))
+    return vecs @ ((vecs.T @ y) * _refit_weights(plan, alphas_per_target))
+
+
+def dual_to_primal(plan, dual, out=None):
+    """Primal coefficients ``(X - x_mean)^T dual`` of a kernel plan, shape (p, t).
+
+    One GEMM per feature block of the centred X (about 32 MB each, no centred copy of the whole
+    X), written straight into ``out`` (numpy: a new (p, t) array when None) without
+    temporaries of the output's size. ``1^T dual = 0`` for centred targets, so centring X
+    changes only the rounding: it keeps float32 accurate when feature means are large.
+    """
+    be = plan.backend
+    X = plan.X
+    n, p = X.shape
+    mean = None if (plan.centred or not plan.fit_intercept) else be.asarray(plan.x_mean)
+    numpy = isinstance(dual, np.ndarray)
+    if out is None and numpy:
+        out = np.empty((p, dual.shape[1]), dtype=np.result_type(X.dtype, dual.dtype))
+    itemsize = 4 if str(X.dtype).endswith("float32") else 8
+    block = _feature_block(n, itemsize, p)
+    parts = []
+    for start in range(0, p, block):
+        sl = slice(start, min(start + block, p))
+        xb = X[:, sl] if mean is None else X[:, sl] - mean[sl]
+        if out is not None:
+            np.matmul(xb.T, dual, out=out[sl])
+        else:
+            parts.append(xb.T @ dual)
+    if out is not None:
+        return out
+    return be.torch.cat(parts, dim=0) if be.name == "torch" else np.concatenate(parts)
 
 
 def ols_solver(X, *, fit_intercept=True, backend, dtype=np.float32):

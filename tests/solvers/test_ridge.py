@@ -140,3 +140,168 @@ def test_moment_path_scores_constant_predictions_zero():
     s = ridge.cv_scores(plan, be.asarray(Y - Y.mean(axis=0)), be.asarray(ALPHAS), "correlation",
                         reduce=False)
     np.testing.assert_array_equal(s, 0.0)
+# --------------------------------------------------------------------------- kernel path (n << p)
+def _wide(n=40, p=600, t=6, seed=1, dtype=np.float64):
+    rng = np.random.RandomState(seed)
+    X = (rng.randn(n, p) + 1.5).astype(dtype)
+    Y = (X @ rng.randn(p, t) / np.sqrt(p) + rng.randn(n, t) + 3.0).astype(dtype)
+    return X, Y
+
+
+def _tol(dtype, scale=1.0):
+    """Relative tolerance for results of a few hundred float reductions in ``dtype``."""
+    return float(np.finfo(dtype).eps) * 1e3 * scale
+
+
+def test_centred_cross_gram_blocks_equal_direct():
+    X, _ = _wide(n=9, p=1000)
+    B = X[:4] * 2.0
+    m = X.mean(axis=0)
+    be = get_backend("numpy")
+    k, applied = ridge.centred_cross_gram(be, X, X, m, block=97, apply=m)
+    np.testing.assert_allclose(k, (X - m) @ (X - m).T, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(applied, (X - m) @ m, rtol=1e-12, atol=1e-9)
+    k2 = ridge.centred_cross_gram(be, B, X, m, block=333)
+    np.testing.assert_allclose(k2, (B - m) @ (X - m).T, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernel_encoder_equals_sklearn_ridge_at_chosen_alpha(dtype):
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+
+    X, Y = _wide(dtype=dtype)
+    alphas = np.logspace(-1, 5, 7)
+    est = VoxelwiseEncoder(alphas=alphas, cv=4, dtype=np.dtype(dtype).name).fit(X, Y)
+    assert est.dual_coef_.shape == (X.shape[0], Y.shape[1])
+    assert "_coef" in est.__dict__ and est.__dict__["_coef"] is None  # coef_ not formed by fit
+    X_new = _wide(n=7, seed=5, dtype=dtype)[0]
+    pred = est.predict(X_new)  # through the dual coefficients
+    assert est.__dict__["_coef"] is None
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    for j, alpha in enumerate(est.best_alphas_):
+        ref = Ridge(alpha=alpha).fit(X64, Y64[:, j])
+        np.testing.assert_allclose(
+            pred[:, j], ref.predict(X_new), rtol=_tol(dtype), atol=_tol(dtype)
+        )
+        np.testing.assert_allclose(
+            est.coef_[:, j], ref.coef_, rtol=_tol(dtype), atol=_tol(dtype) * np.abs(ref.coef_).max()
+        )
+        np.testing.assert_allclose(est.intercept_[j], ref.intercept_, rtol=_tol(dtype))
+    # coef_ (formed on access) gives the same predictions as the dual path
+    np.testing.assert_allclose(
+        X_new @ est.coef_ + est.intercept_, pred, rtol=_tol(dtype), atol=_tol(dtype)
+    )
+
+
+def test_kernel_encoder_equals_grid_search_cv():
+    """Per-target alphas and CV scores equal a brute-force GridSearchCV(Ridge) per target."""
+    from sklearn.model_selection import GridSearchCV
+
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+
+    X, Y = _wide(n=36, p=300, t=4)
+    alphas = np.logspace(-2, 4, 7)
+    cv = KFold(4, shuffle=True, random_state=0)
+    est = VoxelwiseEncoder(alphas=alphas, cv=cv, scoring="r2", dtype="float64").fit(X, Y)
+    for j in range(Y.shape[1]):
+        gs = GridSearchCV(Ridge(), {"alpha": alphas}, cv=cv, scoring="r2").fit(X, Y[:, j])
+        np.testing.assert_allclose(
+            est.cv_scores_[:, j], gs.cv_results_["mean_test_score"], rtol=1e-8, atol=1e-10
+        )
+        assert est.best_alphas_[j] == gs.best_params_["alpha"]
+
+
+@pytest.mark.parametrize("scoring", ["r2", "correlation"])
+def test_kernel_encoder_equals_himalaya_kernel_ridge_cv(scoring):
+    himalaya = pytest.importorskip("himalaya")  # noqa: F841
+    from himalaya.backend import set_backend
+    from himalaya.kernel_ridge import KernelRidgeCV
+    from himalaya.scoring import correlation_score as h_corr
+    from himalaya.scoring import r2_score as h_r2
+
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+
+    set_backend("numpy")
+    X, Y = _wide(n=60, p=2000, t=40, dtype=np.float32)
+    # himalaya diagonalises in float32: keep alpha >= 1e-3 * eigenvalues so both are accurate
+    alphas = np.logspace(1, 6, 6)
+    cv = KFold(5)
+    ours = VoxelwiseEncoder(alphas=alphas, cv=cv, scoring=scoring).fit(X, Y)
+    score_func = h_r2 if scoring == "r2" else h_corr
+    ref = KernelRidgeCV(
+        alphas=alphas, cv=cv, fit_intercept=True, solver_params={"score_func": score_func}
+    ).fit(X, Y)
+    tol = _tol(np.float32, 10)
+    np.testing.assert_allclose(ours.cv_scores_.max(axis=0), np.asarray(ref.cv_scores_), atol=tol)
+    agree = np.isclose(ours.best_alphas_, np.asarray(ref.best_alphas_), rtol=1e-5)
+    # different choices only at ties (float32 noise)
+    filled = np.sort(ours.cv_scores_, axis=0)
+    assert np.all(agree | (filled[-1] - filled[-2] < tol))
+    assert agree.mean() > 0.8
+    X_new = _wide(n=5, p=2000, seed=9, dtype=np.float32)[0]
+    p_ours, p_ref = ours.predict(X_new), np.asarray(ref.predict(X_new))
+    np.testing.assert_allclose(p_ours[:, agree], p_ref[:, agree], rtol=tol, atol=tol)
+
+
+def test_kernel_encoder_memory_no_feature_sized_arrays():
+    """fit and predict never allocate p x p, nor even the (p, t) coef_ (tracemalloc peak)."""
+    import tracemalloc
+
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+
+    n, p, t = 40, 20000, 400
+    X, Y = _wide(n=n, p=p, t=t, dtype=np.float32)
+    est = VoxelwiseEncoder(alphas=np.logspace(0, 4, 5), cv=4)
+    tracemalloc.start()
+    est.fit(X, Y)
+    est.predict(X[:5])
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    coef_bytes = p * t * 4
+    assert peak < 2 * X.nbytes + 4 * Y.nbytes + 2**21, peak
+    assert peak < coef_bytes / 4 and peak < p * p * 4 / 100
+    assert est.coef_.shape == (p, t)  # still available, formed on access
+
+
+def test_kernel_encoder_1d_target_and_coef_setter():
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+
+    X, Y = _wide(t=1)
+    est = VoxelwiseEncoder(alphas=[1.0, 100.0], cv=3, dtype="float64").fit(X, Y[:, 0])
+    assert est.dual_coef_.shape == (X.shape[0],) and est.coef_.shape == (X.shape[1],)
+    ref = Ridge(alpha=est.best_alphas_[0]).fit(X, Y[:, 0])
+    np.testing.assert_allclose(est.predict(X[:4]), ref.predict(X[:4]), rtol=1e-9)
+    np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-8, atol=1e-12)
+    assert isinstance(est.intercept_, float)
+    est.coef_ = ref.coef_ * 0  # an explicit coef_ replaces the dual coefficients
+    np.testing.assert_allclose(est.predict(X[:4]), est.intercept_, atol=1e-12)
+
+
+def test_torch_kernel_plan_equals_numpy():
+    pytest.importorskip("torch")
+    X, Y = _wide(n=30, p=200, t=4)
+    folds = list(KFold(3).split(X))
+    out = []
+    for name in ("numpy", "torch"):
+        be = get_backend(name, "cpu")
+        plan = ridge.make_plan(X, folds, backend=be, dtype=np.float64)
+        assert plan.kind == "kernel"
+        y = be.asarray(Y - Y.mean(axis=0))
+        scores = ridge.cv_scores(plan, y, be.asarray(ALPHAS), "r2")
+        dual = be.to_numpy(ridge.refit_dual(plan, y, be.asarray(ALPHAS[:4])))
+        out.append((scores, dual))
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-8)
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("offset", [1.5, 300.0])  # one symmetric product / centred blocks
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernel_gram_equals_centred_product(offset, dtype):
+    rng = np.random.RandomState(3)
+    X = (rng.randn(20, 3000) + offset * rng.rand(3000)).astype(dtype)
+    m = X.mean(axis=0)
+    xc = X.astype(np.float64) - X.astype(np.float64).mean(axis=0)
+    gram, proj = ridge._kernel_gram(get_backend("numpy"), X, m, True)
+    scale = np.abs(xc @ xc.T).max()
+    np.testing.assert_allclose(gram, xc @ xc.T, atol=_tol(dtype, 10) * scale)
+    np.testing.assert_allclose(proj, xc @ m.astype(np.float64), atol=_tol(dtype, 10) * scale)
