@@ -881,10 +881,11 @@ def _cli_equivalents(result):
         "neuroprobe probe activations.act.h5 --labels stimuli.csv:category --out probe.csv",
         f"neuroprobe encode activations.act.h5 --layer {layer} "
         "--targets brain/sub-01_responses.nii.gz --mask brain/brain_mask.nii.gz "
-        f"--out {layer}_r.nii.gz",
-        "neuroprobe roi brain/sub-01_responses.nii.gz --mask brain/roi.nii.gz --out roi.h5",
+        f"--target-ids stimuli.csv --out {layer}_r.nii.gz",
+        "neuroprobe roi brain/sub-01_responses.nii.gz --mask brain/roi.nii.gz "
+        "--ids stimuli.csv --out roi.h5",
         "neuroprobe decode brain/sub-01_responses.nii.gz --mask brain/roi.nii.gz "
-        "--labels stimuli.csv:category --out decode.csv",
+        "--ids stimuli.csv --labels stimuli.csv:category --out decode.csv",
         f"neuroprobe rdm activations.act.h5 --layer {layer} --out dnn.rdm.h5",
         "neuroprobe rdm roi.h5 --out roi.rdm.h5",
         "neuroprobe rsa --model dnn.rdm.h5 --target roi.rdm.h5 --n-permutations 1000 "

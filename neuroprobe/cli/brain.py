@@ -48,6 +48,10 @@ def register(subparsers):
     p.add_argument("--pair", action="store_true",
                    help="images are GIFTI (left, right) hemisphere pairs, two files each")
     p.add_argument("--dataset", default="Y", help="HDF5 dataset name (default: Y)")
+    p.add_argument("--ids", default=None,
+                   help="stimulus IDs of the samples, one per row (FILE.npy, FILE.npz:KEY, "
+                   "FILE.txt, FILE.csv[:COLUMN], events.tsv[:COLUMN]); stored as 'stim_ids' in "
+                   "the .h5 output so encode / rdm / decode align rows by ID (.h5 output only)")
     add_common_arguments(p)
     p.set_defaults(func=run_roi)
 
@@ -124,9 +128,22 @@ def run_roi(args):
     masker = BrainMasker(mask_img=mask, labels=labels, summary=args.summary)
     source = images[0] if len(images) == 1 else images
     out = Path(args.out)
+    ids = None
+    if args.ids:
+        from neuroprobe.io.ids import read_ids
+
+        if out.suffix.lower() not in (".h5", ".hdf5"):
+            raise CLIError(f"--ids needs an .h5 --out (the IDs are stored beside the data); "
+                           f"got {out}")
+        ids = read_ids(args.ids, "--ids")
     if out.suffix.lower() in (".h5", ".hdf5"):
         masker.fit(source)  # streams the data once to find NaN voxels
-        masker.transform_to_h5(source, out, dataset=args.dataset)
+        try:
+            masker.transform_to_h5(source, out, dataset=args.dataset, stim_ids=ids)
+        except ValueError as exc:
+            if ids is None:
+                raise
+            raise CLIError(f"--ids {args.ids}: {exc}") from None
         shape = (None, masker.n_features_out_)
     else:
         Y = masker.fit_transform(source)

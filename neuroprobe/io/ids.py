@@ -31,7 +31,7 @@ def as_ids(ids, what="ids"):
                    dtype=str if arr.size else "<U1")
     uniq, counts = np.unique(arr, return_counts=True)
     if uniq.size != arr.size:
-        raise ValueError(f"{what} has duplicate stimulus IDs (first: {uniq[counts > 1][0]!r})")
+        raise ValueError(f"{what} has duplicate stimulus IDs (first: {str(uniq[counts > 1][0])!r})")
     return arr
 
 

@@ -612,7 +612,7 @@ class BrainMasker(TransformerMixin, BaseEstimator):
         self._check_finite_block(data, units[0].name if len(units) == 1 else "X", 0)
         return self._reduce(data)
 
-    def transform_to_h5(self, X, path, dataset="Y"):
+    def transform_to_h5(self, X, path, dataset="Y", stim_ids=None):
         """Write ``transform(X)`` straight into an HDF5 file, a block of samples at a time.
 
         The file is written to a temporary name and renamed on success (an existing file at
@@ -625,6 +625,10 @@ class BrainMasker(TransformerMixin, BaseEstimator):
             As for :meth:`transform`.
         path : str or Path
         dataset : str
+        stim_ids : sequence of str, optional
+            One stimulus ID per sample (row), stored as the root dataset ``stim_ids``: readers
+            that join these targets with activations (``neuroprobe encode`` / ``rdm`` /
+            ``decode``, :func:`neuroprobe.io.targets.read_target_ids`) then align rows by ID.
 
         Returns
         -------
@@ -634,6 +638,12 @@ class BrainMasker(TransformerMixin, BaseEstimator):
 
         units = self._units(X)
         n_total = sum(u.n_samples() for u in units)
+        if stim_ids is not None:
+            stim_ids = [str(v) for v in stim_ids]
+            if len(stim_ids) != n_total:
+                raise ValueError(f"stim_ids: {len(stim_ids)} IDs for the {n_total} samples of X")
+            if len(set(stim_ids)) != n_total:
+                raise ValueError("stim_ids: the IDs are not unique")
         n_out = self.n_features_out_
         chunks = (max(1, min(n_total, 256)), max(1, min(n_out, 1024)))
         with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as fh:
@@ -645,6 +655,9 @@ class BrainMasker(TransformerMixin, BaseEstimator):
             fh.create_dataset(f"{dataset}_feature_names",
                               data=np.asarray(self.get_feature_names_out(), dtype=object),
                               dtype=h5py.string_dtype())
+            if stim_ids is not None:
+                fh.create_dataset("stim_ids", data=np.asarray(stim_ids, dtype=object),
+                                  dtype=h5py.string_dtype())
             row = 0
             for unit in units:
                 for block in unit.iter_rows(self.columns_, self._first_size()):

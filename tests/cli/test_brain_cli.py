@@ -148,3 +148,36 @@ def test_hrf_onsets_in_milliseconds_are_refused(tmp_path, events, capsys):
     assert "every event lies outside the run: onsets span 2000 to 40000 s" in err
     assert "25 scans x tr 2 s = 50 s" in err and "milliseconds" in err
     assert not out.exists()
+
+
+def test_roi_ids_are_stored_and_read_by_the_joining_commands(tmp_path, atlas, capsys):
+    """`roi --ids` stores the rows' stimulus IDs; encode/rdm/decode's target reader returns them."""
+    from neuroprobe.cli.encoding import _Targets
+    from neuroprobe.io.targets import read_target_ids
+
+    path, lut, labels, data = atlas
+    n = data.shape[-1]
+    ids = [f"s{k:02d}" for k in range(n)][::-1]  # rows in reverse stimulus order
+    np.savetxt(tmp_path / "ids.txt", ids, fmt="%s")
+    out = tmp_path / "roi.h5"
+    assert main(["roi", EXAMPLE4D, "--mask", str(path), "--labels", "8", "--out", str(out),
+                 "--ids", str(tmp_path / "ids.txt"), "--quiet"]) == 0
+    assert list(read_target_ids(out)) == ids
+    targets = _Targets(str(out), None, None)
+    try:
+        assert [v.decode() if isinstance(v, bytes) else str(v) for v in targets.ids] == ids
+        np.testing.assert_array_equal(targets.Y[:], data[labels == 8].T.astype(np.float32))
+    finally:
+        targets.close()
+    # too few IDs, duplicated IDs, and a CSV output are refused (nothing written)
+    np.savetxt(tmp_path / "short.txt", ids[:-1], fmt="%s")
+    np.savetxt(tmp_path / "dup.txt", [ids[0]] * n, fmt="%s")
+    for spec, message in (("short.txt", f"{n - 1} IDs for the {n} samples"),
+                          ("dup.txt", "duplicate stimulus IDs (first: 's01')")):
+        bad = tmp_path / f"bad_{spec}.h5"
+        assert main(["roi", EXAMPLE4D, "--mask", str(path), "--labels", "8", "--out", str(bad),
+                     "--ids", str(tmp_path / spec), "--quiet"]) == 1
+        assert message in capsys.readouterr().err and not bad.exists()
+    assert main(["roi", EXAMPLE4D, "--mask", str(path), "--labels", "8", "--out",
+                 str(tmp_path / "roi.csv"), "--ids", str(tmp_path / "ids.txt"), "--quiet"]) == 1
+    assert "--ids needs an .h5 --out" in capsys.readouterr().err

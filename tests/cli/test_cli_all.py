@@ -442,6 +442,13 @@ def test_the_commands_listed_in_the_demo_report_work(demo_run):
         proc = subprocess.run([sys.executable, "-m", "neuroprobe", *args[1:]], cwd=out,
                               capture_output=True, text=True, timeout=600, env=ENV)
         assert proc.returncode == 0, f"{line}\n{proc.stderr[-2000:]}"
+        assert "no stimulus IDs" not in proc.stderr, f"{line}\n{proc.stderr[-2000:]}"
+    # the ROI signals carry the stimulus IDs of stimuli.csv (so rdm / rsa join by ID)
+    from neuroprobe.io.targets import read_target_ids
+
+    with open(out / "stimuli.csv", newline="") as fh:
+        expected = [row["stim_id"] for row in csv.DictReader(fh)]
+    assert list(read_target_ids(out / "roi.h5")) == expected
     # and they reproduce the study's files: the re-extracted activations equal the demo's
     from neuroprobe.io.activations import open_activations
 
