@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
@@ -15,6 +17,7 @@ from neuroprobe._sklearn_compat import (
     _num_samples,
     _safe_indexing,
 )
+from neuroprobe.metrics import ZeroVarianceWarning
 from neuroprobe.solvers.permutation import (
     chunk_seeds,
     chunk_sizes,
@@ -59,7 +62,11 @@ def _chunk(estimator, X, Y, sizes, seeds, groups, cv, scorer, multi, fast):
     if fast:
         observed, null = estimator._permutation_scores(X, Y, permutations, cv=cv, groups=groups)
         return np.atleast_1d(np.asarray(observed, np.float64)), np.asarray(null, np.float64)
-    return None, _generic_null(estimator, X, Y, permutations, cv, groups, scorer, multi)
+    # the refits on permuted rows meet the same constant targets as the observed fit, which
+    # warns about them once: their warnings would only repeat it for every fold and permutation
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ZeroVarianceWarning)
+        return None, _generic_null(estimator, X, Y, permutations, cv, groups, scorer, multi)
 
 
 class PermutationTest(MetaEstimatorMixin, BaseEstimator):

@@ -275,3 +275,23 @@ def _assert_conforms(estimator):
     results = check_estimator(estimator, on_fail=None)
     failed = {r["check_name"]: str(r["exception"]) for r in results if r["status"] == "failed"}
     assert not failed, failed
+
+
+def test_generic_path_warns_about_a_constant_target_from_the_observed_fit_only():
+    """A constant target warns in the observed CV (once per fold at most), not per permutation."""
+    import warnings
+
+    from neuroprobe.estimators.encoding import PLSEncoder
+    from neuroprobe.metrics import ZeroVarianceWarning
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 5)
+    Y = X @ rng.randn(5, 3) + rng.randn(40, 3)
+    Y[:, 1] = 2.0  # a constant target
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        test = PermutationTest(PLSEncoder(n_components=2), n_permutations=30, cv=KFold(4),
+                               random_state=0).fit(X, Y)
+    zero_var = [w for w in rec if issubclass(w.category, ZeroVarianceWarning)]
+    assert 1 <= len(zero_var) <= 2 * 4  # fit + score per fold; was that for 1 + 30 fits
+    assert np.isnan(test.pvalue_[1]) and np.isfinite(test.pvalue_[[0, 2]]).all()
