@@ -134,6 +134,8 @@ class _Targets:
     """Targets from .npy (memory-mapped), .npz, .h5 (streamed dataset) or brain images."""
 
     def __init__(self, spec, mask=None, dataset=None):
+        from neuroprobe.io.ids import as_ids
+
         path, key = _split_key(spec, dataset)
         if not path.exists():
             raise CLIError(f"--targets: file not found: {path}")
@@ -154,7 +156,7 @@ class _Targets:
                     raise CLIError(f"--targets: {key!r} not in {path}; arrays: {data.files}")
                 self.Y = data[key]
                 if "stim_ids" in data.files:
-                    self.ids = data["stim_ids"]
+                    self.ids = as_ids(data["stim_ids"], f"{path}:stim_ids")
         elif name.endswith((".h5", ".hdf5")):
             import h5py
 
@@ -166,7 +168,7 @@ class _Targets:
                 raise CLIError(f"--targets: dataset {key!r} not in {path}; datasets: {names}")
             self.Y = self._file[key]
             if "stim_ids" in self._file:
-                self.ids = self._file["stim_ids"][()]
+                self.ids = as_ids(self._file["stim_ids"][()], f"{path}:stim_ids")
         else:
             raise CLIError(
                 f"--targets: unsupported file {path} (.npy, .npz, .h5, NIfTI, CIFTI, GIFTI, MGH)"
@@ -195,11 +197,11 @@ class _Targets:
             f"(the vector of the {self.masker.n_features_out_} voxels in the mask, in mask order)"
         )
 
-    def map_suffixes(self):
-        """The output suffixes a map of these targets can have."""
-        if self.masker is None:
-            return (".npy", ".csv")
-        return tuple(_IMAGE_SUFFIXES.get(self.masker.format_, ())) + (".npy", ".csv")
+    def tmp_suffix(self, out):
+        """Suffix of the temporary file a map for ``out`` is written to (same format)."""
+        out = Path(out)
+        suffix = "".join(out.suffixes[-2:]) if self.masker is not None else out.suffix
+        return suffix or ".npy"
 
     def write_map(self, values, out, description=None, tmp=None):
         """Write a per-target map: an image like the input (brain), else .npy / .csv.
@@ -214,8 +216,7 @@ class _Targets:
 
         out = Path(out)
         if tmp is None:
-            suffix = "".join(out.suffixes[-2:]) if self.masker is not None else out.suffix
-            with atomic_path(out, suffix=suffix or ".npy") as tmp:
+            with atomic_path(out, suffix=self.tmp_suffix(out)) as tmp:
                 return self.write_map(values, out, description, tmp)
         if self.masker is not None and not out.name.lower().endswith((".npy", ".csv")):
             img = self.masker.inverse_transform(
@@ -384,8 +385,8 @@ def _run_encode(args):
         outputs = [Path(args.out)] + (
             [_sibling(args.out, n) for n in ("pvalue", "pvalue_fwe")] if args.n_permutations else []
         )
-        for path in outputs:  # before the long computation, not after it
-            check_output_path(path, targets.map_suffixes())
+        for path in outputs:  # folder and permissions, before the long computation
+            check_output_path(path)  # (the suffix was checked by check_out)
         index = _rows_by_ids(targets, args.targets, args.target_ids, stim_ids, X.shape[0],
                              "--target-ids")
         if index is not None:  # activations in the targets' stimulus order
@@ -508,8 +509,7 @@ def _write_maps_together(targets, maps, args):
 
     with contextlib.ExitStack() as stack:
         for out, (values, description) in maps.items():
-            suffix = "".join(out.suffixes[-2:]) if targets.masker is not None else out.suffix
-            tmp = stack.enter_context(atomic_path(out, suffix=suffix or ".npy"))
+            tmp = stack.enter_context(atomic_path(out, suffix=targets.tmp_suffix(out)))
             targets.write_map(values, out, description, tmp)
     for name in ("pvalue", "pvalue_fwe"):
         stale = _sibling(args.out, name)
@@ -537,7 +537,7 @@ def run_decode(args):
     finally:
         targets.close()
     if ids is not None:
-        ids = [str(v.decode() if isinstance(v, bytes) else v) for v in ids]
+        ids = list(ids)
         if len(ids) != Y.shape[0]:
             raise CLIError(f"--ids: {len(ids)} stimulus IDs for the {Y.shape[0]} rows of "
                            f"{args.input}")

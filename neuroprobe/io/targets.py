@@ -102,11 +102,12 @@ def read_target_ids(target):
     """
     import h5py
 
+    from neuroprobe.io.ids import as_ids
+
     def ids_of(f):
         if "stim_ids" not in f:
             return None
-        return np.array([v.decode() if isinstance(v, bytes) else str(v)
-                         for v in f["stim_ids"][()]])
+        return as_ids(f["stim_ids"][()], f"{f.filename}:stim_ids")
 
     if isinstance(target, h5py.Dataset):
         return ids_of(target.file)
