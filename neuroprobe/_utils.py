@@ -7,6 +7,7 @@ import errno as _errno
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +230,21 @@ def check_output_folder(path, what="--out"):
     if not os.access(probe, os.W_OK | os.X_OK):
         raise PermissionError(_errno.EACCES, f"{what} {path}: folder {probe} is not writable")
     return path
+
+
+def renamed_y(y, Y, where, stacklevel=3):
+    """``y``, or the deprecated ``Y=`` keyword (with a FutureWarning); both is an error.
+
+    ``stacklevel`` 3 names the caller of the public method that calls this.
+    """
+    if Y is None:
+        return y
+    if y is not None:
+        raise TypeError(f"{where} got both y and Y; pass the targets once, as y")
+    warnings.warn(
+        f"{where}: the keyword Y= is deprecated and will be removed in the next release; "
+        "pass the targets as y= (scikit-learn's name) or positionally",
+        FutureWarning,
+        stacklevel=stacklevel,
+    )
+    return Y

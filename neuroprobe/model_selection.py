@@ -210,9 +210,10 @@ def cross_val_score_targets(estimator, X, y=None, cv=5, groups=None, n_jobs=None
         ``np.nanmean``). One :class:`~neuroprobe.metrics.ZeroVarianceWarning` per cause (targets
         constant in training or held-out samples, constant predictions) summarises all splits.
     """
-    from neuroprobe.estimators.encoding import _is_lazy_targets, _renamed_y, as_targets
+    from neuroprobe._utils import renamed_y
+    from neuroprobe.estimators.encoding import _is_lazy_targets, as_targets
 
-    Y = _renamed_y(y, Y, "cross_val_score_targets")
+    Y = renamed_y(y, Y, "cross_val_score_targets")
     X = np.asarray(X) if not hasattr(X, "iloc") else X.to_numpy()
     Y2, _ = as_targets(Y, X.shape[0], name="y")
     cv = check_cv(default_cv(cv, None, groups, random_state, classifier=False))

@@ -18,7 +18,7 @@ from sklearn.model_selection import GroupKFold, check_cv
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from neuroprobe._utils import check_finite
+from neuroprobe._utils import check_finite, renamed_y
 from neuroprobe.metrics import warn_zero_variance
 from neuroprobe.solvers import ridge as _ridge
 from neuroprobe.solvers.backend import get_backend
@@ -146,21 +146,6 @@ def _resolve_dtype(dtype):
     return dtype
 
 
-def _renamed_y(y, Y, where):
-    """``y``, or the deprecated ``Y=`` keyword (with a FutureWarning); both is an error."""
-    if Y is None:
-        return y
-    if y is not None:
-        raise TypeError(f"{where} got both y and Y; pass the targets once, as y")
-    warnings.warn(
-        f"{where}: the keyword Y= is deprecated and will be removed in the next release; "
-        "pass the targets as y= (scikit-learn's name) or positionally",
-        FutureWarning,
-        stacklevel=3,
-    )
-    return Y
-
-
 def _target_scores(predict_batch, Y, scoring, dtype, batch, alphas=None, warn=True):
     """Per-target scores of ``predict_batch(cols)`` against ``Y``, in target batches.
 
@@ -269,7 +254,7 @@ class _EncoderMixin:
             correlation 0. One :class:`~neuroprobe.metrics.ZeroVarianceWarning` per cause
             counts them.
         """
-        Y = _renamed_y(y, Y, f"{type(self).__name__}.score_targets")
+        Y = renamed_y(y, Y, f"{type(self).__name__}.score_targets")
         return self._score_targets(X, Y)[0]
 
     def _score_targets(self, X, Y, warn=True):
@@ -302,7 +287,7 @@ class _EncoderMixin:
         -------
         float
         """
-        y = _renamed_y(y, Y, f"{type(self).__name__}.score")
+        y = renamed_y(y, Y, f"{type(self).__name__}.score")
         scores = self.score_targets(X, y)
         if np.all(np.isnan(scores)):
             return float("nan")
@@ -623,7 +608,7 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         -------
         self
         """
-        Y = _renamed_y(y, Y, "VoxelwiseEncoder.fit")
+        Y = renamed_y(y, Y, "VoxelwiseEncoder.fit")
         X, Y, was_1d, folds, dtype = self._prepare(X, Y, groups)
         alphas = self._alpha_grid()
         n_targets = Y.shape[1]
@@ -972,7 +957,7 @@ class PLSEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEstimator)
         """
         from neuroprobe.solvers import pls as _pls
 
-        Y = _renamed_y(y, Y, "PLSEncoder.fit")
+        Y = renamed_y(y, Y, "PLSEncoder.fit")
         _check_scoring(self.scoring)
         dtype = _resolve_dtype(self.dtype)
         X = validate_data(

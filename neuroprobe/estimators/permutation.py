@@ -156,9 +156,9 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         -------
         self
         """
-        from neuroprobe.estimators.encoding import _renamed_y
+        from neuroprobe._utils import renamed_y
 
-        Y = _renamed_y(y, Y, "PermutationTest.fit")
+        Y = renamed_y(y, Y, "PermutationTest.fit")
         if int(self.n_permutations) < 1:
             raise ValueError(f"n_permutations must be >= 1; got {self.n_permutations}")
         n = _num_samples(X)

@@ -7,6 +7,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from neuroprobe._utils import renamed_y
 from neuroprobe.rsa import check_method, compute_rdm, to_condensed
 from neuroprobe.solvers.rdm import n_from_pairs
 
@@ -44,26 +45,13 @@ def _groups(groups, n_columns, name):
     return names, checked
 
 
-_Y_DEPRECATED = (
-    "RSAScorer: the keyword Y= is deprecated and will be removed in the next release; "
-    "pass y= (sklearn's name) or the second positional argument"
-)
-
-
 def _resolve_y(y, kwargs, method):
-    """``y``, or ``Y=`` (deprecated keyword) with a warning."""
-    if kwargs:
-        unknown = set(kwargs) - {"Y"}
-        if unknown:
-            raise TypeError(f"RSAScorer.{method}() got an unexpected keyword argument "
-                            f"{sorted(unknown)[0]!r}")
-        if y is not None:
-            raise TypeError(f"RSAScorer.{method}(): give y or Y, not both")
-        import warnings
-
-        warnings.warn(_Y_DEPRECATED, FutureWarning, stacklevel=3)
-        return kwargs["Y"]
-    return y
+    """``y``, or ``Y=`` (deprecated keyword, :func:`neuroprobe._utils.renamed_y`)."""
+    unknown = set(kwargs) - {"Y"}
+    if unknown:
+        raise TypeError(f"RSAScorer.{method}() got an unexpected keyword argument "
+                        f"{sorted(unknown)[0]!r}")
+    return renamed_y(y, kwargs.get("Y"), f"RSAScorer.{method}", stacklevel=4)
 
 
 class RSAScorer(BaseEstimator):
