@@ -15,9 +15,25 @@ try:  # scikit-learn >= 1.6 exports it from sklearn.utils; the implementation li
 except ImportError:  # pragma: no cover
     from sklearn.utils._indexing import _safe_indexing
 
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Hidden,
+    Interval,
+    Options,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from sklearn.utils.validation import _check_feature_names_in, _num_samples
 
 __all__ = [
+    "HasMethods",
+    "Hidden",
+    "Interval",
+    "Options",
+    "StrOptions",
+    "_fit_context",
+    "validate_parameter_constraints",
     "_check_feature_names",
     "_check_feature_names_in",
     "_check_n_features",

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroprobe.exceptions import DeviceError, WriteError  # noqa: F401 (re-exported)
+
 
 @contextlib.contextmanager
 def atomic_path(path, suffix=".tmp"):
@@ -68,22 +70,6 @@ def atomic_h5(path):
         fh.close()
     with atomic_path(path, suffix=path.suffix or ".h5") as tmp, open(tmp, "wb") as out:
         out.write(image)
-
-
-class WriteError(OSError):
-    """A file could not be written (disk full, file-size limit, ...); the message names the
-    user's path and the cause on one line.
-
-    ``hdf5_failed`` is true when the HDF5 library failed in the middle of a write: HDF5 cannot
-    close such a file cleanly, so the command line ends the process without HDF5's exit handler
-    (which would crash).
-    """
-
-    hdf5_failed = False
-
-    def __init__(self, message, errno=None):
-        super().__init__(message)
-        self.errno = errno
 
 
 _HDF5_CAUSE = re.compile(r"error message = '([^']+)'")
@@ -248,3 +234,36 @@ def renamed_y(y, Y, where, stacklevel=3):
         stacklevel=stacklevel,
     )
     return Y
+
+
+def resolve_device(device):
+    """The one rule for ``device=``: ``None``/``"auto"`` picks CUDA when present, else the CPU.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"`` or ``None``.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    DeviceError
+        CUDA asked for on a machine without it, or a string torch does not parse.
+    """
+    import torch
+
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise DeviceError(
+            f"device={device!r} is not a device torch understands; use 'cpu', 'cuda', "
+            f"'cuda:N' or 'auto' ({exc})"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device={device!r} but CUDA is not available; use 'cpu' or 'auto'")
+    return dev

@@ -25,6 +25,8 @@ import numpy as np
 from sklearn.metrics import get_scorer as _sk_get_scorer
 from sklearn.metrics import make_scorer
 
+from neuroprobe.exceptions import ZeroVarianceWarning  # noqa: F401 (re-exported)
+
 __all__ = [
     "correlation_score",
     "r2_score",
@@ -36,21 +38,6 @@ __all__ = [
     "SCORERS",
     "ZeroVarianceWarning",
 ]
-
-
-class ZeroVarianceWarning(RuntimeWarning):
-    """Targets or predictions with zero variance: NaN (undefined) or 0 (constant prediction) scores.
-
-    ``kind`` is ``"targets"`` (the true values are constant: their score is NaN) or
-    ``"predictions"`` (the predictions are constant, e.g. at a very large alpha: correlation 0);
-    ``where`` says which samples (``"fitted"``, ``"scored"``, ``"training"``, ``"held-out"``);
-    ``mask`` is a bool array over the targets; ``alphas`` the alphas of the constant predictions
-    (when known). Filter it with ``warnings.simplefilter("ignore", ZeroVarianceWarning)``.
-    """
-
-    def __init__(self, message, kind="targets", where="scored", mask=None, alphas=None):
-        super().__init__(message)
-        self.kind, self.where, self.mask, self.alphas = kind, where, mask, alphas
 
 
 def _fmt_alphas(alphas):

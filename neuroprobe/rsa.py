@@ -20,6 +20,7 @@ import numpy as np
 from scipy.spatial.distance import squareform
 
 from neuroprobe._utils import check_finite
+from neuroprobe.exceptions import ConstantPatternError, ConstantPatternWarning  # noqa: F401 (re-exported)
 from neuroprobe.solvers import rdm as _rdm
 
 __all__ = [
@@ -37,27 +38,6 @@ __all__ = [
     "subject_level_test",
 ]
 
-
-class ConstantPatternWarning(RuntimeWarning):
-    """Some patterns are constant: their correlation (or cosine) distances are undefined (NaN).
-
-    ``rows`` holds their row indices (conditions after averaging), ``name`` the input's name.
-    """
-
-    def __init__(self, message, rows=(), name="X"):
-        super().__init__(message)
-        self.rows, self.name = list(rows), name
-
-
-class ConstantPatternError(ValueError):
-    """Fewer than two patterns have a defined correlation (cosine) distance: no RDM to compute.
-
-    ``rows`` and ``name`` as for :class:`ConstantPatternWarning`.
-    """
-
-    def __init__(self, message, rows=(), name="X"):
-        super().__init__(message)
-        self.rows, self.name = list(rows), name
 
 _ALIASES = {
     "corr": "pearson",

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroprobe.exceptions import StimulusError  # noqa: F401 (re-exported)
+
 __all__ = ["StimulusError", "StimulusSet", "as_stimulus_set", "read_dnnbrain_stim"]
 
 _MODALITIES = ("image", "audio", "video")
@@ -45,13 +47,6 @@ _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(
     r"^[+-]?((\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|nan|inf|infinity)$", re.IGNORECASE
 )
-
-
-class StimulusError(ValueError):
-    """Bad stimulus input: missing/corrupt file, malformed CSV, mixed modalities, empty set.
-
-    The message names the offending file, column or stimulus.
-    """
 
 
 def _listing(items, n=_N_LISTED):

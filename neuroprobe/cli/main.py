@@ -10,10 +10,7 @@ import sys
 
 import neuroprobe.cli as _cli_pkg
 from neuroprobe._version import __version__
-
-
-class CLIError(Exception):
-    """An error to report to the user as one line (no traceback)."""
+from neuroprobe.exceptions import CLIError  # noqa: F401 (re-exported)
 
 
 def add_common_arguments(parser, *, out=True, out_required=True):

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuroprobe.exceptions import UnitError  # noqa: F401 (re-exported)
+
 __all__ = [
     "Target",
     "UnitError",
@@ -43,10 +45,6 @@ __all__ = [
     "to_display",
     "torch_generator",
 ]
-
-
-class UnitError(ValueError):
-    """A target unit that does not exist in its layer (the message gives the layer's shape)."""
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroprobe.exceptions import ExtractionBusyError, IncompleteActivationsError  # noqa: F401 (re-exported)
+
 __all__ = [
     "ActivationWriter",
     "ExtractionBusyError",
@@ -82,14 +84,6 @@ def _version():
 
 def _chunk_rows(row_nbytes, n_rows, target=1 << 20):
     return int(max(1, min(n_rows, target // max(1, row_nbytes))))
-
-
-class ExtractionBusyError(RuntimeError):
-    """Another process is writing the same activation file."""
-
-
-class IncompleteActivationsError(ValueError):
-    """The activation file is incomplete (an interrupted extraction)."""
 
 
 def lock_path(path):

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import contextlib
 
+from neuroprobe.exceptions import RepeatedCallError  # noqa: F401 (re-exported)
+
 __all__ = ["capture", "first_tensor", "StopForward", "RepeatedCallError"]
 
 
 class StopForward(Exception):
     """Raised from a hook to stop the forward pass once every requested layer was captured."""
-
-
-class RepeatedCallError(RuntimeError):
-    """A captured module ran more than once in a forward pass (its output is ambiguous)."""
 
 
 def first_tensor(output):

@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from neuroprobe.exceptions import LayerError, ModelError, WeightsUnavailableError  # noqa: F401 (re-exported)
+
 __all__ = [
     "ModelSpec",
     "LayerError",
@@ -75,21 +77,6 @@ PLUGIN_MODULES: tuple[str, ...] = ("neuroprobe.models.audio", "neuroprobe.models
 
 _REGISTRY: dict[str, tuple[Callable, str]] = {}
 _PLUGINS_LOADED = False
-
-
-class ModelError(ValueError):
-    """Unknown model name or model that cannot be built."""
-
-
-class LayerError(KeyError):
-    """Unknown layer name; the message lists the valid names and the closest match."""
-
-    def __str__(self):  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights are not in the local cache and cannot be downloaded."""
 
 
 def _stack(tensors):

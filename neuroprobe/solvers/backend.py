@@ -55,12 +55,10 @@ class TorchBackend:
     def __init__(self, device="cpu"):
         import torch
 
+        from neuroprobe._utils import resolve_device
+
         self.torch = torch
-        if device in (None, "auto"):
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError(f"device={device!r} was asked for but CUDA is not available")
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
 
     _DTYPES = {
         np.dtype("float32"): "float32",

@@ -22,6 +22,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from neuroprobe._utils import resolve_device
+
 __all__ = ["DNNFeatureExtractor", "ActivationReader", "feature_names"]
 
 #: Threads decoding and preprocessing the next batches while the network runs (0 = serial).
@@ -435,17 +437,6 @@ def _build(model, weights, random_state):
     return spec
 
 
-def _resolve_device(device):
-    import torch
-
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available; use 'cpu' or 'auto'")
-    return dev
-
-
 # --------------------------------------------------------------------------------------------
 # The transformer
 # --------------------------------------------------------------------------------------------
@@ -585,7 +576,7 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
 
         self._check_params()
         spec = _build(self.model, self.weights, self.random_state)
-        self.device_ = _resolve_device(self.device)
+        self.device_ = resolve_device(self.device)
         spec.module.to(self.device_)
         spec.module.eval()
         self.model_ = spec
