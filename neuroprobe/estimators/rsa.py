@@ -8,8 +8,10 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuroprobe._utils import renamed_y
-from neuroprobe.rsa import check_method, compute_rdm, to_condensed
-from neuroprobe.solvers.rdm import n_from_pairs
+from neuroprobe._validation import StrOptions, check_params, fit_context
+from neuroprobe.io.rdm import RDMData
+from neuroprobe.rsa import _ALIASES, check_method, compute_rdm, to_condensed
+from neuroprobe.solvers.rdm import COMPARE_METHODS, n_from_pairs
 
 
 def _groups(groups, n_columns, name):
@@ -116,6 +118,18 @@ class RSAScorer(BaseEstimator):
     The keyword ``Y=`` of ``fit`` / ``score`` / ``score_matrix`` / ``score_targets`` is
     deprecated (``y=``); it still works for one release, with a ``FutureWarning``.
     """
+
+    _parameter_constraints = {
+        "metric": [str, callable],
+        "comparison": [StrOptions(set(COMPARE_METHODS) | set(_ALIASES))],
+        "target_rdm": ["array-like", RDMData, None],
+        "target_metric": [str, callable, None],
+        "feature_groups": [dict, list, tuple, None],
+        "target_groups": [dict, list, tuple, None],
+        "backend": [StrOptions({"numpy", "torch"})],
+        "device": "no_validation",  # str or torch.device: checked by the backend (DeviceError)
+        "stim_ids": ["array-like", None],
+    }
 
     def __init__(self, metric="correlation", comparison="spearman", target_rdm=None,
                  target_metric=None, feature_groups=None, target_groups=None,
@@ -224,6 +238,7 @@ class RSAScorer(BaseEstimator):
         return (names or ["y"]), T
 
     # -- estimator API ------------------------------------------------------------------------
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, **kwargs):
         """Compute and store the model RDM(s) of ``X`` and the brain RDM(s) of ``y``.
 
@@ -239,7 +254,6 @@ class RSAScorer(BaseEstimator):
         self
         """
         y = _resolve_y(y, kwargs, "fit")
-        check_method(self.comparison)
         X = validate_data(self, X, dtype=(np.float64, np.float32), ensure_min_samples=3)
         if X.shape[1] == 1 and self.metric == "correlation":
             raise ValueError(
@@ -305,6 +319,7 @@ class RSAScorer(BaseEstimator):
         """
         from neuroprobe.solvers.permutation import rsa_null
 
+        check_params(self)  # PermutationTest calls this without fit
         method = check_method(self.comparison)
         X = check_array(X, dtype=(np.float64, np.float32), input_name="X")
         _, models = self._model_rdms(X)

@@ -13,6 +13,7 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from neuroprobe._utils import atomic_path
+from neuroprobe._validation import HasMethods, StrOptions, fit_context
 from neuroprobe.io import images as nio
 
 __all__ = ["BrainMasker"]
@@ -383,6 +384,13 @@ class BrainMasker(TransformerMixin, BaseEstimator):
     >>> masker.inverse_transform(scores).to_filename("r2.nii.gz")    # doctest: +SKIP
     """
 
+    _parameter_constraints = {
+        "mask_img": [str, os.PathLike, tuple, list, HasMethods(["to_filename"]), None],
+        "labels": ["array-like", dict, str, Integral, None],
+        "summary": [StrOptions(set(_SUMMARIES)), None],
+        "memory": [str, os.PathLike, HasMethods(["cache"]), None],
+    }
+
     def __init__(self, mask_img=None, labels=None, summary=None, memory=None):
         self.mask_img = mask_img
         self.labels = labels
@@ -410,14 +418,28 @@ class BrainMasker(TransformerMixin, BaseEstimator):
         return mask, lut
 
     def _fit(self, X, keep):
-        if self.summary not in (None, *_SUMMARIES):
-            raise ValueError(f"summary must be one of {_SUMMARIES} or None, got {self.summary!r}")
         mask_src, lut = self._split_mask_param()
         labels = self.labels
         if isinstance(labels, dict):
             lut = {**(lut or {}), **{int(k): str(v) for k, v in labels.items()}}
             labels = [int(k) for k in labels]
         mask_unit = None if mask_src is None else _Unit(mask_src)
+        units, space = self._fit_space(X, mask_unit)
+        rois, table = self._fit_regions(space, mask_unit, labels, lut)
+        candidate = np.zeros(space["size"], bool)
+        for name, roi in rois:
+            if not roi.any():
+                raise ValueError(f"region {name!r} of mask_img has no voxels")
+            candidate |= roi
+        columns = np.flatnonzero(candidate)
+        data, n_dropped = None, 0
+        if units:
+            columns, data, n_dropped = self._drop_nonfinite(units, columns, space, keep)
+        self._set_fitted(space, columns, rois, table, n_dropped)
+        return self._reduce(data) if keep and data is not None else None
+
+    def _fit_space(self, X, mask_unit):
+        """The input units and the space they (and ``mask_unit``) share."""
         units = None
         if X is not None:
             sources, single = _as_sources(X)
@@ -437,68 +459,65 @@ class BrainMasker(TransformerMixin, BaseEstimator):
                     f"mask_img {mask_unit.name} is 4-D (shape {mask_unit.images[0].shape}); "
                     "expected a 3-D mask or atlas"
                 )
+        return units, space
 
+    @staticmethod
+    def _fit_regions(space, mask_unit, labels, lut):
+        """The regions ``[(name, flat bool mask)]`` and the atlas label table."""
         structures = None
         if space["family"] == "cifti":
             structures = np.asarray(space["brain_models"].name)
         if mask_unit is None:
             if labels is None:
-                rois = [("all", np.ones(space["size"], bool))]
-            elif structures is None:
+                return [("all", np.ones(space["size"], bool))], {}
+            if structures is None:
                 raise ValueError(
                     "labels were given without a mask_img atlas; labels select atlas labels (or "
                     "CIFTI brain structures when the data are CIFTI)"
                 )
-            else:
-                rois = _resolve_labels(labels, [None], [{}], structures, "(none)")
-            table = {}
-        else:
-            values, tables = _mask_values(mask_unit, space, lut)
-            table = {k: v for t in tables for k, v in t.items()}
-            if labels is None:
-                if not _is_binary(values):
-                    present = np.unique(np.concatenate(values))
-                    shown = [table.get(int(v), v) if float(v).is_integer() else v
-                             for v in present[:20]]
-                    raise ValueError(
-                        f"mask_img {mask_unit.name} is not binary (values {shown}"
-                        f"{' ...' if len(present) > 20 else ''}); pass labels= to pick atlas "
-                        "labels, or a 0/1 mask"
-                    )
-                rois = [("mask", np.concatenate(values) != 0)]
-            else:
-                rois = _resolve_labels(labels, values, tables, structures, mask_unit.name)
-        candidate = np.zeros(space["size"], bool)
-        for name, roi in rois:
-            if not roi.any():
-                raise ValueError(f"region {name!r} of mask_img has no voxels")
-            candidate |= roi
-        columns = np.flatnonzero(candidate)
+            return _resolve_labels(labels, [None], [{}], structures, "(none)"), {}
+        values, tables = _mask_values(mask_unit, space, lut)
+        table = {k: v for t in tables for k, v in t.items()}
+        if labels is not None:
+            return _resolve_labels(labels, values, tables, structures, mask_unit.name), table
+        if not _is_binary(values):
+            present = np.unique(np.concatenate(values))
+            shown = [table.get(int(v), v) if float(v).is_integer() else v for v in present[:20]]
+            raise ValueError(
+                f"mask_img {mask_unit.name} is not binary (values {shown}"
+                f"{' ...' if len(present) > 20 else ''}); pass labels= to pick atlas "
+                "labels, or a 0/1 mask"
+            )
+        return [("mask", np.concatenate(values) != 0)], table
 
+    def _drop_nonfinite(self, units, columns, space, keep):
+        """Drop (and warn about) the columns with NaN / inf in any sample; read them if ``keep``."""
         n_first = space["sizes"][0] if space["family"] == "gifti_pair" else None
         data = None
-        n_dropped = 0
-        if units:
-            if keep:
-                data = self._read(units, columns, n_first, space)
-                bad = ~np.isfinite(data).all(axis=0)
-            else:  # stream: only the NaN scan, nothing kept
-                bad = np.zeros(len(columns), bool)
-                for unit in units:
-                    for block in unit.iter_rows(columns, n_first):
-                        bad |= ~np.isfinite(block).all(axis=0)
-            n_dropped = int(bad.sum())
-            if n_dropped:
-                warnings.warn(
-                    f"BrainMasker: dropped {n_dropped} of {len(columns)} voxels that have NaN or "
-                    f"infinite values in {ref.name if len(units) == 1 else f'{len(units)} images'}",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                columns = columns[~bad]
-                data = None if data is None else data[:, ~bad]
-                if not len(columns):
-                    raise ValueError("BrainMasker: every voxel of the region is NaN or infinite")
+        if keep:
+            data = self._read(units, columns, n_first, space)
+            bad = ~np.isfinite(data).all(axis=0)
+        else:  # stream: only the NaN scan, nothing kept
+            bad = np.zeros(len(columns), bool)
+            for unit in units:
+                for block in unit.iter_rows(columns, n_first):
+                    bad |= ~np.isfinite(block).all(axis=0)
+        n_dropped = int(bad.sum())
+        if n_dropped:
+            where = units[0].name if len(units) == 1 else f"{len(units)} images"
+            warnings.warn(
+                f"BrainMasker: dropped {n_dropped} of {len(columns)} voxels that have NaN or "
+                f"infinite values in {where}",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+            columns = columns[~bad]
+            data = None if data is None else data[:, ~bad]
+            if not len(columns):
+                raise ValueError("BrainMasker: every voxel of the region is NaN or infinite")
+        return columns, data, n_dropped
+
+    def _set_fitted(self, space, columns, rois, table, n_dropped):
         self.format_ = space["format"]
         self.space_ = space
         self.columns_ = columns
@@ -515,7 +534,6 @@ class BrainMasker(TransformerMixin, BaseEstimator):
         self.label_table_ = table
         self.n_dropped_nonfinite_ = n_dropped
         self.brain_models_ = space.get("brain_models")
-        return self._reduce(data) if keep and data is not None else None
 
     def _first_size(self):
         """Vertex count of the left hemisphere of a GIFTI pair (None otherwise)."""
@@ -531,6 +549,7 @@ class BrainMasker(TransformerMixin, BaseEstimator):
                 "(pass [img] for a single sample)"
             )
 
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X=None, y=None):
         """Learn the space (format, grid / grayordinates / vertices) and the kept voxels.
 
@@ -548,6 +567,7 @@ class BrainMasker(TransformerMixin, BaseEstimator):
         self._fit(X, keep=False)
         return self
 
+    @fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None):
         """Fit on ``X`` and return its masked data, reading the files once."""
         return self._fit(X, keep=True)

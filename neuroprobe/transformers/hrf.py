@@ -21,6 +21,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from neuroprobe._validation import HasMethods, Integral, Interval, Real, fit_context
+
 __all__ = ["HRFConvolver", "spm_hrf", "hrf_kernel"]
 
 _MODELS = {
@@ -155,6 +157,17 @@ class HRFConvolver(TransformerMixin, BaseEstimator):
     kernel).
     """
 
+    _parameter_constraints = {
+        "tr": [Interval(Real, 0, None, closed="neither")],
+        "n_scans": [Interval(Integral, 1, None, closed="left"), None],
+        "onsets": ["array-like", None],
+        "durations": ["array-like", None],
+        "hrf_model": [str, "array-like"],
+        "oversampling": [Interval(Integral, 1, None, closed="left")],
+        "slice_time_ref": [Interval(Real, 0, 1, closed="both")],
+        "stimuli": [HasMethods(["column"]), None],
+    }
+
     def __init__(self, tr, n_scans, onsets=None, durations=None, hrf_model="spm",
                  oversampling=50, slice_time_ref=0.0, stimuli=None):
         self.tr = tr
@@ -201,6 +214,7 @@ class HRFConvolver(TransformerMixin, BaseEstimator):
             raise ValueError(f"durations must be >= 0; got min {durations.min()}")
         return onsets, durations
 
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Build the event-to-scan design.
 
@@ -215,12 +229,6 @@ class HRFConvolver(TransformerMixin, BaseEstimator):
         self
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32])
-        if not (np.isscalar(self.tr) and float(self.tr) > 0):
-            raise ValueError(f"tr must be a positive number of seconds, got {self.tr!r}")
-        if not (isinstance(self.oversampling, (int, np.integer)) and self.oversampling >= 1):
-            raise ValueError(f"oversampling must be a positive int, got {self.oversampling!r}")
-        if not 0 <= float(self.slice_time_ref) <= 1:
-            raise ValueError(f"slice_time_ref must be in [0, 1], got {self.slice_time_ref!r}")
         continuous = self.onsets is None and self.stimuli is None
         onsets, durations = self._events(X.shape[0])
         if len(onsets) != X.shape[0]:
@@ -232,8 +240,6 @@ class HRFConvolver(TransformerMixin, BaseEstimator):
             if not continuous:
                 raise ValueError("n_scans is required when onsets or stimuli are given")
             n_scans = X.shape[0]
-        if not (isinstance(n_scans, (int, np.integer)) and n_scans >= 1):
-            raise ValueError(f"n_scans must be a positive int, got {n_scans!r}")
         tr, ov = float(self.tr), int(self.oversampling)
         dt = tr / ov
         kernel = hrf_kernel(self.hrf_model, dt)

@@ -9,13 +9,13 @@ training folds only.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.decomposition import PCA, IncrementalPCA
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from neuroprobe._validation import Integral, Interval, Real, StrOptions, fit_context
 
 __all__ = ["PCAReducer", "layer_of"]
 
@@ -67,6 +67,20 @@ class PCAReducer(TransformerMixin, BaseEstimator):
     n_features_in_, feature_names_in_
     """
 
+    _parameter_constraints = {
+        "n_components": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 1, closed="neither"),
+            None,
+        ],
+        "standardize": ["boolean"],
+        "whiten": ["boolean"],
+        "svd_solver": [StrOptions(set(_SOLVERS))],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "per_layer": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         n_components=None,
@@ -104,21 +118,10 @@ class PCAReducer(TransformerMixin, BaseEstimator):
         limit = min(n_samples, n_features)
         if k is None:
             k = limit
-        elif isinstance(k, numbers.Integral):
-            if k < 1:
-                raise ValueError(f"n_components must be >= 1; got {k}")
+        elif isinstance(k, Integral):
             k = min(int(k), limit)
-        elif isinstance(k, numbers.Real):
-            if not 0 < k < 1:
-                raise ValueError(f"a float n_components must be in (0, 1); got {k}")
-            if self.svd_solver == "incremental":
-                raise ValueError("svd_solver='incremental' needs an int n_components")
-        else:
-            raise ValueError(f"n_components must be int, float in (0, 1) or None; got {k!r}")
         if self.svd_solver == "incremental":
             return IncrementalPCA(n_components=k, whiten=self.whiten, batch_size=self.batch_size)
-        if self.svd_solver not in _SOLVERS:
-            raise ValueError(f"svd_solver must be one of {_SOLVERS}; got {self.svd_solver!r}")
         solver = self.svd_solver
         if solver == "full" or (isinstance(k, float)):
             solver = "full" if solver in ("auto", "full") else solver
@@ -126,6 +129,7 @@ class PCAReducer(TransformerMixin, BaseEstimator):
             n_components=k, whiten=self.whiten, svd_solver=solver, random_state=self.random_state
         )
 
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit one PCA (per layer with ``per_layer=True``) on X.
 
@@ -138,6 +142,13 @@ class PCAReducer(TransformerMixin, BaseEstimator):
         -------
         self
         """
+        if self.svd_solver == "incremental" and not isinstance(
+            self.n_components, (Integral, type(None))
+        ):
+            raise ValueError(
+                "svd_solver='incremental' needs an int n_components (or None); got "
+                f"n_components={self.n_components!r}"
+            )
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         self.layers_, self.layer_columns_ = self._groups()
         self.pcas_, self.scalers_, self.n_components_ = [], [], []

@@ -213,3 +213,21 @@ def test_readme_grid_search_rsa_snippet_on_92_images(tmp_path, monkeypatch):
         pdist(feats[test], "correlation"), squareform(it[np.ix_(test, test)], checks=False))[0]
         for _, test in search.cv.split(feats)])
     assert search.best_score_ == pytest.approx(by_hand, rel=1e-4)
+
+
+def test_parameter_constraints_sklearn_wording():
+    """Bad parameters fail at fit (and in the permutation path) with sklearn's message."""
+    X = np.random.default_rng(0).standard_normal((8, 4))
+    Y = np.random.default_rng(1).standard_normal((8, 3))
+    with pytest.raises(ValueError, match=r"The 'comparison' parameter of RSAScorer must be a str "
+                                         r"among .*'spearman'.*Got 'nope' instead"):
+        RSAScorer(comparison="nope").fit(X, Y)
+    with pytest.raises(ValueError, match=r"The 'backend' parameter of RSAScorer must be a str "
+                                         r"among .*Got 'jax' instead"):
+        RSAScorer(backend="jax").fit(X, Y)
+    with pytest.raises(ValueError, match="The 'comparison' parameter of RSAScorer"):
+        RSAScorer(comparison="nope")._permutation_scores(X, Y, np.array([np.arange(8)]))
+    # rsatoolbox's names stay accepted, and give the canonical method's score
+    a = RSAScorer(comparison="corr").fit(X, Y).score(X, Y)
+    b = RSAScorer(comparison="pearson").fit(X, Y).score(X, Y)
+    assert a == b

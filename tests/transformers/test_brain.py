@@ -134,8 +134,18 @@ def test_bad_labels_and_masks(atlas_case, tmp_path):
         BrainMasker((paths["atlas"], paths["lut"]), labels=["ctx-lh-fusiformm"]).fit(paths["data"])
     with pytest.raises(ValueError, match="labels were given without a mask_img"):
         BrainMasker(labels=["x"]).fit(paths["data"])
-    with pytest.raises(ValueError, match="summary must be"):
+    with pytest.raises(
+        ValueError, match=r"The 'summary' parameter of BrainMasker must be a str among .*'mean'"
+        r".* or None\. Got 'median' instead"
+    ):
         BrainMasker(summary="median").fit(paths["data"])
+    with pytest.raises(ValueError, match="The 'summary' parameter of BrainMasker"):
+        BrainMasker(summary="median").fit_transform(paths["data"])
+    with pytest.raises(TypeError, match=r"The 'mask_img' parameter of BrainMasker must be .*"
+                                        r"Got 3 instead"):
+        BrainMasker(mask_img=3).fit(paths["data"])
+    with pytest.raises(TypeError, match=r"The 'memory' parameter of BrainMasker must be .*'cache'"):
+        BrainMasker(memory=1.5).fit(paths["data"])
     small = tmp_path / "small.nii"
     nib.Nifti1Image(np.ones((6, 5, 3), np.uint8), np.diag([2.0, 2, 2, 1])).to_filename(small)
     with pytest.raises(ValueError, match=r"shape mismatch.*small\.nii.*bold\.nii"):

@@ -215,3 +215,26 @@ def test_events_partly_outside_the_run_warn_and_are_ignored(design):
     keep[[3, 7]] = False
     ref = brute_force(onsets[keep], durations[keep], features[keep], 120, kernel())
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("params", "pattern"),
+    [
+        ({"tr": 0.0}, r"The 'tr' parameter of HRFConvolver must be a float in the range "
+                      r"\(0\.0, inf\)\. Got 0\.0 instead"),
+        ({"tr": "2"}, r"The 'tr' parameter of HRFConvolver .* Got '2' instead"),
+        ({"n_scans": 0}, r"The 'n_scans' parameter of HRFConvolver must be an int in the range "
+                         r"\[1, inf\) or None\. Got 0 instead"),
+        ({"n_scans": 2.5}, r"The 'n_scans' parameter of HRFConvolver .* Got 2\.5 instead"),
+        ({"oversampling": 0}, r"The 'oversampling' parameter of HRFConvolver must be an int in "
+                              r"the range \[1, inf\)\. Got 0 instead"),
+        ({"slice_time_ref": 1.5}, r"The 'slice_time_ref' parameter of HRFConvolver must be a "
+                                  r"float in the range \[0\.0, 1\.0\]\. Got 1\.5 instead"),
+        ({"stimuli": [1, 2]}, r"The 'stimuli' parameter of HRFConvolver must be an object "
+                              r"implementing 'column' or None"),
+    ],
+)
+def test_bad_parameters_sklearn_wording(params, pattern):
+    kwargs = {"tr": TR, "n_scans": 40, **params}
+    with pytest.raises(ValueError, match=pattern):
+        HRFConvolver(**kwargs).fit(np.ones((40, 2)))

@@ -80,3 +80,33 @@ def test_in_pipeline_fitted_on_training_folds_and_pickles():
     assert scores.shape == (4,) and np.all(scores > 0.5)
     red = PCAReducer(n_components=2).fit(X)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(red)).transform(X), red.transform(X))
+
+
+@pytest.mark.parametrize(
+    ("params", "pattern"),
+    [
+        ({"n_components": 0}, r"The 'n_components' parameter of PCAReducer must be an int in the "
+                              r"range \[1, inf\), a float in the range \(0\.0, 1\.0\) "
+                              r"or None\. Got 0 "),
+        ({"n_components": 1.5}, r"'n_components' parameter of PCAReducer .* Got 1\.5 instead"),
+        ({"n_components": "3"}, r"'n_components' parameter of PCAReducer .* Got '3' instead"),
+        ({"svd_solver": "qr"}, r"The 'svd_solver' parameter of PCAReducer must be a str among "
+                               r".*'incremental'.*Got 'qr' instead"),
+        ({"batch_size": 0}, r"The 'batch_size' parameter of PCAReducer must be an int in the "
+                            r"range \[1, inf\) or None"),
+        ({"svd_solver": "incremental", "n_components": 0.5},
+         r"svd_solver='incremental' needs an int n_components"),
+    ],
+)
+def test_bad_parameters_sklearn_wording(params, pattern):
+    X = np.random.RandomState(0).randn(20, 5)
+    with pytest.raises(ValueError, match=pattern):
+        PCAReducer(**params).fit(X)
+
+
+def test_n_components_larger_than_rank_is_clipped():
+    X = np.random.RandomState(0).randn(6, 5)
+    red = PCAReducer(n_components=50).fit(X)
+    assert red.n_components_ == [5]
+    np.testing.assert_allclose(np.abs(red.transform(X)), np.abs(PCA(5).fit_transform(X)),
+                               rtol=1e-6, atol=1e-8)
