@@ -22,83 +22,36 @@ quoting; UTF-8, a byte-order mark is tolerated; a ``.tsv`` file is read tab-sepa
   ``onset`` and ``duration`` are always float. A column with no value at all is float NaN.
   Cells are stripped of surrounding whitespace. Blank lines are skipped; trailing empty cells
   beyond the header are ignored.
+
+The file formats are parsed in :mod:`neuroprobe.io.stimulus_table` (this CSV) and
+:mod:`neuroprobe.io.dnnbrain` (DNNBrain's ``.stim.csv``), which return columns; this module
+builds the set from them.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-import re
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from neuroprobe.exceptions import StimulusError  # noqa: F401 (re-exported)
+from neuroprobe.io.stimulus_table import listing as _listing
+from neuroprobe.io.stimulus_table import text_array as _text_array
 
 __all__ = ["StimulusError", "StimulusSet", "as_stimulus_set", "read_dnnbrain_stim"]
 
 _MODALITIES = ("image", "audio", "video")
 _REQUIRED = ("stim_id", "path")
 _FLOAT_COLUMNS = ("onset", "duration")
-_N_LISTED = 5  # how many offending items an error message lists
 
-_INT_RE = re.compile(r"^[+-]?\d+$")
-_FLOAT_RE = re.compile(
-    r"^[+-]?((\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|nan|inf|infinity)$", re.IGNORECASE
-)
-
-
-def _listing(items, n=_N_LISTED):
-    items = [str(i) for i in items]
-    shown = ", ".join(repr(i) for i in items[:n])
-    return shown + (f", ... ({len(items) - n} more)" if len(items) > n else "")
-
-
-def _text_array(values):
-    return np.array([str(v) for v in values], dtype=str) if len(values) else np.array([], dtype=str)
 
 
 def _readonly(array):
     array = np.array(array, copy=True)
     array.flags.writeable = False
     return array
-
-
-# ---------------------------------------------------------------------------------------------
-# column parsing
-
-
-def _parse_column(name, cells, *, force_float=False, source=None, lines=None):
-    """Turn a list of stripped text cells into an int64, float64 or str array (see module doc)."""
-    nonempty = [c for c in cells if c != ""]
-    if not nonempty:
-        return np.full(len(cells), np.nan)
-    if not force_float and all(_INT_RE.match(c) for c in nonempty):
-        if len(nonempty) == len(cells):
-            try:
-                return np.array([int(c) for c in cells], dtype=np.int64)
-            except OverflowError:
-                pass
-        return np.array([float(c) if c != "" else np.nan for c in cells], dtype=np.float64)
-    if all(_FLOAT_RE.match(c) for c in nonempty):
-        return np.array([float(c) if c != "" else np.nan for c in cells], dtype=np.float64)
-    if force_float:
-        bad = next(i for i, c in enumerate(cells) if c != "" and not _FLOAT_RE.match(c))
-        where = f"line {lines[bad]}" if lines is not None else f"row {bad}"
-        raise StimulusError(
-            f"{source or 'stimulus table'}: column {name!r} must be numeric (seconds); "
-            f"{where} has {cells[bad]!r}"
-        )
-    return _text_array(cells)
-
-
-def _format_cell(value):
-    if isinstance(value, (float, np.floating)):
-        return "" if np.isnan(value) else repr(float(value))
-    if isinstance(value, (np.integer, np.bool_)):
-        return str(value.item())
-    return str(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,62 +339,10 @@ class StimulusSet:
             Missing file or required columns (named), duplicate ids (named), malformed rows
             (line number), mixed modalities (an example of each), no rows, missing stimuli.
         """
-        path = Path(path)
-        source = os.fspath(path)
-        if not path.is_file():
-            raise StimulusError(f"stimulus CSV not found: {source!r}")
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f, delimiter=delimiter)
-            header = None
-            for row in reader:
-                if any(cell.strip() for cell in row):
-                    header = [cell.strip() for cell in row]
-                    break
-            if header is None:
-                raise StimulusError(f"{source}: the stimulus CSV is empty (no header row)")
-            if header[0].startswith(("type=", "title=", "path=")):
-                raise StimulusError(
-                    f"{source} looks like a DNNBrain .stim.csv file; read it with "
-                    "neuroprobe.stimuli.read_dnnbrain_stim"
-                )
-            while header and header[-1] == "":
-                header.pop()
-            counts = Counter(header)
-            dup = [h for h, c in counts.items() if c > 1]
-            if dup or "" in counts:
-                raise StimulusError(
-                    f"{source}: header has duplicate or empty column names: {_listing(dup or [''])}"
-                )
-            missing = [c for c in _REQUIRED if c not in counts]
-            if missing:
-                hint = " (DNNBrain files: use read_dnnbrain_stim)" if "stimID" in counts else ""
-                raise StimulusError(
-                    f"{source}: missing required column(s) {_listing(missing)}; found columns "
-                    f"{_listing(header, n=20)}. A stimulus CSV needs 'stim_id' and 'path'{hint}."
-                )
-            n_cols = len(header)
-            rows, lines = [], []
-            for row in reader:
-                cells = [cell.strip() for cell in row]
-                if not any(cells):
-                    continue
-                if len(cells) > n_cols and not any(cells[n_cols:]):
-                    cells = cells[:n_cols]
-                if len(cells) != n_cols:
-                    raise StimulusError(
-                        f"{source}: line {reader.line_num} has {len(cells)} cells; the header "
-                        f"has {n_cols} columns"
-                    )
-                rows.append(cells)
-                lines.append(reader.line_num)
-        if not rows:
-            raise StimulusError(f"{source}: empty stimulus set (the CSV has a header but no rows)")
-        columns = {name: [r[j] for r in rows] for j, name in enumerate(header)}
-        for name in _REQUIRED:
-            empty = [ln for ln, v in zip(lines, columns[name]) if v == ""]
-            if empty:
-                raise StimulusError(f"{source}: empty {name!r} cell on line(s) {_listing(empty)}")
+        from neuroprobe.io.stimulus_table import parse_columns, read_table
+
+        table = read_table(path, required=_REQUIRED)
+        columns, lines, source = dict(table.columns), table.lines, table.source
         ids = columns.pop("stim_id")
         dup = [k for k, c in Counter(ids).items() if c > 1]
         if dup:
@@ -451,12 +352,9 @@ class StimulusSet:
         modality = cls._csv_modality(
             columns.pop("modality", None), paths, ids, lines, modality, source
         )
-        attributes = {
-            name: _parse_column(
-                name, cells, force_float=name in _FLOAT_COLUMNS, source=source, lines=lines
-            )
-            for name, cells in columns.items()
-        }
+        attributes = parse_columns(
+            columns, float_columns=_FLOAT_COLUMNS, source=source, lines=lines
+        )
         if check_files:
             _check_files(paths, root=root, source=source)
         return cls(
@@ -767,26 +665,22 @@ class StimulusSet:
         written as an empty cell; floats with full precision. The file is written atomically.
         Array-backed sets have no files and cannot be written.
         """
-        from neuroprobe._utils import atomic_path
+        from neuroprobe.io.stimulus_table import write_table
 
         if self._paths is None:
             raise StimulusError("an array-backed StimulusSet has no files to list in a CSV")
-        path = Path(path)
         folder = os.path.dirname(os.path.abspath(path))
         names = self.columns
         columns = [self.column(name) for name in names]
-        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            writer.writerow(names)
-            for i in range(len(self)):
-                row = []
-                for name, values in zip(names, columns):
-                    value = values[i]
-                    if name == "path":
-                        rel = os.path.relpath(value, folder)
-                        value = value if rel.startswith("..") else Path(rel).as_posix()
-                    row.append(_format_cell(value))
-                writer.writerow(row)
+
+        def cell(name, value):
+            if name == "path":
+                rel = os.path.relpath(value, folder)
+                return value if rel.startswith("..") else Path(rel).as_posix()
+            return value
+
+        rows = ([cell(n, values[i]) for n, values in zip(names, columns)] for i in range(len(self)))
+        write_table(path, names, rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -889,120 +783,35 @@ def read_dnnbrain_stim(path, *, check_files=True, frames="video"):
     StimulusSet
         With ``info`` holding the header ``key=value`` pairs (``type``, ``path``, ``title`` ...).
     """
-    source = os.fspath(path)
-    if not os.path.isfile(source):
-        raise StimulusError(f"DNNBrain stimulus file not found: {source!r}")
-    with open(source, encoding="utf-8-sig", newline="") as f:
-        lines = [(n, line) for n, line in enumerate(f.read().splitlines(), 1) if line.strip()]
-    data_at = next(
-        (k for k, (_, line) in enumerate(lines) if line.strip().startswith("data=")), None
-    )
-    if data_at is None:
-        raise StimulusError(f"{source}: no 'data=' line; not a DNNBrain .stim.csv file")
-    info = {}
-    for n, line in lines[:data_at]:
-        if "=" not in line:
-            raise StimulusError(f"{source}: line {n} {line!r} is not a key=value header line")
-        key, value = line.split("=", 1)
-        info[key.strip()] = value.strip()
-    for key in ("type", "path"):
-        if key not in info:
-            raise StimulusError(f"{source}: the header has no {key}= line")
-    kind = info["type"].lower()
-    if kind not in ("image", "video", "audio"):
-        raise StimulusError(f"{source}: unsupported type={info['type']!r} (image, video or audio)")
-    header_text = lines[data_at][1].strip()[len("data=") :]
-    body = lines[data_at + 1 :]
-    if not header_text.strip():
-        if not body:
-            raise StimulusError(f"{source}: no column names after 'data='")
-        header_text, body = body[0][1], body[1:]
-    header = [h.strip() for h in next(csv.reader([header_text]))]
-    if "stimID" not in header:
-        raise StimulusError(f"{source}: the data header {header} has no 'stimID' column")
-    if len(set(header)) != len(header):
-        raise StimulusError(f"{source}: duplicate column names in {header}")
-    rows, line_nums = [], []
-    for n, cells in zip((n for n, _ in body), csv.reader([line for _, line in body])):
-        cells = [c.strip() for c in cells]
-        if len(cells) != len(header):
-            raise StimulusError(
-                f"{source}: line {n} has {len(cells)} cells; 'data=' lists {len(header)} columns"
-            )
-        rows.append(cells)
-        line_nums.append(n)
-    if not rows:
-        raise StimulusError(f"{source}: empty stimulus set (no rows after 'data=')")
-    columns = {name: [r[j] for r in rows] for j, name in enumerate(header)}
-    stim_ids = columns.pop("stimID")
-    dup = [k for k, c in Counter(stim_ids).items() if c > 1]
-    if dup:
-        raise StimulusError(f"{source}: duplicate stimID value(s): {_listing(dup)}")
-    attributes = {}
-    for name, cells in columns.items():
-        if name == "condition":
-            attributes[name] = _text_array(cells)
-        elif name == "label":
-            attributes[name] = _parse_column(name, cells, source=source, lines=line_nums)
-        else:
-            attributes[name] = _parse_column(
-                name, cells, force_float=name in _FLOAT_COLUMNS, source=source, lines=line_nums
-            )
-            if attributes[name].dtype == np.int64:
-                attributes[name] = attributes[name].astype(np.float64)  # DNNBrain: float
-    root = _resolve_dnnbrain_path(info["path"], source)
-    if kind != "video":
-        rel = [s.replace("\\", "/") if os.sep == "/" else s for s in stim_ids]
-        paths = [os.path.normpath(os.path.join(root, r)) for r in rel]
-        if check_files:
-            _check_files(paths, root=root, source=source)
+    from neuroprobe.io.dnnbrain import read_stim
+
+    if frames not in ("video", "images"):
+        raise ValueError(f"frames must be 'video' or 'images', got {frames!r}")
+    stim = read_stim(path)
+    paths = stim.paths()
+    if check_files:
+        _check_files(sorted(set(paths)) if stim.kind == "video" else paths,
+                     root=None if stim.kind == "video" else stim.root, source=stim.source)
+    if stim.kind != "video" or frames == "video":
         return StimulusSet(
             paths,
-            ids=stim_ids,
-            attributes=attributes,
-            modality=kind,
-            root=root,
+            ids=stim.stim_ids,
+            attributes=stim.attributes,
+            modality=stim.kind,
+            root=None if stim.kind == "video" else stim.root,
             check_files=False,
-            info=info,
+            info=stim.info,
         )
-    bad = [(n, s) for n, s in zip(line_nums, stim_ids) if not _INT_RE.match(s) or int(s) < 1]
-    if bad:
-        raise StimulusError(
-            f"{source}: type=video needs stimID to be a 1-based frame number; line {bad[0][0]} "
-            f"has {bad[0][1]!r}"
-        )
-    frame = np.array([int(s) for s in stim_ids], dtype=np.int64)
-    attributes = {"frame": frame, **attributes}
-    if check_files:
-        _check_files([root], source=source)
-    if frames == "video":
-        return StimulusSet(
-            [root] * len(stim_ids),
-            ids=stim_ids,
-            attributes=attributes,
-            modality="video",
-            check_files=False,
-            info=info,
-        )
-    if frames != "images":
-        raise ValueError(f"frames must be 'video' or 'images', got {frames!r}")
     from neuroprobe.media import load
 
-    clip, _fps = load(root, "video")
+    frame = stim.attributes["frame"]
+    clip, _fps = load(stim.root, "video")
     if frame.max() > len(clip):
         raise StimulusError(
-            f"{source}: frame {int(frame.max())} requested but {root!r} has {len(clip)} frames"
+            f"{stim.source}: frame {int(frame.max())} requested but {stim.root!r} has "
+            f"{len(clip)} frames"
         )
     return StimulusSet(
-        data=np.asarray(clip)[frame - 1], ids=stim_ids, attributes=attributes, info=info
+        data=np.asarray(clip)[frame - 1], ids=stim.stim_ids, attributes=stim.attributes,
+        info=stim.info,
     )
-
-
-def _resolve_dnnbrain_path(value, source):
-    value = os.path.expanduser(value)
-    if os.path.isabs(value):
-        return os.path.normpath(value)
-    beside = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(source)), value))
-    if not os.path.exists(beside) and os.path.exists(value):
-        return os.path.abspath(value)
-    return beside
