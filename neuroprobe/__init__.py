@@ -30,7 +30,7 @@ _EXPORTS = {
     "compare_rdms": ".rsa",
     "noise_ceiling": ".rsa",
     "cross_val_score_targets": ".model_selection",
-    "probe_layers": ".probing",
+    "probe_layers": ".model_selection",
     "finetune": ".transfer",
 }
 

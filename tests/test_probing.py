@@ -9,7 +9,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from neuroprobe.metrics import correlation_score
-from neuroprobe.probing import probe_layers
+from neuroprobe.model_selection import probe_layers
 
 
 def _layers(seed=0, n=60):
@@ -75,3 +75,31 @@ def test_extractor_runs_once_and_act_h5(tmp_path):
     ext.extract_to_file(images, path)
     from_file = probe_layers(str(path), y, cv=2, random_state=0)
     np.testing.assert_allclose(np.stack(from_file["scores"]), np.stack(manual["scores"]), atol=1e-6)
+
+
+def test_probing_module_is_a_deprecated_shim():
+    import importlib
+    import sys
+    import warnings
+
+    import neuroprobe
+    from neuroprobe import model_selection
+
+    sys.modules.pop("neuroprobe.probing", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        probing = importlib.import_module("neuroprobe.probing")
+    assert any(issubclass(w.category, DeprecationWarning) and "model_selection" in str(w.message)
+               for w in caught)
+    assert probing.probe_layers is model_selection.probe_layers
+    assert probing.layer_features is model_selection.layer_features
+    assert neuroprobe.probe_layers is model_selection.probe_layers
+
+
+def test_unknown_layer_of_a_dict_is_a_layer_error():
+    from neuroprobe.exceptions import LayerError
+
+    with pytest.raises(LayerError, match=r"layers \['conv9'\] not in the given dict"):
+        probe_layers({"conv1": np.zeros((6, 2))}, np.arange(6) % 2, layers=["conv9"])
+    with pytest.raises(KeyError):  # LayerError stays a KeyError
+        probe_layers({"conv1": np.zeros((6, 2))}, np.arange(6) % 2, layers=["conv9"])

@@ -548,7 +548,7 @@ def run_decode(args):
 
 def _probe_and_write(sources, y, groups, args):
     """``probe_layers`` on ``sources`` (name -> features), table written to ``--out`` and shown."""
-    from neuroprobe.probing import probe_layers
+    from neuroprobe.model_selection import probe_layers
 
     table = probe_layers(
         sources,

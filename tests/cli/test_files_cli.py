@@ -283,7 +283,7 @@ def test_interrupted_encode_leaves_the_old_maps_as_they_were(study, monkeypatch)
     ],
 )
 def test_out_is_checked_before_the_computation(study, monkeypatch, capsys, out, message):
-    import neuroprobe.probing as probing
+    import neuroprobe.model_selection as probing
 
     (study / "afile").write_text("x")
     (study / "folder").mkdir()
