@@ -1,8 +1,9 @@
 """Looking inside a network: top stimuli, saliency, optimal stimuli, receptive fields, minimal
 stimuli and ablation.
 
-A *target* is ``(layer, channel)`` (the channel's map summarised over space) or
-``(layer, channel, row, col)`` (one unit), in any model that
+A *unit* (:class:`~neuroprobe.inspect.units.Unit`, the functions' ``target=`` argument) is
+``(layer, channel)`` (the channel's map summarised over space) or ``(layer, channel, row, col)``
+(one position of the map), in any model that
 :class:`~neuroprobe.transformers.DNNFeatureExtractor` accepts.
 
 **Unit value.** Every function (``top_stimuli``, ``saliency``, ``optimal_stimulus``,
@@ -22,8 +23,9 @@ from neuroprobe.inspect.minimal_stimulus import MinimalStimulus, minimal_stimulu
 from neuroprobe.inspect.receptive_field import occlusion_map, occlusion_positions, upsampling_map
 from neuroprobe.inspect.saliency import SaliencyMaps, guided_relus, saliency
 from neuroprobe.inspect.synthesis import OptimalStimulus, optimal_stimulus, total_variation
-from neuroprobe.inspect.targets import Target, UnitError, parse_target, resolve_model
 from neuroprobe.inspect.top_stimuli import TopStimuli, top_stimuli
+from neuroprobe.inspect.units import Target, Unit, UnitError, parse_target, parse_unit
+from neuroprobe.models.resolve import resolve_model
 
 __all__ = [
     "LesionResult",
@@ -32,6 +34,7 @@ __all__ = [
     "SaliencyMaps",
     "Target",
     "TopStimuli",
+    "Unit",
     "UnitError",
     "ablate",
     "guided_relus",
@@ -42,6 +45,7 @@ __all__ = [
     "optimal_stimulus",
     "parcellate",
     "parse_target",
+    "parse_unit",
     "resolve_model",
     "saliency",
     "top_stimuli",

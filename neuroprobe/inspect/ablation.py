@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuroprobe.inspect.targets import UnitError, load_images, resolve_model
+from neuroprobe.inspect.units import UnitError
+from neuroprobe.models.inputs import load_images
+from neuroprobe.models.resolve import resolve_model
 
 __all__ = ["ablate", "LesionResult", "lesion_study"]
 

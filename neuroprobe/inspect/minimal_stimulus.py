@@ -8,14 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuroprobe.inspect.targets import (
-    LayerProbe,
-    check_metric,
-    load_images,
-    parse_targets,
-    require_image_model,
-    resolve_model,
-)
+from neuroprobe.inspect.units import LayerProbe, check_metric, parse_targets
+from neuroprobe.models.inputs import load_images
+from neuroprobe.models.resolve import require_image_model, resolve_model
 
 __all__ = ["MinimalStimulus", "minimal_stimulus", "parcellate"]
 

@@ -6,16 +6,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuroprobe.inspect.targets import (
+from neuroprobe.inspect.units import (
     LayerProbe,
     UnitError,
     check_metric,
-    load_images,
     parse_targets,
-    require_image_model,
-    resolve_model,
     target_values,
 )
+from neuroprobe.models.inputs import load_images
+from neuroprobe.models.resolve import require_image_model, resolve_model
 
 __all__ = ["occlusion_map", "occlusion_positions", "upsampling_map"]
 

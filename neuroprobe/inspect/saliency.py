@@ -7,17 +7,15 @@ import contextlib
 import numpy as np
 import torch
 
-from neuroprobe.inspect.targets import (
+from neuroprobe.inspect.units import (
     LayerProbe,
     check_metric,
-    load_images,
     parse_targets,
     require_differentiable,
-    require_image_model,
-    resolve_model,
-    to_display,
     torch_generator,
 )
+from neuroprobe.models.inputs import load_images, to_display
+from neuroprobe.models.resolve import require_image_model, resolve_model
 
 __all__ = ["SaliencyMaps", "saliency", "guided_relus"]
 

@@ -9,17 +9,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuroprobe.inspect.targets import (
+from neuroprobe.inspect.units import (
     LayerProbe,
     check_metric,
     parse_target,
     require_differentiable,
-    require_image_model,
-    resolve_model,
     target_values,
     torch_generator,
 )
 from neuroprobe.models.registry import IMAGENET_MEAN, IMAGENET_STD
+from neuroprobe.models.resolve import require_image_model, resolve_model
 
 __all__ = ["OptimalStimulus", "optimal_stimulus", "total_variation"]
 

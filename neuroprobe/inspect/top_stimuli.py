@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroprobe.inspect.targets import UnitError, check_metric
+from neuroprobe.inspect.units import UnitError, check_metric
 
 __all__ = ["TopStimuli", "top_stimuli", "merge_top_k"]
 

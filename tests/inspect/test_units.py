@@ -1,29 +1,31 @@
-"""Targets: parsing, validation with the layer's shape, image inputs (grayscale / RGBA)."""
+"""Units: parsing, validation with the layer's shape, image inputs (grayscale / RGBA)."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from neuroprobe.inspect import Target, UnitError, parse_target, saliency
-from neuroprobe.inspect.targets import load_images, resolve_model, target_values
+from neuroprobe.inspect import Unit, UnitError, parse_unit, saliency
+from neuroprobe.inspect.units import unit_values
+from neuroprobe.models.inputs import load_images
+from neuroprobe.models.resolve import resolve_model
 
 
-def test_parse_target_forms():
-    assert parse_target(("conv1", 3)) == Target("conv1", 3)
-    assert parse_target(("conv1", 3, 1, 2)) == Target("conv1", 3, 1, 2)
-    assert parse_target("conv5:c3:y1:x2") == Target("conv5", 3, 1, 2)
-    assert parse_target("features.0:c7") == Target("features.0", 7)
-    assert parse_target(4, layer="fc") == Target("fc", 4)
+def test_parse_unit_forms():
+    assert parse_unit(("conv1", 3)) == Unit("conv1", 3)
+    assert parse_unit(("conv1", 3, 1, 2)) == Unit("conv1", 3, 1, 2)
+    assert parse_unit("conv5:c3:y1:x2") == Unit("conv5", 3, 1, 2)
+    assert parse_unit("features.0:c7") == Unit("features.0", 7)
+    assert parse_unit(4, layer="fc") == Unit("fc", 4)
     for bad in ["conv1", ("conv1",), ("conv1", -1), ("conv1", 1, 2), (3, 1), "conv1:z3"]:
         with pytest.raises(UnitError):
-            parse_target(bad)
+            parse_unit(bad)
 
 
 def test_target_value_is_channel_mean_or_unit():
     out = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
-    np.testing.assert_allclose(target_values(out, Target("l", 1)), out[:, 1].mean(dim=(1, 2)))
-    np.testing.assert_allclose(target_values(out, Target("l", 2, 3, 4)), out[:, 2, 3, 4])
+    np.testing.assert_allclose(unit_values(out, Unit("l", 1)), out[:, 1].mean(dim=(1, 2)))
+    np.testing.assert_allclose(unit_values(out, Unit("l", 2, 3, 4)), out[:, 2, 3, 4])
 
 
 def test_channel_out_of_range_names_layer_shape(tiny_cnn, images):
@@ -135,3 +137,34 @@ def test_image_methods_reject_audio_models(method):
                                                                    ("0", 0))
     with pytest.raises(ValueError, match=f"{method} works on image models.*audio"):
         fn(*args)
+
+
+def test_old_names_stay_importable():
+    """inspect.targets is the old home: every name it had is the same object in its new one."""
+    import neuroprobe.inspect as inspect_pkg
+    from neuroprobe.inspect import targets, units
+    from neuroprobe.models import inputs
+    from neuroprobe.models import resolve as resolve_mod
+
+    assert targets.Target is units.Unit is inspect_pkg.Target is Unit
+    assert targets.parse_target is units.parse_unit is inspect_pkg.parse_target
+    assert targets.parse_targets is units.parse_units
+    assert targets.target_values is units.unit_values
+    assert targets.load_images is inputs.load_images
+    assert targets.to_display is inputs.to_display
+    assert targets.resolve_model is resolve_mod.resolve_model is inspect_pkg.resolve_model
+    assert targets.InspectedModel is resolve_mod.InspectedModel
+    assert targets.seed_from is resolve_mod.seed_from
+    for name in ("LayerProbe", "METRICS", "check_metric", "require_differentiable",
+                 "require_image_model", "torch_generator", "UnitError"):
+        assert getattr(targets, name) is not None
+    assert parse_unit("conv5:c3") == targets.Target("conv5", 3)
+
+
+def test_resolve_model_goes_through_resolve_device():
+    from neuroprobe.exceptions import DeviceError
+
+    with pytest.raises(DeviceError, match="not a device torch understands"):
+        resolve_model(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3)), device="gpu0")
+    info = resolve_model(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3)), device="auto")
+    assert info.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
