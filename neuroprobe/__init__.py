@@ -31,7 +31,7 @@ _EXPORTS = {
     "noise_ceiling": ".rsa",
     "cross_val_score_targets": ".model_selection",
     "probe_layers": ".model_selection",
-    "finetune": ".transfer",
+    "finetune": ".models.finetune",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

@@ -494,8 +494,8 @@ def run_ablate(args):
 
 
 def run_finetune(args):
+    from neuroprobe.models.finetune import finetune
     from neuroprobe.plotting import plot_training_history
-    from neuroprobe.transfer import finetune
 
     out = _out(args)
     stimuli = _stimuli(args.stimuli)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from neuroprobe.models import build_model
+from neuroprobe.models.finetune import finetune
 from neuroprobe.stimuli import StimulusSet
-from neuroprobe.transfer import finetune
 from neuroprobe.transformers import DNNFeatureExtractor
 from tests.inspect.conftest import make_tiny_cnn
 
@@ -112,3 +112,22 @@ def test_torchvision_checkpoint_round_trip(tmp_path):
     spec = build_model("mobilenet_v3_small", weights=str(tmp_path / "m.pt"))
     with torch.no_grad():
         torch.testing.assert_close(spec.module(x64[:3]), res.module(x64[:3]))
+
+
+def test_transfer_module_is_a_deprecated_shim():
+    import importlib
+    import sys
+    import warnings
+
+    import neuroprobe
+    from neuroprobe.models import finetune as finetune_mod
+
+    sys.modules.pop("neuroprobe.transfer", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        transfer = importlib.import_module("neuroprobe.transfer")
+    assert any(issubclass(w.category, DeprecationWarning) and "models.finetune" in str(w.message)
+               for w in caught)
+    for name in ("finetune", "FinetuneResult", "replace_head", "save_checkpoint"):
+        assert getattr(transfer, name) is getattr(finetune_mod, name)
+    assert neuroprobe.finetune is finetune_mod.finetune
