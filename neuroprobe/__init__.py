@@ -11,6 +11,7 @@ _EXPORTS = {
     # stimuli
     "StimulusSet": ".stimuli",
     "read_dnnbrain_stim": ".stimuli",
+    "as_stimulus_set": ".stimuli",
     # models
     "build_model": ".models",
     "list_layers": ".models",

@@ -388,7 +388,7 @@ class BrainMasker(TransformerMixin, BaseEstimator):
         "mask_img": [str, os.PathLike, tuple, list, HasMethods(["to_filename"]), None],
         "labels": ["array-like", dict, str, Integral, None],
         "summary": [StrOptions(set(_SUMMARIES)), None],
-        "memory": [str, os.PathLike, HasMethods(["cache"]), None],
+        "memory": [str, HasMethods(["cache"]), None],  # as sklearn.utils.check_memory
     }
 
     def __init__(self, mask_img=None, labels=None, summary=None, memory=None):
