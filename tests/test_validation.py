@@ -49,7 +49,9 @@ def _package_estimators():
     found = {
         f"{c.__module__}.{c.__qualname__}": c
         for c in _subclasses(BaseEstimator)
+        # private bases (``_BaseEncoder``) are checked through their public subclasses
         if c.__module__.startswith("neuroprobe.") and not inspect.isabstract(c)
+        and not c.__name__.startswith("_")
     }
     return dict(sorted(found.items()))
 
