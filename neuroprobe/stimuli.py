@@ -687,11 +687,27 @@ class StimulusSet:
 
 
 def as_stimulus_set(X):
-    """Coerce ``X`` into a :class:`StimulusSet`.
+    """Coerce ``X`` into a :class:`StimulusSet`: the one input rule of every front end.
 
-    Accepts a StimulusSet (returned as is), a folder, a stimulus CSV or a DNNBrain ``.stim.csv``
-    path, a list/array of file paths, a uint8 ``(n, H, W[, 3])`` or float ``(n, C, H, W)`` array or
-    tensor, or a pandas DataFrame with ``stim_id`` and ``path`` columns.
+    Parameters
+    ----------
+    X : StimulusSet, path, list of paths, array, tensor or DataFrame
+        A StimulusSet (returned as is); a folder (:meth:`StimulusSet.from_folder`), a stimulus
+        CSV / TSV (:meth:`StimulusSet.from_csv`) or a DNNBrain ``.stim.csv``
+        (:func:`read_dnnbrain_stim`); one stimulus file; a list/array of file paths; a uint8
+        ``(n, H, W[, 3])`` or float ``(n, C, H, W)`` array or tensor; a pandas DataFrame with
+        ``stim_id`` and ``path`` columns.
+
+    Returns
+    -------
+    StimulusSet
+
+    Raises
+    ------
+    StimulusError
+        A path that does not exist (named), or what the readers above raise.
+    TypeError
+        Anything else.
     """
     if isinstance(X, StimulusSet):
         return X
@@ -699,6 +715,8 @@ def as_stimulus_set(X):
         path = os.fspath(X)
         if os.path.isdir(path):
             return StimulusSet.from_folder(path)
+        if not os.path.exists(path):
+            raise StimulusError(f"stimuli {path!r}: no such file or folder")
         if path.lower().endswith(".stim.csv"):
             return read_dnnbrain_stim(path)
         if path.lower().endswith((".csv", ".tsv")):

@@ -455,6 +455,9 @@ def test_as_stimulus_set(tmp_path, study):
         as_stimulus_set(42)
     with pytest.raises(StimulusError, match="empty"):
         as_stimulus_set([])
+    for missing in ("nope.csv", "nope.stim.csv", "nope.png", "nope"):
+        with pytest.raises(StimulusError, match=f"stimuli '.*{missing}': no such file or folder"):
+            as_stimulus_set(tmp_path / missing)
 
 
 # --------------------------------------------------------------------------- DNNBrain
