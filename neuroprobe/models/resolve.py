@@ -28,7 +28,22 @@ __all__ = ["InspectedModel", "require_image_model", "resolve_model", "seed_from"
 
 @dataclass
 class InspectedModel:
-    """A model ready for inspection: the module plus how to feed it images."""
+    """A network ready for inspection or fine-tuning: the module plus how to feed it.
+
+    Attributes
+    ----------
+    module : torch.nn.Module
+        In eval mode (after :func:`resolve_model`).
+    preprocess : callable or None
+        One decoded stimulus (a PIL image) -> its input tensor.
+    modality : str
+        ``"image"``, ``"audio"`` or ``"video"``.
+    name : str
+    spec : ModelSpec or None
+        The registry's spec the fields come from (its layer aliases serve :meth:`layer`).
+    preprocess_info : dict
+        ``mean`` / ``std`` of the normalisation (for :func:`neuroprobe.models.inputs.to_display`).
+    """
 
     module: torch.nn.Module
     preprocess: object = None
