@@ -472,3 +472,19 @@ def test_explained_variance_scoring_matches_sklearn():
             Y[te], Ridge(alpha=alpha).fit(X[tr], Y[tr]).predict(X[te]), multioutput="raw_values")
             for tr, te in KFold(3).split(X)], axis=0)
         np.testing.assert_allclose(enc.cv_scores_[a], ref, atol=1e-8)
+
+
+@pytest.mark.parametrize("model, penalty, expected", [
+    ("ridge", None, "l2"), ("ols", None, None), ("lasso", None, "l1"),
+    ("ridge", "l1", "l1"), ("ridge", "none", None), ("ols", "l2", "l2"),
+])
+def test_cli_model_and_penalty_flags(model, penalty, expected):
+    """``neuroprobe encode --model`` keeps working; ``--penalty`` sets penalty= (no warning)."""
+    from argparse import Namespace
+
+    from neuroprobe.cli.encoding import _encoder
+
+    args = Namespace(model=model, penalty=penalty, alphas=None, inner_cv=5, scoring="r2",
+                     device="cpu", n_components=2)
+    enc = _encoder(args)
+    assert enc.penalty == expected and enc.model == "deprecated"
