@@ -210,10 +210,8 @@ class _EncoderMixin:
 
         Parameters
         ----------
-        X : array-like (n_samples, n_features)
-        y : array-like or h5py.Dataset (n_samples, n_targets), or (n_samples,)
-        Y : deprecated
-            Former name of ``y`` (a FutureWarning; removed in the next release).
+        X, y, Y
+            As in :meth:`score_targets` (``Y`` is the deprecated name of ``y``).
 
         Returns
         -------
