@@ -87,6 +87,17 @@ def _finish(values, one_d):
     return float(values[0]) if one_d else values
 
 
+def _per_target(scoring, y_true, y_pred):
+    """The kernel :func:`neuroprobe.solvers.scoring.score_predictions` on float64 copies."""
+    from neuroprobe.solvers.scoring import score_predictions
+
+    dtype = np.asarray(y_pred).dtype
+    eps = float(np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64).eps)
+    y_true, y_pred, one_d = _prepare(y_true, y_pred)
+    out = score_predictions(y_true, y_pred.copy(), scoring, eps=eps)  # the kernel works in place
+    return _finish(out, one_d)
+
+
 def correlation_score(y_true, y_pred):
     """Pearson correlation between true and predicted values, per target.
 
@@ -100,46 +111,19 @@ def correlation_score(y_true, y_pred):
         NaN where ``y_true`` has zero variance (undefined); 0 where the predictions are constant
         (as himalaya's ``correlation_score``), so that averages over folds or targets are over
         all of them. A prediction is constant when its spread is within rounding error of its
-        mean (see :func:`neuroprobe.solvers.ridge.score_predictions`).
+        mean (see :func:`neuroprobe.solvers.scoring.score_predictions`).
     """
-    from neuroprobe.solvers.ridge import CONSTANT_RTOL
-
-    dtype = np.asarray(y_pred).dtype
-    eps = np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64).eps
-    y_true, y_pred, one_d = _prepare(y_true, y_pred)
-    yt = y_true - y_true.mean(axis=0)
-    mean_p = y_pred.mean(axis=0)
-    yp = y_pred - mean_p
-    num = np.einsum("ij,ij->j", yt, yp)
-    ss_t = np.einsum("ij,ij->j", yt, yt)
-    ss_p = np.einsum("ij,ij->j", yp, yp)
-    const = ~(ss_p > (CONSTANT_RTOL * eps) ** 2 * len(yp) * mean_p**2)
-    ok = (ss_t > 0) & ~const
-    out = np.where(ok, num / np.sqrt(np.where(ok, ss_t * ss_p, 1.0)), 0.0)
-    out[~(ss_t > 0)] = np.nan
-    return _finish(out, one_d)
+    return _per_target("correlation", y_true, y_pred)
 
 
 def r2_score(y_true, y_pred):
     """Coefficient of determination ``1 - SS_res / SS_tot`` per target (NaN if constant)."""
-    y_true, y_pred, one_d = _prepare(y_true, y_pred)
-    ss_res = ((y_true - y_pred) ** 2).sum(axis=0)
-    ss_tot = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
-    out = np.full(ss_tot.shape, np.nan)
-    ok = ss_tot > 0
-    out[ok] = 1.0 - ss_res[ok] / ss_tot[ok]
-    return _finish(out, one_d)
+    return _per_target("r2", y_true, y_pred)
 
 
 def explained_variance_score(y_true, y_pred):
     """``1 - Var(y_true - y_pred) / Var(y_true)`` per target (NaN for constant targets)."""
-    y_true, y_pred, one_d = _prepare(y_true, y_pred)
-    var_res = np.var(y_true - y_pred, axis=0)
-    var_true = np.var(y_true, axis=0)
-    out = np.full(var_true.shape, np.nan)
-    ok = var_true > 0
-    out[ok] = 1.0 - var_res[ok] / var_true[ok]
-    return _finish(out, one_d)
+    return _per_target("explained_variance", y_true, y_pred)
 
 
 def _mean_of(metric):
@@ -162,16 +146,17 @@ correlation_scorer = make_scorer(mean_correlation_score)
 r2_scorer = make_scorer(mean_r2_score)
 explained_variance_scorer = make_scorer(mean_explained_variance_score)
 
-SCORERS = {
-    "correlation": correlation_scorer,
-    "r2": r2_scorer,
-    "explained_variance": explained_variance_scorer,
-}
-
 PER_TARGET = {
     "correlation": correlation_score,
     "r2": r2_score,
     "explained_variance": explained_variance_score,
+}
+
+#: scorer objects, one per row of :data:`neuroprobe.solvers.scoring.SCORINGS`
+SCORERS = {
+    "correlation": correlation_scorer,
+    "r2": r2_scorer,
+    "explained_variance": explained_variance_scorer,
 }
 
 

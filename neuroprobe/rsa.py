@@ -549,38 +549,29 @@ def permutation_test_rdms(models, targets, method="spearman", n_permutations=100
     dict with ``score``, ``pvalue``, ``pvalue_fwe`` (arrays of shape (k_models, k_targets);
     FWE over all pairs: max statistic) and ``null`` (n_permutations, k_models, k_targets).
     """
-    from joblib import Parallel, delayed, effective_n_jobs
-
     from neuroprobe.solvers.permutation import (
-        chunk_seeds,
-        chunk_sizes,
+        check_n_stimuli,
         draw_permutations,
         fwe_pvalues,
         pvalues,
         rsa_null,
+        run_chunks,
     )
 
     method = check_method(method)
     M, T = _aligned(models, targets, ids, ("models", "targets"))
     M, T = np.atleast_2d(M), np.atleast_2d(T)
-    if M.shape[1] != T.shape[1]:
-        raise ValueError(
-            f"models and targets must have the same number of stimuli; got "
-            f"{_rdm.n_from_pairs(M.shape[1])} and {_rdm.n_from_pairs(T.shape[1])}"
-        )
+    check_n_stimuli(_rdm.n_from_pairs(M.shape[1]), _rdm.n_from_pairs(T.shape[1]), "models",
+                    "targets", unit="stimuli")
     check_finite(M, "models")
     check_finite(T, "targets")
     n = _rdm.n_from_pairs(M.shape[1])
-    sizes = chunk_sizes(n_permutations)
-    seeds = chunk_seeds(random_state, len(sizes))
 
-    def chunk(task):
-        perms = np.concatenate([draw_permutations(n, sizes[i], seed=seeds[i]) for i in task])
+    def chunk(sizes, seeds):
+        perms = np.concatenate([draw_permutations(n, k, seed=s) for k, s in zip(sizes, seeds)])
         return rsa_null(M, T, perms, method, backend=backend, device=device)
 
-    n_tasks = min(len(sizes), max(1, effective_n_jobs(n_jobs)))
-    tasks = np.array_split(np.arange(len(sizes)), n_tasks)
-    results = Parallel(n_jobs=n_jobs)(delayed(chunk)(t) for t in tasks)
+    results = run_chunks(chunk, n_permutations, random_state, n_jobs)
     observed = results[0][0]
     null = np.concatenate([r[1] for r in results])
     shape = (M.shape[0], T.shape[0])

@@ -71,3 +71,23 @@ def test_scorers_in_cross_validate_and_grid_search():
     assert metrics.get_scorer("neg_mean_squared_error") is not None
     with pytest.raises(ValueError, match="unknown scoring"):
         metrics.get_scorer("nope")
+
+
+def test_one_scoring_table_shared_by_metrics_and_solvers():
+    from neuroprobe.solvers import ridge
+    from neuroprobe.solvers.scoring import SCORINGS, score_predictions
+
+    assert set(metrics.SCORERS) == set(SCORINGS) == set(metrics.PER_TARGET)
+    assert ridge.SCORINGS == tuple(SCORINGS)
+    rng = np.random.default_rng(1)
+    y = rng.standard_normal((30, 4))
+    pred = y + rng.standard_normal((30, 4))
+    before = pred.copy()
+    refs = {"r2": skm.r2_score, "explained_variance": skm.explained_variance_score}
+    for name, ref in refs.items():
+        got = metrics.PER_TARGET[name](y, pred)
+        np.testing.assert_allclose(got, ref(y, pred, multioutput="raw_values"), atol=1e-12)
+        np.testing.assert_array_equal(got, score_predictions(y, pred.copy(), name))
+    r = [np.corrcoef(y[:, j], pred[:, j])[0, 1] for j in range(4)]
+    np.testing.assert_allclose(metrics.correlation_score(y, pred), r, atol=1e-12)
+    np.testing.assert_array_equal(pred, before)  # inputs never modified

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from neuroprobe.estimators.encoding import PLSEncoder, VoxelwiseEncoder
+from neuroprobe.estimators.outofcore import fit_to_hdf5, load_encoder, score_targets_hdf5
 from neuroprobe.estimators.permutation import PermutationTest
 from neuroprobe.estimators.rsa import RSAScorer
 from neuroprobe.io.targets import open_targets, write_targets
-from neuroprobe.outofcore import fit_to_hdf5, load_encoder, score_targets_hdf5
 from tests._tolerance import assert_allclose_dtype
 
 ALPHAS = [0.1, 10.0, 1000.0]

@@ -480,7 +480,7 @@ def _map_description(args, kind):
 
 def _encoder(args):
     """The encoder of ``neuroprobe encode`` from its arguments."""
-    from neuroprobe.estimators.encoding import PLSEncoder, VoxelwiseEncoder
+    from neuroprobe.estimators.encoding import _MODEL_TO_PENALTY, PLSEncoder, VoxelwiseEncoder
 
     backend = "torch" if args.device != "cpu" else "numpy"
     if args.model == "pls":
@@ -492,7 +492,8 @@ def _encoder(args):
         alphas=_alphas(args.alphas) if args.alphas else None,
         cv=args.inner_cv,
         scoring=args.scoring,
-        model=args.model,
+        penalty=({"none": None}.get(args.penalty, args.penalty) if args.penalty
+                 else _MODEL_TO_PENALTY[args.model]),
         backend=backend,
         device=args.device,
     )
@@ -665,6 +666,9 @@ def register(subparsers):
         choices=["ridge", "ols", "lasso", "pls"],
         help="voxelwise ridge / ols (GLM) / lasso, or multivariate PLS (default ridge)",
     )
+    p.add_argument("--penalty", choices=["l2", "l1", "none"], default=None,
+                   help="VoxelwiseEncoder(penalty=): l2 (ridge), l1 (lasso) or none (OLS); "
+                        "overrides --model ridge/ols/lasso")
     p.add_argument("--n-components", type=int, default=2, help="PLS components (default 2)")
     p.add_argument("--scoring", default="correlation", choices=["correlation", "r2"])
     p.add_argument(

@@ -1,396 +1,129 @@
 """Encoding models: a linear model per voxel (:class:`VoxelwiseEncoder`), PLS (:class:`PLSEncoder`).
 
-Thin scikit-learn wrappers over :mod:`neuroprobe.solvers.ridge` and :mod:`neuroprobe.solvers.pls`.
-Targets ``Y`` may be a numpy array (any float or int dtype, never copied whole: batches of columns
-are cast and centred one at a time), a 1-D array, or an HDF5 dataset (``h5py.Dataset`` of shape
-``(n_samples, n_targets)``), from which target batches are streamed.
+Thin scikit-learn estimators over pure solvers (:mod:`neuroprobe.solvers.ridge`,
+:mod:`neuroprobe.solvers.lasso`, :mod:`neuroprobe.solvers.pls`). ``VoxelwiseEncoder`` picks its
+solver from the table ``_SOLVERS`` (one row per ``penalty``, as himalaya's ``ALL_SOLVERS``): a
+new regression family is one more row and one ``_fit_*`` method. Targets ``y`` may be a numpy
+array (any float or int dtype, never copied whole: batches of columns are cast and centred one at
+a time), a 1-D array, or an HDF5 dataset (``h5py.Dataset`` of shape ``(n_samples, n_targets)``),
+from which target batches are streamed.
 """
 
 from __future__ import annotations
 
 import numbers
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.model_selection import GroupKFold, check_cv
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, validate_data
 
-from neuroprobe._utils import check_finite, renamed_y
-from neuroprobe.metrics import warn_zero_variance
+from neuroprobe._utils import renamed_y
+from neuroprobe._validation import (
+    Hidden,
+    Integral,
+    Interval,
+    Options,
+    Real,
+    StrOptions,
+    check_params,
+    fit_context,
+)
+from neuroprobe.estimators._base import (  # noqa: F401 (re-exported: former home)
+    _bad_summary,
+    _batches,
+    _EncoderMixin,
+    _raise_non_finite,
+    _resolve_dtype,
+    _target_scores,
+    _warn_constant,
+    run_batches,
+)
+from neuroprobe.io.targets import TargetRows, TargetView, as_targets, read_batch  # noqa: F401
+from neuroprobe.io.targets import is_lazy_targets as _is_lazy_targets  # noqa: F401
+from neuroprobe.solvers import lasso as _lasso
 from neuroprobe.solvers import ridge as _ridge
 from neuroprobe.solvers.backend import get_backend
+from neuroprobe.solvers.scoring import SCORINGS
+from neuroprobe.solvers.scoring import check_scoring as _check_scoring  # noqa: F401
 
 __all__ = ["VoxelwiseEncoder", "PLSEncoder"]
 
-_MODELS = ("ridge", "ols", "lasso")
 
+# --------------------------------------------------------------------------- solver table
+@dataclass(frozen=True)
+class _Solver:
+    """One row of the solver table: how a ``penalty`` is cross-validated and refitted.
 
-# --------------------------------------------------------------------------- targets
-class TargetRows:
-    """A read-only view of some rows of a 2-D target array (or HDF5 dataset), read per column batch.
-
-    ``view[:, columns]`` reads ``Y[:, columns]`` and then keeps ``rows``; the full row subset is
-    never materialised. Used by :func:`neuroprobe.cross_val_score_targets` so that each CV split
-    streams its targets from the caller's array.
+    Attributes
+    ----------
+    fit : str
+        The ``VoxelwiseEncoder`` method ``(X, Y, folds, alphas, dtype, solver)`` that fits it.
+    default_alphas : ndarray or None
+        The grid when ``alphas=None``; ``None``: the family has no alpha (the grid is ``[0.]``,
+        ``alpha_per_target`` does not apply, blocks of targets always fit independently).
+    dual : bool
+        Kernel plans (n_features > n_samples) keep dual coefficients.
+    permutation : bool
+        ``_permutation_scores`` (PermutationTest's fast path) supports it.
+    needs_folds : bool
+        Needs k-fold ``cv`` (no closed-form leave-one-out).
     """
 
-    def __init__(self, Y, rows):
-        self.Y = Y
-        self.rows = np.asarray(rows)
-        self.shape = (len(self.rows), Y.shape[1])
-        self.ndim = 2
-        self.dtype = Y.dtype
+    fit: str
+    default_alphas: np.ndarray | None
+    dual: bool = False
+    permutation: bool = False
+    needs_folds: bool = False
 
-    def __len__(self):
-        return self.shape[0]
-
-    def __getitem__(self, key):
-        rows, cols = key
-        if not (isinstance(rows, slice) and rows == slice(None)):
-            raise IndexError("TargetRows supports view[:, columns] only")
-        return np.asarray(self.Y[:, cols])[self.rows]
-
-    def __array__(self, dtype=None, copy=None):
-        out = np.asarray(self.Y)[self.rows]
-        return out if dtype is None else out.astype(dtype)
+    @property
+    def tuned(self):
+        return self.default_alphas is not None
 
 
-def _is_lazy_targets(Y):
-    """True for array-likes read by column slices (h5py.Dataset, zarr, TargetRows)."""
-    return (
-        not isinstance(Y, np.ndarray)
-        and hasattr(Y, "shape")
-        and hasattr(Y, "dtype")
-        and hasattr(Y, "__getitem__")
-        and len(Y.shape) == 2
-    )
+_SOLVERS = {
+    "l2": _Solver("_fit_ridge", _ridge.DEFAULT_ALPHAS, dual=True, permutation=True),
+    None: _Solver("_fit_ridge", None, permutation=True),
+    "l1": _Solver("_fit_lasso", _lasso.DEFAULT_ALPHAS, needs_folds=True),
+}
+
+# deprecated ``model=`` values -> ``penalty``
+_MODEL_TO_PENALTY = {"ridge": "l2", "ols": None, "lasso": "l1"}
+_MODELS = tuple(_MODEL_TO_PENALTY)
+_UNKNOWN = object()
+
+_DTYPES = [
+    StrOptions({"float32", "float64"}),
+    Options(type, {np.float32, np.float64}),
+    Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)}),
+]
+_SHARED_CONSTRAINTS = {
+    "scoring": [StrOptions(set(SCORINGS))],
+    "n_targets_batch": [Interval(Integral, 1, None, closed="left"), None],
+    "dtype": _DTYPES,
+    "backend": [StrOptions({"numpy", "torch"})],
+    "device": "no_validation",  # resolved (DeviceError) by neuroprobe._utils.resolve_device
+}
 
 
-def as_targets(Y, n_samples=None, name="Y"):
-    """Return ``(Y2d, was_1d)`` without copying: 1-D becomes a (n, 1) view; lazy stays lazy."""
-    if Y is None:
+def _penalty_options():
+    names = {key for key in _SOLVERS if key is not None}
+    return [StrOptions(names)] + ([None] if None in _SOLVERS else [])
+
+
+def _check_alphas(alphas, owner):
+    """``alphas`` as a float64 grid; its values (not expressible as a constraint) checked."""
+    grid = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if grid.ndim != 1 or grid.size == 0 or np.any(grid < 0) or not np.all(np.isfinite(grid)):
         raise ValueError(
-            "This estimator requires y to be passed, but the target y is None. "
-            f"Pass {name} of shape (n_samples,) or (n_samples, n_targets)."
+            f"The 'alphas' parameter of {owner} must be a non-empty 1-D array of finite values "
+            f">= 0. Got {alphas!r} instead."
         )
-    if not _is_lazy_targets(Y):
-        Y = np.asarray(Y)
-        if Y.dtype == object:
-            try:
-                Y = Y.astype(np.float64)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"{name} must be numeric (Unknown label type: object values such as "
-                    f"{Y.flat[0]!r})"
-                ) from exc
-        if not (
-            np.issubdtype(Y.dtype, np.floating)
-            or np.issubdtype(Y.dtype, np.integer)
-            or Y.dtype == bool
-        ):
-            raise ValueError(f"{name} must be numeric (Unknown label type: dtype {Y.dtype})")
-    was_1d = len(Y.shape) == 1
-    if was_1d:
-        Y = Y.reshape(-1, 1)
-    if len(Y.shape) != 2:
-        raise ValueError(f"{name} must be 1-D or 2-D (n_samples, n_targets); got shape {Y.shape}")
-    if n_samples is not None and Y.shape[0] != n_samples:
-        raise ValueError(
-            "Found input variables with inconsistent numbers of samples: "
-            f"X has {n_samples}, {name} has {Y.shape[0]}"
-        )
-    if Y.shape[1] == 0:
-        raise ValueError(f"{name} has 0 targets (columns)")
-    return Y, was_1d
+    return grid
 
 
-def read_batch(Y, cols, dtype):
-    """Read ``Y[:, cols]`` as a new array of ``dtype`` (the only copy of these columns)."""
-    block = Y[:, cols]
-    return np.array(block, dtype=dtype, copy=True)
-
-
-def _batches(n_targets, size):
-    return [slice(i, min(i + size, n_targets)) for i in range(0, n_targets, size)]
-
-
-def _bad_summary(y, start):
-    """(count, first (row, column)) of non-finite values of a batch starting at column ``start``."""
-    bad = ~np.isfinite(y)
-    count = int(bad.sum())
-    if not count:
-        return 0, None
-    r, c = np.argwhere(bad)[0]
-    return count, (int(r), int(c) + start)
-
-
-def _raise_non_finite(count, first, size, name="y"):
-    raise ValueError(
-        f"{name} contains {count} NaN or infinite value(s) out of {size}; the first at index "
-        f"{first}. Remove or impute them before fitting."
-    )
-
-
-def _warn_constant(mask, where="fitted"):
-    """One warning for the targets whose true values are constant in ``where`` samples."""
-    warn_zero_variance("targets", where, mask, stacklevel=5)
-
-
-def _resolve_dtype(dtype):
-    dtype = np.dtype(dtype if dtype is not None else np.float32)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64; got {dtype}")
-    return dtype
-
-
-def _target_scores(predict_batch, Y, scoring, dtype, batch, alphas=None, warn=True):
-    """Per-target scores of ``predict_batch(cols)`` against ``Y``, in target batches.
-
-    Returns ``(scores, constant_targets, constant_predictions)`` (bool masks). NaN scores are the
-    targets constant in these samples; constant predictions score 0 (correlation). ``warn``:
-    one :class:`~neuroprobe.metrics.ZeroVarianceWarning` per cause.
-    """
-    n_targets = Y.shape[1]
-    out = np.empty(n_targets, dtype=np.float64)
-    const_pred = np.zeros(n_targets, dtype=bool)
-    be = get_backend("numpy")
-    n_bad, first = 0, None
-    for cols in _batches(n_targets, batch):
-        y = read_batch(Y, cols, dtype)
-        count, where = _bad_summary(y, cols.start)
-        if count:
-            n_bad += count
-            first = first or where
-            continue
-        pred = predict_batch(cols).astype(dtype, copy=False)
-        scores, const = _ridge.score_predictions(y, pred.copy(), scoring, return_constant=True)
-        out[cols], const_pred[cols] = be.to_numpy(scores), be.to_numpy(const)
-    if n_bad:
-        _raise_non_finite(n_bad, first, Y.shape[0] * n_targets)
-    const_y = np.isnan(out)
-    if warn:
-        _warn_constant(const_y, "scored")
-        chosen = None if alphas is None else np.asarray(alphas)[const_pred]
-        warn_zero_variance("predictions", "scored", const_pred, chosen, stacklevel=5)
-    return out, const_y, const_pred
-
-
-class _EncoderMixin:
-    """score / score_targets / predict shared by the encoders (coef_ of shape (p, t))."""
-
-    def _check_X(self, X, cast=True):
-        X = validate_data(
-            self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite=False
-        )
-        check_finite(X, "X")
-        return X.astype(self._coef_dtype(), copy=False) if cast else X
-
-    def _coef_dtype(self):
-        return self.coef_.dtype
-
-    def _n_outputs(self):
-        return 1 if self.coef_.ndim == 1 else self.coef_.shape[1]
-
-    def _predict_columns(self, X, shift=True):
-        """``cols -> X @ coef_[:, cols] + intercept_[cols]`` (X validated; no intercept when
-        ``shift`` is False)."""
-        coef = self.coef_.reshape(X.shape[1], -1)
-        if not shift:
-            return lambda cols: X @ coef[:, cols]
-        intercept = np.reshape(self.intercept_, -1)
-        return lambda cols: X @ coef[:, cols] + intercept[cols]
-
-    def predict(self, X):
-        """Predict the targets of new samples.
-
-        Parameters
-        ----------
-        X : array-like (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray (n_samples, n_targets), or (n_samples,) when the model was fitted on 1-D y
-            float64 for float64 ``X`` (also with ``dtype="float32"`` coefficients, which are then
-            cast per target batch, so memory stays bounded), else the dtype of ``coef_``.
-        """
-        check_is_fitted(self)
-        X = self._check_X(X, cast=False)
-        dtype = np.result_type(X.dtype, self._coef_dtype())
-        X = X.astype(dtype, copy=False)
-        predict_columns = self._predict_columns(X)
-        if self._coef_dtype() == dtype:
-            pred = predict_columns(slice(None))
-        else:  # float32 coefficients, float64 X: cast per target batch (bounded memory)
-            n_out = self._n_outputs()
-            pred = np.empty((X.shape[0], n_out), dtype=dtype)
-            batch = max(1, int(2**24 // max(1, X.shape[1])))
-            for cols in _batches(n_out, batch):
-                pred[:, cols] = predict_columns(cols)
-        if self._fitted_1d_output():
-            pred = pred.reshape(X.shape[0])
-        return pred
-
-    def _fitted_1d_output(self):
-        return np.ndim(self.intercept_) == 0
-
-    def score_targets(self, X, y=None, *, Y=None):
-        """Held-out score of every target (the encoding-accuracy map).
-
-        Parameters
-        ----------
-        X : array-like (n_samples, n_features)
-        y : array-like or h5py.Dataset (n_samples, n_targets), or (n_samples,)
-        Y : deprecated
-            Former name of ``y`` (a FutureWarning; removed in the next release).
-
-        Returns
-        -------
-        ndarray (n_targets,)
-            ``scoring`` per target (Pearson r or R^2); NaN for targets with zero variance in
-            these samples (undefined); a constant prediction (e.g. at a very large alpha) has
-            correlation 0. One :class:`~neuroprobe.metrics.ZeroVarianceWarning` per cause
-            counts them.
-        """
-        Y = renamed_y(y, Y, f"{type(self).__name__}.score_targets")
-        return self._score_targets(X, Y)[0]
-
-    def _score_targets(self, X, Y, warn=True):
-        """``score_targets`` and the masks of constant targets and constant predictions."""
-        check_is_fitted(self)
-        X = self._check_X(X)
-        Y, _ = as_targets(Y, X.shape[0], name="y")
-        n_out = self._n_outputs()
-        if Y.shape[1] != n_out:
-            raise ValueError(f"y has {Y.shape[1]} targets; the model was fitted on {n_out}")
-        dtype = self._coef_dtype()
-        batch = max(1, int(2**26 // max(1, X.shape[0] + X.shape[1])))
-        # correlation ignores the intercept: adding it would round a small prediction away
-        predict_batch = self._predict_columns(X, shift=self.scoring != "correlation")
-        alphas = getattr(self, "best_alphas_", None)
-        alphas = None if alphas is None else np.reshape(alphas, -1)
-        return _target_scores(predict_batch, Y, self.scoring, dtype, batch, alphas, warn)
-
-    def score(self, X, y=None, *, Y=None):
-        """Mean over targets (NaN-aware) of :meth:`score_targets`: one float (for GridSearchCV).
-
-        Parameters
-        ----------
-        X : array-like (n_samples, n_features)
-        y : array-like or h5py.Dataset (n_samples, n_targets), or (n_samples,)
-        Y : deprecated
-            Former name of ``y`` (a FutureWarning; removed in the next release).
-
-        Returns
-        -------
-        float
-        """
-        y = renamed_y(y, Y, f"{type(self).__name__}.score")
-        scores = self.score_targets(X, y)
-        if np.all(np.isnan(scores)):
-            return float("nan")
-        return float(np.nanmean(scores))
-
-
-def _check_scoring(scoring):
-    if scoring not in _ridge.SCORINGS:
-        raise ValueError(f"scoring must be one of {_ridge.SCORINGS}; got {scoring!r}")
-
-
-# --------------------------------------------------------------------------- batch workers
-def _ridge_batch(plan, y, cols, alphas_np, scoring, fit_coef, dtype):
-    """CV scores, best alphas and (optionally) coefficients of one target batch."""
-    count, where = _bad_summary(y, cols.start)
-    if count:
-        return {"cols": cols, "bad": (count, where)}
-    be = plan.backend
-    y_mean = y.mean(axis=0) if plan.fit_intercept else np.zeros(y.shape[1], dtype=dtype)
-    if plan.fit_intercept:
-        # a new array: a worker's ``y`` may be a read-only memmap (joblib, > 1 MB) or a
-        # read-only buffer (dask); the batch is never centred in place
-        y = y - y_mean
-    const = ~(np.abs(y).max(axis=0) > 0)
-    yb = be.asarray(y)
-    alphas = be.asarray(alphas_np.astype(dtype))
-    if plan.folds is None:
-        scores = _ridge.loo_scores(plan, yb, alphas, scoring)
-    else:
-        scores = _ridge.cv_scores(plan, yb, alphas, scoring)
-    scores[:, const] = np.nan
-    result = {"cols": cols, "scores": scores, "const": const, "y_mean": y_mean}
-    if fit_coef:
-        chosen = alphas_np[_best_alpha_index(scores)]
-        solve = _ridge.refit_dual if plan.kind == "kernel" else _ridge.refit
-        coef = be.to_numpy(solve(plan, yb, be.asarray(chosen.astype(dtype))))
-        result.update(best=chosen, coef=coef.astype(dtype, copy=False))
-    return result
-
-
-def _best_alpha_index(scores):
-    """Index of the best alpha per target (the largest alpha for all-NaN targets)."""
-    filled = np.where(np.isnan(scores), -np.inf, scores)
-    best = filled.argmax(axis=0)
-    best[np.all(np.isnan(scores), axis=0)] = scores.shape[0] - 1
-    return best
-
-
-def _ridge_coef_batch(plan, y, cols, chosen, dtype):
-    be = plan.backend
-    if plan.fit_intercept:
-        y = y - y.mean(axis=0)  # new array: ``y`` may be read-only in a worker
-    solve = _ridge.refit_dual if plan.kind == "kernel" else _ridge.refit
-    return cols, be.to_numpy(solve(plan, be.asarray(y), be.asarray(chosen.astype(dtype))))
-
-
-def _lasso_batch(X, y, cols, folds, alphas, scoring, fit_intercept, max_iter, tol):
-    """Per-target sklearn Lasso: CV over ``alphas`` (lasso_path per fold), refit at the best."""
-    from sklearn.linear_model import Lasso, lasso_path
-
-    count, where = _bad_summary(y, cols.start)
-    if count:
-        return {"cols": cols, "bad": (count, where)}
-    X = X.astype(np.float64)
-    y = y.astype(np.float64)
-    n_t = y.shape[1]
-    order = np.argsort(alphas)[::-1]  # lasso_path wants decreasing alphas
-    scores = np.zeros((len(folds), len(alphas), n_t))
-    const = ~(np.ptp(y, axis=0) > 0)
-    for f, (tr, te) in enumerate(folds):
-        xm = X[tr].mean(axis=0) if fit_intercept else np.zeros(X.shape[1])
-        xtr, xte = X[tr] - xm, X[te] - xm
-        for j in range(n_t):
-            ym = y[tr, j].mean() if fit_intercept else 0.0
-            _, coefs, _ = lasso_path(
-                xtr, y[tr, j] - ym, alphas=alphas[order], max_iter=max_iter, tol=tol
-            )
-            pred = (xte @ coefs + ym).T  # (n_alphas, n_te)
-            pred = pred[np.argsort(order)]
-            scores[f, :, j] = _ridge.score_predictions(y[te, j : j + 1], pred[:, :, None], scoring)[
-                :, 0
-            ]
-    scores = _ridge._nanmean0(scores)
-    scores[:, const] = np.nan
-    best = alphas[_best_alpha_index(scores)]
-    coef = np.zeros((X.shape[1], n_t))
-    intercept = np.zeros(n_t)
-    for j in range(n_t):
-        model = Lasso(alpha=best[j], fit_intercept=fit_intercept, max_iter=max_iter, tol=tol)
-        model.fit(X, y[:, j])
-        coef[:, j] = model.coef_
-        intercept[j] = model.intercept_
-    return {
-        "cols": cols,
-        "scores": scores,
-        "const": const,
-        "best": best,
-        "coef": coef,
-        "intercept": intercept,
-    }
-
-
-# --------------------------------------------------------------------------- VoxelwiseEncoder
 class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEstimator):
     """One linear model per target (voxel), ridge with per-target alphas chosen by k-fold CV.
 
@@ -406,7 +139,7 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
     ----------
     alphas : array-like of float, default=None
         Regularisation grid. ``None``: ``np.logspace(-2, 7, 10)`` for ridge (wide enough for fMRI),
-        ``np.logspace(-3, 1, 9)`` for lasso (sklearn's ``Lasso`` alpha scale).
+        ``np.logspace(-3, 1, 9)`` for ``penalty="l1"`` (sklearn's ``Lasso`` alpha scale).
     cv : int, cross-validation splitter or None, default=5
         ``int``: ``KFold(cv)`` (``GroupKFold(cv)`` when ``groups`` are passed to ``fit``);
         a splitter (e.g. ``LeaveOneGroupOut()``); ``None``: efficient leave-one-out (closed form).
@@ -414,18 +147,19 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         time series); the outer folds of ``cross_val_score_targets`` / ``neuroprobe encode`` are
         shuffled (:func:`neuroprobe.model_selection.default_cv`). For stimuli stored in category
         order pass e.g. ``cv=KFold(5, shuffle=True, random_state=0)``.
-    scoring : {"correlation", "r2"}, default="correlation"
+    scoring : {"correlation", "r2", "explained_variance"}, default="correlation"
         Per-target score used to choose alphas and returned by ``score`` / ``score_targets``.
     fit_intercept : bool, default=True
     alpha_per_target : bool, default=True
         ``False``: one alpha for all targets (best mean CV score over targets).
-    model : {"ridge", "ols", "lasso"}, default="ridge"
-        ``"ols"``: ordinary least squares (GLM) from one SVD of X for all targets (``alphas`` are
-        ignored; ``cv_scores_`` holds the CV score of OLS). ``"lasso"``: scikit-learn ``Lasso`` per
-        target, in parallel over target batches through joblib; its alpha is chosen from ``alphas``
-        by the same CV (one ``lasso_path`` per target and fold), so it costs
-        ``n_targets * (n_folds + 1)`` coordinate-descent fits: use it for a few thousand targets
-        at most.
+    penalty : {"l2", "l1"} or None, default="l2"
+        The regression family (scikit-learn's ``SGDRegressor`` wording), one row of the solver
+        table ``_SOLVERS``: ``"l2"`` ridge; ``None`` ordinary least squares (GLM) from one SVD of
+        X for all targets (``alphas`` are ignored; ``cv_scores_`` holds the CV score of OLS);
+        ``"l1"`` lasso per target (coordinate descent, as scikit-learn's ``Lasso``), in parallel
+        over target batches through joblib; its alpha is chosen from ``alphas`` by the same CV
+        (one ``lasso_path`` per target and fold), so it costs ``n_targets * (n_folds + 1)``
+        coordinate-descent fits: use it for a few thousand targets at most; needs k-fold ``cv``.
     n_targets_batch : int or None, default=None
         Targets per batch; ``None`` sizes batches from the memory budget
         (:func:`neuroprobe._utils.memory_budget`, or the free device memory for CUDA).
@@ -438,11 +172,14 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         Array library of the solver (``"torch"`` runs on ``device``).
     device : str, default="cpu"
         ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (torch backend only).
+    model : {"ridge", "ols", "lasso"}, deprecated
+        Former name of ``penalty`` (``"ridge"`` is ``"l2"``, ``"ols"`` is ``None``, ``"lasso"``
+        is ``"l1"``); a FutureWarning, removed in the next release.
 
     Attributes
     ----------
     coef_ : ndarray (n_features, n_targets) (``(n_features,)`` for 1-D Y)
-        For ridge with n_features > n_samples (kernel path) formed on first access from
+        For ``penalty="l2"`` with n_features > n_samples (kernel path) formed on first access from
         ``dual_coef_`` (``predict``/``score`` do not need it).
     dual_coef_ : ndarray (n_samples, n_targets) or None
         Kernel path only: ``coef_ = (X_fit_ - X_fit_.mean(0))^T dual_coef_``; None otherwise.
@@ -482,6 +219,17 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
     ((10, 500), (500,))
     """
 
+    _parameter_constraints = {
+        **_SHARED_CONSTRAINTS,
+        "alphas": ["array-like", Interval(Real, 0, None, closed="left"), None],
+        "cv": ["cv_object", None],
+        "fit_intercept": ["boolean"],
+        "alpha_per_target": ["boolean"],
+        "penalty": _penalty_options(),
+        "n_jobs": [Integral, None],
+        "model": [StrOptions(set(_MODELS)), Hidden(StrOptions({"deprecated"}))],
+    }
+
     def __init__(
         self,
         alphas=None,
@@ -489,48 +237,53 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         scoring="correlation",
         fit_intercept=True,
         alpha_per_target=True,
-        model="ridge",
+        penalty="l2",
         n_targets_batch=None,
         dtype="float32",
         n_jobs=None,
         backend="numpy",
         device="cpu",
+        model="deprecated",
     ):
         self.alphas = alphas
         self.cv = cv
         self.scoring = scoring
         self.fit_intercept = fit_intercept
         self.alpha_per_target = alpha_per_target
-        self.model = model
+        self.penalty = penalty
         self.n_targets_batch = n_targets_batch
         self.dtype = dtype
         self.n_jobs = n_jobs
         self.backend = backend
         self.device = device
+        self.model = model
 
     # -- helpers -----------------------------------------------------------------------------
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        tags.target_tags.required = True
-        return tags
+    def _penalty(self, warn=False):
+        """``penalty``, or the one the deprecated ``model`` names (FutureWarning with ``warn``)."""
+        if self.model == "deprecated":
+            return self.penalty
+        if warn:
+            new = _MODEL_TO_PENALTY.get(self.model, _UNKNOWN)
+            warnings.warn(
+                f"The parameter 'model' of VoxelwiseEncoder was renamed 'penalty' in 0.9 and "
+                f"will be removed in 0.10: use penalty={new!r} instead of model={self.model!r}.",
+                FutureWarning,
+                stacklevel=5,
+            )
+        return _MODEL_TO_PENALTY.get(self.model, _UNKNOWN)
+
+    def _solver(self, warn=False):
+        """The row of ``_SOLVERS`` of this estimator's penalty."""
+        return _SOLVERS[self._penalty(warn)]
 
     def _alpha_grid(self):
-        if self.model == "ols":
+        solver = self._solver()
+        if not solver.tuned:
             return np.array([0.0])
         if self.alphas is None:
-            return np.logspace(-3, 1, 9) if self.model == "lasso" else _ridge.DEFAULT_ALPHAS.copy()
-        alphas = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
-        if (
-            alphas.ndim != 1
-            or alphas.size == 0
-            or np.any(alphas < 0)
-            or not np.all(np.isfinite(alphas))
-        ):
-            raise ValueError(
-                f"alphas must be a non-empty 1-D array of finite values >= 0; got {alphas}"
-            )
-        return alphas
+            return solver.default_alphas.copy()
+        return _check_alphas(self.alphas, type(self).__name__)
 
     def _folds(self, X, groups, cv=None, allow_none=True):
         cv = self.cv if cv is None and allow_none else cv
@@ -549,39 +302,33 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
             raise ValueError(f"cv has {n_splits} splits but there are only {X.shape[0]} samples")
         return [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(X, None, groups)]
 
-    def _validate_params(self):
-        if self.model not in _MODELS:
-            raise ValueError(f"model must be one of {_MODELS}; got {self.model!r}")
-        _check_scoring(self.scoring)
-        if self.n_targets_batch is not None and (
-            not isinstance(self.n_targets_batch, numbers.Integral) or self.n_targets_batch < 1
-        ):
+    def _check_rules(self, cv):
+        """The rules that involve two parameters (the rest is ``_parameter_constraints``)."""
+        if self.model != "deprecated" and self.penalty != "l2":
             raise ValueError(
-                f"n_targets_batch must be a positive int or None; got {self.n_targets_batch!r}"
+                f"pass penalty= only: model={self.model!r} (deprecated) and "
+                f"penalty={self.penalty!r} were both given"
+            )
+        if self._solver().needs_folds and cv is None:
+            raise ValueError(
+                f"penalty={self._penalty()!r} needs k-fold cv; cv=None (leave-one-out) is "
+                "for penalty='l2' or None only"
             )
 
     def _prepare(self, X, Y, groups, cv=None, use_self_cv=True):
-        self._validate_params()
-        dtype = _resolve_dtype(self.dtype)
-        X = validate_data(
-            self,
-            X,
-            reset=True,
-            dtype=[np.float64, np.float32],
-            ensure_all_finite=False,
-            ensure_min_samples=2,
-        )
-        check_finite(X, "X")
-        X = X.astype(dtype, copy=False)
-        Y, was_1d = as_targets(Y, X.shape[0], name="y")
-        folds = self._folds(X, groups, cv=cv, allow_none=use_self_cv)
+        cv = self.cv if cv is None and use_self_cv else cv
+        self._check_rules(cv)
+        if self.alphas is not None:
+            _check_alphas(self.alphas, type(self).__name__)
+        X, Y, was_1d, dtype = self._validate_fit_data(X, Y)
+        folds = self._folds(X, groups, cv=cv, allow_none=False)
         return X, Y, was_1d, folds, dtype
 
     def _batch_size(self, plan, n_targets, n_alphas, dtype, factor=1):
         if self.n_targets_batch is not None:
             return int(self.n_targets_batch)
         n, p = plan.X.shape
-        if plan.kind == "kernel" and self.model == "ridge":
+        if plan.kind == "kernel" and self._solver().dual:
             p = n  # dual coefficients per target, not a coef_ column
         max_test = n if plan.folds is None else max(len(f.test) for f in plan.folds)
         rank = plan.full_eigvals.shape[0]
@@ -591,6 +338,7 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         return max(1, _ridge.auto_batch_size(n_targets, per * factor, budget // n_jobs) // 1)
 
     # -- fit ---------------------------------------------------------------------------------
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, groups=None, *, Y=None):
         """Choose alphas by cross-validation and fit every target.
 
@@ -609,15 +357,12 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         self
         """
         Y = renamed_y(y, Y, "VoxelwiseEncoder.fit")
+        solver = self._solver(warn=True)
         X, Y, was_1d, folds, dtype = self._prepare(X, Y, groups)
         alphas = self._alpha_grid()
-        n_targets = Y.shape[1]
-        if self.model == "lasso":
-            self._fit_lasso(X, Y, folds, alphas, dtype)
-        else:
-            self._fit_ridge(X, Y, folds, alphas, dtype)
+        getattr(self, solver.fit)(X, Y, folds, alphas, dtype, solver)
         self.alphas_ = alphas
-        self.n_targets_ = n_targets
+        self.n_targets_ = Y.shape[1]
         self._fitted_1d = was_1d
         if was_1d:
             if self.__dict__.get("_coef") is not None:
@@ -680,69 +425,47 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         y_mean = np.reshape(self._y_mean, -1)
         return lambda cols: k @ dual[:, cols] + y_mean[cols]
 
-    def _fit_ridge(self, X, Y, folds, alphas, dtype):
+    def _fit_ridge(self, X, Y, folds, alphas, dtype, solver):
+        """Ridge (``solver.tuned``) or OLS: CV scores of every alpha, then the refit."""
         be = get_backend(self.backend, self.device)
         n_targets = Y.shape[1]
         plan = _ridge.make_plan(X, folds, fit_intercept=self.fit_intercept, backend=be, dtype=dtype)
         batch = self._batch_size(plan, n_targets, len(alphas), dtype)
-        per_target = bool(self.alpha_per_target) and self.model != "ols"
-        cv_scores = np.empty((len(alphas), n_targets), dtype=np.float64)
+        per_target = bool(self.alpha_per_target) and solver.tuned
         # kernel plans keep the dual coefficients (n, t); coef_ is formed on first access
-        dual = plan.kind == "kernel" and self.model == "ridge"
-        coef = np.zeros((X.shape[0] if dual else X.shape[1], n_targets), dtype=dtype)
-        intercept = np.zeros(n_targets, dtype=dtype)
-        best = np.empty(n_targets)
-        n_bad, first, const = 0, None, np.zeros(n_targets, dtype=bool)
-        tasks = (
-            delayed(_ridge_batch)(
-                plan, read_batch(Y, cols, dtype), cols, alphas, self.scoring, per_target, dtype
-            )
-            for cols in _batches(n_targets, batch)
-        )
-        for res in Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks):
-            cols = res["cols"]
-            if "bad" in res:
-                n_bad += res["bad"][0]
-                first = first or res["bad"][1]
-                continue
-            cv_scores[:, cols] = res["scores"]
-            const[cols] = res["const"]
-            if self.fit_intercept:
-                intercept[cols] = res["y_mean"]
-            if "coef" in res:
-                coef[:, cols] = res["coef"]
-                best[cols] = res["best"]
-        if n_bad:
-            _raise_non_finite(n_bad, first, Y.shape[0] * n_targets)
-        _warn_constant(const)
-        if self.model == "ols":
-            pinv, _ = _ridge.ols_solver(
-                X, fit_intercept=self.fit_intercept, backend=be, dtype=dtype
-            )
+        dual = plan.kind == "kernel" and solver.dual
+        out = {
+            "scores": np.empty((len(alphas), n_targets), dtype=np.float64),
+            "const": np.zeros(n_targets, dtype=bool),
+            "y_mean": np.zeros(n_targets, dtype=dtype),
+            "coef": np.zeros((X.shape[0] if dual else X.shape[1], n_targets), dtype=dtype),
+            "best": np.empty(n_targets),
+        }
+        args = (plan, alphas, self.scoring, per_target, dtype)
+        run_batches(_ridge.cv_batch, Y, batch, dtype, out, self.n_jobs, args)
+        _warn_constant(out["const"])
+        coef, best = out["coef"], out["best"]
+        if not solver.tuned:
+            pinv, _ = _ridge.ols_solver(X, fit_intercept=self.fit_intercept, backend=be,
+                                        dtype=dtype)
             best[:] = 0.0
             self._refit_batches(Y, batch, dtype, coef, lambda y: be.to_numpy(pinv @ be.asarray(y)))
         elif not per_target:
-            mean_scores = np.array(
-                [np.nanmean(row) if np.any(~np.isnan(row)) else -np.inf for row in cv_scores]
-            )
-            chosen = np.full(n_targets, alphas[int(np.argmax(mean_scores))])
+            chosen = np.full(n_targets, alphas[_best_shared_alpha(out["scores"])])
             best[:] = chosen
-            tasks = (
-                delayed(_ridge_coef_batch)(
-                    plan, read_batch(Y, cols, dtype), cols, chosen[cols], dtype
-                )
-                for cols in _batches(n_targets, batch)
-            )
-            for cols, c in Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks):
-                coef[:, cols] = c
-        y_mean = intercept.copy()
-        # intercept: y_mean - x_mean @ coef (per batch to keep memory bounded)
+            run_batches(_ridge.coef_batch, Y, batch, dtype, {"coef": coef}, self.n_jobs,
+                        (plan, dtype), chosen=chosen)
+        self._set_ridge_results(X, plan, out, dual)
+
+    def _set_ridge_results(self, X, plan, out, dual):
+        """Intercepts ``y_mean - x_mean @ coef`` (per batch: bounded memory) and the attributes."""
+        coef, y_mean = out["coef"], out["y_mean"]
+        intercept = y_mean.copy()
         if self.fit_intercept:
             # kernel: x_mean @ (X - x_mean)^T dual = ((X - x_mean) @ x_mean) @ dual
-            x_mean = plan.x_mean
-            if dual:
-                x_mean = be.to_numpy(plan.mean_proj)
-            for cols in _batches(n_targets, batch):
+            x_mean = plan.backend.to_numpy(plan.mean_proj) if dual else plan.x_mean
+            batch = max(1, int(2**24 // max(1, coef.shape[0])))
+            for cols in _batches(coef.shape[1], batch):
                 intercept[cols] -= x_mean @ coef[:, cols]
         if dual:
             self._coef, self.dual_coef_ = None, coef
@@ -751,8 +474,8 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
             self.coef_ = coef
             self.X_fit_ = self._x_mean = self._y_mean = None
         self.intercept_ = intercept
-        self.best_alphas_ = best
-        self.cv_scores_ = cv_scores
+        self.best_alphas_ = out["best"]
+        self.cv_scores_ = out["scores"]
 
     def _refit_batches(self, Y, batch, dtype, coef, solve):
         for cols in _batches(Y.shape[1], batch):
@@ -761,51 +484,25 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
                 y -= y.mean(axis=0)
             coef[:, cols] = solve(y)
 
-    def _fit_lasso(self, X, Y, folds, alphas, dtype):
+    def _fit_lasso(self, X, Y, folds, alphas, dtype, solver):
+        """Lasso per target (:func:`neuroprobe.solvers.lasso.cv_batch`), target batches."""
         n_targets = Y.shape[1]
-        if folds is None:
-            raise ValueError(
-                "model='lasso' needs cv (k-fold); cv=None (leave-one-out) is ridge only"
-            )
         batch = self.n_targets_batch or max(1, -(-n_targets // (4 * (abs(self.n_jobs or 1)))))
-        coef = np.zeros((X.shape[1], n_targets), dtype=dtype)
-        intercept = np.zeros(n_targets, dtype=dtype)
-        cv_scores = np.empty((len(alphas), n_targets))
-        best = np.empty(n_targets)
-        n_bad, first, const = 0, None, np.zeros(n_targets, dtype=bool)
-        tasks = (
-            delayed(_lasso_batch)(
-                X,
-                read_batch(Y, cols, np.float64),
-                cols,
-                folds,
-                alphas,
-                self.scoring,
-                self.fit_intercept,
-                1000,
-                1e-4,
-            )
-            for cols in _batches(n_targets, batch)
-        )
-        for res in Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks):
-            cols = res["cols"]
-            if "bad" in res:
-                n_bad += res["bad"][0]
-                first = first or res["bad"][1]
-                continue
-            cv_scores[:, cols] = res["scores"]
-            coef[:, cols] = res["coef"]
-            intercept[cols] = res["intercept"]
-            best[cols] = res["best"]
-            const[cols] = res["const"]
-        if n_bad:
-            _raise_non_finite(n_bad, first, Y.shape[0] * n_targets)
-        _warn_constant(const)
-        self.coef_, self.intercept_ = coef, intercept
-        self.best_alphas_, self.cv_scores_ = best, cv_scores
+        out = {
+            "scores": np.empty((len(alphas), n_targets)),
+            "coef": np.zeros((X.shape[1], n_targets), dtype=dtype),
+            "intercept": np.zeros(n_targets, dtype=dtype),
+            "best": np.empty(n_targets),
+            "const": np.zeros(n_targets, dtype=bool),
+        }
+        args = (X, folds, alphas, self.scoring, self.fit_intercept, 1000, 1e-4)
+        run_batches(_lasso.cv_batch, Y, batch, np.float64, out, self.n_jobs, args)
+        _warn_constant(out["const"])
+        self.coef_, self.intercept_ = out["coef"], out["intercept"]
+        self.best_alphas_, self.cv_scores_ = out["best"], out["scores"]
 
     # -- permutation fast path ---------------------------------------------------------------
-    @available_if(lambda self: self.model in ("ridge", "ols"))
+    @available_if(lambda self: getattr(_SOLVERS.get(self._penalty()), "permutation", False))
     def _permutation_scores(self, X, Y, permutations, *, cv=None, groups=None):
         """Observed and permuted CV statistics, reusing each fold's decomposition of X.
 
@@ -827,6 +524,7 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         observed : ndarray (n_targets,)
         null : ndarray (n_permutations, n_targets)
         """
+        check_params(self)
         est = VoxelwiseEncoder(**self.get_params())
         X, Y, _, folds, dtype = est._prepare(
             X, Y, groups, cv=cv if cv is not None else self.cv, use_self_cv=False
@@ -877,6 +575,14 @@ class VoxelwiseEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEsti
         return observed, null
 
 
+def _best_shared_alpha(cv_scores):
+    """Index of the alpha with the best mean CV score over targets (one alpha for all)."""
+    mean_scores = np.array(
+        [np.nanmean(row) if np.any(~np.isnan(row)) else -np.inf for row in cv_scores]
+    )
+    return int(np.argmax(mean_scores))
+
+
 # --------------------------------------------------------------------------- PLSEncoder
 class PLSEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Multivariate encoding with partial least squares (same result as sklearn ``PLSRegression``).
@@ -894,7 +600,7 @@ class PLSEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEstimator)
         Standardise X and Y (std with ddof=1) as sklearn does.
     max_iter : int, default=500
     tol : float, default=1e-6
-    scoring : {"correlation", "r2"}, default="correlation"
+    scoring : {"correlation", "r2", "explained_variance"}, default="correlation"
     dtype : {"float64", "float32"}, default="float64"
     n_targets_batch : int or None, default=None
         Columns of Y read at once when forming ``X^T Y``.
@@ -911,6 +617,14 @@ class PLSEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEstimator)
     y_weights_, y_loadings_ : ndarray (n_targets, n_components)
     n_iter_ : list of int
     """
+
+    _parameter_constraints = {
+        **_SHARED_CONSTRAINTS,
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "scale": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -934,12 +648,7 @@ class PLSEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEstimator)
         self.backend = backend
         self.device = device
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        tags.target_tags.required = True
-        return tags
-
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, *, Y=None):
         """Fit the PLS model.
 
@@ -958,23 +667,9 @@ class PLSEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEstimator)
         from neuroprobe.solvers import pls as _pls
 
         Y = renamed_y(y, Y, "PLSEncoder.fit")
-        _check_scoring(self.scoring)
-        dtype = _resolve_dtype(self.dtype)
-        X = validate_data(
-            self,
-            X,
-            reset=True,
-            dtype=[np.float64, np.float32],
-            ensure_all_finite=False,
-            ensure_min_samples=2,
-        )
-        check_finite(X, "X")
-        X = X.astype(dtype, copy=False)
-        Y, was_1d = as_targets(Y, X.shape[0], name="y")
+        X, Y, was_1d, dtype = self._validate_fit_data(X, Y)
         n, p = X.shape
-        if not isinstance(self.n_components, numbers.Integral) or not (
-            1 <= self.n_components <= min(n, p)
-        ):
+        if self.n_components > min(n, p):  # a rule on the parameter and the data
             raise ValueError(
                 f"n_components must be an int in [1, {min(n, p)}] (min(n_samples, n_features)); "
                 f"got {self.n_components!r}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
@@ -17,13 +16,14 @@ from neuroprobe._sklearn_compat import (
     _num_samples,
     _safe_indexing,
 )
+from neuroprobe._validation import HasMethods, Integral, Interval, fit_context
 from neuroprobe.metrics import ZeroVarianceWarning
 from neuroprobe.solvers.permutation import (
-    chunk_seeds,
-    chunk_sizes,
+    check_n_stimuli,
     draw_permutations,
     fwe_pvalues,
     pvalues,
+    run_chunks,
 )
 
 
@@ -53,7 +53,7 @@ def _generic_null(estimator, X, Y, permutations, cv, groups, scorer, multi):
     ])
 
 
-def _chunk(estimator, X, Y, sizes, seeds, groups, cv, scorer, multi, fast):
+def _chunk(sizes, seeds, estimator, X, Y, groups, cv, scorer, multi, fast):
     """Null statistics of several permutation chunks (drawn from their own seeds) in one call."""
     n = _num_samples(X)
     permutations = np.concatenate([
@@ -122,6 +122,15 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         Number of columns of ``X`` (array inputs).
     """
 
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit"])],
+        "n_permutations": [Interval(Integral, 1, None, closed="left")],
+        "cv": ["cv_object", None],
+        "scoring": [str, callable, None],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+    }
+
     def __init__(self, estimator, n_permutations=1000, cv=None, scoring=None, random_state=None,
                  n_jobs=None):
         self.estimator = estimator
@@ -139,6 +148,7 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         tags.target_tags.multi_output = inner.target_tags.multi_output
         return tags
 
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None, groups=None, *, Y=None):
         """Run the test.
 
@@ -159,14 +169,12 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         from neuroprobe._utils import renamed_y
 
         Y = renamed_y(y, Y, "PermutationTest.fit")
-        if int(self.n_permutations) < 1:
-            raise ValueError(f"n_permutations must be >= 1; got {self.n_permutations}")
         n = _num_samples(X)
         if len(getattr(X, "shape", ())) == 2:  # arrays (a StimulusSet or paths pass as they are)
             _check_n_features(self, X, reset=True)
             _check_feature_names(self, X, reset=True)
-        if Y is not None and _num_samples(Y) != n:
-            raise ValueError(f"X has {n} rows but Y has {_num_samples(Y)}")
+        if Y is not None:
+            check_n_stimuli(n, _num_samples(Y))
         if groups is not None:
             groups = np.asarray(groups)
             if groups.shape != (n,):
@@ -189,17 +197,8 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
             cv = check_cv(cv, Y, classifier=is_classifier(estimator))
             if self.scoring is not None:
                 scorer = check_scoring(estimator, scoring=self.scoring)
-        sizes = chunk_sizes(self.n_permutations)
-        seeds = chunk_seeds(self.random_state, len(sizes))
-        # chunks are fixed by n_permutations and random_state; they are only grouped into one
-        # task per worker (fewer repeated set-ups), which leaves the permutations unchanged
-        n_tasks = min(len(sizes), max(1, effective_n_jobs(self.n_jobs)))
-        tasks = np.array_split(np.arange(len(sizes)), n_tasks)
-        results = Parallel(n_jobs=self.n_jobs)(
-            delayed(_chunk)(estimator, X, Y, [sizes[i] for i in t], [seeds[i] for i in t],
-                            groups, cv, scorer, multi, fast)
-            for t in tasks
-        )
+        results = run_chunks(_chunk, self.n_permutations, self.random_state, self.n_jobs,
+                             (estimator, X, Y, groups, cv, scorer, multi, fast))
         null = np.concatenate([r[1] for r in results], axis=0)
         if fast:
             observed = results[0][0]

@@ -21,7 +21,15 @@ import numpy as np
 
 from neuroprobe._utils import atomic_path
 
-__all__ = ["write_targets", "open_targets", "read_target_ids", "column_chunks"]
+__all__ = [
+    "write_targets",
+    "open_targets",
+    "read_target_ids",
+    "column_chunks",
+    "TargetView",
+    "as_targets",
+    "read_batch",
+]
 
 CHUNK_BYTES = 4 * 1024**2
 
@@ -156,3 +164,122 @@ def open_targets(path, dataset="Y"):
             f"{path}:{dataset} must be 2-D (n_samples, n_targets); got shape {shape}"
         )
     return dset
+
+
+# --------------------------------------------------------------------------- lazy 2-D views
+class TargetView:
+    """A read-only lazy view of some rows and/or a column range of a 2-D array-like.
+
+    ``view[:, columns]`` reads only those columns of ``Y`` (an array, ``h5py.Dataset``, zarr
+    array or another view) and then keeps ``rows``; neither the row subset nor the column range
+    is ever materialised whole. Cross-validation splits (:func:`neuroprobe.cross_val_score_targets`)
+    use row views, :func:`neuroprobe.estimators.outofcore.fit_to_hdf5` column views.
+
+    Parameters
+    ----------
+    Y : 2-D array-like
+    rows : int array, optional
+        Rows kept (all by default).
+    cols : slice, optional
+        Contiguous column range ``start:stop`` (all by default); column reads are then
+        ``view[:, start:stop]`` slices only (what HDF5 serves fast).
+    """
+
+    def __init__(self, Y, rows=None, cols=None):
+        self.Y = Y
+        self.rows = None if rows is None else np.asarray(rows)
+        self.cols = cols
+        start, stop, _ = (cols or slice(None)).indices(Y.shape[1])
+        self.start, self.stop = start, stop
+        n_rows = Y.shape[0] if self.rows is None else len(self.rows)
+        self.shape = (n_rows, stop - start)
+        self.ndim = 2
+        self.dtype = Y.dtype
+
+    def __len__(self):
+        return self.shape[0]
+
+    def _columns(self, cols):
+        if self.cols is None:
+            return cols
+        if not isinstance(cols, slice):
+            raise IndexError("this view supports view[:, start:stop] only")
+        start, stop, step = cols.indices(self.shape[1])
+        return slice(self.start + start, self.start + stop, step)
+
+    def __getitem__(self, key):
+        rows, cols = key
+        if not (isinstance(rows, slice) and rows == slice(None)):
+            raise IndexError(f"{type(self).__name__} supports view[:, columns] only")
+        block = self.Y[:, self._columns(cols)]
+        return block if self.rows is None else np.asarray(block)[self.rows]
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.asarray(self[:, slice(None)])
+        return out if dtype is None else out.astype(dtype)
+
+
+#: former name of the row view (``TargetRows(Y, rows)``)
+TargetRows = TargetView
+
+
+def column_view(Y, cols):
+    """``Y[:, cols]`` for an array (a numpy view), a lazy :class:`TargetView` otherwise."""
+    return Y[:, cols] if isinstance(Y, np.ndarray) else TargetView(Y, cols=cols)
+
+
+def is_lazy_targets(Y):
+    """True for array-likes read by column slices (h5py.Dataset, zarr, TargetView)."""
+    return (
+        not isinstance(Y, np.ndarray)
+        and hasattr(Y, "shape")
+        and hasattr(Y, "dtype")
+        and hasattr(Y, "__getitem__")
+        and len(Y.shape) == 2
+    )
+
+
+def _numeric(Y, name):
+    Y = np.asarray(Y)
+    if Y.dtype == object:
+        try:
+            Y = Y.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name} must be numeric (Unknown label type: object values such as "
+                f"{Y.flat[0]!r})"
+            ) from exc
+    if not (np.issubdtype(Y.dtype, np.floating) or np.issubdtype(Y.dtype, np.integer)
+            or Y.dtype == bool):
+        raise ValueError(f"{name} must be numeric (Unknown label type: dtype {Y.dtype})")
+    return Y
+
+
+def as_targets(Y, n_samples=None, name="Y"):
+    """Return ``(Y2d, was_1d)`` without copying: 1-D becomes a (n, 1) view; lazy stays lazy."""
+    if Y is None:
+        raise ValueError(
+            "This estimator requires y to be passed, but the target y is None. "
+            f"Pass {name} of shape (n_samples,) or (n_samples, n_targets)."
+        )
+    if not is_lazy_targets(Y):
+        Y = _numeric(Y, name)
+    was_1d = len(Y.shape) == 1
+    if was_1d:
+        Y = Y.reshape(-1, 1)
+    if len(Y.shape) != 2:
+        raise ValueError(f"{name} must be 1-D or 2-D (n_samples, n_targets); got shape {Y.shape}")
+    if n_samples is not None and Y.shape[0] != n_samples:
+        raise ValueError(
+            "Found input variables with inconsistent numbers of samples: "
+            f"X has {n_samples}, {name} has {Y.shape[0]}"
+        )
+    if Y.shape[1] == 0:
+        raise ValueError(f"{name} has 0 targets (columns)")
+    return Y, was_1d
+
+
+def read_batch(Y, cols, dtype):
+    """Read ``Y[:, cols]`` as a new array of ``dtype`` (the only copy of these columns)."""
+    block = Y[:, cols]
+    return np.array(block, dtype=dtype, copy=True)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.utils import check_random_state
 
 from neuroprobe._utils import memory_budget
@@ -38,6 +39,54 @@ def chunk_seeds(random_state, n_chunks):
         rng.randint(0, 2**31 - 1, dtype=np.int64)
     )
     return np.random.SeedSequence(entropy).spawn(n_chunks)
+
+
+def run_chunks(chunk, n_permutations, random_state=None, n_jobs=None, args=()):
+    """The one permutation driver: seeded chunks of permutations, run through joblib.
+
+    ``chunk_sizes`` -> ``chunk_seeds`` -> one task per worker (``effective_n_jobs``; the chunks
+    are only grouped, so the permutations do not depend on ``n_jobs``) -> ``Parallel``.
+
+    Parameters
+    ----------
+    chunk : callable
+        ``chunk(sizes, seeds, *args)``: the result of the chunks of these sizes, each drawing its
+        permutations from its own seed (e.g. with :func:`draw_permutations`).
+    n_permutations : int
+    random_state : int, RandomState or None
+        Master seed of every chunk's seed.
+    n_jobs : int, optional
+        joblib workers (or a dask / ray backend through ``joblib.parallel_config``).
+    args : tuple
+        Further arguments of ``chunk``.
+
+    Returns
+    -------
+    list
+        One result per task, in chunk order.
+    """
+    sizes = chunk_sizes(n_permutations)
+    seeds = chunk_seeds(random_state, len(sizes))
+    n_tasks = min(len(sizes), max(1, effective_n_jobs(n_jobs)))
+    tasks = np.array_split(np.arange(len(sizes)), n_tasks)
+    return Parallel(n_jobs=n_jobs)(
+        delayed(chunk)([sizes[i] for i in t], [seeds[i] for i in t], *args) for t in tasks
+    )
+
+
+def check_n_stimuli(n_a, n_b, what_a="X", what_b="Y", unit="rows"):
+    """The one stimulus-count check of the permutation tests (same stimuli on both sides).
+
+    Raises
+    ------
+    ValueError
+        ``"X has 5 rows but Y has 4"`` (or the RDMs' wording with ``unit="stimuli"``).
+    """
+    if n_a != n_b:
+        if unit == "stimuli":
+            raise ValueError(f"{what_a} and {what_b} must have the same number of stimuli; got "
+                             f"{n_a} and {n_b}")
+        raise ValueError(f"{what_a} has {n_a} {unit} but {what_b} has {n_b}")
 
 
 def draw_permutations(n, n_permutations, groups=None, seed=None):

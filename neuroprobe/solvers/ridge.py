@@ -35,70 +35,11 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from neuroprobe.solvers.scoring import CONSTANT_RTOL, _eps, score_predictions  # noqa: F401
+from neuroprobe.solvers.scoring import SCORINGS as _SCORING_KERNELS
+
 DEFAULT_ALPHAS = np.logspace(-2, 7, 10)
-SCORINGS = ("correlation", "r2")
-
-
-# --------------------------------------------------------------------------- scoring kernels
-def _eps(x):
-    """Machine epsilon of the dtype of ``x`` (numpy array or torch tensor)."""
-    return float(np.finfo(np.float32 if str(x.dtype).endswith("float32") else np.float64).eps)
-
-
-# a prediction whose spread is below this many rounding errors of its mean is constant
-CONSTANT_RTOL = 10.0
-
-
-def score_predictions(y, pred, scoring="correlation", *, return_constant=False):
-    """Per-target scores of predictions, vectorised over any leading axes of ``pred``.
-
-    Parameters
-    ----------
-    y : array (n_samples, n_targets)
-        True values (numpy array or torch tensor).
-    pred : array (..., n_samples, n_targets)
-        Predictions; leading axes (e.g. alphas) broadcast. May be modified in place.
-    scoring : {"correlation", "r2"}
-    return_constant : bool
-        Also return where the predictions are constant (correlation only; all False for r2).
-
-    Returns
-    -------
-    scores : array (..., n_targets)
-        Pearson correlation or coefficient of determination per target. NaN where the true
-        values have zero variance (the score is undefined). For correlation, constant
-        predictions (e.g. at a very large alpha) score 0, as in himalaya's
-        ``correlation_score``: a prediction whose spread is within ``CONSTANT_RTOL`` rounding
-        errors of its mean (``||pred - mean|| <= CONSTANT_RTOL * eps * sqrt(n) * |mean|``, eps
-        of its dtype) is constant, so rounding noise is never scored as a correlation.
-    constant : bool array (..., n_targets)
-        Only with ``return_constant``: the constant predictions (True where y also varies).
-    """
-    y_c = y - y.mean(axis=0, keepdims=True)
-    ss_y = (y_c * y_c).sum(axis=0)
-    nan = float("nan")
-    bad_y = ~(ss_y > 0)
-    if scoring == "correlation":
-        mean = pred.mean(axis=-2, keepdims=True)
-        pred -= mean
-        num = (pred * y_c).sum(axis=-2)
-        ss_p = (pred * pred).sum(axis=-2)
-        mean = mean[..., 0, :]
-        tol = (CONSTANT_RTOL * _eps(pred)) ** 2 * pred.shape[-2]
-        const = ~(ss_p > tol * (mean * mean))
-        const_only = const & ~bad_y
-        ok = ~const & ~bad_y
-        out = num / ((ss_p * ss_y) ** 0.5 + ~ok)
-        out[const] = 0.0
-        out[..., bad_y] = nan
-        return (out, const_only) if return_constant else out
-    if scoring == "r2":
-        pred -= y
-        ss_res = (pred * pred).sum(axis=-2)
-        out = 1.0 - ss_res / (ss_y + bad_y)
-        out[..., bad_y] = nan
-        return (out, ss_res < 0) if return_constant else out  # never constant-flagged
-    raise ValueError(f"scoring must be one of {SCORINGS}; got {scoring!r}")
+SCORINGS = tuple(_SCORING_KERNELS)
 
 
 # --------------------------------------------------------------------------- decompositions
@@ -458,6 +399,10 @@ def _moment_scores(fold, z, my, y_te, xty_te, w, scoring):
         out = 1.0 - sse / (ss_y + bad)
         out[..., bad] = nan
         return out
+    if scoring == "explained_variance":  # residuals centred on their held-out mean
+        out = 1.0 - (ss_y - 2 * cov + var_p) / (ss_y + bad)
+        out[..., bad] = nan
+        return out
     raise ValueError(f"scoring must be one of {SCORINGS}; got {scoring!r}")
 
 
@@ -498,7 +443,7 @@ def cv_scores(plan, y, alphas, scoring="correlation", *, reduce=True):
     scores = np.stack(out)
     if not reduce:
         return scores
-    return _nanmean0(scores)
+    return nanmean0(scores)
 
 
 def _kernel_fold_scores(plan, fold, y, alphas, scoring, chunk_bytes=2**21):
@@ -525,7 +470,8 @@ def _kernel_fold_scores(plan, fold, y, alphas, scoring, chunk_bytes=2**21):
     return out[0] if len(out) == 1 else np.concatenate(out, axis=1)
 
 
-def _nanmean0(a):
+def nanmean0(a):
+    """Mean over axis 0 ignoring NaN; NaN where every entry is NaN (no RuntimeWarning)."""
     with np.errstate(invalid="ignore"):
         valid = ~np.isnan(a)
         total = np.where(valid, a, 0).sum(axis=0)
@@ -671,3 +617,56 @@ def batch_bytes_per_target(n_samples, n_features, n_alphas, max_test, rank, item
 def auto_batch_size(n_targets, bytes_per_target, budget):
     """Number of targets per batch that fits in ``budget`` bytes (at least 1)."""
     return int(max(1, min(n_targets, budget // max(bytes_per_target, 1))))
+
+
+_nanmean0 = nanmean0
+
+
+# --------------------------------------------------------------------------- batch workers
+def best_alpha_index(scores):
+    """Index of the best alpha per target (the largest alpha for all-NaN targets)."""
+    filled = np.where(np.isnan(scores), -np.inf, scores)
+    best = filled.argmax(axis=0)
+    best[np.all(np.isnan(scores), axis=0)] = scores.shape[0] - 1
+    return best
+
+
+def _refit_solver(plan):
+    return refit_dual if plan.kind == "kernel" else refit
+
+
+def cv_batch(y, plan, alphas_np, scoring, fit_coef, dtype):
+    """CV scores, best alphas and (``fit_coef``) coefficients of one finite target batch.
+
+    Returns a dict with ``scores`` (n_alphas, t), ``const`` (t,) (constant targets), ``y_mean``
+    (t,) and, with ``fit_coef``, ``best`` (t,) and ``coef`` (primal or dual, per ``plan``).
+    """
+    be = plan.backend
+    y_mean = y.mean(axis=0) if plan.fit_intercept else np.zeros(y.shape[1], dtype=dtype)
+    if plan.fit_intercept:
+        # a new array: a worker's ``y`` may be a read-only memmap (joblib, > 1 MB) or a
+        # read-only buffer (dask); the batch is never centred in place
+        y = y - y_mean
+    const = ~(np.abs(y).max(axis=0) > 0)
+    yb = be.asarray(y)
+    alphas = be.asarray(alphas_np.astype(dtype))
+    if plan.folds is None:
+        scores = loo_scores(plan, yb, alphas, scoring)
+    else:
+        scores = cv_scores(plan, yb, alphas, scoring)
+    scores[:, const] = np.nan
+    result = {"scores": scores, "const": const, "y_mean": y_mean}
+    if fit_coef:
+        chosen = alphas_np[best_alpha_index(scores)]
+        coef = be.to_numpy(_refit_solver(plan)(plan, yb, be.asarray(chosen.astype(dtype))))
+        result.update(best=chosen, coef=coef.astype(dtype, copy=False))
+    return result
+
+
+def coef_batch(y, chosen, plan, dtype):
+    """Coefficients of one target batch at the given alphas (one per target)."""
+    be = plan.backend
+    if plan.fit_intercept:
+        y = y - y.mean(axis=0)  # new array: ``y`` may be read-only in a worker
+    return {"coef": be.to_numpy(_refit_solver(plan)(plan, be.asarray(y),
+                                                    be.asarray(chosen.astype(dtype))))}

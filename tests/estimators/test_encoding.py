@@ -35,9 +35,9 @@ def _data(n=60, p=8, t=6, seed=0, noise=3.0, dtype=np.float64):
         PLSEncoder(),
         # the parametrisations the tests use
         VoxelwiseEncoder(alphas=[0.1, 1.0, 10.0], dtype="float64"),
-        VoxelwiseEncoder(model="ols", dtype="float64"),
-        VoxelwiseEncoder(model="ols"),
-        VoxelwiseEncoder(model="lasso"),
+        VoxelwiseEncoder(penalty=None, dtype="float64"),
+        VoxelwiseEncoder(penalty=None),
+        VoxelwiseEncoder(penalty="l1"),
         VoxelwiseEncoder(cv=None),
         VoxelwiseEncoder(alphas=ALPHAS, cv=3, scoring="r2", alpha_per_target=False),
         PLSEncoder(n_components=1),
@@ -153,13 +153,13 @@ def test_cv_none_equals_sklearn_ridgecv_alpha_per_target(p):
 
 def test_ols_equals_lstsq():
     X, Y, _ = _data(n=40, p=7)
-    enc = VoxelwiseEncoder(model="ols", dtype="float64").fit(X, Y)
+    enc = VoxelwiseEncoder(penalty=None, dtype="float64").fit(X, Y)
     sol = np.linalg.lstsq(np.c_[X, np.ones(len(X))], Y, rcond=None)[0]
     np.testing.assert_allclose(enc.coef_, sol[:-1], atol=1e-9)
     np.testing.assert_allclose(enc.intercept_, sol[-1], atol=1e-9)
     # underdetermined, no intercept: the minimum-norm solution
     X, Y, _ = _data(n=20, p=30)
-    enc = VoxelwiseEncoder(model="ols", fit_intercept=False, dtype="float64").fit(X, Y)
+    enc = VoxelwiseEncoder(penalty=None, fit_intercept=False, dtype="float64").fit(X, Y)
     np.testing.assert_allclose(enc.coef_, np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-9)
 
 
@@ -167,7 +167,7 @@ def test_lasso_equals_sklearn_lasso_and_brute_force_cv():
     X, Y, _ = _data(n=50, p=5, t=2, noise=4.0)
     alphas = np.array([0.01, 0.3, 3.0])
     enc = VoxelwiseEncoder(
-        model="lasso", alphas=alphas, cv=KFold(3), scoring="r2", dtype="float64"
+        penalty="l1", alphas=alphas, cv=KFold(3), scoring="r2", dtype="float64"
     ).fit(X, Y)
     for j in range(Y.shape[1]):
         gs = GridSearchCV(Lasso(tol=1e-4), {"alpha": alphas}, cv=KFold(3), scoring="r2")
@@ -357,10 +357,30 @@ def test_pickle_and_clone():
 
 def test_bad_parameters_raise():
     X, Y, _ = _data()
-    with pytest.raises(ValueError, match="model must be one of"):
+    with pytest.raises(ValueError, match="The 'penalty' parameter of VoxelwiseEncoder must be"):
+        VoxelwiseEncoder(penalty="svm").fit(X, Y)
+    with pytest.raises(ValueError, match="The 'model' parameter of VoxelwiseEncoder must be"):
         VoxelwiseEncoder(model="svm").fit(X, Y)
-    with pytest.raises(ValueError, match="scoring"):
+    with pytest.raises(ValueError, match="The 'scoring' parameter of VoxelwiseEncoder must be"):
         VoxelwiseEncoder(scoring="mse").fit(X, Y)
+    with pytest.raises(ValueError, match="The 'n_targets_batch' parameter"):
+        VoxelwiseEncoder(n_targets_batch=0).fit(X, Y)
+    with pytest.raises(ValueError, match="The 'dtype' parameter"):
+        VoxelwiseEncoder(dtype="float16").fit(X, Y)
+    with pytest.raises(ValueError, match="The 'alphas' parameter of VoxelwiseEncoder"):
+        VoxelwiseEncoder(alphas=[1.0, -1.0]).fit(X, Y)
+    with pytest.raises(ValueError, match="The 'alphas' parameter of VoxelwiseEncoder"):
+        VoxelwiseEncoder(alphas=[]).fit(X, Y)
+    with pytest.raises(ValueError, match="The 'n_components' parameter of PLSEncoder must be"):
+        PLSEncoder(n_components=0).fit(X, Y)
+    with pytest.raises(ValueError, match=r"n_components must be an int in \[1, "):
+        PLSEncoder(n_components=10**6).fit(X, Y)
+    with pytest.raises(ValueError, match="The 'scoring' parameter of PLSEncoder must be"):
+        PLSEncoder(scoring="mse").fit(X, Y)
+    with pytest.raises(ValueError, match="needs k-fold cv"):
+        VoxelwiseEncoder(penalty="l1", cv=None).fit(X, Y)
+    with pytest.raises(ValueError, match="pass penalty= only"), pytest.warns(FutureWarning):
+        VoxelwiseEncoder(penalty="l1", model="ridge").fit(X, Y)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         VoxelwiseEncoder().fit(X, Y[:-1])
     with pytest.raises(ValueError, match="groups were given but cv=None"):
@@ -379,7 +399,7 @@ def test_permutation_scores_match_refits(cv):
     for k, perm in enumerate(perms):
         ref = clone(enc).fit(X, Y[perm]).cv_scores_.max(axis=0)
         np.testing.assert_allclose(null[k], ref, atol=1e-10)
-    assert not hasattr(VoxelwiseEncoder(model="lasso"), "_permutation_scores")
+    assert not hasattr(VoxelwiseEncoder(penalty="l1"), "_permutation_scores")
 
 
 @pytest.mark.parametrize("scale", [True, False])
@@ -403,3 +423,68 @@ def test_pls_torch_backend_equals_numpy():
     a = PLSEncoder(n_components=3).fit(X, Y)
     b = PLSEncoder(n_components=3, backend="torch").fit(X, Y)
     np.testing.assert_allclose(b.coef_, a.coef_, atol=1e-10)
+
+
+@pytest.mark.parametrize("model, penalty", [("ridge", "l2"), ("ols", None), ("lasso", "l1")])
+def test_model_is_deprecated_for_penalty(model, penalty):
+    X, Y, _ = _data(n=40, t=3)
+    kw = dict(alphas=[0.01, 0.1, 1.0], cv=KFold(3), dtype="float64")
+    new = VoxelwiseEncoder(penalty=penalty, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        new.fit(X, Y)  # penalty=: no warning
+    old = VoxelwiseEncoder(model=model, **kw)
+    with pytest.warns(FutureWarning, match=f"use penalty={penalty!r} instead of model={model!r}"):
+        old.fit(X, Y)
+    np.testing.assert_array_equal(old.coef_, new.coef_)
+    np.testing.assert_array_equal(old.best_alphas_, new.best_alphas_)
+    assert hasattr(old, "_permutation_scores") == (penalty != "l1")
+    assert "model" in VoxelwiseEncoder().get_params()
+    assert VoxelwiseEncoder().get_params()["penalty"] == "l2"
+
+
+def test_solver_table_drives_the_encoder():
+    from neuroprobe.estimators.encoding import _SOLVERS
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder as V
+
+    assert set(_SOLVERS) == {"l2", None, "l1"}
+    for key, row in _SOLVERS.items():
+        assert hasattr(V, row.fit)
+        assert hasattr(V(penalty=key), "_permutation_scores") == row.permutation
+    np.testing.assert_array_equal(V(penalty=None)._alpha_grid(), [0.0])
+    np.testing.assert_array_equal(V(penalty="l1")._alpha_grid(), _SOLVERS["l1"].default_alphas)
+
+
+def test_explained_variance_scoring_matches_sklearn():
+    from sklearn.metrics import explained_variance_score
+
+    X, Y, _ = _data(n=60, t=4)
+    for cv in (KFold(3), None):
+        enc = VoxelwiseEncoder(alphas=[0.1, 10.0], cv=cv, scoring="explained_variance",
+                               dtype="float64").fit(X[:40], Y[:40])
+        ref = explained_variance_score(Y[40:], enc.predict(X[40:]), multioutput="raw_values")
+        np.testing.assert_allclose(enc.score_targets(X[40:], Y[40:]), ref, atol=1e-10)
+    # CV scores of explained variance (moments path) equal brute-force refits
+    enc = VoxelwiseEncoder(alphas=[0.1, 10.0], cv=KFold(3), scoring="explained_variance",
+                           dtype="float64").fit(X, Y)
+    for a, alpha in enumerate([0.1, 10.0]):
+        ref = np.mean([explained_variance_score(
+            Y[te], Ridge(alpha=alpha).fit(X[tr], Y[tr]).predict(X[te]), multioutput="raw_values")
+            for tr, te in KFold(3).split(X)], axis=0)
+        np.testing.assert_allclose(enc.cv_scores_[a], ref, atol=1e-8)
+
+
+@pytest.mark.parametrize("model, penalty, expected", [
+    ("ridge", None, "l2"), ("ols", None, None), ("lasso", None, "l1"),
+    ("ridge", "l1", "l1"), ("ridge", "none", None), ("ols", "l2", "l2"),
+])
+def test_cli_model_and_penalty_flags(model, penalty, expected):
+    """``neuroprobe encode --model`` keeps working; ``--penalty`` sets penalty= (no warning)."""
+    from argparse import Namespace
+
+    from neuroprobe.cli.encoding import _encoder
+
+    args = Namespace(model=model, penalty=penalty, alphas=None, inner_cv=5, scoring="r2",
+                     device="cpu", n_components=2)
+    enc = _encoder(args)
+    assert enc.penalty == expected and enc.model == "deprecated"

@@ -233,8 +233,12 @@ def test_encoder_fast_path_matches_statistic_definition():
 
 def test_errors():
     X = np.zeros((5, 2))
-    with pytest.raises(ValueError, match="n_permutations"):
+    with pytest.raises(ValueError, match="The 'n_permutations' parameter of PermutationTest must"):
         PermutationTest(Ridge(), n_permutations=0).fit(X, np.zeros(5))
+    with pytest.raises(ValueError, match="The 'estimator' parameter of PermutationTest must"):
+        PermutationTest(object()).fit(X, np.zeros(5))
+    with pytest.raises(ValueError, match="The 'n_jobs' parameter of PermutationTest must"):
+        PermutationTest(Ridge(), n_jobs="many").fit(X, np.zeros(5))
     with pytest.raises(ValueError, match="groups must have one label per sample"):
         PermutationTest(Ridge()).fit(X, np.zeros(5), groups=[0, 1])
     with pytest.raises(ValueError, match="X has 5 rows but Y has 4"):

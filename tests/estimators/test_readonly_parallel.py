@@ -105,7 +105,7 @@ def assert_same_encoder(a, b):
     """
     close(a.cv_scores_, b.cv_scores_)
     np.testing.assert_array_equal(a.alphas_, b.alphas_)
-    if not b.alpha_per_target or b.model == "ols":
+    if not b.alpha_per_target or b.penalty is None:
         # one alpha, by the mean score over 3000 targets (no near-tie here), or none (OLS)
         np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
     else:
@@ -139,7 +139,7 @@ ENCODERS = {
     "one_alpha": dict(cv=4, alphas=ALPHAS, n_targets_batch=1000, alpha_per_target=False),
     "loo": dict(cv=None, alphas=ALPHAS, n_targets_batch=1000),
     "no_intercept": dict(cv=4, alphas=ALPHAS, n_targets_batch=1000, fit_intercept=False),
-    "ols": dict(cv=4, model="ols", n_targets_batch=1000),
+    "ols": dict(cv=4, penalty=None, n_targets_batch=1000),
     "r2": dict(cv=4, alphas=ALPHAS, n_targets_batch=1000, scoring="r2"),
 }
 
@@ -164,13 +164,13 @@ def test_voxelwise_encoder_score_and_predict_leave_inputs(inputs, data):
 
 
 def test_lasso_parallel_equals_serial(tmp_path):
-    """model="lasso" (per-target coordinate descent: few targets, many rows): each of the two
+    """penalty="l1" (per-target coordinate descent: few targets, many rows): each of the two
     float64 target batches, (2000, 70), is 1.1 MB, so it reaches its worker as a memmap."""
     rng = np.random.default_rng(2)
     X0 = rng.standard_normal((2000, 20)).astype(np.float32)
     Y0 = (X0 @ rng.standard_normal((20, 140)) + rng.standard_normal((2000, 140))).astype(
         np.float32)
-    kw = dict(model="lasso", cv=2, alphas=[0.05], n_targets_batch=70)
+    kw = dict(penalty="l1", cv=2, alphas=[0.05], n_targets_batch=70)
     ref = serial("lasso", VoxelwiseEncoder(**kw).fit, X0, Y0)
     X, Y = as_kind("memmap", X0, tmp_path, "X"), as_kind("readonly", Y0, tmp_path, "Y")
     par = VoxelwiseEncoder(**kw, n_jobs=2).fit(X, Y)

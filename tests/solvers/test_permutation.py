@@ -119,3 +119,59 @@ def test_cuda_equals_numpy():
     a = P.rsa_null(A, B, perms, "spearman")
     b = P.rsa_null(A, B, perms, "spearman", backend="torch", device="cuda")
     np.testing.assert_allclose(b[1], a[1], atol=1e-5)
+
+
+def _old_driver(chunk, n_permutations, random_state, n_jobs):
+    """The driver as PermutationTest.fit and permutation_test_rdms each wrote it before."""
+    from joblib import Parallel, delayed, effective_n_jobs
+
+    sizes = P.chunk_sizes(n_permutations)
+    seeds = P.chunk_seeds(random_state, len(sizes))
+    n_tasks = min(len(sizes), max(1, effective_n_jobs(n_jobs)))
+    tasks = np.array_split(np.arange(len(sizes)), n_tasks)
+    return Parallel(n_jobs=n_jobs)(
+        delayed(chunk)([sizes[i] for i in t], [seeds[i] for i in t]) for t in tasks)
+
+
+def _draw(sizes, seeds, n=9):
+    return np.concatenate([P.draw_permutations(n, k, seed=s) for k, s in zip(sizes, seeds)])
+
+
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_run_chunks_is_the_old_driver_bit_for_bit(n_jobs):
+    new = np.concatenate(P.run_chunks(_draw, 300, 11, n_jobs))
+    old = np.concatenate(_old_driver(_draw, 300, 11, n_jobs))
+    np.testing.assert_array_equal(new, old)
+    np.testing.assert_array_equal(new, np.concatenate(P.run_chunks(_draw, 300, 11, None)))
+
+
+def test_permutation_nulls_unchanged_by_the_shared_driver():
+    """Values computed with the same seeds before ``run_chunks`` existed (commit 99a2d44)."""
+    import warnings
+
+    from sklearn.linear_model import Ridge
+
+    from neuroprobe import rsa
+    from neuroprobe.estimators import PermutationTest, VoxelwiseEncoder
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6))
+    Y = X @ rng.standard_normal((6, 5)) + rng.standard_normal((40, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = PermutationTest(VoxelwiseEncoder(cv=4, dtype="float64"), n_permutations=150,
+                               random_state=3, n_jobs=2).fit(X, Y)
+        generic = PermutationTest(Ridge(), n_permutations=70, cv=3, random_state=5).fit(X, Y[:, 0])
+    M, T = np.abs(rng.standard_normal((3, 66))), np.abs(rng.standard_normal((2, 66)))
+    rdms = rsa.permutation_test_rdms(M, T, n_permutations=200, random_state=7)
+    np.testing.assert_allclose(fast.null_distribution_[[0, 77, 149], 2],
+                               [0.36220192746975366, -0.15173303472556818, -0.06896712390540674],
+                               rtol=1e-12)
+    np.testing.assert_allclose(generic.null_distribution_[[0, 33, 69]],
+                               [-0.572527927817304, -0.5517609213580693, -0.7338674630617584],
+                               rtol=1e-12)
+    np.testing.assert_allclose(rdms["null"][[0, 100, 199], 1, 0],
+                               [0.11754514142573845, -0.02661517586890723, -0.04435862644817865],
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="same number of stimuli"):
+        rsa.permutation_test_rdms(M, T[:, :55], n_permutations=10)
