@@ -18,6 +18,7 @@ import json
 import os
 import threading
 import uuid
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
@@ -207,6 +208,9 @@ class _MemoryView:
         self.cache._save(self.identity, module_name, keys, array, native_shape)
 
 
+#: module -> (weights_stamp, fingerprint): weights hashed once per network, not once per fit.
+_FINGERPRINTS = weakref.WeakKeyDictionary()
+
 #: The process-wide in-process activation cache of :class:`DNNFeatureExtractor` (``cache=True``).
 ACTIVATIONS = MemoryActivationCache()
 
@@ -215,14 +219,22 @@ def weights_fingerprint(module):
     """SHA-1 of every parameter and buffer of ``module`` (names, dtypes, shapes, bytes).
 
     Changes whenever a weight changes: another seed, another weights file, in-place fine-tuning.
+    Memoized per module while :func:`weights_stamp` is unchanged (a copy handed out by
+    :func:`build_cached` inherits the fingerprint of the stored network), so a grid search hashes
+    a network's weights once, not once per fit.
     """
     import torch
 
+    stamp = weights_stamp(module)
+    memo = _FINGERPRINTS.get(module)
+    if memo is not None and memo[0] == stamp:
+        return memo[1]
     digest = hashlib.sha1()
     for name, tensor in module.state_dict().items():
         t = tensor.detach().cpu().contiguous().reshape(-1)
         digest.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}".encode())
         digest.update(t.view(torch.uint8).numpy().tobytes())
+    _FINGERPRINTS[module] = (stamp, digest.hexdigest())
     return digest.hexdigest()
 
 
@@ -268,7 +280,11 @@ def build_cached(model, weights, random_state):
         key = (model.lower(), wkey, int(random_state))
         if key in _BUILT:
             _BUILT.move_to_end(key)
-            return copy.deepcopy(_BUILT[key])
+            stored = _BUILT[key]
+            out = copy.deepcopy(stored)  # same weights as stored: same fingerprint
+            _FINGERPRINTS[out.module] = (weights_stamp(out.module),
+                                         weights_fingerprint(stored.module))
+            return out
     spec = build_model(model, weights=weights, random_state=random_state)
     if key is not None:
         # keep a copy only from the second build on (repeated fits of clones, grid searches), so
