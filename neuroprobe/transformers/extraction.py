@@ -492,8 +492,11 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
                             cache.save(m, [keys[i] for i in chunk[want]], block, shapes[m])
                             rows[m].update(zip(chunk[want].tolist(), block))
                             native[m] = shapes[m]
-        acts = {m: np.stack([rows[m][i] for i in range(n)]) for m in modules}
-        sink(np.arange(n), acts)
+        if all(len({rows[m][i].shape for i in range(n)}) == 1 for m in modules):
+            sink(np.arange(n), {m: np.stack([rows[m][i] for i in range(n)]) for m in modules})
+        else:  # [audio/video] unpooled outputs of different lengths: the sink names the problem
+            for i in range(n):
+                sink(np.array([i]), {m: rows[m][i][None].copy() for m in modules})
         return native
 
     def _assemble(self, acts, n_rows):
