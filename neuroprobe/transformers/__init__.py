@@ -7,6 +7,9 @@ __getattr__, __dir__, __all__ = attach(
     {
         "DNNFeatureExtractor": ".extraction",
         "ActivationReader": ".extraction",
+        "extract_to_file_sharded": ".sharded",
+        "extract_time_series": ".timeseries",
+        "FeatureTimeSeries": ".timeseries",
         "PCAReducer": ".reduction",
         "BrainMasker": ".brain",
         "HRFConvolver": ".hrf",

@@ -8,21 +8,34 @@ running the network.
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import hashlib
 import json
 import os
-import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from neuroprobe._utils import resolve_device
+from neuroprobe._validation import HasMethods, Interval, StrOptions, check_params, fit_context
+from neuroprobe.transformers._activation_cache import (  # noqa: F401  (old private names)
+    _BUILT,
+    _SEEN,
+    ACTIVATIONS,
+    DiskActivationCache,
+    _ActivationCache,
+    _build,
+    _locked,
+    _memory_location,
+    memory_identity,
+    weights_stamp,
+)
+from neuroprobe.transformers._sources import StimulusSource, _sha1  # noqa: F401
+
+# Old private name of the input adapter (neuroprobe.parallel, benchmarks).
+_Source = StimulusSource
 
 __all__ = ["DNNFeatureExtractor", "ActivationReader", "feature_names"]
 
@@ -37,157 +50,6 @@ _POOLINGS = ("max", "mean", "median", "l1", "l2")
 # --------------------------------------------------------------------------------------------
 # Stimuli
 # --------------------------------------------------------------------------------------------
-def _sha1(*parts):
-    digest = hashlib.sha1()
-    for part in parts:
-        digest.update(part if isinstance(part, bytes) else str(part).encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-class _Source:
-    """Uniform view of the accepted inputs: ``len``, ``ids``, ``keys()``, ``load(i)``,
-    ``subset``."""
-
-    def __init__(self, X):
-        import torch
-
-        self.X = X
-        if hasattr(X, "load") and hasattr(X, "ids"):  # StimulusSet
-            self.kind = "stimset"
-        elif isinstance(X, torch.Tensor):
-            self.kind = "tensor"
-            if not X.is_floating_point():
-                raise ValueError(
-                    f"a tensor X must be float (already preprocessed), got dtype {X.dtype}"
-                )
-        elif isinstance(X, np.ndarray) and X.dtype.kind in "fc" and X.ndim >= 2:
-            self.kind = "tensor"
-        elif isinstance(X, np.ndarray) and X.dtype == np.uint8:
-            if not (X.ndim == 3 or (X.ndim == 4 and X.shape[-1] in (1, 3, 4))):
-                raise ValueError(
-                    "a uint8 X must hold images of shape (n, H, W, 3), (n, H, W, 4) or (n, H, W); "
-                    f"got {X.shape}"
-                )
-            self.kind = "uint8"
-        elif isinstance(X, (list, tuple, np.ndarray)) and all(
-            isinstance(p, (str, os.PathLike))
-            for p in (X.ravel() if isinstance(X, np.ndarray) else X)
-        ):
-            paths = [os.fspath(p) for p in (np.ravel(X) if isinstance(X, np.ndarray) else X)]
-            try:
-                from neuroprobe.stimuli import StimulusSet
-            except ImportError:  # pragma: no cover - stimuli module missing
-                self.kind = "paths"
-                self.X = [os.path.abspath(p) for p in paths]
-            else:
-                self.kind = "stimset"
-                self.X = StimulusSet.from_paths(paths) if paths else paths
-        else:
-            raise TypeError(
-                "X must be a StimulusSet, a list of file paths, a uint8 image array (n, H, W, 3) "
-                "or a float tensor/array (n, C, ...) that is already preprocessed; got "
-                f"{type(X).__name__}" + (f" of dtype {X.dtype}" if hasattr(X, "dtype") else "")
-            )
-        if len(self) == 0:
-            raise ValueError("empty stimulus set: X holds 0 stimuli")
-
-    def __len__(self):
-        return len(self.X)
-
-    @property
-    def ids(self):
-        if self.kind == "stimset":
-            return np.asarray(self.X.ids).astype(str)
-        if self.kind == "paths":
-            return np.asarray([os.path.splitext(os.path.basename(p))[0] for p in self.X])
-        return np.arange(len(self)).astype(str)
-
-    def subset(self, indices):
-        indices = np.asarray(indices, dtype=np.int64)
-        new = object.__new__(_Source)
-        new.kind = self.kind
-        if self.kind == "paths":
-            new.X = [self.X[i] for i in indices]
-        else:
-            new.X = self.X[indices]
-        return new
-
-    def _array(self):
-        if self.kind == "stimset":
-            return getattr(self.X, "data", None)
-        if self.kind in ("tensor", "uint8"):
-            return self.X
-        return None
-
-    def keys(self):
-        """Identity of each stimulus: file path + size + mtime, or a hash of the array row."""
-        array = self._array()
-        if array is not None:
-            out = []
-            for i in range(len(self)):
-                row = array[i]
-                row = row.detach().cpu().numpy() if hasattr(row, "detach") else np.asarray(row)
-                row = np.ascontiguousarray(row)
-                out.append(_sha1("array", row.dtype.str, row.shape, row.tobytes()))
-            return out
-        paths = self.X.paths if self.kind == "stimset" else self.X
-        out = []
-        for path in paths:
-            try:
-                st = os.stat(path)
-            except OSError as exc:
-                raise FileNotFoundError(f"stimulus file not found or unreadable: {path}") from exc
-            out.append(_sha1("file", os.path.abspath(path), st.st_size, st.st_mtime_ns))
-        return out
-
-    def load(self, i):
-        """Decoded stimulus ``i`` (PIL image, audio/video tuple, or float tensor row)."""
-        import torch
-
-        if self.kind == "stimset":
-            return self.X.load(int(i))
-        if self.kind == "tensor":  # a copy, as batch_tensor's
-            row = self.X[i]
-            if isinstance(row, torch.Tensor):
-                return row.to(torch.float32, copy=True)
-            return torch.from_numpy(np.array(row, dtype=np.float32))
-        if self.kind == "uint8":
-            from PIL import Image
-
-            row = self.X[i]
-            if row.ndim == 3 and row.shape[-1] == 1:
-                row = row[..., 0]
-            return Image.fromarray(row).convert("RGB")
-        from PIL import Image
-
-        path = self.X[i]
-        try:
-            with Image.open(path) as img:
-                return img.convert("RGB")
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot read stimulus file {path}: {exc}") from exc
-
-    def batch_tensor(self, indices):
-        """Fast path for preprocessed float inputs: the rows as one float32 tensor."""
-        import torch
-
-        indices = np.asarray(indices, dtype=np.int64)
-        if (
-            len(indices)
-            and indices[-1] - indices[0] + 1 == len(indices)
-            and (np.all(np.diff(indices) == 1))
-        ):  # a contiguous run: one copy of the batch (never a view of the caller's stimuli,
-            # which a module could change in place, nor of a read-only memmap torch may not share)
-            rows = self.X[int(indices[0]) : int(indices[-1]) + 1]
-            if isinstance(rows, np.ndarray):
-                return torch.from_numpy(np.array(rows, dtype=np.float32))
-            return rows.to(torch.float32, copy=True)
-        if isinstance(self.X, np.ndarray):
-            return torch.from_numpy(np.ascontiguousarray(self.X[indices])).float()
-        return self.X[torch.from_numpy(indices)].float()
-
-
 def _prepare(spec, source, i):
     import torch
 
@@ -320,124 +182,6 @@ def feature_names(layer, native_shape, pooled, channels=None):
 
 
 # --------------------------------------------------------------------------------------------
-# On-disk activation cache
-# --------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _locked(path):
-    """Exclusive inter-process lock on ``path`` (fcntl; no-op where unavailable)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-class _ActivationCache:
-    """Per-(model, weights, preprocessing, pooling) store: ``<layer>/<stimulus key>.npy``."""
-
-    def __init__(self, location, identity):
-        key = _sha1(identity)[:16]
-        self.root = Path(location) / "neuroprobe_activations" / key
-        self.root.mkdir(parents=True, exist_ok=True)
-        ident = self.root / "identity.json"
-        if not ident.exists():
-            tmp = self.root / f".identity.{uuid.uuid4().hex}"
-            tmp.write_text(identity)
-            os.replace(tmp, ident)
-
-    def layer_dir(self, module_name):
-        path = self.root / module_name.replace("/", "|")
-        path.mkdir(exist_ok=True)
-        return path
-
-    def lock(self, module_names):
-        stack = contextlib.ExitStack()
-        for name in sorted(set(module_names)):  # one global order: no deadlock
-            stack.enter_context(_locked(self.layer_dir(name) / ".lock"))
-        return stack
-
-    def missing(self, module_name, keys):
-        folder = self.layer_dir(module_name)
-        return [i for i, k in enumerate(keys) if not (folder / f"{k}.npy").exists()]
-
-    def save(self, module_name, keys, array, native_shape):
-        folder = self.layer_dir(module_name)
-        shape_file = folder / "shape.json"
-        if not shape_file.exists():
-            tmp = folder / f".shape.{uuid.uuid4().hex}"
-            tmp.write_text(json.dumps(list(native_shape)))
-            os.replace(tmp, shape_file)
-        for key, row in zip(keys, array):
-            tmp = folder / f".{key}.{uuid.uuid4().hex}.npy"
-            np.save(tmp, np.ascontiguousarray(row, dtype=np.float32))
-            os.replace(tmp, folder / f"{key}.npy")
-
-    def load(self, module_name, keys):
-        folder = self.layer_dir(module_name)
-        rows = [np.load(folder / f"{k}.npy") for k in keys]
-        shape = tuple(json.loads((folder / "shape.json").read_text()))
-        return np.stack(rows).astype(np.float32, copy=False), shape
-
-
-def _memory_location(memory):
-    if memory is None:
-        return None
-    if isinstance(memory, (str, os.PathLike)):
-        return os.fspath(memory)
-    location = getattr(memory, "location", None)  # joblib.Memory
-    if location is None and hasattr(memory, "location"):
-        return None
-    if location is None:
-        raise TypeError(
-            f"memory must be None, a directory path or a joblib.Memory, got {type(memory).__name__}"
-        )
-    return os.fspath(location)
-
-
-# --------------------------------------------------------------------------------------------
-# Model building cache (per process): repeated fits of clones do not re-initialise the network
-# --------------------------------------------------------------------------------------------
-_BUILT = OrderedDict()
-_BUILT_MAX = 2
-_SEEN = set()
-
-
-def _build(model, weights, random_state):
-    from neuroprobe.models.registry import DEFAULT_WEIGHTS_SEED, build_model
-
-    key = None
-    if random_state is None:  # build_model's fixed default seed: same network, same key
-        random_state = DEFAULT_WEIGHTS_SEED
-    if isinstance(model, str) and isinstance(random_state, (int, np.integer)):
-        wkey = weights
-        if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
-            st = os.stat(weights)
-            wkey = (os.path.abspath(weights), st.st_size, st.st_mtime_ns)
-        elif weights is not None and not isinstance(weights, str):
-            wkey = str(weights)
-        key = (model.lower(), wkey, int(random_state))
-        if key in _BUILT:
-            _BUILT.move_to_end(key)
-            return copy.deepcopy(_BUILT[key])
-    spec = build_model(model, weights=weights, random_state=random_state)
-    if key is not None:
-        # keep a copy only from the second build on (repeated fits of clones, grid searches), so
-        # a one-off extraction does not hold the weights twice
-        if key in _SEEN:
-            _BUILT[key] = copy.deepcopy(spec)
-            while len(_BUILT) > _BUILT_MAX:
-                _BUILT.popitem(last=False)
-        _SEEN.add(key)
-    return spec
-
-
-# --------------------------------------------------------------------------------------------
 # The transformer
 # --------------------------------------------------------------------------------------------
 class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
@@ -468,6 +212,13 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
     device : {"cpu", "cuda", "auto"} or torch.device
     memory : None, str or joblib.Memory
         Directory of an on-disk activation cache shared by clones and worker processes (see Notes).
+        When set, it is used instead of the in-process cache.
+    cache : bool, default=True
+        Keep activations in this process's memory, shared by every clone (a grid search over
+        layers runs the network once per stimulus and layer instead of once per candidate and
+        fold); bounded by :func:`neuroprobe._utils.memory_budget` (``NEUROPROBE_MEMORY_BUDGET``),
+        least recently used rows evicted first. ``False`` turns it off (with ``memory=None``: no
+        caching at all). See Notes.
     random_state : int, RandomState or None
         Seed of the random initialisation when ``weights=None`` (``None``: seed 0, so every clone,
         e.g. inside ``GridSearchCV``, builds the same network).
@@ -521,7 +272,33 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
     layers=[...all candidates...])`` first fills the cache for every candidate in a single pass per
     stimulus. The alternative for large studies is :meth:`extract_to_file` once, then
     :class:`ActivationReader` in the pipeline with ``{"reader__layer": [...]}``.
+
+    **In-process cache (the default, ``cache=True``).** Without ``memory``, the same per-layer,
+    per-stimulus rows are kept in this process's memory
+    (:data:`neuroprobe.transformers._activation_cache.ACTIVATIONS`), shared by every clone, so the
+    search above runs each stimulus once per candidate layer with no directory to manage
+    (``prefetch`` fills it for every candidate in one pass). The key holds everything that
+    determines a row: the model's name, weights id, preprocessing and modality, a SHA-1 of every
+    weight and buffer of the built network (another seed, another weights file or a fine-tuned
+    module is another key), the pooling, the device type, the layer and the stimulus identity
+    (file path + size + mtime, or a hash of the array row's contents). Channels are selected after
+    the cache. A cached row is the same float32 row the network gave. ``cache=False`` turns it
+    off.
     """
+
+    _parameter_constraints = {
+        "model": "no_validation",  # name, module, factory or ModelSpec: build_model checks it
+        "weights": [str, os.PathLike, None],
+        "layers": [str, list, tuple, None],
+        "pooling": [StrOptions(set(_POOLINGS)), None],
+        "channels": [dict, None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": "no_validation",  # resolve_device raises DeviceError
+        "memory": [str, os.PathLike, HasMethods(["cache"]), None],
+        "cache": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
 
     def __init__(
         self,
@@ -533,6 +310,7 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         batch_size=32,
         device="cpu",
         memory=None,
+        cache=True,
         random_state=None,
         verbose=0,
     ):
@@ -544,6 +322,7 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.device = device
         self.memory = memory
+        self.cache = cache
         self.random_state = random_state
         self.verbose = verbose
 
@@ -565,21 +344,16 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
             raise ValueError(f"layers lists {dup} more than once")
         return layers
 
-    def _check_params(self):
-        if self.pooling is not None and self.pooling not in _POOLINGS:
-            raise ValueError(f"pooling must be None or one of {_POOLINGS}, got {self.pooling!r}")
-        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-
     def _fit_model(self):
         from neuroprobe.models.registry import resolve_layer
 
-        self._check_params()
+        check_params(self)  # every entry point (fit, extract_to_file, prefetch) builds through here
         spec = _build(self.model, self.weights, self.random_state)
         self.device_ = resolve_device(self.device)
         spec.module.to(self.device_)
         spec.module.eval()
         self.model_ = spec
+        self._memory_key = (None, None)
         layers = self._layer_list()
         self.layers_ = [resolve_layer(spec, layer) for layer in layers]
         self._given_layers = layers
@@ -669,20 +443,27 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
                 yield chunk, acts, dict(native)
 
     def _cache(self):
+        """The activation store: the disk cache (``memory``), the in-process one, or None."""
         location = _memory_location(self.memory)
-        if location is None:
-            return None
-        from neuroprobe.models.registry import spec_identity
+        if location is not None:
+            from neuroprobe.models.registry import spec_identity
 
-        identity = json.dumps(
-            {"spec": spec_identity(self.model_), "pooling": self.pooling}, sort_keys=True
-        )
-        return _ActivationCache(location, identity)
+            identity = json.dumps(
+                {"spec": spec_identity(self.model_), "pooling": self.pooling}, sort_keys=True
+            )
+            return DiskActivationCache(location, identity)
+        if not self.cache:
+            return None
+        # the weights are hashed again only when a tensor was replaced or changed in place
+        stamp = weights_stamp(self.model_.module)
+        if getattr(self, "_memory_key", (None, None))[0] != stamp:
+            self._memory_key = (stamp, memory_identity(self.model_, self.pooling, self.device_))
+        return ACTIVATIONS.view(self._memory_key[1])
 
     def _activations(self, source, sink):
         """Compute the activations of ``source`` and pass each block to ``sink(positions, acts)``.
 
-        Returns the native shapes (module -> shape). With ``memory`` set, only missing
+        Returns the native shapes (module -> shape). With a cache, only missing
         (stimulus, layer) pairs run the network.
         """
         modules = list(dict.fromkeys(self.layers_))
@@ -696,20 +477,26 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
             return native
         keys = source.keys()
         with cache.lock(modules):
-            missing = {m: cache.missing(m, keys) for m in modules}
+            found = {m: cache.lookup(m, keys) for m in modules}
+            rows = {m: found[m][0] for m in modules}
+            native = {m: found[m][1] for m in modules if found[m][1] is not None}
+            missing = {m: [i for i in range(n) if i not in rows[m]] for m in modules}
             todo = sorted(set().union(*missing.values()))
             needed = [m for m in modules if missing[m]]
             if todo:
-                for chunk, acts, native in self._forward_batches(source, np.asarray(todo), needed):
+                for chunk, acts, shapes in self._forward_batches(source, np.asarray(todo), needed):
                     for m in needed:
                         want = np.isin(chunk, missing[m])
                         if want.any():
-                            cache.save(m, [keys[i] for i in chunk[want]], acts[m][want], native[m])
-        native = {}
-        acts = {}
-        for m in modules:
-            acts[m], native[m] = cache.load(m, keys)
-        sink(np.arange(n), acts)
+                            block = acts[m][want]
+                            cache.save(m, [keys[i] for i in chunk[want]], block, shapes[m])
+                            rows[m].update(zip(chunk[want].tolist(), block))
+                            native[m] = shapes[m]
+        if all(len({rows[m][i].shape for i in range(n)}) == 1 for m in modules):
+            sink(np.arange(n), {m: np.stack([rows[m][i] for i in range(n)]) for m in modules})
+        else:  # [audio/video] unpooled outputs of different lengths: the sink names the problem
+            for i in range(n):
+                sink(np.array([i]), {m: rows[m][i][None].copy() for m in modules})
         return native
 
     def _assemble(self, acts, n_rows):
@@ -761,17 +548,18 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
 
             x = _dummy_input(self.model_, None)
             native = None
-            for _, _, shapes in self._forward_batches(_Source(x), np.arange(1), self.layers_):
+            source = StimulusSource(x)
+            for _, _, shapes in self._forward_batches(source, np.arange(1), self.layers_):
                 native = shapes
         else:
-            _, native = self._compute(_Source(X).subset([0]))
+            _, native = self._compute(StimulusSource(X).subset([0]))
         self._finish_fit(native)
         return self
 
     def fit_transform(self, X, y=None, **fit_params):
         """Fit and return the features of ``X`` with a single pass over the stimuli."""
         self._fit_model()
-        features, native = self._compute(_Source(X))
+        features, native = self._compute(StimulusSource(X))
         self._finish_fit(native)
         return features
 
@@ -779,7 +567,7 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         """Features of ``X``: float32 ``(n_stimuli, n_features_out_)``, layers in the given
         order."""
         check_is_fitted(self, "feature_slices_")
-        features, _ = self._compute(_Source(X))
+        features, _ = self._compute(StimulusSource(X))
         if features.shape[1] != self.n_features_out_:
             raise ValueError(
                 f"X gives {features.shape[1]} features but the extractor was fitted with "
@@ -806,21 +594,23 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
 
     # ---------------------------------------------------------------- cache and files
     def prefetch(self, X, layers=None):
-        """Fill the ``memory`` cache with ``layers`` (default: ``self.layers``) in one pass per
-        stimulus.
+        """Fill the activation cache (``memory``, or the in-process one) with ``layers``
+        (default: ``self.layers``) in one pass per stimulus.
 
         Use it before a grid search over layers with every candidate layer, so that each stimulus
         runs through the network once. Returns ``self`` (unchanged).
         """
-        if _memory_location(self.memory) is None:
-            raise ValueError("prefetch needs memory=<directory> (the cache to fill)")
+        if _memory_location(self.memory) is None and not self.cache:
+            raise ValueError(
+                "prefetch needs a cache to fill: memory=<directory> or cache=True (the default)"
+            )
         from sklearn.base import clone
 
         helper = clone(self)
         if layers is not None:
             helper.set_params(layers=list(layers), channels=None)
         helper._fit_model()
-        helper._activations(_Source(X), lambda chunk, acts: None)
+        helper._activations(StimulusSource(X), lambda chunk, acts: None)
         return self
 
     def extract_to_file(self, X, path, *, resume=True):
@@ -849,7 +639,7 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
 
         if not hasattr(self, "model_"):
             self._fit_model()
-        source = _Source(X)
+        source = StimulusSource(X)
         channels = {k: v.tolist() for k, v in self._channels.items()} or None
         writer = ActivationWriter(
             path,
@@ -915,10 +705,16 @@ class ActivationReader(TransformerMixin, BaseEstimator):
     ...]), {"reader__layer": layers})`` reads the file instead of running the network.
     """
 
+    _parameter_constraints = {
+        "path": [str, os.PathLike],
+        "layer": [str],
+    }
+
     def __init__(self, path, layer):
         self.path = path
         self.layer = layer
 
+    @fit_context()
     def fit(self, X=None, y=None):
         """Check the file and the layer; remember the stimulus IDs."""
         from neuroprobe.io.activations import open_activations

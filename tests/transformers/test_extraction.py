@@ -190,8 +190,10 @@ def test_errors(images):
         DNNFeatureExtractor("alexnet", weights=None, random_state=0).fit(
             np.zeros((0, 8, 8, 3), np.uint8)
         )
-    with pytest.raises(ValueError, match="pooling"):
+    with pytest.raises(ValueError, match="The 'pooling' parameter of DNNFeatureExtractor must be"):
         DNNFeatureExtractor("alexnet", weights=None, pooling="sum").fit(images)
+    with pytest.raises(ValueError, match="The 'batch_size' parameter of DNNFeatureExtractor"):
+        DNNFeatureExtractor("alexnet", weights=None, batch_size=0).fit(images)
     with pytest.raises((FileNotFoundError, ValueError), match="nope.png"):
         DNNFeatureExtractor("alexnet", weights=None, random_state=0, layers=["conv1"]).fit(
             ["/tmp/nope.png"]
@@ -310,18 +312,19 @@ def test_cuda_equals_cpu(images):
 
 def test_clones_with_random_state_none_are_the_same_network(images, monkeypatch):
     """Issue 13: clones inside GridSearchCV were different random networks (r = -0.008)."""
-    from neuroprobe.transformers import extraction
+    from neuroprobe.transformers import _activation_cache
 
-    base = DNNFeatureExtractor("alexnet", weights=None, layers=["fc2"], batch_size=6)
+    # cache=False: no activation cache either, so each clone really runs its own network
+    base = DNNFeatureExtractor("alexnet", weights=None, layers=["fc2"], batch_size=6, cache=False)
     feats = []
     for _ in range(2):  # no in-process model cache: each clone really builds its network
-        monkeypatch.setattr(extraction, "_BUILT", type(extraction._BUILT)())
-        monkeypatch.setattr(extraction, "_SEEN", set())
+        monkeypatch.setattr(_activation_cache, "_BUILT", type(_activation_cache._BUILT)())
+        monkeypatch.setattr(_activation_cache, "_SEEN", set())
         feats.append(clone(base).fit_transform(images))
     # bit-exact by design: same seed, same input, same batch
     np.testing.assert_array_equal(feats[0], feats[1])
     seeded = DNNFeatureExtractor("alexnet", weights=None, layers=["fc2"], random_state=0,
-                                 batch_size=6)
+                                 batch_size=6, cache=False)
     np.testing.assert_array_equal(seeded.fit_transform(images), feats[0])
     other = clone(seeded).set_params(random_state=1).fit_transform(images)
     assert abs(np.corrcoef(other.ravel(), feats[0].ravel())[0, 1]) < 0.99
