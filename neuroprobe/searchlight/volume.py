@@ -40,7 +40,7 @@ def _check(mask, radius, threshold, stride, affine):
     return mask
 
 
-def volume_neighbourhoods(mask, radius, *, affine=None, threshold=1.0, stride=1,
+def volume_neighbourhoods(mask, radius, *, affine=None, threshold=0.0, stride=1,
                           truncate_at_boundary=True, chunk_size=4096):
     """Spheres around every voxel of ``mask``.
 
@@ -53,9 +53,9 @@ def volume_neighbourhoods(mask, radius, *, affine=None, threshold=1.0, stride=1,
         ``affine`` is given.
     affine : array of shape (4, 4), optional
         Voxel-to-mm affine (e.g. ``img.affine``).
-    threshold : float, default=1.0
+    threshold : float, default=0.0
         Keep a centre when at least this fraction of its in-volume sphere is inside the mask
-        (rsatoolbox's ``threshold``).
+        (rsatoolbox's ``threshold``; default 0: every mask voxel is a centre).
     stride : int, default=1
         Keep only centres whose voxel coordinates are multiples of ``stride``.
     truncate_at_boundary : bool, default=True

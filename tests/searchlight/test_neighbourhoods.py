@@ -66,6 +66,7 @@ def test_volume_bad_input():
     m = _mask()
     with pytest.raises(ValueError, match="radius must be > 0"):
         volume_neighbourhoods(m, 0)
+    assert len(volume_neighbourhoods(m, 2)) == m.sum()  # default: every mask voxel
     with pytest.raises(ValueError, match="no centre of the mask"):
         volume_neighbourhoods(np.pad(np.ones((1, 1, 1)), 2), 2, threshold=0.5)
     with pytest.raises(ValueError, match="mask must be a 3-D"):

@@ -11,7 +11,7 @@ from neuroprobe.searchlight.rdm import searchlight_rdms, searchlight_rsa
 def _setup(seed=0):
     r = np.random.default_rng(seed)
     mask = r.random((7, 8, 6)) > 0.25
-    nb = volume_neighbourhoods(mask, 2.0).to_columns(np.flatnonzero(mask))
+    nb = volume_neighbourhoods(mask, 2.0, threshold=0.0).to_columns(np.flatnonzero(mask))
     X = r.normal(size=(12, mask.sum()))
     return mask, nb, X
 
@@ -19,6 +19,7 @@ def _setup(seed=0):
 @pytest.mark.parametrize("metric", ["correlation", "euclidean", "sqeuclidean"])
 def test_rdms_equal_direct(metric):
     _, nb, X = _setup()
+    assert len(nb) > 100
     R = searchlight_rdms(X, nb, metric, chunk_size=29)
     for c in range(0, len(nb), 5):
         cols = nb.members(c)
