@@ -59,3 +59,36 @@ def test_bad_input():
         searchlight_rdms(X[:, :10], nb)
     with pytest.raises(ValueError, match="model_rdms must be RDMs of the 12 conditions"):
         searchlight_rsa(X, nb, np.ones(10))
+
+
+def test_rsa_map_equals_rsatoolbox():
+    rsatoolbox = pytest.importorskip("rsatoolbox")
+    import contextlib
+    import io
+
+    from rsatoolbox.inference import eval_fixed
+    from rsatoolbox.model import ModelFixed
+    from rsatoolbox.util.searchlight import (
+        evaluate_models_searchlight,
+        get_searchlight_RDMs,
+        get_volume_searchlight,
+    )
+
+    r = np.random.default_rng(5)
+    mask = r.random((7, 7, 5)) > 0.3
+    n = 10
+    data = r.normal(size=(n, mask.sum()))
+    model = r.random(n * (n - 1) // 2)
+    full = np.zeros((n, mask.size))
+    full[:, mask.ravel()] = data
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        c, nbrs = get_volume_searchlight(mask, radius=2, truncate_at_boundary=True)
+        sl = get_searchlight_RDMs(full, c, nbrs, np.arange(n), method="correlation")
+        ev = evaluate_models_searchlight(
+            sl, ModelFixed("m", rsatoolbox.rdm.RDMs(model[None])), eval_fixed, method="corr")
+    ref = np.array([e.evaluations[0][0][0] for e in ev])
+    nb = volume_neighbourhoods(mask, 2).to_columns(np.flatnonzero(mask))
+    ours = searchlight_rsa(data, nb, model, "correlation", "pearson")[:, 0]
+    ok = np.isfinite(ref)
+    assert ok.sum() > 50
+    np.testing.assert_allclose(ours[ok], ref[ok], rtol=1e-8, atol=1e-10)
