@@ -252,7 +252,7 @@ def _one_rdm(X, metric, conditions, zscore, backend, device, name, kwargs):
 
 
 def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backend="numpy",
-                device="cpu", **metric_kwargs):
+                device="cpu", cv_groups=None, noise=None, **metric_kwargs):
     """Representational dissimilarity matrix of the patterns in ``X``, condensed (pdist order).
 
     Parameters
@@ -274,6 +274,9 @@ def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backe
         ``"numpy"`` or ``"torch"``; ``"cpu"`` or ``"cuda"`` (torch works in float32).
     **metric_kwargs
         Passed to the kernel (``VI=`` for mahalanobis, pdist keywords for other metrics).
+    cv_groups, noise : optional
+        For ``metric="crossnobis"``: the run of each row and the noise precision (see
+        :func:`neuroprobe.crossnobis.crossnobis_rdm`; ``conditions`` is then required).
 
     Returns
     -------
@@ -294,6 +297,13 @@ def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backe
     >>> compute_rdm(np.eye(3), "euclidean").round(3)
     array([1.414, 1.414, 1.414])
     """
+    if isinstance(metric, str) and metric == "crossnobis":
+        from neuroprobe.crossnobis import crossnobis_rdm
+
+        return crossnobis_rdm(X, conditions, cv_groups, noise, **metric_kwargs)
+    if cv_groups is not None or noise is not None:
+        raise ValueError(f"cv_groups= and noise= apply to metric='crossnobis' only; got "
+                         f"metric={metric!r}")
     kwargs = dict(metric_kwargs)
     if isinstance(X, dict):
         items = list(X.items())

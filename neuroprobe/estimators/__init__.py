@@ -8,6 +8,7 @@ __getattr__, __dir__, __all__ = attach(
         "VoxelwiseEncoder": ".encoding",
         "PLSEncoder": ".encoding",
         "RSAScorer": ".rsa",
+        "CKAScorer": ".cka",
         "PermutationTest": ".permutation",
     },
 )
