@@ -45,7 +45,8 @@ def window_rdms(X, radius=0, metric="correlation"):
     X = np.asarray(X, dtype=np.float64)
     n, c, t = X.shape
     nw = n_windows(t, radius)
-    gram = np.einsum("ict,jct->tij", X, X, optimize=True)      # (t, n, n), batched
+    Xt = np.ascontiguousarray(X.transpose(2, 0, 1))             # (t, n, c)
+    gram = Xt @ Xt.transpose(0, 2, 1)                            # (t, n, n), one batched matmul
     rows = X.sum(axis=1).T                                       # (t, n)
     width = 2 * radius + 1
     csum = np.concatenate([np.zeros((1, n, n)), np.cumsum(gram, axis=0)])
