@@ -79,7 +79,7 @@ def test_null_pvalues_calibrated():
         model = rng.random((1, 45))
         obs = compare_rdms(model, brain)
         null = permutation_null(model, brain, 200, random_state=seed)
-        pvals.append(((1 + (null[:, 0, 0] >= obs[0, 0]).sum()) / 201))
+        pvals.append((1 + (null[:, 0, 0] >= obs[0, 0]).sum()) / 201)
     assert stats.kstest(pvals, "uniform").pvalue > 0.01
 
 
