@@ -113,3 +113,12 @@ def test_cluster_equals_mne_stats(tail):
     order_ref = np.argsort(masses_mne)
     order = np.argsort([t2[labels == k].sum() for k in range(1, labels.max() + 1)])
     np.testing.assert_allclose(p2[order], np.asarray(p)[order_ref], atol=2.5 / len(h0))
+
+
+def test_rank_matches_scipy_with_and_without_ties():
+    from neuroprobe.solvers.temporal import _rank
+    rng = np.random.default_rng(0)
+    V = rng.random((5, 30))
+    V[2, :10] = 0.5
+    V[4] = np.round(V[4], 1)
+    np.testing.assert_array_equal(_rank(V), stats.rankdata(V, axis=-1))
