@@ -67,7 +67,7 @@ def window_rdms(X, radius=0, metric="correlation"):
 
 
 def _rank(V):
-    """Average ranks along the last axis (as scipy.stats.rankdata); argsort fast path without ties."""
+    """Average ranks on the last axis (as scipy.stats.rankdata); argsort path if no ties."""
     order = np.argsort(V, axis=-1, kind="stable")
     sorted_v = np.take_along_axis(V, order, axis=-1)
     ties = (np.diff(sorted_v, axis=-1) == 0).any(axis=-1)
