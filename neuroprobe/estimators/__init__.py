@@ -9,5 +9,7 @@ __getattr__, __dir__, __all__ = attach(
         "PLSEncoder": ".encoding",
         "RSAScorer": ".rsa",
         "PermutationTest": ".permutation",
+        "TimeResolved": ".temporal",
+        "TemporalGeneralization": ".temporal",
     },
 )
