@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage, stats
+from threadpoolctl import threadpool_limits
 
-__all__ = ["window_rdms", "compare_rdms", "permutation_null", "max_stat_fwe",
-           "cluster_masses", "cluster_pvalues", "permutation_cluster_1samp", "n_windows"]
+__all__ = ["window_rdms", "compare_rdms", "permutation_null", "max_stat_fwe", "cluster_masses",
+           "cluster_pvalues", "cluster_fwe", "permutation_cluster_1samp", "n_windows"]
 
 _METRICS = ("correlation", "sqeuclidean", "euclidean")
 
@@ -46,7 +47,8 @@ def window_rdms(X, radius=0, metric="correlation"):
     n, c, t = X.shape
     nw = n_windows(t, radius)
     Xt = np.ascontiguousarray(X.transpose(2, 0, 1))             # (t, n, c)
-    gram = Xt @ Xt.transpose(0, 2, 1)                            # (t, n, n), one batched matmul
+    with threadpool_limits(limits=1, user_api="blas"):          # small GEMMs: threads only cost
+        gram = Xt @ Xt.transpose(0, 2, 1)                        # (t, n, n), one batched matmul
     rows = X.sum(axis=1).T                                       # (t, n)
     width = 2 * radius + 1
     csum = np.concatenate([np.zeros((1, n, n)), np.cumsum(gram, axis=0)])
@@ -200,6 +202,37 @@ def _max_mass(stat, threshold, tail):
                                   lab, np.arange(1, k + 1)).astype(int)
             np.maximum.at(out, row, mass)
     return out
+
+
+def cluster_fwe(observed, null, threshold, tail=1):
+    """Cluster-mass inference over time, family-wise over time x models (layers).
+
+    Parameters
+    ----------
+    observed : ndarray of shape (n_models, n_times)
+        E.g. RSA curves of every layer.
+    null : ndarray of shape (n_permutations, n_models, n_times)
+        The same statistic under joint permutations (:func:`permutation_null`).
+    threshold : float
+        Cluster-forming threshold on the statistic.
+    tail : {1, -1, 0}
+
+    Returns
+    -------
+    labels : ndarray of int of shape (n_models, n_times)
+        Cluster ``k`` of the observed curves (0: none); clusters never span two models.
+    cluster_p : ndarray of shape (n_clusters,)
+        ``(1 + #{max null mass >= mass}) / (1 + n_permutations)``, the max over all models and
+        times of each permutation.
+    """
+    observed = np.asarray(observed, dtype=np.float64)
+    null = np.asarray(null, dtype=np.float64)
+    labels, masses = cluster_masses(observed, threshold, tail)
+    k, m, t = null.shape
+    H0 = _max_mass(null.reshape(k * m, t), threshold, tail).reshape(k, m).max(axis=1)
+    masses = np.abs(masses) if tail == 0 else np.asarray(masses) * (tail or 1)
+    p = (1 + (H0[None, :] >= masses[:, None] - 1e-12).sum(1)) / (1 + k)
+    return labels, p
 
 
 def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random_state=None):
