@@ -57,7 +57,8 @@ def _rsa(n_stim, n_ch, n_times, n_layers, radius, n_perm, repeats):
     print(f"radius {radius} samples (1 kHz):")
     print(f"mne-rsa {t_ref:.2f}s  neuroprobe {t_ours:.3f}s  ratio {t_ref / t_ours:.1f}x  "
           f"max|diff| {err:.1e}")
-    print(f"{n_perm}-permutation null + max-stat and cluster-mass FWE ({n_layers}x{n_times}): {t_null:.2f}s; "
+    print(f"{n_perm}-permutation null + max-stat and cluster FWE "
+          f"({n_layers}x{n_times}): {t_null:.2f}s; "
           f"min p {p_fwe.min():.3f}")
     print(f"{n_perm}-sign-flip cluster test (20 subjects x {n_times}): {t_clu:.2f}s")
 
