@@ -46,7 +46,11 @@ class EpochData:
 
 def _from_mne(epochs, picks):
     """(data, times, trial ids, sfreq, ch names) from an MNE object or a list of Evoked."""
-    import mne
+    try:
+        import mne
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("epochs: MNE objects need mne (pip install 'neuroprobe[meg]'); "
+                          "or pass an array with times= and stim_ids=") from exc
 
     if isinstance(epochs, (list, tuple)):
         if not epochs or not all(isinstance(e, mne.Evoked) for e in epochs):
