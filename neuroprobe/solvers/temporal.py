@@ -12,7 +12,7 @@ from scipy import ndimage, stats
 from threadpoolctl import threadpool_limits
 
 __all__ = ["window_rdms", "compare_rdms", "permutation_null", "max_stat_fwe", "cluster_masses",
-           "cluster_pvalues", "cluster_fwe", "permutation_cluster_1samp", "n_windows"]
+           "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp", "n_windows"]
 
 _METRICS = ("correlation", "sqeuclidean", "euclidean")
 
@@ -205,6 +205,32 @@ def _max_mass(stat, threshold, tail):
     return out
 
 
+def tfce(stat, start=0.0, step=0.1, h_power=2.0, e_power=0.5):
+    """Threshold-free cluster enhancement along the last axis (positive tail, as mne.stats').
+
+    ``score(t) = sum_h extent(h, t) ** e_power * h ** h_power * dh`` over the thresholds
+    ``h = start, start + step, ... < max(stat)``, ``extent`` the length of the supra-threshold
+    run holding ``t``.
+
+    Returns
+    -------
+    scores : ndarray, shape of ``stat``
+    """
+    stat = np.asarray(stat, dtype=np.float64)
+    flat = stat.reshape(-1, stat.shape[-1])
+    scores = np.zeros_like(flat)
+    structure = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], bool)
+    thresholds = np.arange(start, flat.max(), step, dtype=float)
+    for i, h in enumerate(thresholds):
+        dh = abs(h) if i == 0 else abs(h - thresholds[i - 1])
+        lab, k = ndimage.label(flat > h, structure=structure)
+        if k:
+            extent = np.bincount(lab.ravel(), minlength=k + 1).astype(float)
+            extent[0] = 0.0
+            scores += (abs(h) ** h_power * dh) * extent[lab] ** e_power
+    return scores.reshape(stat.shape)
+
+
 def cluster_fwe(observed, null, threshold, tail=1):
     """Cluster-mass inference over time, family-wise over time x models (layers).
 
@@ -242,8 +268,9 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
     Parameters
     ----------
     X : ndarray of shape (n_subjects, n_times)
-    threshold : float
-        t threshold forming clusters.
+    threshold : float or dict
+        t threshold forming clusters, or ``dict(start=, step=[, h_power=, e_power=])`` for
+        TFCE (:func:`tfce`; then every sample is its own "cluster", ``tail=1``).
     n_permutations : int or "all"
         "all": every sign flip of the subjects (exact test; the first is the identity).
     tail : {0, 1, -1}
@@ -265,6 +292,14 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
         rng = np.random.default_rng(random_state)
         flips = np.vstack([np.ones(n), rng.choice([-1.0, 1.0], (int(n_permutations) - 1, n))])
     t_obs = _tstat(X)
+    if isinstance(threshold, dict):                               # TFCE: one p per sample
+        if tail != 1:
+            raise ValueError("threshold: TFCE (a dict) is implemented for tail=1 only")
+        opts = {k: threshold[k] for k in ("start", "step", "h_power", "e_power")
+                if k in threshold}
+        scores = tfce(t_obs, **opts)
+        H0 = tfce(_tstat(flips[:, :, None] * X[None]), **opts).max(axis=1)
+        return t_obs, np.arange(1, t_obs.size + 1), cluster_pvalues(scores, H0, 1), H0
     labels, masses = cluster_masses(t_obs, threshold, tail)
     H0 = _max_mass(_tstat(flips[:, :, None] * X[None]), threshold, tail)
     return t_obs, labels, cluster_pvalues(masses, H0, tail), H0

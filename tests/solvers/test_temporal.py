@@ -158,3 +158,23 @@ def test_fwe_at_most_alpha_under_null():
         null = permutation_null(models, brain, 99, random_state=seed)
         hits += max_stat_fwe(obs, null).min() <= 0.05
     assert hits / n_sim <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / n_sim)
+
+
+def test_tfce_equals_mne_stats():
+    from neuroprobe.solvers.temporal import _tstat, tfce
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((7, 50))
+    X[:, 10:25] += 1.2
+    thr = dict(start=0, step=0.2)
+    t, _, p, h0 = mne.stats.permutation_cluster_1samp_test(
+        X, threshold=thr, n_permutations="all", tail=1, verbose=False)
+    scores = tfce(_tstat(X), 0.0, 0.2)
+    # same null -> same per-sample p-values iff the TFCE scores are MNE's
+    np.testing.assert_allclose(cluster_pvalues(scores, h0, 1), p, atol=1e-12)
+    codes = np.arange(2 ** 7)
+    flips = 1 - 2 * ((codes[:, None] >> np.arange(7)) & 1).astype(float)
+    mine = tfce(_tstat(flips[:, :, None] * X[None]), 0.0, 0.2).max(axis=1)
+    assert set(np.round(h0, 8)) <= set(np.round(mine, 8))
+    _, _, p2, h02 = permutation_cluster_1samp(X, thr, "all", tail=1)
+    np.testing.assert_allclose(h02, mine)
+    np.testing.assert_allclose(p2, p, atol=1.5 / len(h0))
