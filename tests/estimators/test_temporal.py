@@ -75,3 +75,18 @@ def test_generalization_equals_mne():
         ref = mne.decoding.GeneralizingEstimator(LogisticRegression(), scoring="accuracy")
         ref.fit(X[train], y[train])
         np.testing.assert_allclose(ours.score(X[test], y[test]), ref.score(X[test], y[test]))
+
+
+def test_sklearn_contract_and_gridsearch():
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    X, Y = _planted(n=20)
+    est = TimeResolved(RSAScorer(), temporal_radius=1, step=3)
+    assert clone(est).get_params()["step"] == 3
+    assert est.fit(X, Y) is est
+    search = GridSearchCV(TimeResolved(RSAScorer()), {"temporal_radius": [0, 1]},
+                          cv=KFold(2)).fit(X, Y)
+    assert search.best_params_["temporal_radius"] in (0, 1)
+    ref = TimeResolved(RSAScorer(), temporal_radius=1).fit(X[10:], Y[10:]).score(X[:10], Y[:10])
+    np.testing.assert_allclose(search.cv_results_["split0_test_score"][1], ref)
