@@ -12,7 +12,8 @@ from scipy import ndimage, stats
 from threadpoolctl import threadpool_limits
 
 __all__ = ["window_rdms", "compare_rdms", "permutation_null", "max_stat_fwe", "cluster_masses",
-           "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp", "n_windows"]
+           "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp", "n_windows",
+           "peak_latency"]
 
 _METRICS = ("correlation", "sqeuclidean", "euclidean")
 
@@ -313,3 +314,38 @@ def cluster_pvalues(masses, H0, tail=0):
     elif tail == -1:
         masses, H0 = -masses, -H0
     return (H0[None, :] >= masses[:, None] - 1e-12).mean(1) if masses.size else np.zeros(0)
+
+
+def peak_latency(curves, times, n_boot=1000, ci=0.95, random_state=None):
+    """Peak latency of the subject-mean curve per layer, with bootstrap CIs over subjects.
+
+    Parameters
+    ----------
+    curves : ndarray of shape (n_subjects, n_layers, n_times)
+    times : ndarray of shape (n_times,)
+    n_boot : int
+    ci : float
+
+    Returns
+    -------
+    peak : ndarray of shape (n_layers,)
+    low, high : ndarray of shape (n_layers,)
+        Percentile interval of the peak latency over resampled subjects.
+    boot : ndarray of shape (n_boot, n_layers)
+        Bootstrap peak latencies (for a test of later peaks in deeper layers).
+    """
+    curves = np.asarray(curves, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    if curves.ndim != 3 or curves.shape[2] != times.size:
+        raise ValueError(f"curves: expected (n_subjects, n_layers, {times.size}); "
+                         f"got shape {curves.shape}")
+    n = curves.shape[0]
+    rng = np.random.default_rng(random_state)
+    counts = np.zeros((n_boot, n))
+    np.add.at(counts, (np.arange(n_boot)[:, None], rng.integers(0, n, (n_boot, n))), 1.0)
+    means = np.einsum("bs,slt->blt", counts / n, curves)       # all resamples at once
+    boot = times[means.argmax(axis=2)]
+    peak = times[curves.mean(axis=0).argmax(axis=1)]
+    a = (1 - ci) / 2
+    low, high = np.quantile(boot, [a, 1 - a], axis=0)
+    return peak, low, high, boot

@@ -178,3 +178,21 @@ def test_tfce_equals_mne_stats():
     _, _, p2, h02 = permutation_cluster_1samp(X, thr, "all", tail=1)
     np.testing.assert_allclose(h02, mine)
     np.testing.assert_allclose(p2, p, atol=1.5 / len(h0))
+
+
+def test_peak_latency_planted_and_brute_force():
+    from neuroprobe.solvers.temporal import peak_latency
+    rng = np.random.default_rng(0)
+    times = np.arange(100) / 100.0
+    planted = [20, 45, 70]
+    curves = 0.3 * rng.standard_normal((12, 3, 100))
+    for layer, t0 in enumerate(planted):
+        curves[:, layer] += np.exp(-0.5 * ((np.arange(100) - t0) / 4.0) ** 2)
+    peak, low, high, boot = peak_latency(curves, times, 200, random_state=1)
+    assert np.all(np.abs(peak - times[planted]) <= 0.04)
+    assert np.all(np.diff(peak) > 0) and np.all(low <= peak) and np.all(peak <= high)
+    assert np.all(high[:-1] < low[1:])  # deeper layers peak later, CIs apart
+    rs = np.random.default_rng(1)
+    idx = rs.integers(0, 12, (200, 12))
+    ref = np.stack([times[curves[i].mean(0).argmax(1)] for i in idx])
+    np.testing.assert_allclose(boot, ref)
