@@ -26,6 +26,9 @@ _EXPORTS = {
     "PLSEncoder": ".estimators.encoding",
     "RSAScorer": ".estimators.rsa",
     "PermutationTest": ".estimators.permutation",
+    "TimeResolved": ".estimators.temporal",
+    "TemporalGeneralization": ".estimators.temporal",
+    "read_epochs": ".io.epochs",
     # functions
     "compute_rdm": ".rsa",
     "compare_rdms": ".rsa",

@@ -10,5 +10,7 @@ __getattr__, __dir__, __all__ = attach(
         "RSAScorer": ".rsa",
         "CKAScorer": ".cka",
         "PermutationTest": ".permutation",
+        "TimeResolved": ".temporal",
+        "TemporalGeneralization": ".temporal",
     },
 )

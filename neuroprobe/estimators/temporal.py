@@ -1,0 +1,151 @@
+"""Time-resolved meta-estimators: :class:`TimeResolved` (one estimator per time window of the
+brain data, RSA vectorised) and :class:`TemporalGeneralization` (train at t1, test at t2)."""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+
+from .._validation import HasMethods, Interval, fit_context
+from ..io.epochs import EpochData
+from ..solvers.temporal import compare_rdms, n_windows, window_rdms
+
+__all__ = ["TimeResolved", "TemporalGeneralization"]
+
+
+def _brain(y, what="y"):
+    """Brain data as a float array (n_stimuli, n_channels, n_times)."""
+    data = y.data if isinstance(y, EpochData) else np.asarray(y, dtype=np.float64)
+    if data.ndim != 3:
+        raise ValueError(f"{what}: expected brain data (n_stimuli, n_channels, n_times) or an "
+                         f"EpochData; got shape {data.shape}")
+    if not np.all(np.isfinite(data)):
+        raise ValueError(f"{what}: brain data hold NaN/inf values")
+    return data
+
+
+def _centres(n_times, radius, step):
+    return np.arange(radius, radius + n_windows(n_times, radius), step)
+
+
+class TimeResolved(MetaEstimatorMixin, BaseEstimator):
+    """Apply an estimator at every time window of time-resolved brain data.
+
+    ``fit(X, y)``: ``X`` the model features (n_stimuli, n_features), ``y`` the brain data
+    (n_stimuli, n_channels, n_times) or an :class:`~neuroprobe.io.epochs.EpochData`. At each
+    window centre ``t`` the estimator sees ``y[:, :, t - r : t + r + 1]`` flattened to
+    (n_stimuli, n_channels * (2r + 1)). For an :class:`~neuroprobe.estimators.RSAScorer` without a
+    fixed target RDM, all window RDMs come from one batched Gram product (fast path).
+
+    Parameters
+    ----------
+    estimator : estimator with ``fit`` and ``score``
+        ``score_targets`` is used when present.
+    temporal_radius : int, default=0
+        Half-width of the window in samples (as mne-rsa's, after conversion to samples).
+    step : int, default=1
+        Samples between window centres.
+
+    Attributes
+    ----------
+    times_ : ndarray of int
+        Sample index of each window centre.
+    estimators_ : list of estimators (generic path only)
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit", "score"])],
+        "temporal_radius": [Interval(Integral, 0, None, closed="left")],
+        "step": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, estimator, temporal_radius=0, step=1):
+        self.estimator = estimator
+        self.temporal_radius = temporal_radius
+        self.step = step
+
+    def _fast(self):
+        from .rsa import RSAScorer
+
+        est = self.estimator
+        return (isinstance(est, RSAScorer) and est.target_rdm is None and est.target_groups is None
+                and (est.target_metric or est.metric) in ("correlation", "sqeuclidean",
+                                                          "euclidean")
+                and est.comparison in ("spearman", "pearson"))
+
+    def _window(self, Y, t):
+        r = self.temporal_radius
+        return Y[:, :, t - r:t + r + 1].reshape(Y.shape[0], -1)
+
+    @fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Fit one estimator per window (or, for RSA, store the model RDMs). Returns self."""
+        Y = _brain(y)
+        X = np.asarray(X)
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"y: {Y.shape[0]} stimuli but X has {X.shape[0]}")
+        self.times_ = _centres(Y.shape[2], self.temporal_radius, self.step)
+        if self._fast():
+            self.rsa_ = clone(self.estimator).fit(X, self._window(Y, self.times_[0]))
+        else:
+            self.estimators_ = [clone(self.estimator).fit(X, self._window(Y, t))
+                                for t in self.times_]
+        return self
+
+    def score_targets(self, X, y):
+        """Score curves: ndarray of shape (n_targets, n_windows)."""
+        Y = _brain(y)
+        X = np.asarray(X)
+        if self._fast():
+            est = self.rsa_
+            _, models = est._model_rdms(X)
+            brain = window_rdms(Y, self.temporal_radius, est.target_metric or est.metric)
+            return compare_rdms(models, brain[self.times_ - self.temporal_radius],
+                                est.comparison)
+        cols = []
+        for est, t in zip(self.estimators_, self.times_):
+            w = self._window(Y, t)
+            s = est.score_targets(X, w) if hasattr(est, "score_targets") else est.score(X, w)
+            cols.append(np.atleast_1d(np.asarray(s, dtype=np.float64)))
+        return np.stack(cols, axis=1)
+
+    def score(self, X, y):
+        """Mean of the score curves (the summary for GridSearchCV over layers)."""
+        return float(np.mean(self.score_targets(X, y)))
+
+
+class TemporalGeneralization(MetaEstimatorMixin, BaseEstimator):
+    """Train at every time point t1, test at every t2 (as MNE's ``GeneralizingEstimator``).
+
+    ``X``: brain data (n_trials, n_channels, n_times); ``y``: labels / targets per trial.
+
+    Parameters
+    ----------
+    estimator : estimator with ``fit`` and ``score``
+
+    Attributes
+    ----------
+    estimators_ : list of n_times fitted estimators
+    """
+
+    _parameter_constraints = {"estimator": [HasMethods(["fit", "score"])]}
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    @fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Fit one estimator per time point. Returns self."""
+        X = _brain(X, "X")
+        self.estimators_ = [clone(self.estimator).fit(X[:, :, t], y) for t in range(X.shape[2])]
+        return self
+
+    def score(self, X, y):
+        """Generalisation matrix: ndarray of shape (n_train_times, n_test_times)."""
+        X = _brain(X, "X")
+        if X.shape[2] != len(self.estimators_):
+            raise ValueError(f"X: {X.shape[2]} time points but fitted on {len(self.estimators_)}")
+        return np.array([[est.score(X[:, :, t], y) for t in range(X.shape[2])]
+                         for est in self.estimators_])

@@ -1,0 +1,351 @@
+"""Time-resolved RSA kernels: window RDMs from batched Gram products, batched comparison,
+vectorised stimulus-permutation nulls, cluster statistics over time and max-statistic FWE.
+
+All functions are NumPy only (no Python loop over time points or permutations where a batched
+matmul does it) and never modify their inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage, stats
+from threadpoolctl import threadpool_limits
+
+__all__ = ["window_rdms", "compare_rdms", "permutation_null", "max_stat_fwe", "cluster_masses",
+           "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp", "n_windows",
+           "peak_latency"]
+
+_METRICS = ("correlation", "sqeuclidean", "euclidean")
+
+
+def n_windows(n_times, radius):
+    """Number of window centres (``radius..n_times-radius-1``, as mne-rsa's searchlight)."""
+    if radius < 0 or 2 * radius + 1 > n_times:
+        raise ValueError(f"temporal_radius: {radius} samples is wider than the epoch "
+                         f"({n_times} samples); expected at most {(n_times - 1) // 2}")
+    return n_times - 2 * radius
+
+
+def window_rdms(X, radius=0, metric="correlation"):
+    """One condensed RDM per time window of ``2 * radius + 1`` samples.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_stimuli, n_channels, n_times)
+    radius : int
+        Half-width of the window in samples (0: one RDM per time point).
+    metric : {"correlation", "sqeuclidean", "euclidean"}
+        Distance between the flattened (channel x window) patterns.
+
+    Returns
+    -------
+    rdms : ndarray of shape (n_windows, n_stimuli * (n_stimuli - 1) // 2)
+        Window ``w`` is centred on sample ``radius + w``.
+    """
+    if metric not in _METRICS:
+        raise ValueError(f"metric: expected one of {_METRICS}; got {metric!r}")
+    X = np.asarray(X, dtype=np.float64)
+    n, c, t = X.shape
+    nw = n_windows(t, radius)
+    Xt = np.ascontiguousarray(X.transpose(2, 0, 1))             # (t, n, c)
+    with threadpool_limits(limits=1, user_api="blas"):          # small GEMMs: threads only cost
+        gram = Xt @ Xt.transpose(0, 2, 1)                        # (t, n, n), one batched matmul
+    rows = X.sum(axis=1).T                                       # (t, n)
+    width = 2 * radius + 1
+    csum = np.concatenate([np.zeros((1, n, n)), np.cumsum(gram, axis=0)])
+    G = csum[width:width + nw] - csum[:nw]
+    rsum = np.concatenate([np.zeros((1, n)), np.cumsum(rows, axis=0)])
+    S = rsum[width:width + nw] - rsum[:nw]
+    iu = np.triu_indices(n, 1)
+    if metric == "correlation":
+        G = G - S[:, :, None] * S[:, None, :] / (c * width)
+        d = np.sqrt(np.clip(np.einsum("wii->wi", G), 0, None))
+        out = 1.0 - G[:, iu[0], iu[1]] / (d[:, iu[0]] * d[:, iu[1]])
+    else:
+        diag = np.einsum("wii->wi", G)
+        out = np.clip(diag[:, iu[0]] + diag[:, iu[1]] - 2 * G[:, iu[0], iu[1]], 0, None)
+        if metric == "euclidean":
+            out = np.sqrt(out)
+    return out
+
+
+def _rank(V):
+    """Average ranks on the last axis (as scipy.stats.rankdata); argsort path if no ties."""
+    order = np.argsort(V, axis=-1)
+    sorted_v = np.take_along_axis(V, order, axis=-1)
+    ties = (np.diff(sorted_v, axis=-1) == 0).any(axis=-1)
+    ranks = np.empty_like(V)
+    np.put_along_axis(ranks, order, np.arange(1, V.shape[-1] + 1, dtype=np.float64)[None], -1)
+    if ties.any():
+        ranks[ties] = stats.rankdata(V[ties], axis=-1)
+    return ranks
+
+
+def _standardise(V, method):
+    """Rows ranked (Spearman) and centred to unit norm, so a dot product is a correlation."""
+    V = np.atleast_2d(np.asarray(V, dtype=np.float64))
+    if method == "spearman":
+        V = _rank(V)
+    elif method != "pearson":
+        raise ValueError(f"comparison: expected 'spearman' or 'pearson'; got {method!r}")
+    V = V - V.mean(axis=-1, keepdims=True)
+    norm = np.linalg.norm(V, axis=-1, keepdims=True)
+    return V / np.where(norm > 0, norm, np.nan)
+
+
+def compare_rdms(model_rdms, brain_rdms, comparison="spearman"):
+    """Correlation of every model RDM with every brain RDM in one matmul.
+
+    Parameters
+    ----------
+    model_rdms : ndarray of shape (n_models, n_pairs)
+    brain_rdms : ndarray of shape (n_times, n_pairs)
+    comparison : {"spearman", "pearson"}
+
+    Returns
+    -------
+    r : ndarray of shape (n_models, n_times)
+    """
+    M, B = _standardise(model_rdms, comparison), _standardise(brain_rdms, comparison)
+    if M.shape[1] != B.shape[1]:
+        raise ValueError(f"model_rdms: {M.shape[1]} pairs but brain_rdms has {B.shape[1]}")
+    with threadpool_limits(limits=1, user_api="blas"):          # a thin GEMM: one thread is faster
+        return M @ B.T
+
+
+def _pair_index(n, perms):
+    """Condensed indices of the pairs ``(p[i], p[j])`` for every permutation ``p``."""
+    iu, ju = np.triu_indices(n, 1)
+    a, b = perms[:, iu], perms[:, ju]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return lo * n - lo * (lo + 1) // 2 + (hi - lo - 1)
+
+
+def permutation_null(model_rdms, brain_rdms, n_permutations=1000, comparison="spearman",
+                     random_state=None, chunk=100):
+    """Stimulus-permutation null of whole model x time curves.
+
+    The same stimulus permutation relabels every model RDM, so the nulls of all models and times
+    are jointly valid (for max-statistic and cluster FWE). Ranks are permutation-equivariant, so
+    each model is ranked once and its ranks are gathered per permutation.
+
+    Returns
+    -------
+    null : ndarray of shape (n_permutations, n_models, n_times)
+    """
+    M = _standardise(model_rdms, comparison)
+    B = _standardise(brain_rdms, comparison)
+    n_pairs = M.shape[1]
+    n = int(round((1 + np.sqrt(1 + 8 * n_pairs)) / 2))
+    rng = np.random.default_rng(random_state)
+    perms = np.argsort(rng.random((n_permutations, n)), axis=1)
+    out = np.empty((n_permutations, M.shape[0], B.shape[0]))
+    for s in range(0, n_permutations, chunk):
+        idx = _pair_index(n, perms[s:s + chunk])                 # (k, n_pairs)
+        G = M[:, idx].transpose(1, 0, 2).reshape(-1, n_pairs) @ B.T  # one GEMM per chunk
+        out[s:s + chunk] = G.reshape(idx.shape[0], M.shape[0], B.shape[0])
+    return out
+
+
+def max_stat_fwe(observed, null, tail=1):
+    """FWE-corrected p-values by the max statistic over all but the first null axis.
+
+    ``p = (1 + #{null max >= observed}) / (1 + n_permutations)``.
+    """
+    obs = np.asarray(observed, dtype=np.float64)
+    null = np.asarray(null, dtype=np.float64)
+    if tail == 0:
+        obs, null = np.abs(obs), np.abs(null)
+    elif tail == -1:
+        obs, null = -obs, -null
+    mx = null.reshape(null.shape[0], -1).max(axis=1)
+    return (1 + (mx[:, None] >= obs.ravel()[None]).sum(0)).reshape(obs.shape) / (1 + mx.size)
+
+
+def cluster_masses(stat, threshold, tail=0):
+    """Clusters of adjacent supra-threshold samples along the last axis and their masses.
+
+    Returns
+    -------
+    labels : ndarray of int, shape of ``stat`` (0: no cluster; signed clusters apart)
+    masses : list of float
+        Sum of ``stat`` in cluster ``k + 1`` (as mne.stats' cluster statistic).
+    """
+    stat = np.asarray(stat, dtype=np.float64)
+    labels = np.zeros(stat.shape, int)
+    masses = []
+    signs = {1: [1], -1: [-1], 0: [1, -1]}[tail]
+    structure = np.zeros((3,) * stat.ndim, bool)
+    structure[(1,) * (stat.ndim - 1)] = True                      # adjacency along time only
+    for sign in signs:
+        lab, k = ndimage.label(sign * stat > threshold, structure=structure)
+        if k:
+            masses.extend(ndimage.sum(stat, lab, np.arange(1, k + 1)).tolist())
+            labels[lab > 0] = lab[lab > 0] + labels.max()
+    return labels, masses
+
+
+def _tstat(X):
+    n = X.shape[-2]
+    return X.mean(-2) / np.sqrt(X.var(-2, ddof=1) / n)
+
+
+def _max_mass(stat, threshold, tail):
+    """Max (|) cluster mass per row of a 2-D (n_perm, n_times) statistic, vectorised."""
+    out = np.zeros(stat.shape[0])
+    for sign in {1: [1], -1: [-1], 0: [1, -1]}[tail]:
+        s = sign * stat
+        mask = s > threshold
+        structure = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], bool)
+        lab, k = ndimage.label(mask, structure=structure)
+        if k:
+            mass = ndimage.sum(s, lab, np.arange(1, k + 1))
+            row = ndimage.maximum(np.arange(stat.shape[0])[:, None] * np.ones_like(lab),
+                                  lab, np.arange(1, k + 1)).astype(int)
+            np.maximum.at(out, row, mass)
+    return out
+
+
+def tfce(stat, start=0.0, step=0.1, h_power=2.0, e_power=0.5):
+    """Threshold-free cluster enhancement along the last axis (positive tail, as mne.stats').
+
+    ``score(t) = sum_h extent(h, t) ** e_power * h ** h_power * dh`` over the thresholds
+    ``h = start, start + step, ... < max(stat)``, ``extent`` the length of the supra-threshold
+    run holding ``t``.
+
+    Returns
+    -------
+    scores : ndarray, shape of ``stat``
+    """
+    stat = np.asarray(stat, dtype=np.float64)
+    flat = stat.reshape(-1, stat.shape[-1])
+    scores = np.zeros_like(flat)
+    structure = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], bool)
+    thresholds = np.arange(start, flat.max(), step, dtype=float)
+    for i, h in enumerate(thresholds):
+        dh = abs(h) if i == 0 else abs(h - thresholds[i - 1])
+        lab, k = ndimage.label(flat > h, structure=structure)
+        if k:
+            extent = np.bincount(lab.ravel(), minlength=k + 1).astype(float)
+            extent[0] = 0.0
+            scores += (abs(h) ** h_power * dh) * extent[lab] ** e_power
+    return scores.reshape(stat.shape)
+
+
+def cluster_fwe(observed, null, threshold, tail=1):
+    """Cluster-mass inference over time, family-wise over time x models (layers).
+
+    Parameters
+    ----------
+    observed : ndarray of shape (n_models, n_times)
+        E.g. RSA curves of every layer.
+    null : ndarray of shape (n_permutations, n_models, n_times)
+        The same statistic under joint permutations (:func:`permutation_null`).
+    threshold : float
+        Cluster-forming threshold on the statistic.
+    tail : {1, -1, 0}
+
+    Returns
+    -------
+    labels : ndarray of int of shape (n_models, n_times)
+        Cluster ``k`` of the observed curves (0: none); clusters never span two models.
+    cluster_p : ndarray of shape (n_clusters,)
+        ``(1 + #{max null mass >= mass}) / (1 + n_permutations)``, the max over all models and
+        times of each permutation.
+    """
+    observed = np.asarray(observed, dtype=np.float64)
+    null = np.asarray(null, dtype=np.float64)
+    labels, masses = cluster_masses(observed, threshold, tail)
+    k, m, t = null.shape
+    H0 = _max_mass(null.reshape(k * m, t), threshold, tail).reshape(k, m).max(axis=1)
+    masses = np.abs(masses) if tail == 0 else np.asarray(masses) * (tail or 1)
+    p = (1 + (H0[None, :] >= masses[:, None] - 1e-12).sum(1)) / (1 + k)
+    return labels, p
+
+
+def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random_state=None):
+    """One-sample cluster-mass test over time by sign flips (as mne.stats').
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_subjects, n_times)
+    threshold : float or dict
+        t threshold forming clusters, or ``dict(start=, step=[, h_power=, e_power=])`` for
+        TFCE (:func:`tfce`; then every sample is its own "cluster", ``tail=1``).
+    n_permutations : int or "all"
+        "all": every sign flip of the subjects (exact test; the first is the identity).
+    tail : {0, 1, -1}
+
+    Returns
+    -------
+    t_obs : ndarray of shape (n_times,)
+    labels : ndarray of int of shape (n_times,)
+    cluster_p : ndarray of shape (n_clusters,)
+    H0 : ndarray of shape (n_flips,)
+        Max cluster mass (absolute for ``tail=0``) per sign flip, identity first.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    if n_permutations == "all":
+        codes = np.arange(2 ** n)
+        flips = 1 - 2 * ((codes[:, None] >> np.arange(n)) & 1).astype(float)
+    else:
+        rng = np.random.default_rng(random_state)
+        flips = np.vstack([np.ones(n), rng.choice([-1.0, 1.0], (int(n_permutations) - 1, n))])
+    t_obs = _tstat(X)
+    if isinstance(threshold, dict):                               # TFCE: one p per sample
+        if tail != 1:
+            raise ValueError("threshold: TFCE (a dict) is implemented for tail=1 only")
+        opts = {k: threshold[k] for k in ("start", "step", "h_power", "e_power")
+                if k in threshold}
+        scores = tfce(t_obs, **opts)
+        H0 = tfce(_tstat(flips[:, :, None] * X[None]), **opts).max(axis=1)
+        return t_obs, np.arange(1, t_obs.size + 1), cluster_pvalues(scores, H0, 1), H0
+    labels, masses = cluster_masses(t_obs, threshold, tail)
+    H0 = _max_mass(_tstat(flips[:, :, None] * X[None]), threshold, tail)
+    return t_obs, labels, cluster_pvalues(masses, H0, tail), H0
+
+
+def cluster_pvalues(masses, H0, tail=0):
+    """``p = mean(H0 >= mass)`` over the null (|.| for ``tail=0``; ``H0`` includes the identity)."""
+    masses, H0 = np.asarray(masses, dtype=np.float64), np.asarray(H0, dtype=np.float64)
+    if tail == 0:
+        masses, H0 = np.abs(masses), np.abs(H0)
+    elif tail == -1:
+        masses, H0 = -masses, -H0
+    return (H0[None, :] >= masses[:, None] - 1e-12).mean(1) if masses.size else np.zeros(0)
+
+
+def peak_latency(curves, times, n_boot=1000, ci=0.95, random_state=None):
+    """Peak latency of the subject-mean curve per layer, with bootstrap CIs over subjects.
+
+    Parameters
+    ----------
+    curves : ndarray of shape (n_subjects, n_layers, n_times)
+    times : ndarray of shape (n_times,)
+    n_boot : int
+    ci : float
+
+    Returns
+    -------
+    peak : ndarray of shape (n_layers,)
+    low, high : ndarray of shape (n_layers,)
+        Percentile interval of the peak latency over resampled subjects.
+    boot : ndarray of shape (n_boot, n_layers)
+        Bootstrap peak latencies (for a test of later peaks in deeper layers).
+    """
+    curves = np.asarray(curves, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    if curves.ndim != 3 or curves.shape[2] != times.size:
+        raise ValueError(f"curves: expected (n_subjects, n_layers, {times.size}); "
+                         f"got shape {curves.shape}")
+    n = curves.shape[0]
+    rng = np.random.default_rng(random_state)
+    counts = np.zeros((n_boot, n))
+    np.add.at(counts, (np.arange(n_boot)[:, None], rng.integers(0, n, (n_boot, n))), 1.0)
+    means = np.einsum("bs,slt->blt", counts / n, curves)       # all resamples at once
+    boot = times[means.argmax(axis=2)]
+    peak = times[curves.mean(axis=0).argmax(axis=1)]
+    a = (1 - ci) / 2
+    low, high = np.quantile(boot, [a, 1 - a], axis=0)
+    return peak, low, high, boot

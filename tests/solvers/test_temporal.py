@@ -1,0 +1,198 @@
+"""Time-resolved RSA kernels vs mne-rsa and mne.stats (equality), nulls calibrated."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from neuroprobe.solvers.temporal import (
+    cluster_pvalues,
+    compare_rdms,
+    max_stat_fwe,
+    permutation_cluster_1samp,
+    permutation_null,
+    window_rdms,
+)
+
+mne = pytest.importorskip("mne")
+mne_rsa = pytest.importorskip("mne_rsa")
+
+
+def _epochs(n_stim=12, n_rep=3, n_ch=6, n_times=40, seed=0):
+    rng = np.random.default_rng(seed)
+    data = rng.standard_normal((n_stim * n_rep, n_ch, n_times))
+    y = np.tile(np.arange(n_stim), n_rep)
+    info = mne.create_info(n_ch, 100.0, "eeg")
+    events = np.column_stack([np.arange(len(y)), np.zeros(len(y), int), y + 1])
+    ep = mne.EpochsArray(data, info, events=events, tmin=-0.1, verbose=False)
+    return ep, data, y
+
+
+@pytest.mark.parametrize("metric", ["correlation", "sqeuclidean", "euclidean"])
+@pytest.mark.parametrize("comparison", ["spearman", "pearson"])
+@pytest.mark.parametrize("radius_s", [0.0, 0.03])
+def test_equals_mne_rsa_epochs(metric, comparison, radius_s):
+    ep, data, y = _epochs()
+    rng = np.random.default_rng(1)
+    models = [rng.random(66) for _ in range(3)]
+    ref = mne_rsa.rsa_epochs(ep, models, temporal_radius=radius_s, epochs_rdm_metric=metric,
+                             rsa_metric=comparison, y=y, verbose=False)
+    avg = np.stack([data[y == k].mean(0) for k in range(12)])
+    r = round(100 * radius_s)
+    ours = compare_rdms(np.stack(models), window_rdms(avg, r, metric), comparison)
+    np.testing.assert_allclose(ours, np.stack([e.data[0] for e in ref]), atol=1e-6)
+
+
+def test_equals_mne_rsa_evokeds():
+    ep, data, y = _epochs(seed=3)
+    evokeds = [ep[y == k].average() for k in range(12)]
+    model = np.random.default_rng(2).random(66)
+    ref = mne_rsa.rsa_evokeds(evokeds, model, temporal_radius=0.02, verbose=False)
+    avg = np.stack([e.data for e in evokeds])
+    ours = compare_rdms(model[None], window_rdms(avg, 2, "correlation"))[0]
+    np.testing.assert_allclose(ours, ref.data[0], atol=1e-6)
+
+
+def test_radius_wider_than_epoch():
+    with pytest.raises(ValueError, match="temporal_radius"):
+        window_rdms(np.zeros((4, 2, 5)), 3)
+
+
+def test_permutation_null_equals_brute_force():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 4, 8))
+    brain = window_rdms(X, 1)
+    models = rng.random((2, 45))
+    null = permutation_null(models, brain, 5, random_state=7)
+    perms = np.argsort(np.random.default_rng(7).random((5, 10)), axis=1)
+    from scipy.spatial.distance import squareform
+    for k, p in enumerate(perms):
+        pm = np.stack([squareform(squareform(m)[np.ix_(p, p)]) for m in models])
+        np.testing.assert_allclose(null[k], compare_rdms(pm, brain), atol=1e-10)
+
+
+def test_null_pvalues_calibrated():
+    rng = np.random.default_rng(5)
+    pvals = []
+    for seed in range(60):
+        X = rng.standard_normal((10, 3, 3))
+        brain = window_rdms(X, 0)
+        model = rng.random((1, 45))
+        obs = compare_rdms(model, brain)
+        null = permutation_null(model, brain, 200, random_state=seed)
+        pvals.append((1 + (null[:, 0, 0] >= obs[0, 0]).sum()) / 201)
+    assert stats.kstest(pvals, "uniform").pvalue > 0.01
+
+
+def test_max_stat_fwe_brute_force():
+    rng = np.random.default_rng(0)
+    obs, null = rng.standard_normal((3, 5)), rng.standard_normal((50, 3, 5))
+    p = max_stat_fwe(obs, null)
+    mx = null.max(axis=(1, 2))
+    np.testing.assert_allclose(p, (1 + (mx[:, None, None] >= obs).sum(0)) / 51)
+
+
+@pytest.mark.parametrize("tail", [0, 1])
+def test_cluster_equals_mne_stats(tail):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((8, 60))
+    X[:, 20:30] += 1.5
+    X[:, 45:50] -= 1.2
+    thr = 2.0
+    t, clusters, p, h0 = mne.stats.permutation_cluster_1samp_test(
+        X, threshold=thr, n_permutations="all", tail=tail, out_type="mask", verbose=False)
+    t2, labels, p2, h02 = permutation_cluster_1samp(X, thr, "all", tail)
+    np.testing.assert_allclose(t2, t, rtol=1e-10)
+    masses_ref = sorted(float(t[c].sum()) for c in clusters)
+    masses = sorted(float(t2[labels == k].sum()) for k in range(1, labels.max() + 1))
+    np.testing.assert_allclose(masses, masses_ref, rtol=1e-10)
+    # same null distribution -> same p-values (MNE drops one flip of the exact set: compare H0)
+    masses_mne = [t[c].sum() for c in clusters]
+    np.testing.assert_allclose(cluster_pvalues(masses_mne, h0, tail), p, atol=1.5 / len(h0))
+    mine = np.round(np.abs(h02), 8)
+    assert set(np.round(np.abs(h0), 8)) <= set(mine)
+    order_ref = np.argsort(masses_mne)
+    order = np.argsort([t2[labels == k].sum() for k in range(1, labels.max() + 1)])
+    np.testing.assert_allclose(p2[order], np.asarray(p)[order_ref], atol=2.5 / len(h0))
+
+
+def test_rank_matches_scipy_with_and_without_ties():
+    from neuroprobe.solvers.temporal import _rank
+    rng = np.random.default_rng(0)
+    V = rng.random((5, 30))
+    V[2, :10] = 0.5
+    V[4] = np.round(V[4], 1)
+    np.testing.assert_array_equal(_rank(V), stats.rankdata(V, axis=-1))
+
+
+def test_cluster_fwe_brute_force():
+    from neuroprobe.solvers.temporal import cluster_fwe
+    rng = np.random.default_rng(3)
+    obs = rng.standard_normal((3, 40))
+    obs[1, 10:20] += 5.0
+    null = rng.standard_normal((30, 3, 40))
+    labels, p = cluster_fwe(obs, null, 1.0, tail=1)
+    masses = [obs[labels == k].sum() for k in range(1, labels.max() + 1)]
+    h0 = []
+    for perm in null:
+        best = 0.0
+        for row in perm:  # brute force: run-length clusters per model, max over models
+            mass = 0.0
+            for v in row:
+                mass = mass + v if v > 1.0 else 0.0
+                best = max(best, mass)
+        h0.append(best)
+    ref = [(1 + sum(h >= m for h in h0)) / 31 for m in masses]
+    np.testing.assert_allclose(p, ref)
+    assert labels[1, 10:20].min() > 0 and p[labels[1, 15] - 1] <= 1 / 31 + 1e-12
+
+
+def test_fwe_at_most_alpha_under_null():
+    rng = np.random.default_rng(11)
+    hits = 0
+    n_sim = 40
+    for seed in range(n_sim):
+        X = rng.standard_normal((10, 3, 12))
+        brain = window_rdms(X, 0)
+        models = rng.random((2, 45))
+        obs = compare_rdms(models, brain)
+        null = permutation_null(models, brain, 99, random_state=seed)
+        hits += max_stat_fwe(obs, null).min() <= 0.05
+    assert hits / n_sim <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / n_sim)
+
+
+def test_tfce_equals_mne_stats():
+    from neuroprobe.solvers.temporal import _tstat, tfce
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((7, 50))
+    X[:, 10:25] += 1.2
+    thr = dict(start=0, step=0.2)
+    t, _, p, h0 = mne.stats.permutation_cluster_1samp_test(
+        X, threshold=thr, n_permutations="all", tail=1, verbose=False)
+    scores = tfce(_tstat(X), 0.0, 0.2)
+    # same null -> same per-sample p-values iff the TFCE scores are MNE's
+    np.testing.assert_allclose(cluster_pvalues(scores, h0, 1), p, atol=1e-12)
+    codes = np.arange(2 ** 7)
+    flips = 1 - 2 * ((codes[:, None] >> np.arange(7)) & 1).astype(float)
+    mine = tfce(_tstat(flips[:, :, None] * X[None]), 0.0, 0.2).max(axis=1)
+    assert set(np.round(h0, 8)) <= set(np.round(mine, 8))
+    _, _, p2, h02 = permutation_cluster_1samp(X, thr, "all", tail=1)
+    np.testing.assert_allclose(h02, mine)
+    np.testing.assert_allclose(p2, p, atol=1.5 / len(h0))
+
+
+def test_peak_latency_planted_and_brute_force():
+    from neuroprobe.solvers.temporal import peak_latency
+    rng = np.random.default_rng(0)
+    times = np.arange(100) / 100.0
+    planted = [20, 45, 70]
+    curves = 0.3 * rng.standard_normal((12, 3, 100))
+    for layer, t0 in enumerate(planted):
+        curves[:, layer] += np.exp(-0.5 * ((np.arange(100) - t0) / 4.0) ** 2)
+    peak, low, high, boot = peak_latency(curves, times, 200, random_state=1)
+    assert np.all(np.abs(peak - times[planted]) <= 0.04)
+    assert np.all(np.diff(peak) > 0) and np.all(low <= peak) and np.all(peak <= high)
+    assert np.all(high[:-1] < low[1:])  # deeper layers peak later, CIs apart
+    rs = np.random.default_rng(1)
+    idx = rs.integers(0, 12, (200, 12))
+    ref = np.stack([times[curves[i].mean(0).argmax(1)] for i in idx])
+    np.testing.assert_allclose(boot, ref)
