@@ -181,3 +181,39 @@ def test_quick_demo_writes_report_figures_and_data(quick_study):
         c = int(unit.lstrip("c"))
         values = acts[:, c].reshape(len(acts), -1).max(axis=1)
         assert unit_ids[0] == ids[int(np.argmax(values))]
+
+
+# ------------------------------------------------------------------------------ layout
+def test_the_network_and_the_registry_do_not_import_the_demo():
+    import subprocess
+    import sys
+
+    code = ("import sys; from neuroprobe.models import build_model, list_layers; "
+            "list_layers('shapes-cnn'); "
+            "print(sorted(m for m in sys.modules if m.startswith('neuroprobe.demo')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_demo_package_functions_are_short_steps():
+    import ast
+    from pathlib import Path
+
+    folder = Path(demo.__file__).parent
+    long = []
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body[1:] if ast.get_docstring(node) else node.body
+                n = body[-1].end_lineno - body[0].lineno + 1
+                if n > 40:
+                    long.append(f"{path.name}:{node.name} ({n} lines)")
+    assert not long
+
+
+def test_demo_names_are_the_network_module_names():
+    from neuroprobe.models import shapes_cnn as module
+
+    for name in ("CATEGORIES", "LAYERS", "IMAGE_SIZE", "make_shapes", "make_network",
+                 "train_network", "shapes_cnn", "ImageStandardizer"):
+        assert getattr(demo, name) is getattr(module, name)

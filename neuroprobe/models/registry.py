@@ -70,7 +70,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: name -> module that registers it (imported on first use). Audio/video engineers add entries here.
-LAZY_MODULES: dict[str, str] = {"shapes-cnn": "neuroprobe.demo"}
+LAZY_MODULES: dict[str, str] = {"shapes-cnn": "neuroprobe.models.shapes_cnn"}
 
 #: Modules imported once when a name is not found anywhere else.
 PLUGIN_MODULES: tuple[str, ...] = ("neuroprobe.models.audio", "neuroprobe.models.video")
