@@ -90,6 +90,16 @@ def _one_line(exc):
     return " ".join(line for line in lines if line) or type(exc).__name__
 
 
+def from_io(func, *args, **kwargs):
+    """``func(*args, **kwargs)`` with a file-reading error (``ValueError``, ``KeyError``,
+    ``FileNotFoundError``) re-raised as a :class:`CLIError` with the same message."""
+    try:
+        return func(*args, **kwargs)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise CLIError(str(message)) from None
+
+
 def main(argv=None):
     """Run the command line; return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
