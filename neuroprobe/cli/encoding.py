@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from neuroprobe.cli.main import CLIError, add_common_arguments
+from neuroprobe.cli.main import CLIError, add_common_arguments, from_io
+from neuroprobe.io.arrays import read_column, read_target_array, split_spec, write_array
 
 BRAIN_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".gii")
 # map images per BrainMasker.format_ (CIFTI maps are .dscalar.nii)
@@ -66,17 +66,6 @@ example:
 
 
 # --------------------------------------------------------------------------- inputs
-def _split_key(spec, default=None):
-    """``"file.h5:NAME"`` -> (path, NAME); a plain existing path -> (path, default)."""
-    text = str(spec)
-    if Path(text).exists():
-        return Path(text), default
-    if ":" in text:
-        path, key = text.rsplit(":", 1)
-        return Path(path), key
-    return Path(text), default
-
-
 def _is_brain(path):
     name = path.name.lower()
     return any(name.endswith(s) for s in BRAIN_SUFFIXES)
@@ -84,96 +73,40 @@ def _is_brain(path):
 
 def _read_vector(spec, stim_ids=None, what="--labels"):
     """Labels / values / groups from ``file.csv:COLUMN``, ``.npy`` or ``.txt``."""
-    path, key = _split_key(spec)
-    if not path.exists():
-        raise CLIError(f"{what}: file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if suffix == ".txt":
-        return np.loadtxt(path, dtype=str)
-    if suffix in (".csv", ".tsv"):
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ","))
-        columns = list(rows[0]) if rows else []
-        if key is None or key not in columns:
-            raise CLIError(f"{what}: give a column as {path}:COLUMN; columns: {', '.join(columns)}")
-        values = [r[key] for r in rows]
-        if stim_ids is not None and "stim_id" in columns:
-            from neuroprobe.io.ids import align_ids
+    import sys
 
-            try:
-                index = align_ids(stim_ids, [r["stim_id"] for r in rows], what=f"{what} {path}",
-                                  reference="the input", subset=True)
-            except ValueError as exc:
-                raise CLIError(f"{what}: {exc}") from None
-            values = [values[i] for i in index]
-        elif "stim_id" in columns:
-            import sys
+    def warn(message):
+        print(f"neuroprobe: warning: {message}", file=sys.stderr)
 
-            print(f"neuroprobe: warning: {what} {path} has a stim_id column but the input rows "
-                  "have no stimulus IDs: rows matched by position (give --ids FILE[:KEY])",
-                  file=sys.stderr)
-        try:
-            return np.array([float(v) for v in values])
-        except ValueError:
-            return np.array(values)
-    raise CLIError(f"{what}: expected FILE.csv:COLUMN, .tsv, .npy or .txt; got {path}")
+    return from_io(read_column, spec, stim_ids, what, warn)
 
 
 def _read_layers(path, layers):
-    from neuroprobe.io.activations import open_activations
+    from neuroprobe.io.activations import read_layers_2d
 
-    with open_activations(path) as reader:
-        names = layers or reader.layers
-        feats = {layer: reader.read(layer).reshape(len(reader.stim_ids), -1) for layer in names}
-        return feats, list(reader.stim_ids)
+    return read_layers_2d(path, layers, with_ids=True)
 
 
 class _Targets:
-    """Targets from .npy (memory-mapped), .npz, .h5 (streamed dataset) or brain images."""
+    """Targets of ``encode`` / ``decode``: arrays through :mod:`neuroprobe.io.arrays`, brain
+    images through :class:`~neuroprobe.transformers.brain.BrainMasker` (maps written back with
+    its ``inverse_transform``)."""
 
     def __init__(self, spec, mask=None, dataset=None):
-        from neuroprobe.io.ids import as_ids
-
-        path, key = _split_key(spec, dataset)
+        path, key = split_spec(spec, dataset)
+        path = Path(path)
         if not path.exists():
             raise CLIError(f"--targets: file not found: {path}")
-        self.path, self.masker, self._file = path, None, None
-        self.ids = None  # stimulus IDs stored with the targets (.npz / .h5 'stim_ids')
-        name = path.name.lower()
+        self.path, self.masker, self.ids = path, None, None
         if _is_brain(path):
             from neuroprobe.transformers.brain import BrainMasker
 
             self.masker = BrainMasker(mask_img=mask)
             self.Y = self.masker.fit_transform(str(path))
-        elif name.endswith(".npy"):
-            self.Y = np.load(path, mmap_mode="r")
-        elif name.endswith(".npz"):
-            with np.load(path) as data:
-                key = key or next((k for k in data.files if k != "stim_ids"), None)
-                if key not in data.files:
-                    raise CLIError(f"--targets: {key!r} not in {path}; arrays: {data.files}")
-                self.Y = data[key]
-                if "stim_ids" in data.files:
-                    self.ids = as_ids(data["stim_ids"], f"{path}:stim_ids")
-        elif name.endswith((".h5", ".hdf5")):
-            import h5py
-
-            self._file = h5py.File(path, "r")
-            key = key or "Y"
-            if key not in self._file:
-                names = list(self._file)
-                self._file.close()
-                raise CLIError(f"--targets: dataset {key!r} not in {path}; datasets: {names}")
-            self.Y = self._file[key]
-            if "stim_ids" in self._file:
-                self.ids = as_ids(self._file["stim_ids"][()], f"{path}:stim_ids")
         else:
-            raise CLIError(
-                f"--targets: unsupported file {path} (.npy, .npz, .h5, NIfTI, CIFTI, GIFTI, MGH)"
-            )
+            self.Y, self.ids = from_io(read_target_array, path, key)
         if mask is not None and self.masker is None:
+            self.close()
             raise CLIError("--mask applies to brain images only")
 
     def check_out(self, out):
@@ -226,17 +159,11 @@ class _Targets:
                 raise CLIError("GIFTI pair maps need two outputs; use the Python API")
             img.to_filename(str(tmp))
             return
-        if out.suffix == ".csv":
-            np.savetxt(
-                tmp, np.asarray(values)[None] if np.ndim(values) == 1 else values, delimiter=","
-            )
-        else:
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.asarray(values))
+        write_array(tmp, values, atomic=False)
 
     def close(self):
-        if self._file is not None:
-            self._file.close()
+        if hasattr(self.Y, "file"):  # an open HDF5 dataset
+            self.Y.file.close()
 
 
 def _rows_by_ids(targets, spec, ids_spec, stim_ids, n_rows, flag):

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["split_spec", "read_column", "read_arrays", "write_table", "write_h5"]
+__all__ = ["split_spec", "read_column", "read_arrays", "read_target_array", "write_table",
+           "write_array", "write_h5"]
 
 _DRIVE = re.compile(r"^[A-Za-z]$")
 
@@ -150,6 +151,85 @@ def read_arrays(path, keys=None):
                 raise KeyError(f"{path}: no dataset {missing[0]!r}; available: {available}")
             return {k: f[k][()] for k in names}
     raise ValueError(f"{path}: unsupported file type (expected .act.h5, .rdm.h5, .npy, .npz, .h5)")
+
+
+def read_target_array(path, key=None):
+    """Targets (n_samples, n_targets) of an ``.npy``, ``.npz[:KEY]`` or ``.h5[:DATASET]`` file.
+
+    ``.npy`` files are memory-mapped; an HDF5 dataset is returned open (streamed in batches:
+    close it with ``Y.file.close()``) through :func:`neuroprobe.io.targets.open_targets`.
+
+    Parameters
+    ----------
+    path : str or path-like
+    key : str, optional
+        Array of an ``.npz`` (default: its first array other than ``stim_ids``) or dataset of an
+        ``.h5`` file (default: ``"Y"``).
+
+    Returns
+    -------
+    Y : ndarray, memmap or h5py.Dataset
+    ids : ndarray of str or None
+        The file's ``stim_ids`` array (``.npz`` / ``.h5``), if any.
+    """
+    from neuroprobe.io.ids import IDS_KEY, as_ids
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"--targets: file not found: {path}")
+    name = path.name.lower()
+    if name.endswith(".npy"):
+        return np.load(path, mmap_mode="r"), None
+    if name.endswith(".npz"):
+        with np.load(path) as data:
+            key = key or next((k for k in data.files if k != IDS_KEY), None)
+            if key not in data.files:
+                raise KeyError(f"--targets: {key!r} not in {path}; arrays: {data.files}")
+            ids = as_ids(data[IDS_KEY], f"{path}:{IDS_KEY}") if IDS_KEY in data.files else None
+            return data[key], ids
+    if name.endswith((".h5", ".hdf5")):
+        from neuroprobe.io.targets import open_targets
+
+        Y = open_targets(path, key or "Y")
+        ids = as_ids(Y.file[IDS_KEY][()], f"{path}:{IDS_KEY}") if IDS_KEY in Y.file else None
+        return Y, ids
+    raise ValueError(f"--targets: unsupported file {path} (.npy, .npz, .h5, NIfTI, CIFTI, GIFTI, "
+                     "MGH)")
+
+
+def write_array(path, values, *, atomic=True):
+    """Write a numeric array as ``.npy``, or as ``.csv`` (numbers only, a vector as one row).
+
+    Parameters
+    ----------
+    path : str or path-like
+    values : array-like
+    atomic : bool, default=True
+        Write a temporary file renamed onto ``path``; False writes ``path`` directly (for a
+        caller that renames several files together).
+
+    Returns
+    -------
+    Path
+    """
+    from neuroprobe._utils import atomic_path
+
+    path = Path(path)
+    if atomic:
+        with atomic_path(path, suffix=path.suffix or ".npy") as tmp:
+            _write_array(tmp, values, path.suffix.lower() == ".csv")
+    else:
+        _write_array(path, values, path.suffix.lower() == ".csv")
+    return path
+
+
+def _write_array(path, values, as_csv):
+    values = np.asarray(values)
+    if as_csv:
+        np.savetxt(path, values[None] if values.ndim == 1 else values, delimiter=",")
+    else:
+        with open(path, "wb") as fh:  # a file object: np.save adds no second suffix
+            np.save(fh, values)
 
 
 def write_table(path, rows, fields=None):
