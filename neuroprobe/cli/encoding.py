@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from neuroprobe.cli.main import CLIError, add_common_arguments, from_io
-from neuroprobe.io.arrays import read_column, read_target_array, split_spec, write_array
+from neuroprobe.io.arrays import (
+    read_column,
+    read_target_array,
+    split_spec,
+    write_array,
+    write_table,
+)
 
 BRAIN_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".gii")
 # map images per BrainMasker.format_ (CIFTI maps are .dscalar.nii)
@@ -200,7 +206,7 @@ def _alphas(text):
         raise CLIError(f"--alphas: expected comma-separated numbers, got {text!r}") from exc
 
 
-def _write_table(table, out):
+def _write_probe_table(table, out):
     from neuroprobe._utils import atomic_path
 
     out = Path(out)
@@ -210,8 +216,7 @@ def _write_table(table, out):
     import contextlib
 
     with contextlib.ExitStack() as stack:  # both to temporary files, then both renamed
-        tmp = stack.enter_context(atomic_path(out, suffix=".csv"))
-        flat.to_csv(tmp)
+        write_table(stack.enter_context(atomic_path(out, suffix=".csv")), flat, atomic=False)
         if table.attrs.get("confusion"):
             arrays = {f"confusion/{k}": v for k, v in table.attrs["confusion"].items()}
             arrays["classes"] = np.asarray(table.attrs["classes"]).astype(str)
@@ -409,7 +414,7 @@ def _encoder(args):
     """The encoder of ``neuroprobe encode`` from its arguments."""
     from neuroprobe.estimators.encoding import PLSEncoder, VoxelwiseEncoder
 
-    backend = "torch" if args.device != "cpu" else "numpy"
+    backend = args.backend or ("torch" if args.device != "cpu" else "numpy")
     if args.model == "pls":
         return PLSEncoder(
             n_components=args.n_components, scoring=args.scoring, backend=backend,
@@ -486,24 +491,41 @@ def _probe_and_write(sources, y, groups, args):
         random_state=args.seed,
         n_jobs=args.n_jobs,
     )
-    _write_table(table, args.out)
+    _write_probe_table(table, args.out)
     print(table[["mean_score", "std_score", "n_features"]].to_string())
     print(f"cv: {table['cv'].iloc[0]}")
 
 
-def register(subparsers):
-    """Add the ``reduce``, ``probe``, ``encode`` and ``decode`` subcommands."""
-    raw = argparse.RawDescriptionHelpFormatter
+_RAW = argparse.RawDescriptionHelpFormatter
+_CV_HELP = ("folds (default 5): shuffled, stratified for classes, seeded by --seed, grouped with "
+            "--groups; the splitter is written in the CSV's cv column")
+_LAYER_HELP = "layer (repeatable; default: all)"
 
+
+def _model_choices():
+    """``--model`` of ``encode``: the encoders' regression families, and PLS."""
+    from neuroprobe.estimators.encoding import _MODELS
+
+    return [*_MODELS, "pls"]
+
+
+def _scoring_choices():
+    """``--scoring`` of ``encode``: the per-target scorers of :mod:`neuroprobe.metrics`."""
+    from neuroprobe.metrics import SCORERS
+
+    return list(SCORERS)
+
+
+def _add_reduce(subparsers):
     p = subparsers.add_parser(
         "reduce",
         help="PCA of DNN activations (per layer or joint)",
         description="Principal components of layers of an .act.h5 file.",
         epilog=REDUCE_EPILOG,
-        formatter_class=raw,
+        formatter_class=_RAW,
     )
     p.add_argument("input", help="activation file (.act.h5) from 'neuroprobe extract'")
-    p.add_argument("--layer", action="append", help="layer (repeatable; default: all)")
+    p.add_argument("--layer", action="append", help=_LAYER_HELP)
     p.add_argument(
         "--n-components",
         default="50",
@@ -514,28 +536,24 @@ def register(subparsers):
     add_common_arguments(p)
     p.set_defaults(func=run_reduce)
 
+
+def _add_probe(subparsers):
     p = subparsers.add_parser(
         "probe",
         help="decode stimulus labels/values from each layer",
         description="Cross-validated decoding score of every layer.",
         epilog=PROBE_EPILOG,
-        formatter_class=raw,
+        formatter_class=_RAW,
     )
     p.add_argument("input", help="activation file (.act.h5)")
-    p.add_argument("--layer", action="append", help="layer (repeatable; default: all)")
+    p.add_argument("--layer", action="append", help=_LAYER_HELP)
     p.add_argument(
         "--labels",
         required=True,
         help="FILE.csv:COLUMN (aligned by stim_id when present), .npy or .txt",
     )
     p.add_argument("--groups", help="FILE.csv:COLUMN or .npy: groups (e.g. runs) for the folds")
-    p.add_argument(
-        "--cv",
-        type=int,
-        default=5,
-        help="folds (default 5): shuffled, stratified for classes, seeded by --seed, grouped with "
-        "--groups; the splitter is written in the CSV's cv column",
-    )
+    p.add_argument("--cv", type=int, default=5, help=_CV_HELP)
     p.add_argument(
         "--scoring",
         default=None,
@@ -544,6 +562,8 @@ def register(subparsers):
     add_common_arguments(p)
     p.set_defaults(func=run_probe)
 
+
+def _add_encode(subparsers):
     p = subparsers.add_parser(
         "encode",
         help="per-voxel encoding accuracy map of a layer",
@@ -551,7 +571,7 @@ def register(subparsers):
         "responses from one layer; writes the mean held-out "
         "score of every voxel (NaN outside the mask).",
         epilog=ENCODE_EPILOG,
-        formatter_class=raw,
+        formatter_class=_RAW,
     )
     p.add_argument("input", help="activation file (.act.h5)")
     p.add_argument("--layer", action="append", required=True, help="the layer")
@@ -589,11 +609,11 @@ def register(subparsers):
     p.add_argument(
         "--model",
         default="ridge",
-        choices=["ridge", "ols", "lasso", "pls"],
+        choices=_model_choices(),
         help="voxelwise ridge / ols (GLM) / lasso, or multivariate PLS (default ridge)",
     )
     p.add_argument("--n-components", type=int, default=2, help="PLS components (default 2)")
-    p.add_argument("--scoring", default="correlation", choices=["correlation", "r2"])
+    p.add_argument("--scoring", default="correlation", choices=_scoring_choices())
     p.add_argument(
         "--n-permutations",
         type=int,
@@ -602,15 +622,20 @@ def register(subparsers):
         "over voxels), as OUT_pvalue and OUT_pvalue_fwe; permutations within --groups; "
         "the statistic is described below",
     )
+    p.add_argument("--backend", default=None, choices=["numpy", "torch"],
+                   help="array backend of the solver (default: torch when --device is not cpu, "
+                   "else numpy)")
     add_common_arguments(p)
     p.set_defaults(func=run_encode)
 
+
+def _add_decode(subparsers):
     p = subparsers.add_parser(
         "decode",
         help="decode stimulus labels/values from brain data",
         description="Cross-validated decoding of labels or values from brain response patterns.",
         epilog=DECODE_EPILOG,
-        formatter_class=raw,
+        formatter_class=_RAW,
     )
     p.add_argument("input", help="brain responses: .npy, .npz, .h5, NIfTI/CIFTI/GIFTI/MGH")
     p.add_argument("--dataset", default=None, help="dataset in an .h5/.npz file")
@@ -628,13 +653,13 @@ def register(subparsers):
         help="FILE.csv:COLUMN (aligned by stim_id with --ids), .npy or .txt",
     )
     p.add_argument("--groups", help="FILE.csv:COLUMN or .npy: groups (runs) for the folds")
-    p.add_argument(
-        "--cv",
-        type=int,
-        default=5,
-        help="folds (default 5): shuffled, stratified for classes, seeded by --seed, grouped with "
-        "--groups; the splitter is written in the CSV's cv column",
-    )
+    p.add_argument("--cv", type=int, default=5, help=_CV_HELP)
     p.add_argument("--scoring", default=None)
     add_common_arguments(p)
     p.set_defaults(func=run_decode)
+
+
+def register(subparsers):
+    """Add the ``reduce``, ``probe``, ``encode`` and ``decode`` subcommands."""
+    for add in (_add_reduce, _add_probe, _add_encode, _add_decode):
+        add(subparsers)

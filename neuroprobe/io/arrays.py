@@ -232,15 +232,19 @@ def _write_array(path, values, as_csv):
             np.save(fh, values)
 
 
-def write_table(path, rows, fields=None):
-    """Write rows (dicts, or sequences with ``fields`` as header) to a CSV file, atomically.
+def write_table(path, rows, fields=None, *, atomic=True):
+    """Write a table to a CSV file, atomically.
 
     Parameters
     ----------
     path : str or path-like
-    rows : iterable of dict or of sequence
+    rows : iterable of dict, iterable of sequence, or pandas DataFrame
+        Dict rows (columns: ``fields`` or the keys of the first row), sequences (with ``fields``
+        as the header) or a DataFrame (written with its index).
     fields : list of str, optional
-        Column names (default: the keys of the first dict row).
+    atomic : bool, default=True
+        Write a temporary file renamed onto ``path``; False writes ``path`` directly (for a
+        caller that renames several files together).
 
     Returns
     -------
@@ -249,10 +253,22 @@ def write_table(path, rows, fields=None):
     from neuroprobe._utils import atomic_path
 
     path = Path(path)
+    if not atomic:
+        _write_csv(path, rows, fields)
+        return path
+    with atomic_path(path, suffix=".csv") as tmp:
+        _write_csv(tmp, rows, fields)
+    return path
+
+
+def _write_csv(path, rows, fields):
+    if hasattr(rows, "to_csv"):  # a DataFrame
+        rows.to_csv(path)
+        return
     rows = list(rows)
     as_dicts = not rows or isinstance(rows[0], dict)
     fields = list(fields) if fields is not None else (list(rows[0]) if rows and as_dicts else [])
-    with atomic_path(path, suffix=".csv") as tmp, open(tmp, "w", newline="") as fh:
+    with open(path, "w", newline="") as fh:
         if as_dicts:
             writer = csv.DictWriter(fh, fieldnames=fields)
             writer.writeheader()
@@ -260,7 +276,6 @@ def write_table(path, rows, fields=None):
             writer = csv.writer(fh)
             writer.writerow(fields)
         writer.writerows(rows)
-    return path
 
 
 def write_h5(path, datasets, attrs=None):
