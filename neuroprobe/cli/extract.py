@@ -6,7 +6,12 @@ import argparse
 import json
 import os
 
-from neuroprobe.cli.main import CLIError, add_common_arguments
+from neuroprobe.cli.main import (  # noqa: F401 (load_stimuli re-exported)
+    CLIError,
+    add_common_arguments,
+    load_stimuli,
+    weights_argument,
+)
 
 EXTRACT_EPILOG = """example:
   neuroprobe extract --model alexnet --weights DEFAULT --layers conv5 fc2 \\
@@ -86,23 +91,8 @@ def register(subparsers):
     p.set_defaults(func=run_info)
 
 
-def _weights(value):
-    if value is None or value.lower() in ("none", "random"):
-        return None
-    return value
+_weights = weights_argument
 
-
-def load_stimuli(path):
-    """A StimulusSet from a CSV, a folder or a DNNBrain ``.stim.csv``."""
-    from neuroprobe.stimuli import StimulusSet, read_dnnbrain_stim
-
-    if os.path.isdir(path):
-        return StimulusSet.from_folder(os.path.abspath(path))
-    if not os.path.exists(path):
-        raise CLIError(f"--stimuli {path!r}: no such file or folder")
-    if path.endswith(".stim.csv"):
-        return read_dnnbrain_stim(os.path.abspath(path))
-    return StimulusSet.from_csv(os.path.abspath(path))
 
 
 def run_extract(args):

@@ -7,11 +7,10 @@ Each writes PNG figures and the numbers (CSV and/or HDF5) into the ``--out`` fol
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 from pathlib import Path
 
-from neuroprobe.cli.main import CLIError, add_common_arguments
+from neuroprobe.cli.main import CLIError, add_common_arguments, load_stimuli, weights_argument
+from neuroprobe.io.arrays import write_h5, write_table
 
 _MAX_FIGURES = 8
 
@@ -191,18 +190,8 @@ def register(subparsers):
 # helpers
 
 
-def _weights(value):
-    if value is None or str(value).lower() in ("none", "random"):
-        return None
-    return value
-
-
-def _stimuli(path):
-    from neuroprobe.stimuli import as_stimulus_set
-
-    if not os.path.exists(path):
-        raise CLIError(f"--stimuli {path!r}: no such file or folder")
-    return as_stimulus_set(os.path.abspath(path))
+_weights = weights_argument
+_stimuli = load_stimuli
 
 
 def _model(args):
@@ -226,35 +215,8 @@ def _channels(args, default=(0,)):
     return list(args.channels) if args.channels else list(default)
 
 
-def _write_csv(path, rows, fields=None):
-    from neuroprobe._utils import atomic_path
-
-    rows = list(rows)
-    fields = fields or (list(rows[0]) if rows else [])
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def _write_h5(path, datasets, attrs=None):
-    import h5py
-    import numpy as np
-
-    from neuroprobe._utils import atomic_h5
-
-    with atomic_h5(path) as f:  # built in memory: a full disk is one clean error
-        for name, value in datasets.items():
-            value = np.asarray(value)
-            if value.dtype.kind in "UO":
-                f.create_dataset(name, data=value.astype(object), dtype=h5py.string_dtype())
-            else:
-                gzip = "gzip" if value.size > 1024 else None
-                f.create_dataset(name, data=value, compression=gzip)
-        for key, value in (attrs or {}).items():
-            f.attrs[key] = value
-    return path
+_write_csv = write_table  # one writer per format: neuroprobe.io.arrays
+_write_h5 = write_h5
 
 
 def _save(fig, path):
@@ -312,7 +274,7 @@ def run_topstim(args):
         info = resolve_model(source, device=None)
     res = top_stimuli(source, stimuli, args.layer, units=args.channels, k=args.k,
                       metric=args.metric, chunk_size=max(args.batch_size * 4, 64))
-    written = [_write_csv(out / "top_stimuli.csv", res.to_rows())]
+    written = res.save(out)
     shown = list(range(min(len(res.units), 16)))
     picks = np.unique(res.indices[shown])
     if info is not None:
@@ -342,18 +304,15 @@ def run_saliency(args):
     res = saliency(info, x, [_target(args, c) for c in channels], method=args.method,
                    n_samples=args.n_samples, batch_size=args.batch_size, metric=args.metric,
                    random_state=args.seed, device=args.device)
-    datasets, written = {"stim_ids": stimuli.ids}, []
+    written = []
     for k, c in enumerate(channels):
         maps = res.maps[k]
-        datasets[f"c{c}"] = maps
         label = res.targets[k].label + ("" if res.targets[k].is_unit else f" ({args.metric})")
         fig = plot_saliency(res.images[:_MAX_FIGURES], maps[:_MAX_FIGURES],
                             titles=list(stimuli.ids[:_MAX_FIGURES]),
                             target=f"{label}, {args.method}")
         written.append(_save(fig, out / f"saliency_{args.method}_c{c}.png"))
-    written.append(_write_h5(out / "saliency.h5", datasets,
-                             {"layer": args.layer, "method": args.method,
-                              "metric": args.metric}))
+    written += res.save(out, stim_ids=stimuli.ids, attrs={"layer": args.layer})
     return _done(args, out, written)
 
 
@@ -372,15 +331,8 @@ def run_optstim(args):
     labels = [f"{args.layer}:c{c}" for c in channels]
     fig = plot_optimal_stimuli(res.images, res.trace,
                                titles=[f"{lab} ({args.metric})" for lab in labels])
-    rows = [{"step": s, **{lab: float(res.trace[s, i]) for i, lab in enumerate(labels)}}
-            for s in range(len(res.trace))]
-    written = [
-        _save(fig, out / "optimal_stimuli.png"),
-        _write_csv(out / "activation_trace.csv", rows),
-        _write_h5(out / "optimal_stimuli.h5",
-                  {"images": res.images, "inputs": res.inputs, "trace": res.trace,
-                   "channels": channels}, {"layer": args.layer, "metric": args.metric}),
-    ]
+    written = [_save(fig, out / "optimal_stimuli.png"),
+               *res.save(out, {"layer": args.layer, "metric": args.metric})]
     return _done(args, out, written)
 
 
@@ -489,7 +441,7 @@ def run_ablate(args):
                        device=args.device, verbose=0 if args.quiet else 1)
     fig = plot_lesion(res.channels, res.delta, ylabel="relative output change",
                       title=f"ablating {args.layer} channels")
-    written = [_write_csv(out / "lesion.csv", res.to_rows()), _save(fig, out / "lesion.png")]
+    written = [*res.save(out), _save(fig, out / "lesion.png")]
     return _done(args, out, written)
 
 

@@ -90,6 +90,25 @@ def _one_line(exc):
     return " ".join(line for line in lines if line) or type(exc).__name__
 
 
+def weights_argument(value):
+    """``--weights``: None for ``none`` / ``random`` (random weights), else the value."""
+    if value is None or str(value).lower() in ("none", "random"):
+        return None
+    return value
+
+
+def load_stimuli(path, what="--stimuli"):
+    """The :class:`~neuroprobe.stimuli.StimulusSet` of a CSV, a folder, a DNNBrain ``.stim.csv``
+    or an image file (:func:`neuroprobe.stimuli.as_stimulus_set`), refusing a missing path."""
+    import os
+
+    from neuroprobe.stimuli import as_stimulus_set
+
+    if not os.path.exists(path):
+        raise CLIError(f"{what} {path!r}: no such file or folder")
+    return as_stimulus_set(os.path.abspath(path))
+
+
 def from_io(func, *args, **kwargs):
     """``func(*args, **kwargs)`` with a file-reading error (``ValueError``, ``KeyError``,
     ``FileNotFoundError``) re-raised as a :class:`CLIError` with the same message."""
