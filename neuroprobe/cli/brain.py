@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from neuroprobe._utils import atomic_h5, atomic_path
-from neuroprobe.cli.main import CLIError, add_common_arguments
+from neuroprobe.cli.main import CLIError, add_command, add_common_arguments
 
 ROI_EXAMPLE = """example:
   neuroprobe roi sub-01_betas.nii.gz --mask aparc+aseg.nii.gz --lut FreeSurferColorLUT.txt \\
@@ -29,13 +28,12 @@ HRF_EXAMPLE = """example:
 
 def register(subparsers):
     """Add the ``roi`` and ``hrf`` subcommands."""
-    p = subparsers.add_parser(
-        "roi",
+    p = add_command(
+        subparsers, "roi",
         help="extract ROI signals or voxels from brain images to HDF5/CSV",
         description="Mask brain images (NIfTI, CIFTI-2, GIFTI, MGH/MGZ) with BrainMasker and "
         "write the (n_samples, n_voxels or n_regions) array.",
         epilog=ROI_EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("images", nargs="+", help="image files, concatenated along samples")
     p.add_argument("--mask", nargs="+", default=None,
@@ -55,13 +53,12 @@ def register(subparsers):
     add_common_arguments(p)
     p.set_defaults(func=run_roi)
 
-    p = subparsers.add_parser(
-        "hrf",
+    p = add_command(
+        subparsers, "hrf",
         help="convolve per-event features with an HRF into scan regressors",
         description="Per-event features (an .act.h5 layer, .npy or .csv) + event timing -> "
         "regressors sampled at the scans (HRFConvolver).",
         epilog=HRF_EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--features", required=True, help=".act.h5 (with --layer), .npy or .csv")
     p.add_argument("--layer", default=None, help="layer of an .act.h5 file")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from neuroprobe.cli.main import CLIError, add_common_arguments, from_io
+from neuroprobe.cli.main import CLIError, add_command, add_common_arguments, from_io
 from neuroprobe.io.arrays import (
     read_column,
     read_target_array,
@@ -496,7 +495,6 @@ def _probe_and_write(sources, y, groups, args):
     print(f"cv: {table['cv'].iloc[0]}")
 
 
-_RAW = argparse.RawDescriptionHelpFormatter
 _CV_HELP = ("folds (default 5): shuffled, stratified for classes, seeded by --seed, grouped with "
             "--groups; the splitter is written in the CSV's cv column")
 _LAYER_HELP = "layer (repeatable; default: all)"
@@ -517,12 +515,11 @@ def _scoring_choices():
 
 
 def _add_reduce(subparsers):
-    p = subparsers.add_parser(
-        "reduce",
+    p = add_command(
+        subparsers, "reduce",
         help="PCA of DNN activations (per layer or joint)",
         description="Principal components of layers of an .act.h5 file.",
         epilog=REDUCE_EPILOG,
-        formatter_class=_RAW,
     )
     p.add_argument("input", help="activation file (.act.h5) from 'neuroprobe extract'")
     p.add_argument("--layer", action="append", help=_LAYER_HELP)
@@ -538,12 +535,11 @@ def _add_reduce(subparsers):
 
 
 def _add_probe(subparsers):
-    p = subparsers.add_parser(
-        "probe",
+    p = add_command(
+        subparsers, "probe",
         help="decode stimulus labels/values from each layer",
         description="Cross-validated decoding score of every layer.",
         epilog=PROBE_EPILOG,
-        formatter_class=_RAW,
     )
     p.add_argument("input", help="activation file (.act.h5)")
     p.add_argument("--layer", action="append", help=_LAYER_HELP)
@@ -564,14 +560,13 @@ def _add_probe(subparsers):
 
 
 def _add_encode(subparsers):
-    p = subparsers.add_parser(
-        "encode",
+    p = add_command(
+        subparsers, "encode",
         help="per-voxel encoding accuracy map of a layer",
         description="Cross-validated voxelwise ridge encoding of brain "
         "responses from one layer; writes the mean held-out "
         "score of every voxel (NaN outside the mask).",
         epilog=ENCODE_EPILOG,
-        formatter_class=_RAW,
     )
     p.add_argument("input", help="activation file (.act.h5)")
     p.add_argument("--layer", action="append", required=True, help="the layer")
@@ -630,12 +625,11 @@ def _add_encode(subparsers):
 
 
 def _add_decode(subparsers):
-    p = subparsers.add_parser(
-        "decode",
+    p = add_command(
+        subparsers, "decode",
         help="decode stimulus labels/values from brain data",
         description="Cross-validated decoding of labels or values from brain response patterns.",
         epilog=DECODE_EPILOG,
-        formatter_class=_RAW,
     )
     p.add_argument("input", help="brain responses: .npy, .npz, .h5, NIfTI/CIFTI/GIFTI/MGH")
     p.add_argument("--dataset", default=None, help="dataset in an .h5/.npz file")

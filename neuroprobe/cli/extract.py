@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 from neuroprobe.cli.main import (  # noqa: F401 (load_stimuli re-exported)
     CLIError,
+    add_command,
     add_common_arguments,
     load_stimuli,
     weights_argument,
@@ -39,13 +39,12 @@ INFO_EPILOG = """examples:
 
 def register(subparsers):
     """Add the ``extract``, ``layers`` and ``info`` subcommands."""
-    p = subparsers.add_parser(
-        "extract",
+    p = add_command(
+        subparsers, "extract",
         help="extract layer activations of a network into an .act.h5 file",
         description="Run a network on stimuli and stream the activations of layers into an .act.h5 "
         "file (written under a temporary name, resumable).",
         epilog=EXTRACT_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help="torchvision or registered model name")
     p.add_argument(
@@ -63,13 +62,12 @@ def register(subparsers):
     add_common_arguments(p, out=True, out_required=True)
     p.set_defaults(func=run_extract)
 
-    p = subparsers.add_parser(
-        "layers",
+    p = add_command(
+        subparsers, "layers",
         help="list the layers of a model with their output shapes and aliases",
         description="List the capturable layers (module names) of a model, their output shapes for "
         "the model's input size and their DNNBrain aliases.",
         epilog=LAYERS_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True)
     p.add_argument("--weights", default="none", help="weights to load (default: none = random)")
@@ -78,14 +76,13 @@ def register(subparsers):
     )
     p.set_defaults(func=run_layers)
 
-    p = subparsers.add_parser(
-        "info",
+    p = add_command(
+        subparsers, "info",
         help="describe a neuroprobe file (.act.h5, .partial, .rdm.h5, .h5, .npy, .npz)",
         description="Print the metadata and contents of a neuroprobe file: activation files "
         "(also unfinished ones: rows written so far), RDM files, and any HDF5, .npy or .npz file "
         "neuroprobe writes (saliency maps, optimal stimuli, ROI/HRF tables, reduce output).",
         epilog=INFO_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file")
     p.set_defaults(func=run_info)

@@ -227,6 +227,16 @@ def _save(fig, path):
     return path
 
 
+def _inputs(args):
+    """``--out`` folder, model, stimuli and their preprocessed images of a command."""
+    from neuroprobe.inspect.targets import load_images
+
+    out = _out(args)
+    info = _model(args)
+    stimuli = _stimuli(args.stimuli)
+    return out, info, stimuli, load_images(stimuli, info)
+
+
 def _done(args, out, written):
     if not args.quiet:
         print(f"wrote {len(written)} file(s) into {out}: " + ", ".join(p.name for p in written))
@@ -292,13 +302,9 @@ def run_topstim(args):
 
 def run_saliency(args):
     from neuroprobe.inspect import saliency
-    from neuroprobe.inspect.targets import load_images
     from neuroprobe.plotting import plot_saliency
 
-    out = _out(args)
-    info = _model(args)
-    stimuli = _stimuli(args.stimuli)
-    x = load_images(stimuli, info)
+    out, info, stimuli, x = _inputs(args)
     channels = _channels(args)
     # one forward pass per batch serves every channel (one backward pass per channel)
     res = saliency(info, x, [_target(args, c) for c in channels], method=args.method,
@@ -338,13 +344,9 @@ def run_optstim(args):
 
 def run_rf(args):
     from neuroprobe.inspect import occlusion_map, upsampling_map
-    from neuroprobe.inspect.targets import load_images
     from neuroprobe.plotting import plot_receptive_fields
 
-    out = _out(args)
-    info = _model(args)
-    stimuli = _stimuli(args.stimuli)
-    x = load_images(stimuli, info)
+    out, info, stimuli, x = _inputs(args)
     disp = _display(x[:_MAX_FIGURES], info)
     methods = ["occlusion", "upsampling"] if args.method == "both" else [args.method]
     channels = _channels(args)
@@ -375,13 +377,9 @@ def run_minstim(args):
     import numpy as np
 
     from neuroprobe.inspect import minimal_stimulus
-    from neuroprobe.inspect.targets import load_images
     from neuroprobe.plotting import plot_minimal_stimulus
 
-    out = _out(args)
-    info = _model(args)
-    stimuli = _stimuli(args.stimuli)
-    x = load_images(stimuli, info)
+    out, info, stimuli, x = _inputs(args)
     channels = _channels(args)
     rows, written = [], []
     masks = {c: [] for c in channels}
@@ -470,14 +468,10 @@ def run_finetune(args):
 def run_view(args):
     import torch
 
-    from neuroprobe.inspect.targets import load_images
     from neuroprobe.models.hooks import capture
     from neuroprobe.plotting import plot_activation_maps
 
-    out = _out(args)
-    info = _model(args)
-    stimuli = _stimuli(args.stimuli)
-    x = load_images(stimuli, info)
+    out, info, stimuli, x = _inputs(args)
     module_name, _ = info.layer(args.layer)
     acts = []
     with torch.no_grad(), capture(info.module, [module_name]) as cap:

@@ -90,6 +90,14 @@ def _one_line(exc):
     return " ".join(line for line in lines if line) or type(exc).__name__
 
 
+def add_command(subparsers, name, **kwargs):
+    """A subcommand parser whose description and epilog keep their line breaks."""
+    import argparse
+
+    return subparsers.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 **kwargs)
+
+
 def weights_argument(value):
     """``--weights``: None for ``none`` / ``random`` (random weights), else the value."""
     if value is None or str(value).lower() in ("none", "random"):

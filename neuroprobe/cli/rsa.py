@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroprobe.cli.main import CLIError, add_common_arguments, from_io
+from neuroprobe.cli.main import CLIError, add_command, add_common_arguments, from_io
 from neuroprobe.io.arrays import read_arrays, read_column, split_spec, write_table
 
 RDM_EPILOG = """\
@@ -38,12 +38,11 @@ examples:
 
 def register(subparsers):
     """Add the ``rdm`` and ``rsa`` subcommands."""
-    import argparse
 
-    p = subparsers.add_parser(
-        "rdm", help="compute representational dissimilarity matrices",
+    p = add_command(
+        subparsers, "rdm", help="compute representational dissimilarity matrices",
         description="Compute RDMs from DNN activations (.act.h5) or arrays (.npy/.npz/.h5).",
-        epilog=RDM_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=RDM_EPILOG,
     )
     p.add_argument("input", help="activation file (.act.h5) or array file (.npy, .npz, .h5)")
     p.add_argument("--layer", action="append", default=None,
@@ -65,11 +64,11 @@ def register(subparsers):
     add_common_arguments(p)
     p.set_defaults(func=run_rdm)
 
-    p = subparsers.add_parser(
-        "rsa", help="compare RDMs with permutation p-values and a noise ceiling",
+    p = add_command(
+        subparsers, "rsa", help="compare RDMs with permutation p-values and a noise ceiling",
         description="Compare model RDMs with target (brain) RDMs; stimulus-label permutation "
                     "p-values (family-wise over all pairs) and a noise ceiling; CSV output.",
-        epilog=RSA_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=RSA_EPILOG,
     )
     p.add_argument("--model", action="append", required=True,
                    help="model RDM source [NAME=]FILE[:KEY] (repeatable)")
