@@ -91,8 +91,7 @@ def _parser(subparsers, name):
     )
 
 
-def register(subparsers):
-    """Add the inspection subcommands."""
+def _add_topstim(subparsers):
     p = _parser(subparsers, "topstim")
     _add_model(p, required=False)
     p.add_argument("--activations", help=".act.h5 file to read instead of running --model")
@@ -103,6 +102,8 @@ def register(subparsers):
     add_common_arguments(p)
     p.set_defaults(func=run_topstim)
 
+
+def _add_saliency(subparsers):
     p = _parser(subparsers, "saliency")
     _add_model(p)
     p.add_argument("--stimuli", required=True, help="image file, folder or stimulus CSV")
@@ -116,6 +117,8 @@ def register(subparsers):
     add_common_arguments(p)
     p.set_defaults(func=run_saliency)
 
+
+def _add_optstim(subparsers):
     p = _parser(subparsers, "optstim")
     _add_model(p)
     p.add_argument("--n-iter", type=int, default=128)
@@ -130,6 +133,8 @@ def register(subparsers):
     add_common_arguments(p)
     p.set_defaults(func=run_optstim)
 
+
+def _add_rf(subparsers):
     p = _parser(subparsers, "rf")
     _add_model(p)
     p.add_argument("--stimuli", required=True)
@@ -142,6 +147,8 @@ def register(subparsers):
     add_common_arguments(p)
     p.set_defaults(func=run_rf)
 
+
+def _add_minstim(subparsers):
     p = _parser(subparsers, "minstim")
     _add_model(p)
     p.add_argument("--stimuli", required=True)
@@ -154,6 +161,8 @@ def register(subparsers):
     add_common_arguments(p)
     p.set_defaults(func=run_minstim)
 
+
+def _add_ablate(subparsers):
     p = _parser(subparsers, "ablate")
     _add_model(p)
     p.add_argument("--stimuli", required=True)
@@ -163,6 +172,8 @@ def register(subparsers):
     add_common_arguments(p)
     p.set_defaults(func=run_ablate)
 
+
+def _add_finetune(subparsers):
     p = _parser(subparsers, "finetune")
     _add_model(p, layer=False)
     p.add_argument("--stimuli", required=True, help="stimulus CSV with a label/value column")
@@ -179,11 +190,20 @@ def register(subparsers):
     add_common_arguments(p)
     p.set_defaults(func=run_finetune)
 
+
+def _add_view(subparsers):
     p = _parser(subparsers, "view")
     _add_model(p)
     p.add_argument("--stimuli", required=True)
     add_common_arguments(p)
     p.set_defaults(func=run_view)
+
+
+def register(subparsers):
+    """Add the inspection subcommands."""
+    for add in (_add_topstim, _add_saliency, _add_optstim, _add_rf, _add_minstim, _add_ablate,
+                _add_finetune, _add_view):
+        add(subparsers)
 
 
 # --------------------------------------------------------------------------------------------
