@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroprobe.cli.main import CLIError, add_command, add_common_arguments, from_io
+from neuroprobe.cli.main import CLIError, add_command, from_io
 from neuroprobe.io.arrays import (
     read_column,
     read_target_array,
@@ -514,13 +514,34 @@ def _scoring_choices():
     return list(SCORERS)
 
 
-def _add_reduce(subparsers):
-    p = add_command(
-        subparsers, "reduce",
+_COMMANDS = {  # help, description and epilog of each subcommand
+    "reduce": dict(
         help="PCA of DNN activations (per layer or joint)",
         description="Principal components of layers of an .act.h5 file.",
         epilog=REDUCE_EPILOG,
-    )
+    ),
+    "probe": dict(
+        help="decode stimulus labels/values from each layer",
+        description="Cross-validated decoding score of every layer.",
+        epilog=PROBE_EPILOG,
+    ),
+    "encode": dict(
+        help="per-voxel encoding accuracy map of a layer",
+        description="Cross-validated voxelwise ridge encoding of brain "
+        "responses from one layer; writes the mean held-out "
+        "score of every voxel (NaN outside the mask).",
+        epilog=ENCODE_EPILOG,
+    ),
+    "decode": dict(
+        help="decode stimulus labels/values from brain data",
+        description="Cross-validated decoding of labels or values from brain response patterns.",
+        epilog=DECODE_EPILOG,
+    ),
+}
+
+
+def _add_reduce(subparsers):
+    p = add_command(subparsers, "reduce", run_reduce, {}, **_COMMANDS["reduce"])
     p.add_argument("input", help="activation file (.act.h5) from 'neuroprobe extract'")
     p.add_argument("--layer", action="append", help=_LAYER_HELP)
     p.add_argument(
@@ -530,17 +551,10 @@ def _add_reduce(subparsers):
     )
     p.add_argument("--per-layer", action="store_true", help="reduce each layer separately")
     p.add_argument("--standardize", action="store_true", help="z-score features first")
-    add_common_arguments(p)
-    p.set_defaults(func=run_reduce)
 
 
 def _add_probe(subparsers):
-    p = add_command(
-        subparsers, "probe",
-        help="decode stimulus labels/values from each layer",
-        description="Cross-validated decoding score of every layer.",
-        epilog=PROBE_EPILOG,
-    )
+    p = add_command(subparsers, "probe", run_probe, {}, **_COMMANDS["probe"])
     p.add_argument("input", help="activation file (.act.h5)")
     p.add_argument("--layer", action="append", help=_LAYER_HELP)
     p.add_argument(
@@ -555,19 +569,10 @@ def _add_probe(subparsers):
         default=None,
         help="accuracy (classes) / correlation (values) by default; any sklearn name",
     )
-    add_common_arguments(p)
-    p.set_defaults(func=run_probe)
 
 
 def _add_encode(subparsers):
-    p = add_command(
-        subparsers, "encode",
-        help="per-voxel encoding accuracy map of a layer",
-        description="Cross-validated voxelwise ridge encoding of brain "
-        "responses from one layer; writes the mean held-out "
-        "score of every voxel (NaN outside the mask).",
-        epilog=ENCODE_EPILOG,
-    )
+    p = add_command(subparsers, "encode", run_encode, {}, **_COMMANDS["encode"])
     p.add_argument("input", help="activation file (.act.h5)")
     p.add_argument("--layer", action="append", required=True, help="the layer")
     p.add_argument(
@@ -620,17 +625,10 @@ def _add_encode(subparsers):
     p.add_argument("--backend", default=None, choices=["numpy", "torch"],
                    help="array backend of the solver (default: torch when --device is not cpu, "
                    "else numpy)")
-    add_common_arguments(p)
-    p.set_defaults(func=run_encode)
 
 
 def _add_decode(subparsers):
-    p = add_command(
-        subparsers, "decode",
-        help="decode stimulus labels/values from brain data",
-        description="Cross-validated decoding of labels or values from brain response patterns.",
-        epilog=DECODE_EPILOG,
-    )
+    p = add_command(subparsers, "decode", run_decode, {}, **_COMMANDS["decode"])
     p.add_argument("input", help="brain responses: .npy, .npz, .h5, NIfTI/CIFTI/GIFTI/MGH")
     p.add_argument("--dataset", default=None, help="dataset in an .h5/.npz file")
     p.add_argument("--mask", default=None, help="mask / atlas image for brain images")
@@ -649,8 +647,6 @@ def _add_decode(subparsers):
     p.add_argument("--groups", help="FILE.csv:COLUMN or .npy: groups (runs) for the folds")
     p.add_argument("--cv", type=int, default=5, help=_CV_HELP)
     p.add_argument("--scoring", default=None)
-    add_common_arguments(p)
-    p.set_defaults(func=run_decode)
 
 
 def register(subparsers):

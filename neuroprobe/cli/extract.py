@@ -37,15 +37,33 @@ INFO_EPILOG = """examples:
 """
 
 
-def register(subparsers):
-    """Add the ``extract``, ``layers`` and ``info`` subcommands."""
-    p = add_command(
-        subparsers, "extract",
+_COMMANDS = {  # help, description and epilog of each subcommand
+    "extract": dict(
         help="extract layer activations of a network into an .act.h5 file",
         description="Run a network on stimuli and stream the activations of layers into an .act.h5 "
         "file (written under a temporary name, resumable).",
         epilog=EXTRACT_EPILOG,
-    )
+    ),
+    "layers": dict(
+        help="list the layers of a model with their output shapes and aliases",
+        description="List the capturable layers (module names) of a model, their output shapes for "
+        "the model's input size and their DNNBrain aliases.",
+        epilog=LAYERS_EPILOG,
+    ),
+    "info": dict(
+        help="describe a neuroprobe file (.act.h5, .partial, .rdm.h5, .h5, .npy, .npz)",
+        description="Print the metadata and contents of a neuroprobe file: activation files "
+        "(also unfinished ones: rows written so far), RDM files, and any HDF5, .npy or .npz file "
+        "neuroprobe writes (saliency maps, optimal stimuli, ROI/HRF tables, reduce output).",
+        epilog=INFO_EPILOG,
+    ),
+}
+
+
+def register(subparsers):
+    """Add the ``extract``, ``layers`` and ``info`` subcommands."""
+    p = add_command(subparsers, "extract", run_extract, dict(out=True, out_required=True),
+                    **_COMMANDS["extract"])
     p.add_argument("--model", required=True, help="torchvision or registered model name")
     p.add_argument(
         "--weights",
@@ -59,16 +77,8 @@ def register(subparsers):
     p.add_argument(
         "--no-resume", action="store_true", help="start over even if a partial file exists"
     )
-    add_common_arguments(p, out=True, out_required=True)
-    p.set_defaults(func=run_extract)
 
-    p = add_command(
-        subparsers, "layers",
-        help="list the layers of a model with their output shapes and aliases",
-        description="List the capturable layers (module names) of a model, their output shapes for "
-        "the model's input size and their DNNBrain aliases.",
-        epilog=LAYERS_EPILOG,
-    )
+    p = add_command(subparsers, "layers", **_COMMANDS["layers"])
     p.add_argument("--model", required=True)
     p.add_argument("--weights", default="none", help="weights to load (default: none = random)")
     p.add_argument(
@@ -76,14 +86,7 @@ def register(subparsers):
     )
     p.set_defaults(func=run_layers)
 
-    p = add_command(
-        subparsers, "info",
-        help="describe a neuroprobe file (.act.h5, .partial, .rdm.h5, .h5, .npy, .npz)",
-        description="Print the metadata and contents of a neuroprobe file: activation files "
-        "(also unfinished ones: rows written so far), RDM files, and any HDF5, .npy or .npz file "
-        "neuroprobe writes (saliency maps, optimal stimuli, ROI/HRF tables, reduce output).",
-        epilog=INFO_EPILOG,
-    )
+    p = add_command(subparsers, "info", **_COMMANDS["info"])
     p.add_argument("file")
     p.set_defaults(func=run_info)
 

@@ -90,12 +90,21 @@ def _one_line(exc):
     return " ".join(line for line in lines if line) or type(exc).__name__
 
 
-def add_command(subparsers, name, **kwargs):
-    """A subcommand parser whose description and epilog keep their line breaks."""
+def add_command(subparsers, name, func=None, common=None, **kwargs):
+    """A subcommand parser whose description and epilog keep their line breaks.
+
+    ``func`` is the function the command runs; ``common`` (a dict of keyword arguments, ``{}``
+    for the defaults) adds the shared flags of :func:`add_common_arguments`.
+    """
     import argparse
 
-    return subparsers.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 **kwargs)
+    p = subparsers.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              **kwargs)
+    if common is not None:
+        add_common_arguments(p, **common)
+    if func is not None:
+        p.set_defaults(func=func)
+    return p
 
 
 def weights_argument(value):

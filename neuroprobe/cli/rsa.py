@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroprobe.cli.main import CLIError, add_command, add_common_arguments, from_io
+from neuroprobe.cli.main import CLIError, add_command, from_io
 from neuroprobe.io.arrays import read_arrays, read_column, split_spec, write_table
 
 RDM_EPILOG = """\
@@ -36,14 +36,25 @@ examples:
 """
 
 
+_COMMANDS = {  # help, description and epilog of each subcommand
+    "rdm": dict(
+        help="compute representational dissimilarity matrices",
+        description="Compute RDMs from DNN activations (.act.h5) or arrays (.npy/.npz/.h5).",
+        epilog=RDM_EPILOG,
+    ),
+    "rsa": dict(
+        help="compare RDMs with permutation p-values and a noise ceiling",
+        description="Compare model RDMs with target (brain) RDMs; stimulus-label permutation "
+                    "p-values (family-wise over all pairs) and a noise ceiling; CSV output.",
+        epilog=RSA_EPILOG,
+    ),
+}
+
+
 def register(subparsers):
     """Add the ``rdm`` and ``rsa`` subcommands."""
 
-    p = add_command(
-        subparsers, "rdm", help="compute representational dissimilarity matrices",
-        description="Compute RDMs from DNN activations (.act.h5) or arrays (.npy/.npz/.h5).",
-        epilog=RDM_EPILOG,
-    )
+    p = add_command(subparsers, "rdm", run_rdm, {}, **_COMMANDS["rdm"])
     p.add_argument("input", help="activation file (.act.h5) or array file (.npy, .npz, .h5)")
     p.add_argument("--layer", action="append", default=None,
                    help="layer of an .act.h5 file (repeatable; default: all layers)")
@@ -61,15 +72,8 @@ def register(subparsers):
                         "(rows matched by the CSV's stim_id column when it has one)")
     p.add_argument("--zscore", action="store_true", help="standardise each feature first")
     p.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
-    add_common_arguments(p)
-    p.set_defaults(func=run_rdm)
 
-    p = add_command(
-        subparsers, "rsa", help="compare RDMs with permutation p-values and a noise ceiling",
-        description="Compare model RDMs with target (brain) RDMs; stimulus-label permutation "
-                    "p-values (family-wise over all pairs) and a noise ceiling; CSV output.",
-        epilog=RSA_EPILOG,
-    )
+    p = add_command(subparsers, "rsa", run_rsa, {}, **_COMMANDS["rsa"])
     p.add_argument("--model", action="append", required=True,
                    help="model RDM source [NAME=]FILE[:KEY] (repeatable)")
     p.add_argument("--target", action="append", required=True,
@@ -92,8 +96,6 @@ def register(subparsers):
     p.add_argument("--n-bootstrap", type=int, default=0,
                    help="bootstrap resamples of stimuli for noise-ceiling intervals")
     p.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
-    add_common_arguments(p)
-    p.set_defaults(func=run_rsa)
 
 
 # ------------------------------------------------------------------------------------- input

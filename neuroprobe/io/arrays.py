@@ -212,14 +212,20 @@ def write_array(path, values, *, atomic=True):
     -------
     Path
     """
+    return _write(path, atomic, _write_array, values, Path(path).suffix.lower() == ".csv")
+
+
+def _write(path, atomic, write, *args):
+    """``write(target, *args)`` into ``path``: through a temporary file renamed onto it when
+    ``atomic``, else directly."""
     from neuroprobe._utils import atomic_path
 
     path = Path(path)
-    if atomic:
-        with atomic_path(path, suffix=path.suffix or ".npy") as tmp:
-            _write_array(tmp, values, path.suffix.lower() == ".csv")
-    else:
-        _write_array(path, values, path.suffix.lower() == ".csv")
+    if not atomic:
+        write(path, *args)
+        return path
+    with atomic_path(path, suffix=path.suffix or ".tmp") as tmp:
+        write(tmp, *args)
     return path
 
 
@@ -243,22 +249,13 @@ def write_table(path, rows, fields=None, *, atomic=True):
         as the header) or a DataFrame (written with its index).
     fields : list of str, optional
     atomic : bool, default=True
-        Write a temporary file renamed onto ``path``; False writes ``path`` directly (for a
-        caller that renames several files together).
+        As in :func:`write_array`.
 
     Returns
     -------
     Path
     """
-    from neuroprobe._utils import atomic_path
-
-    path = Path(path)
-    if not atomic:
-        _write_csv(path, rows, fields)
-        return path
-    with atomic_path(path, suffix=".csv") as tmp:
-        _write_csv(tmp, rows, fields)
-    return path
+    return _write(path, atomic, _write_csv, rows, fields)
 
 
 def _write_csv(path, rows, fields):
