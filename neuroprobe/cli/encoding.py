@@ -540,6 +540,13 @@ _COMMANDS = {  # help, description and epilog of each subcommand
 }
 
 
+def _add_labels(p, labels_help, groups_help):
+    """--labels, --groups and --cv of ``probe`` and ``decode``."""
+    p.add_argument("--labels", required=True, help=labels_help)
+    p.add_argument("--groups", help=groups_help)
+    p.add_argument("--cv", type=int, default=5, help=_CV_HELP)
+
+
 def _add_reduce(subparsers):
     p = add_command(subparsers, "reduce", run_reduce, {}, **_COMMANDS["reduce"])
     p.add_argument("input", help="activation file (.act.h5) from 'neuroprobe extract'")
@@ -557,13 +564,8 @@ def _add_probe(subparsers):
     p = add_command(subparsers, "probe", run_probe, {}, **_COMMANDS["probe"])
     p.add_argument("input", help="activation file (.act.h5)")
     p.add_argument("--layer", action="append", help=_LAYER_HELP)
-    p.add_argument(
-        "--labels",
-        required=True,
-        help="FILE.csv:COLUMN (aligned by stim_id when present), .npy or .txt",
-    )
-    p.add_argument("--groups", help="FILE.csv:COLUMN or .npy: groups (e.g. runs) for the folds")
-    p.add_argument("--cv", type=int, default=5, help=_CV_HELP)
+    _add_labels(p, "FILE.csv:COLUMN (aligned by stim_id when present), .npy or .txt",
+                "FILE.csv:COLUMN or .npy: groups (e.g. runs) for the folds")
     p.add_argument(
         "--scoring",
         default=None,
@@ -639,13 +641,8 @@ def _add_decode(subparsers):
         "FILE.csv[:COLUMN], events.tsv[:COLUMN]); default: the file's 'stim_ids' array; "
         "--labels/--groups CSVs with a stim_id column are then matched by it",
     )
-    p.add_argument(
-        "--labels",
-        required=True,
-        help="FILE.csv:COLUMN (aligned by stim_id with --ids), .npy or .txt",
-    )
-    p.add_argument("--groups", help="FILE.csv:COLUMN or .npy: groups (runs) for the folds")
-    p.add_argument("--cv", type=int, default=5, help=_CV_HELP)
+    _add_labels(p, "FILE.csv:COLUMN (aligned by stim_id with --ids), .npy or .txt",
+                "FILE.csv:COLUMN or .npy: groups (runs) for the folds")
     p.add_argument("--scoring", default=None)
 
 

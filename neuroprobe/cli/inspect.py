@@ -6,10 +6,9 @@ Each writes PNG figures and the numbers (CSV and/or HDF5) into the ``--out`` fol
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from neuroprobe.cli.main import CLIError, add_common_arguments, load_stimuli, weights_argument
+from neuroprobe.cli.main import CLIError, add_command, load_stimuli, weights_argument
 from neuroprobe.io.arrays import write_h5, write_table
 
 _MAX_FIGURES = 8
@@ -80,32 +79,31 @@ def _add_metric(p):
                    "single units given with --unit are not affected)")
 
 
-def _parser(subparsers, name):
-    return subparsers.add_parser(
-        name,
+def _parser(subparsers, name, func, **model):
+    """The parser of an inspection command: --model/--weights (and --layer/--channels, see
+    :func:`_add_model`), the common flags, and ``func`` to run."""
+    p = add_command(
+        subparsers, name, func, {},
         help=HELPS[name],
         description=HELPS[name][0].upper() + HELPS[name][1:] + ". Writes PNG figures and the "
         "numbers (CSV/HDF5) into --out.",
         epilog=EPILOGS[name],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_model(p, **model)
+    return p
 
 
 def _add_topstim(subparsers):
-    p = _parser(subparsers, "topstim")
-    _add_model(p, required=False)
+    p = _parser(subparsers, "topstim", run_topstim, required=False)
     p.add_argument("--activations", help=".act.h5 file to read instead of running --model")
     p.add_argument("--stimuli", required=True, help="stimulus CSV, folder or DNNBrain .stim.csv")
     p.add_argument("--k", type=int, default=5, help="stimuli per unit (default: 5)")
     _add_metric(p)
     p.add_argument("--batch-size", type=int, default=32)
-    add_common_arguments(p)
-    p.set_defaults(func=run_topstim)
 
 
 def _add_saliency(subparsers):
-    p = _parser(subparsers, "saliency")
-    _add_model(p)
+    p = _parser(subparsers, "saliency", run_saliency)
     p.add_argument("--stimuli", required=True, help="image file, folder or stimulus CSV")
     p.add_argument("--method", choices=["vanilla", "guided", "smoothgrad", "gradient_x_input"],
                    default="vanilla")
@@ -114,13 +112,10 @@ def _add_saliency(subparsers):
     p.add_argument("--n-samples", type=int, default=25, help="noisy copies (smoothgrad)")
     p.add_argument("--batch-size", type=int, default=16)
     _add_metric(p)
-    add_common_arguments(p)
-    p.set_defaults(func=run_saliency)
 
 
 def _add_optstim(subparsers):
-    p = _parser(subparsers, "optstim")
-    _add_model(p)
+    p = _parser(subparsers, "optstim", run_optstim)
     p.add_argument("--n-iter", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--tv", type=float, default=0.0, help="total-variation weight")
@@ -130,13 +125,10 @@ def _add_optstim(subparsers):
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="image size (default: the model's input size)")
     _add_metric(p)
-    add_common_arguments(p)
-    p.set_defaults(func=run_optstim)
 
 
 def _add_rf(subparsers):
-    p = _parser(subparsers, "rf")
-    _add_model(p)
+    p = _parser(subparsers, "rf", run_rf)
     p.add_argument("--stimuli", required=True)
     p.add_argument("--method", choices=["occlusion", "upsampling", "both"], default="both")
     p.add_argument("--window", type=int, default=16, help="occluder size in pixels")
@@ -144,13 +136,10 @@ def _add_rf(subparsers):
     p.add_argument("--batch-size", type=int, default=64,
                    help="occluded copies per forward pass; one pass serves every channel")
     _add_metric(p)
-    add_common_arguments(p)
-    p.set_defaults(func=run_rf)
 
 
 def _add_minstim(subparsers):
-    p = _parser(subparsers, "minstim")
-    _add_model(p)
+    p = _parser(subparsers, "minstim", run_minstim)
     p.add_argument("--stimuli", required=True)
     p.add_argument("--n-segments", type=int, default=30)
     p.add_argument("--parcellation", choices=["auto", "slic", "grid"], default="auto")
@@ -158,24 +147,18 @@ def _add_minstim(subparsers):
                    help="fraction of the response to keep (default: 0.9)")
     p.add_argument("--batch-size", type=int, default=64)
     _add_metric(p)
-    add_common_arguments(p)
-    p.set_defaults(func=run_minstim)
 
 
 def _add_ablate(subparsers):
-    p = _parser(subparsers, "ablate")
-    _add_model(p)
+    p = _parser(subparsers, "ablate", run_ablate)
     p.add_argument("--stimuli", required=True)
     p.add_argument("--output-layer", default=None,
                    help="layer whose change is measured (default: the network's output)")
     p.add_argument("--batch-size", type=int, default=32)
-    add_common_arguments(p)
-    p.set_defaults(func=run_ablate)
 
 
 def _add_finetune(subparsers):
-    p = _parser(subparsers, "finetune")
-    _add_model(p, layer=False)
+    p = _parser(subparsers, "finetune", run_finetune, layer=False)
     p.add_argument("--stimuli", required=True, help="stimulus CSV with a label/value column")
     p.add_argument("--target", default="label", help="column to learn (default: label)")
     p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
@@ -187,16 +170,11 @@ def _add_finetune(subparsers):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--validation-fraction", type=float, default=0.2)
     p.add_argument("--patience", type=int, default=3)
-    add_common_arguments(p)
-    p.set_defaults(func=run_finetune)
 
 
 def _add_view(subparsers):
-    p = _parser(subparsers, "view")
-    _add_model(p)
+    p = _parser(subparsers, "view", run_view)
     p.add_argument("--stimuli", required=True)
-    add_common_arguments(p)
-    p.set_defaults(func=run_view)
 
 
 def register(subparsers):
