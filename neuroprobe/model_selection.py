@@ -281,11 +281,9 @@ def layer_features(source, stimuli=None, layers=None):
         Subset / order of layers (default: all, in the source's order).
     """
     if isinstance(source, (str, os.PathLike)):
-        from neuroprobe.io.activations import open_activations
+        from neuroprobe.io.activations import read_layers_2d
 
-        with open_activations(source) as reader:
-            names = layers or reader.layers
-            return {layer: reader.read(layer).reshape(len(reader.stim_ids), -1) for layer in names}
+        return read_layers_2d(source, layers)
     if isinstance(source, dict):
         names = layers or list(source)
         missing = [layer for layer in names if layer not in source]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from neuroprobe._utils import atomic_h5, atomic_path
-from neuroprobe.cli.main import CLIError, add_common_arguments
+from neuroprobe.cli.main import CLIError, add_command
 
 ROI_EXAMPLE = """example:
   neuroprobe roi sub-01_betas.nii.gz --mask aparc+aseg.nii.gz --lut FreeSurferColorLUT.txt \\
@@ -27,16 +26,25 @@ HRF_EXAMPLE = """example:
 """
 
 
-def register(subparsers):
-    """Add the ``roi`` and ``hrf`` subcommands."""
-    p = subparsers.add_parser(
-        "roi",
+_COMMANDS = {  # help, description and epilog of each subcommand
+    "roi": dict(
         help="extract ROI signals or voxels from brain images to HDF5/CSV",
         description="Mask brain images (NIfTI, CIFTI-2, GIFTI, MGH/MGZ) with BrainMasker and "
         "write the (n_samples, n_voxels or n_regions) array.",
         epilog=ROI_EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ),
+    "hrf": dict(
+        help="convolve per-event features with an HRF into scan regressors",
+        description="Per-event features (an .act.h5 layer, .npy or .csv) + event timing -> "
+        "regressors sampled at the scans (HRFConvolver).",
+        epilog=HRF_EXAMPLE,
+    ),
+}
+
+
+def register(subparsers):
+    """Add the ``roi`` and ``hrf`` subcommands."""
+    p = add_command(subparsers, "roi", run_roi, {}, **_COMMANDS["roi"])
     p.add_argument("images", nargs="+", help="image files, concatenated along samples")
     p.add_argument("--mask", nargs="+", default=None,
                    help="binary mask or label atlas (two files for a GIFTI pair)")
@@ -52,17 +60,8 @@ def register(subparsers):
                    help="stimulus IDs of the samples, one per row (FILE.npy, FILE.npz:KEY, "
                    "FILE.txt, FILE.csv[:COLUMN], events.tsv[:COLUMN]); stored as 'stim_ids' in "
                    "the .h5 output so encode / rdm / decode align rows by ID (.h5 output only)")
-    add_common_arguments(p)
-    p.set_defaults(func=run_roi)
 
-    p = subparsers.add_parser(
-        "hrf",
-        help="convolve per-event features with an HRF into scan regressors",
-        description="Per-event features (an .act.h5 layer, .npy or .csv) + event timing -> "
-        "regressors sampled at the scans (HRFConvolver).",
-        epilog=HRF_EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "hrf", run_hrf, {}, **_COMMANDS["hrf"])
     p.add_argument("--features", required=True, help=".act.h5 (with --layer), .npy or .csv")
     p.add_argument("--layer", default=None, help="layer of an .act.h5 file")
     p.add_argument("--events", required=True,
@@ -75,8 +74,6 @@ def register(subparsers):
     p.add_argument("--oversampling", type=int, default=50)
     p.add_argument("--slice-time-ref", type=float, default=0.0)
     p.add_argument("--dataset", default="X", help="HDF5 dataset name (default: X)")
-    add_common_arguments(p)
-    p.set_defaults(func=run_hrf)
 
 
 # --------------------------------------------------------------------------- output

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from neuroprobe.cli.main import CLIError, add_common_arguments
+from neuroprobe.cli.main import CLIError, add_command, from_io
+from neuroprobe.io.arrays import (
+    read_column,
+    read_target_array,
+    split_spec,
+    write_array,
+    write_table,
+)
 
 BRAIN_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".gii")
 # map images per BrainMasker.format_ (CIFTI maps are .dscalar.nii)
@@ -66,17 +71,6 @@ example:
 
 
 # --------------------------------------------------------------------------- inputs
-def _split_key(spec, default=None):
-    """``"file.h5:NAME"`` -> (path, NAME); a plain existing path -> (path, default)."""
-    text = str(spec)
-    if Path(text).exists():
-        return Path(text), default
-    if ":" in text:
-        path, key = text.rsplit(":", 1)
-        return Path(path), key
-    return Path(text), default
-
-
 def _is_brain(path):
     name = path.name.lower()
     return any(name.endswith(s) for s in BRAIN_SUFFIXES)
@@ -84,96 +78,40 @@ def _is_brain(path):
 
 def _read_vector(spec, stim_ids=None, what="--labels"):
     """Labels / values / groups from ``file.csv:COLUMN``, ``.npy`` or ``.txt``."""
-    path, key = _split_key(spec)
-    if not path.exists():
-        raise CLIError(f"{what}: file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if suffix == ".txt":
-        return np.loadtxt(path, dtype=str)
-    if suffix in (".csv", ".tsv"):
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ","))
-        columns = list(rows[0]) if rows else []
-        if key is None or key not in columns:
-            raise CLIError(f"{what}: give a column as {path}:COLUMN; columns: {', '.join(columns)}")
-        values = [r[key] for r in rows]
-        if stim_ids is not None and "stim_id" in columns:
-            from neuroprobe.io.ids import align_ids
+    import sys
 
-            try:
-                index = align_ids(stim_ids, [r["stim_id"] for r in rows], what=f"{what} {path}",
-                                  reference="the input", subset=True)
-            except ValueError as exc:
-                raise CLIError(f"{what}: {exc}") from None
-            values = [values[i] for i in index]
-        elif "stim_id" in columns:
-            import sys
+    def warn(message):
+        print(f"neuroprobe: warning: {message}", file=sys.stderr)
 
-            print(f"neuroprobe: warning: {what} {path} has a stim_id column but the input rows "
-                  "have no stimulus IDs: rows matched by position (give --ids FILE[:KEY])",
-                  file=sys.stderr)
-        try:
-            return np.array([float(v) for v in values])
-        except ValueError:
-            return np.array(values)
-    raise CLIError(f"{what}: expected FILE.csv:COLUMN, .tsv, .npy or .txt; got {path}")
+    return from_io(read_column, spec, stim_ids, what, warn)
 
 
 def _read_layers(path, layers):
-    from neuroprobe.io.activations import open_activations
+    from neuroprobe.io.activations import read_layers_2d
 
-    with open_activations(path) as reader:
-        names = layers or reader.layers
-        feats = {layer: reader.read(layer).reshape(len(reader.stim_ids), -1) for layer in names}
-        return feats, list(reader.stim_ids)
+    return read_layers_2d(path, layers, with_ids=True)
 
 
 class _Targets:
-    """Targets from .npy (memory-mapped), .npz, .h5 (streamed dataset) or brain images."""
+    """Targets of ``encode`` / ``decode``: arrays through :mod:`neuroprobe.io.arrays`, brain
+    images through :class:`~neuroprobe.transformers.brain.BrainMasker` (maps written back with
+    its ``inverse_transform``)."""
 
     def __init__(self, spec, mask=None, dataset=None):
-        from neuroprobe.io.ids import as_ids
-
-        path, key = _split_key(spec, dataset)
+        path, key = split_spec(spec, dataset)
+        path = Path(path)
         if not path.exists():
             raise CLIError(f"--targets: file not found: {path}")
-        self.path, self.masker, self._file = path, None, None
-        self.ids = None  # stimulus IDs stored with the targets (.npz / .h5 'stim_ids')
-        name = path.name.lower()
+        self.path, self.masker, self.ids = path, None, None
         if _is_brain(path):
             from neuroprobe.transformers.brain import BrainMasker
 
             self.masker = BrainMasker(mask_img=mask)
             self.Y = self.masker.fit_transform(str(path))
-        elif name.endswith(".npy"):
-            self.Y = np.load(path, mmap_mode="r")
-        elif name.endswith(".npz"):
-            with np.load(path) as data:
-                key = key or next((k for k in data.files if k != "stim_ids"), None)
-                if key not in data.files:
-                    raise CLIError(f"--targets: {key!r} not in {path}; arrays: {data.files}")
-                self.Y = data[key]
-                if "stim_ids" in data.files:
-                    self.ids = as_ids(data["stim_ids"], f"{path}:stim_ids")
-        elif name.endswith((".h5", ".hdf5")):
-            import h5py
-
-            self._file = h5py.File(path, "r")
-            key = key or "Y"
-            if key not in self._file:
-                names = list(self._file)
-                self._file.close()
-                raise CLIError(f"--targets: dataset {key!r} not in {path}; datasets: {names}")
-            self.Y = self._file[key]
-            if "stim_ids" in self._file:
-                self.ids = as_ids(self._file["stim_ids"][()], f"{path}:stim_ids")
         else:
-            raise CLIError(
-                f"--targets: unsupported file {path} (.npy, .npz, .h5, NIfTI, CIFTI, GIFTI, MGH)"
-            )
+            self.Y, self.ids = from_io(read_target_array, path, key)
         if mask is not None and self.masker is None:
+            self.close()
             raise CLIError("--mask applies to brain images only")
 
     def check_out(self, out):
@@ -226,17 +164,11 @@ class _Targets:
                 raise CLIError("GIFTI pair maps need two outputs; use the Python API")
             img.to_filename(str(tmp))
             return
-        if out.suffix == ".csv":
-            np.savetxt(
-                tmp, np.asarray(values)[None] if np.ndim(values) == 1 else values, delimiter=","
-            )
-        else:
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.asarray(values))
+        write_array(tmp, values, atomic=False)
 
     def close(self):
-        if self._file is not None:
-            self._file.close()
+        if hasattr(self.Y, "file"):  # an open HDF5 dataset
+            self.Y.file.close()
 
 
 def _rows_by_ids(targets, spec, ids_spec, stim_ids, n_rows, flag):
@@ -273,7 +205,7 @@ def _alphas(text):
         raise CLIError(f"--alphas: expected comma-separated numbers, got {text!r}") from exc
 
 
-def _write_table(table, out):
+def _write_probe_table(table, out):
     from neuroprobe._utils import atomic_path
 
     out = Path(out)
@@ -283,8 +215,7 @@ def _write_table(table, out):
     import contextlib
 
     with contextlib.ExitStack() as stack:  # both to temporary files, then both renamed
-        tmp = stack.enter_context(atomic_path(out, suffix=".csv"))
-        flat.to_csv(tmp)
+        write_table(stack.enter_context(atomic_path(out, suffix=".csv")), flat, atomic=False)
         if table.attrs.get("confusion"):
             arrays = {f"confusion/{k}": v for k, v in table.attrs["confusion"].items()}
             arrays["classes"] = np.asarray(table.attrs["classes"]).astype(str)
@@ -482,7 +413,7 @@ def _encoder(args):
     """The encoder of ``neuroprobe encode`` from its arguments."""
     from neuroprobe.estimators.encoding import _MODEL_TO_PENALTY, PLSEncoder, VoxelwiseEncoder
 
-    backend = "torch" if args.device != "cpu" else "numpy"
+    backend = args.backend or ("torch" if args.device != "cpu" else "numpy")
     if args.model == "pls":
         return PLSEncoder(
             n_components=args.n_components, scoring=args.scoring, backend=backend,
@@ -560,24 +491,67 @@ def _probe_and_write(sources, y, groups, args):
         random_state=args.seed,
         n_jobs=args.n_jobs,
     )
-    _write_table(table, args.out)
+    _write_probe_table(table, args.out)
     print(table[["mean_score", "std_score", "n_features"]].to_string())
     print(f"cv: {table['cv'].iloc[0]}")
 
 
-def register(subparsers):
-    """Add the ``reduce``, ``probe``, ``encode`` and ``decode`` subcommands."""
-    raw = argparse.RawDescriptionHelpFormatter
+_CV_HELP = ("folds (default 5): shuffled, stratified for classes, seeded by --seed, grouped with "
+            "--groups; the splitter is written in the CSV's cv column")
+_LAYER_HELP = "layer (repeatable; default: all)"
 
-    p = subparsers.add_parser(
-        "reduce",
+
+def _model_choices():
+    """``--model`` of ``encode``: the encoders' regression families, and PLS."""
+    from neuroprobe.estimators.encoding import _MODELS
+
+    return [*_MODELS, "pls"]
+
+
+def _scoring_choices():
+    """``--scoring`` of ``encode``: the per-target scorers of :mod:`neuroprobe.metrics`."""
+    from neuroprobe.metrics import SCORERS
+
+    return list(SCORERS)
+
+
+_COMMANDS = {  # help, description and epilog of each subcommand
+    "reduce": dict(
         help="PCA of DNN activations (per layer or joint)",
         description="Principal components of layers of an .act.h5 file.",
         epilog=REDUCE_EPILOG,
-        formatter_class=raw,
-    )
+    ),
+    "probe": dict(
+        help="decode stimulus labels/values from each layer",
+        description="Cross-validated decoding score of every layer.",
+        epilog=PROBE_EPILOG,
+    ),
+    "encode": dict(
+        help="per-voxel encoding accuracy map of a layer",
+        description="Cross-validated voxelwise ridge encoding of brain "
+        "responses from one layer; writes the mean held-out "
+        "score of every voxel (NaN outside the mask).",
+        epilog=ENCODE_EPILOG,
+    ),
+    "decode": dict(
+        help="decode stimulus labels/values from brain data",
+        description="Cross-validated decoding of labels or values from brain response patterns.",
+        epilog=DECODE_EPILOG,
+    ),
+}
+
+
+def _add_labels(p, labels_help, groups_help):
+    """--labels, --groups and --cv of ``probe`` and ``decode``."""
+    p.add_argument("--labels", required=True, help=labels_help)
+    p.add_argument("--groups", help=groups_help)
+    p.add_argument("--cv", type=int, default=5, help=_CV_HELP)
+
+
+def _add_reduce(subparsers):
+    p = add_command(subparsers, "reduce", run_reduce, {}, **_COMMANDS["reduce"])
     p.add_argument("input", help="activation file (.act.h5) from 'neuroprobe extract'")
-    p.add_argument("--layer", action="append", help="layer (repeatable; default: all)")
+    p.add_argument("--layer", action="append", help=_LAYER_HELP)
     p.add_argument(
         "--n-components",
         default="50",
@@ -585,48 +559,23 @@ def register(subparsers):
     )
     p.add_argument("--per-layer", action="store_true", help="reduce each layer separately")
     p.add_argument("--standardize", action="store_true", help="z-score features first")
-    add_common_arguments(p)
-    p.set_defaults(func=run_reduce)
 
-    p = subparsers.add_parser(
-        "probe",
-        help="decode stimulus labels/values from each layer",
-        description="Cross-validated decoding score of every layer.",
-        epilog=PROBE_EPILOG,
-        formatter_class=raw,
-    )
+
+def _add_probe(subparsers):
+    p = add_command(subparsers, "probe", run_probe, {}, **_COMMANDS["probe"])
     p.add_argument("input", help="activation file (.act.h5)")
-    p.add_argument("--layer", action="append", help="layer (repeatable; default: all)")
-    p.add_argument(
-        "--labels",
-        required=True,
-        help="FILE.csv:COLUMN (aligned by stim_id when present), .npy or .txt",
-    )
-    p.add_argument("--groups", help="FILE.csv:COLUMN or .npy: groups (e.g. runs) for the folds")
-    p.add_argument(
-        "--cv",
-        type=int,
-        default=5,
-        help="folds (default 5): shuffled, stratified for classes, seeded by --seed, grouped with "
-        "--groups; the splitter is written in the CSV's cv column",
-    )
+    p.add_argument("--layer", action="append", help=_LAYER_HELP)
+    _add_labels(p, "FILE.csv:COLUMN (aligned by stim_id when present), .npy or .txt",
+                "FILE.csv:COLUMN or .npy: groups (e.g. runs) for the folds")
     p.add_argument(
         "--scoring",
         default=None,
         help="accuracy (classes) / correlation (values) by default; any sklearn name",
     )
-    add_common_arguments(p)
-    p.set_defaults(func=run_probe)
 
-    p = subparsers.add_parser(
-        "encode",
-        help="per-voxel encoding accuracy map of a layer",
-        description="Cross-validated voxelwise ridge encoding of brain "
-        "responses from one layer; writes the mean held-out "
-        "score of every voxel (NaN outside the mask).",
-        epilog=ENCODE_EPILOG,
-        formatter_class=raw,
-    )
+
+def _add_encode(subparsers):
+    p = add_command(subparsers, "encode", run_encode, {}, **_COMMANDS["encode"])
     p.add_argument("input", help="activation file (.act.h5)")
     p.add_argument("--layer", action="append", required=True, help="the layer")
     p.add_argument(
@@ -663,14 +612,14 @@ def register(subparsers):
     p.add_argument(
         "--model",
         default="ridge",
-        choices=["ridge", "ols", "lasso", "pls"],
+        choices=_model_choices(),
         help="voxelwise ridge / ols (GLM) / lasso, or multivariate PLS (default ridge)",
     )
     p.add_argument("--penalty", choices=["l2", "l1", "none"], default=None,
                    help="VoxelwiseEncoder(penalty=): l2 (ridge), l1 (lasso) or none (OLS); "
                         "overrides --model ridge/ols/lasso")
     p.add_argument("--n-components", type=int, default=2, help="PLS components (default 2)")
-    p.add_argument("--scoring", default="correlation", choices=["correlation", "r2"])
+    p.add_argument("--scoring", default="correlation", choices=_scoring_choices())
     p.add_argument(
         "--n-permutations",
         type=int,
@@ -679,16 +628,13 @@ def register(subparsers):
         "over voxels), as OUT_pvalue and OUT_pvalue_fwe; permutations within --groups; "
         "the statistic is described below",
     )
-    add_common_arguments(p)
-    p.set_defaults(func=run_encode)
+    p.add_argument("--backend", default=None, choices=["numpy", "torch"],
+                   help="array backend of the solver (default: torch when --device is not cpu, "
+                   "else numpy)")
 
-    p = subparsers.add_parser(
-        "decode",
-        help="decode stimulus labels/values from brain data",
-        description="Cross-validated decoding of labels or values from brain response patterns.",
-        epilog=DECODE_EPILOG,
-        formatter_class=raw,
-    )
+
+def _add_decode(subparsers):
+    p = add_command(subparsers, "decode", run_decode, {}, **_COMMANDS["decode"])
     p.add_argument("input", help="brain responses: .npy, .npz, .h5, NIfTI/CIFTI/GIFTI/MGH")
     p.add_argument("--dataset", default=None, help="dataset in an .h5/.npz file")
     p.add_argument("--mask", default=None, help="mask / atlas image for brain images")
@@ -699,19 +645,12 @@ def register(subparsers):
         "FILE.csv[:COLUMN], events.tsv[:COLUMN]); default: the file's 'stim_ids' array; "
         "--labels/--groups CSVs with a stim_id column are then matched by it",
     )
-    p.add_argument(
-        "--labels",
-        required=True,
-        help="FILE.csv:COLUMN (aligned by stim_id with --ids), .npy or .txt",
-    )
-    p.add_argument("--groups", help="FILE.csv:COLUMN or .npy: groups (runs) for the folds")
-    p.add_argument(
-        "--cv",
-        type=int,
-        default=5,
-        help="folds (default 5): shuffled, stratified for classes, seeded by --seed, grouped with "
-        "--groups; the splitter is written in the CSV's cv column",
-    )
+    _add_labels(p, "FILE.csv:COLUMN (aligned by stim_id with --ids), .npy or .txt",
+                "FILE.csv:COLUMN or .npy: groups (runs) for the folds")
     p.add_argument("--scoring", default=None)
-    add_common_arguments(p)
-    p.set_defaults(func=run_decode)
+
+
+def register(subparsers):
+    """Add the ``reduce``, ``probe``, ``encode`` and ``decode`` subcommands."""
+    for add in (_add_reduce, _add_probe, _add_encode, _add_decode):
+        add(subparsers)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
-from neuroprobe.cli.main import CLIError, add_common_arguments
+from neuroprobe.cli.main import (  # noqa: F401 (load_stimuli re-exported)
+    CLIError,
+    add_command,
+    add_common_arguments,
+    load_stimuli,
+    weights_argument,
+)
 
 EXTRACT_EPILOG = """example:
   neuroprobe extract --model alexnet --weights DEFAULT --layers conv5 fc2 \\
@@ -32,16 +37,33 @@ INFO_EPILOG = """examples:
 """
 
 
-def register(subparsers):
-    """Add the ``extract``, ``layers`` and ``info`` subcommands."""
-    p = subparsers.add_parser(
-        "extract",
+_COMMANDS = {  # help, description and epilog of each subcommand
+    "extract": dict(
         help="extract layer activations of a network into an .act.h5 file",
         description="Run a network on stimuli and stream the activations of layers into an .act.h5 "
         "file (written under a temporary name, resumable).",
         epilog=EXTRACT_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ),
+    "layers": dict(
+        help="list the layers of a model with their output shapes and aliases",
+        description="List the capturable layers (module names) of a model, their output shapes for "
+        "the model's input size and their DNNBrain aliases.",
+        epilog=LAYERS_EPILOG,
+    ),
+    "info": dict(
+        help="describe a neuroprobe file (.act.h5, .partial, .rdm.h5, .h5, .npy, .npz)",
+        description="Print the metadata and contents of a neuroprobe file: activation files "
+        "(also unfinished ones: rows written so far), RDM files, and any HDF5, .npy or .npz file "
+        "neuroprobe writes (saliency maps, optimal stimuli, ROI/HRF tables, reduce output).",
+        epilog=INFO_EPILOG,
+    ),
+}
+
+
+def register(subparsers):
+    """Add the ``extract``, ``layers`` and ``info`` subcommands."""
+    p = add_command(subparsers, "extract", run_extract, dict(out=True, out_required=True),
+                    **_COMMANDS["extract"])
     p.add_argument("--model", required=True, help="torchvision or registered model name")
     p.add_argument(
         "--weights",
@@ -55,17 +77,8 @@ def register(subparsers):
     p.add_argument(
         "--no-resume", action="store_true", help="start over even if a partial file exists"
     )
-    add_common_arguments(p, out=True, out_required=True)
-    p.set_defaults(func=run_extract)
 
-    p = subparsers.add_parser(
-        "layers",
-        help="list the layers of a model with their output shapes and aliases",
-        description="List the capturable layers (module names) of a model, their output shapes for "
-        "the model's input size and their DNNBrain aliases.",
-        epilog=LAYERS_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "layers", **_COMMANDS["layers"])
     p.add_argument("--model", required=True)
     p.add_argument("--weights", default="none", help="weights to load (default: none = random)")
     p.add_argument(
@@ -73,36 +86,13 @@ def register(subparsers):
     )
     p.set_defaults(func=run_layers)
 
-    p = subparsers.add_parser(
-        "info",
-        help="describe a neuroprobe file (.act.h5, .partial, .rdm.h5, .h5, .npy, .npz)",
-        description="Print the metadata and contents of a neuroprobe file: activation files "
-        "(also unfinished ones: rows written so far), RDM files, and any HDF5, .npy or .npz file "
-        "neuroprobe writes (saliency maps, optimal stimuli, ROI/HRF tables, reduce output).",
-        epilog=INFO_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "info", **_COMMANDS["info"])
     p.add_argument("file")
     p.set_defaults(func=run_info)
 
 
-def _weights(value):
-    if value is None or value.lower() in ("none", "random"):
-        return None
-    return value
+_weights = weights_argument
 
-
-def load_stimuli(path):
-    """A StimulusSet from a CSV, a folder or a DNNBrain ``.stim.csv``."""
-    from neuroprobe.stimuli import StimulusSet, read_dnnbrain_stim
-
-    if os.path.isdir(path):
-        return StimulusSet.from_folder(os.path.abspath(path))
-    if not os.path.exists(path):
-        raise CLIError(f"--stimuli {path!r}: no such file or folder")
-    if path.endswith(".stim.csv"):
-        return read_dnnbrain_stim(os.path.abspath(path))
-    return StimulusSet.from_csv(os.path.abspath(path))
 
 
 def run_extract(args):

@@ -6,12 +6,10 @@ Each writes PNG figures and the numbers (CSV and/or HDF5) into the ``--out`` fol
 
 from __future__ import annotations
 
-import argparse
-import csv
-import os
 from pathlib import Path
 
-from neuroprobe.cli.main import CLIError, add_common_arguments
+from neuroprobe.cli.main import CLIError, add_command, load_stimuli, weights_argument
+from neuroprobe.io.arrays import write_h5, write_table
 
 _MAX_FIGURES = 8
 
@@ -81,31 +79,31 @@ def _add_metric(p):
                    "single units given with --unit are not affected)")
 
 
-def _parser(subparsers, name):
-    return subparsers.add_parser(
-        name,
+def _parser(subparsers, name, func, **model):
+    """The parser of an inspection command: --model/--weights (and --layer/--channels, see
+    :func:`_add_model`), the common flags, and ``func`` to run."""
+    p = add_command(
+        subparsers, name, func, {},
         help=HELPS[name],
         description=HELPS[name][0].upper() + HELPS[name][1:] + ". Writes PNG figures and the "
         "numbers (CSV/HDF5) into --out.",
         epilog=EPILOGS[name],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_model(p, **model)
+    return p
 
 
-def register(subparsers):
-    """Add the inspection subcommands."""
-    p = _parser(subparsers, "topstim")
-    _add_model(p, required=False)
+def _add_topstim(subparsers):
+    p = _parser(subparsers, "topstim", run_topstim, required=False)
     p.add_argument("--activations", help=".act.h5 file to read instead of running --model")
     p.add_argument("--stimuli", required=True, help="stimulus CSV, folder or DNNBrain .stim.csv")
     p.add_argument("--k", type=int, default=5, help="stimuli per unit (default: 5)")
     _add_metric(p)
     p.add_argument("--batch-size", type=int, default=32)
-    add_common_arguments(p)
-    p.set_defaults(func=run_topstim)
 
-    p = _parser(subparsers, "saliency")
-    _add_model(p)
+
+def _add_saliency(subparsers):
+    p = _parser(subparsers, "saliency", run_saliency)
     p.add_argument("--stimuli", required=True, help="image file, folder or stimulus CSV")
     p.add_argument("--method", choices=["vanilla", "guided", "smoothgrad", "gradient_x_input"],
                    default="vanilla")
@@ -114,11 +112,10 @@ def register(subparsers):
     p.add_argument("--n-samples", type=int, default=25, help="noisy copies (smoothgrad)")
     p.add_argument("--batch-size", type=int, default=16)
     _add_metric(p)
-    add_common_arguments(p)
-    p.set_defaults(func=run_saliency)
 
-    p = _parser(subparsers, "optstim")
-    _add_model(p)
+
+def _add_optstim(subparsers):
+    p = _parser(subparsers, "optstim", run_optstim)
     p.add_argument("--n-iter", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--tv", type=float, default=0.0, help="total-variation weight")
@@ -128,11 +125,10 @@ def register(subparsers):
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="image size (default: the model's input size)")
     _add_metric(p)
-    add_common_arguments(p)
-    p.set_defaults(func=run_optstim)
 
-    p = _parser(subparsers, "rf")
-    _add_model(p)
+
+def _add_rf(subparsers):
+    p = _parser(subparsers, "rf", run_rf)
     p.add_argument("--stimuli", required=True)
     p.add_argument("--method", choices=["occlusion", "upsampling", "both"], default="both")
     p.add_argument("--window", type=int, default=16, help="occluder size in pixels")
@@ -140,11 +136,10 @@ def register(subparsers):
     p.add_argument("--batch-size", type=int, default=64,
                    help="occluded copies per forward pass; one pass serves every channel")
     _add_metric(p)
-    add_common_arguments(p)
-    p.set_defaults(func=run_rf)
 
-    p = _parser(subparsers, "minstim")
-    _add_model(p)
+
+def _add_minstim(subparsers):
+    p = _parser(subparsers, "minstim", run_minstim)
     p.add_argument("--stimuli", required=True)
     p.add_argument("--n-segments", type=int, default=30)
     p.add_argument("--parcellation", choices=["auto", "slic", "grid"], default="auto")
@@ -152,20 +147,18 @@ def register(subparsers):
                    help="fraction of the response to keep (default: 0.9)")
     p.add_argument("--batch-size", type=int, default=64)
     _add_metric(p)
-    add_common_arguments(p)
-    p.set_defaults(func=run_minstim)
 
-    p = _parser(subparsers, "ablate")
-    _add_model(p)
+
+def _add_ablate(subparsers):
+    p = _parser(subparsers, "ablate", run_ablate)
     p.add_argument("--stimuli", required=True)
     p.add_argument("--output-layer", default=None,
                    help="layer whose change is measured (default: the network's output)")
     p.add_argument("--batch-size", type=int, default=32)
-    add_common_arguments(p)
-    p.set_defaults(func=run_ablate)
 
-    p = _parser(subparsers, "finetune")
-    _add_model(p, layer=False)
+
+def _add_finetune(subparsers):
+    p = _parser(subparsers, "finetune", run_finetune, layer=False)
     p.add_argument("--stimuli", required=True, help="stimulus CSV with a label/value column")
     p.add_argument("--target", default="label", help="column to learn (default: label)")
     p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
@@ -177,32 +170,26 @@ def register(subparsers):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--validation-fraction", type=float, default=0.2)
     p.add_argument("--patience", type=int, default=3)
-    add_common_arguments(p)
-    p.set_defaults(func=run_finetune)
 
-    p = _parser(subparsers, "view")
-    _add_model(p)
+
+def _add_view(subparsers):
+    p = _parser(subparsers, "view", run_view)
     p.add_argument("--stimuli", required=True)
-    add_common_arguments(p)
-    p.set_defaults(func=run_view)
+
+
+def register(subparsers):
+    """Add the inspection subcommands."""
+    for add in (_add_topstim, _add_saliency, _add_optstim, _add_rf, _add_minstim, _add_ablate,
+                _add_finetune, _add_view):
+        add(subparsers)
 
 
 # --------------------------------------------------------------------------------------------
 # helpers
 
 
-def _weights(value):
-    if value is None or str(value).lower() in ("none", "random"):
-        return None
-    return value
-
-
-def _stimuli(path):
-    from neuroprobe.stimuli import as_stimulus_set
-
-    if not os.path.exists(path):
-        raise CLIError(f"--stimuli {path!r}: no such file or folder")
-    return as_stimulus_set(os.path.abspath(path))
+_weights = weights_argument
+_stimuli = load_stimuli
 
 
 def _model(args):
@@ -226,35 +213,8 @@ def _channels(args, default=(0,)):
     return list(args.channels) if args.channels else list(default)
 
 
-def _write_csv(path, rows, fields=None):
-    from neuroprobe._utils import atomic_path
-
-    rows = list(rows)
-    fields = fields or (list(rows[0]) if rows else [])
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def _write_h5(path, datasets, attrs=None):
-    import h5py
-    import numpy as np
-
-    from neuroprobe._utils import atomic_h5
-
-    with atomic_h5(path) as f:  # built in memory: a full disk is one clean error
-        for name, value in datasets.items():
-            value = np.asarray(value)
-            if value.dtype.kind in "UO":
-                f.create_dataset(name, data=value.astype(object), dtype=h5py.string_dtype())
-            else:
-                gzip = "gzip" if value.size > 1024 else None
-                f.create_dataset(name, data=value, compression=gzip)
-        for key, value in (attrs or {}).items():
-            f.attrs[key] = value
-    return path
+_write_csv = write_table  # one writer per format: neuroprobe.io.arrays
+_write_h5 = write_h5
 
 
 def _save(fig, path):
@@ -263,6 +223,16 @@ def _save(fig, path):
     save_figure(fig, path)
     fig.clear()
     return path
+
+
+def _inputs(args):
+    """``--out`` folder, model, stimuli and their preprocessed images of a command."""
+    from neuroprobe.inspect.targets import load_images
+
+    out = _out(args)
+    info = _model(args)
+    stimuli = _stimuli(args.stimuli)
+    return out, info, stimuli, load_images(stimuli, info)
 
 
 def _done(args, out, written):
@@ -312,7 +282,7 @@ def run_topstim(args):
         info = resolve_model(source, device=None)
     res = top_stimuli(source, stimuli, args.layer, units=args.channels, k=args.k,
                       metric=args.metric, chunk_size=max(args.batch_size * 4, 64))
-    written = [_write_csv(out / "top_stimuli.csv", res.to_rows())]
+    written = res.save(out)
     shown = list(range(min(len(res.units), 16)))
     picks = np.unique(res.indices[shown])
     if info is not None:
@@ -330,30 +300,23 @@ def run_topstim(args):
 
 def run_saliency(args):
     from neuroprobe.inspect import saliency
-    from neuroprobe.inspect.targets import load_images
     from neuroprobe.plotting import plot_saliency
 
-    out = _out(args)
-    info = _model(args)
-    stimuli = _stimuli(args.stimuli)
-    x = load_images(stimuli, info)
+    out, info, stimuli, x = _inputs(args)
     channels = _channels(args)
     # one forward pass per batch serves every channel (one backward pass per channel)
     res = saliency(info, x, [_target(args, c) for c in channels], method=args.method,
                    n_samples=args.n_samples, batch_size=args.batch_size, metric=args.metric,
                    random_state=args.seed, device=args.device)
-    datasets, written = {"stim_ids": stimuli.ids}, []
+    written = []
     for k, c in enumerate(channels):
         maps = res.maps[k]
-        datasets[f"c{c}"] = maps
         label = res.targets[k].label + ("" if res.targets[k].is_unit else f" ({args.metric})")
         fig = plot_saliency(res.images[:_MAX_FIGURES], maps[:_MAX_FIGURES],
                             titles=list(stimuli.ids[:_MAX_FIGURES]),
                             target=f"{label}, {args.method}")
         written.append(_save(fig, out / f"saliency_{args.method}_c{c}.png"))
-    written.append(_write_h5(out / "saliency.h5", datasets,
-                             {"layer": args.layer, "method": args.method,
-                              "metric": args.metric}))
+    written += res.save(out, stim_ids=stimuli.ids, attrs={"layer": args.layer})
     return _done(args, out, written)
 
 
@@ -372,27 +335,16 @@ def run_optstim(args):
     labels = [f"{args.layer}:c{c}" for c in channels]
     fig = plot_optimal_stimuli(res.images, res.trace,
                                titles=[f"{lab} ({args.metric})" for lab in labels])
-    rows = [{"step": s, **{lab: float(res.trace[s, i]) for i, lab in enumerate(labels)}}
-            for s in range(len(res.trace))]
-    written = [
-        _save(fig, out / "optimal_stimuli.png"),
-        _write_csv(out / "activation_trace.csv", rows),
-        _write_h5(out / "optimal_stimuli.h5",
-                  {"images": res.images, "inputs": res.inputs, "trace": res.trace,
-                   "channels": channels}, {"layer": args.layer, "metric": args.metric}),
-    ]
+    written = [_save(fig, out / "optimal_stimuli.png"),
+               *res.save(out, {"layer": args.layer, "metric": args.metric})]
     return _done(args, out, written)
 
 
 def run_rf(args):
     from neuroprobe.inspect import occlusion_map, upsampling_map
-    from neuroprobe.inspect.targets import load_images
     from neuroprobe.plotting import plot_receptive_fields
 
-    out = _out(args)
-    info = _model(args)
-    stimuli = _stimuli(args.stimuli)
-    x = load_images(stimuli, info)
+    out, info, stimuli, x = _inputs(args)
     disp = _display(x[:_MAX_FIGURES], info)
     methods = ["occlusion", "upsampling"] if args.method == "both" else [args.method]
     channels = _channels(args)
@@ -423,13 +375,9 @@ def run_minstim(args):
     import numpy as np
 
     from neuroprobe.inspect import minimal_stimulus
-    from neuroprobe.inspect.targets import load_images
     from neuroprobe.plotting import plot_minimal_stimulus
 
-    out = _out(args)
-    info = _model(args)
-    stimuli = _stimuli(args.stimuli)
-    x = load_images(stimuli, info)
+    out, info, stimuli, x = _inputs(args)
     channels = _channels(args)
     rows, written = [], []
     masks = {c: [] for c in channels}
@@ -489,7 +437,7 @@ def run_ablate(args):
                        device=args.device, verbose=0 if args.quiet else 1)
     fig = plot_lesion(res.channels, res.delta, ylabel="relative output change",
                       title=f"ablating {args.layer} channels")
-    written = [_write_csv(out / "lesion.csv", res.to_rows()), _save(fig, out / "lesion.png")]
+    written = [*res.save(out), _save(fig, out / "lesion.png")]
     return _done(args, out, written)
 
 
@@ -518,14 +466,10 @@ def run_finetune(args):
 def run_view(args):
     import torch
 
-    from neuroprobe.inspect.targets import load_images
     from neuroprobe.models.hooks import capture
     from neuroprobe.plotting import plot_activation_maps
 
-    out = _out(args)
-    info = _model(args)
-    stimuli = _stimuli(args.stimuli)
-    x = load_images(stimuli, info)
+    out, info, stimuli, x = _inputs(args)
     module_name, _ = info.layer(args.layer)
     acts = []
     with torch.no_grad(), capture(info.module, [module_name]) as cap:

@@ -90,6 +90,52 @@ def _one_line(exc):
     return " ".join(line for line in lines if line) or type(exc).__name__
 
 
+def add_command(subparsers, name, func=None, common=None, **kwargs):
+    """A subcommand parser whose description and epilog keep their line breaks.
+
+    ``func`` is the function the command runs; ``common`` (a dict of keyword arguments, ``{}``
+    for the defaults) adds the shared flags of :func:`add_common_arguments`.
+    """
+    import argparse
+
+    p = subparsers.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              **kwargs)
+    if common is not None:
+        add_common_arguments(p, **common)
+    if func is not None:
+        p.set_defaults(func=func)
+    return p
+
+
+def weights_argument(value):
+    """``--weights``: None for ``none`` / ``random`` (random weights), else the value."""
+    if value is None or str(value).lower() in ("none", "random"):
+        return None
+    return value
+
+
+def load_stimuli(path, what="--stimuli"):
+    """The :class:`~neuroprobe.stimuli.StimulusSet` of a CSV, a folder, a DNNBrain ``.stim.csv``
+    or an image file (:func:`neuroprobe.stimuli.as_stimulus_set`), refusing a missing path."""
+    import os
+
+    from neuroprobe.stimuli import as_stimulus_set
+
+    if not os.path.exists(path):
+        raise CLIError(f"{what} {path!r}: no such file or folder")
+    return as_stimulus_set(os.path.abspath(path))
+
+
+def from_io(func, *args, **kwargs):
+    """``func(*args, **kwargs)`` with a file-reading error (``ValueError``, ``KeyError``,
+    ``FileNotFoundError``) re-raised as a :class:`CLIError` with the same message."""
+    try:
+        return func(*args, **kwargs)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise CLIError(str(message)) from None
+
+
 def main(argv=None):
     """Run the command line; return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from neuroprobe.cli.main import CLIError, add_common_arguments
+from neuroprobe.cli.main import CLIError, add_command, from_io
+from neuroprobe.io.arrays import read_arrays, read_column, split_spec, write_table
 
 RDM_EPILOG = """\
 examples:
@@ -36,15 +36,25 @@ examples:
 """
 
 
+_COMMANDS = {  # help, description and epilog of each subcommand
+    "rdm": dict(
+        help="compute representational dissimilarity matrices",
+        description="Compute RDMs from DNN activations (.act.h5) or arrays (.npy/.npz/.h5).",
+        epilog=RDM_EPILOG,
+    ),
+    "rsa": dict(
+        help="compare RDMs with permutation p-values and a noise ceiling",
+        description="Compare model RDMs with target (brain) RDMs; stimulus-label permutation "
+                    "p-values (family-wise over all pairs) and a noise ceiling; CSV output.",
+        epilog=RSA_EPILOG,
+    ),
+}
+
+
 def register(subparsers):
     """Add the ``rdm`` and ``rsa`` subcommands."""
-    import argparse
 
-    p = subparsers.add_parser(
-        "rdm", help="compute representational dissimilarity matrices",
-        description="Compute RDMs from DNN activations (.act.h5) or arrays (.npy/.npz/.h5).",
-        epilog=RDM_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "rdm", run_rdm, {}, **_COMMANDS["rdm"])
     p.add_argument("input", help="activation file (.act.h5) or array file (.npy, .npz, .h5)")
     p.add_argument("--layer", action="append", default=None,
                    help="layer of an .act.h5 file (repeatable; default: all layers)")
@@ -62,15 +72,8 @@ def register(subparsers):
                         "(rows matched by the CSV's stim_id column when it has one)")
     p.add_argument("--zscore", action="store_true", help="standardise each feature first")
     p.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
-    add_common_arguments(p)
-    p.set_defaults(func=run_rdm)
 
-    p = subparsers.add_parser(
-        "rsa", help="compare RDMs with permutation p-values and a noise ceiling",
-        description="Compare model RDMs with target (brain) RDMs; stimulus-label permutation "
-                    "p-values (family-wise over all pairs) and a noise ceiling; CSV output.",
-        epilog=RSA_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "rsa", run_rsa, {}, **_COMMANDS["rsa"])
     p.add_argument("--model", action="append", required=True,
                    help="model RDM source [NAME=]FILE[:KEY] (repeatable)")
     p.add_argument("--target", action="append", required=True,
@@ -93,78 +96,22 @@ def register(subparsers):
     p.add_argument("--n-bootstrap", type=int, default=0,
                    help="bootstrap resamples of stimuli for noise-ceiling intervals")
     p.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
-    add_common_arguments(p)
-    p.set_defaults(func=run_rsa)
 
 
 # ------------------------------------------------------------------------------------- input
-def _split_spec(spec):
-    path, _, key = str(spec).partition(":")
-    if key and not Path(path).exists() and Path(spec).exists():  # a colon in the file name
-        return spec, None
-    return path, key or None
-
-
-def _read_arrays(path, keys=None):
-    """Named arrays of an .npy / .npz / .h5 file."""
-    path = Path(path)
-    if not path.exists():
-        raise CLIError(f"file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        if keys:
-            raise CLIError(f"{path}: a .npy file holds one array; no name can be selected")
-        return {path.stem: np.load(path)}
-    if suffix == ".npz":
-        with np.load(path) as z:
-            names = keys or [k for k in z.files if z[k].ndim >= 2]
-            missing = [k for k in names if k not in z.files]
-            if missing:
-                raise CLIError(f"{path}: no array {missing[0]!r}; available: {z.files}")
-            return {k: z[k] for k in names}
-    if suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            available = [k for k, v in f.items() if isinstance(v, h5py.Dataset)]
-            names = keys or [k for k in available if f[k].ndim >= 2]
-            missing = [k for k in names if k not in available]
-            if missing:
-                raise CLIError(f"{path}: no dataset {missing[0]!r}; available: {available}")
-            return {k: f[k][()] for k in names}
-    raise CLIError(f"{path}: unsupported file type (expected .act.h5, .rdm.h5, .npy, .npz, .h5)")
-
-
 def _read_conditions(spec, n, stim_ids=None):
     """Condition labels of the ``n`` stimuli; aligned by the CSV's ``stim_id`` when both exist."""
-    path, column = _split_spec(spec)
-    if column is None:
+    import sys
+
+    if split_spec(spec)[1] is None:
         raise CLIError("--conditions must be CSV:COLUMN")
-    if not Path(path).exists():
-        raise CLIError(f"--conditions: file not found: {path}")
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t" if path.lower().endswith(".tsv") else ","))
-    if not rows or column not in rows[0]:
-        raise CLIError(f"--conditions: {path} has no column {column!r}; "
-                       f"columns: {list(rows[0]) if rows else []}")
-    values = np.array([r[column] for r in rows])
-    if "stim_id" in rows[0] and stim_ids is None:
-        import sys
 
-        print(f"neuroprobe rdm: warning: --conditions {path} has a stim_id column but the input "
-              "rows have no stimulus IDs: rows matched by position (give --ids FILE[:KEY] to "
-              "match by stim_id)", file=sys.stderr)
-    elif "stim_id" in rows[0]:
-        from neuroprobe.io.ids import align_ids
+    def warn(message):
+        print(f"neuroprobe rdm: warning: {message}", file=sys.stderr)
 
-        try:
-            index = align_ids(stim_ids, [r["stim_id"] for r in rows], what=f"--conditions {path}",
-                              reference="the input", subset=True)
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
-        return values[index]
+    values = from_io(read_column, spec, stim_ids, "--conditions", warn, numeric=False)
     if values.size != n:
-        raise CLIError(f"--conditions: {path} has {values.size} rows for {n} stimuli")
+        raise CLIError(f"--conditions: {spec} has {values.size} rows for {n} stimuli")
     return values
 
 
@@ -216,7 +163,7 @@ def run_rdm(args):
     else:
         if args.layer:
             raise CLIError("--layer applies to .act.h5 files; use --dataset for arrays")
-        arrays = _read_arrays(path, args.dataset)
+        arrays = from_io(read_arrays, path, args.dataset)
         if not arrays:
             raise CLIError(f"{path}: no 2-D array found")
         from neuroprobe.io.ids import IDS_KEY, read_ids
@@ -273,7 +220,7 @@ def _label_and_spec(spec):
     name, sep, rest = text.partition("=")
     if sep and name and "/" not in name and not Path(text).exists():
         return name, rest
-    path, _ = _split_spec(text)
+    path, _ = split_spec(text)
     stem = Path(path).name
     for suffix in _SUFFIXES:
         if stem.lower().endswith(suffix):
@@ -328,7 +275,7 @@ def _load_rdm_source(spec, flag="--model", ids_spec=None):
     from neuroprobe.rsa import to_condensed
 
     label, spec = _label_and_spec(spec)
-    path, key = _split_spec(spec)
+    path, key = split_spec(spec)
     subjects = None
     if path.endswith(".rdm.h5") or path.endswith(".rdm.hdf5"):
         if not Path(path).exists():
@@ -410,72 +357,84 @@ def _fmt(v):
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.6g}"
 
 
-def run_rsa(args):
-    """Compare RDMs; write one CSV row per (model, target[, subject]) and level."""
-    import sys
+_HEADER = ["source", "model", "target_source", "target", "level", "subject", "n_subjects",
+           "method", "score", "sem", "t", "pvalue", "pvalue_fwe", "pvalue_t",
+           "pvalue_wilcoxon", "pvalue_vs_ceiling", "n_permutations", "noise_ceiling_level",
+           "noise_ceiling_lower", "noise_ceiling_upper"]
+_CI_HEADER = ["lower_ci_low", "lower_ci_high", "upper_ci_low", "upper_ci_high"]
 
-    from neuroprobe._utils import atomic_path
-    from neuroprobe.rsa import (
-        compare_rdms,
-        noise_ceiling,
-        permutation_test_rdms,
-        subject_level_test,
-    )
 
-    model_src, target_src = _load_sources(args)
-    models = np.vstack([m.rdms for m in model_src])
-    targets = np.vstack([t.rdms for t in target_src])
-    model_rows = [(m.label, name) for m in model_src for name in m.names]
-    target_rows = [(t, name) for t in target_src for name in t.names]
+def _group_scores(args, models, targets):
+    """(score, pvalue, pvalue_fwe) of every (model, target) pair of group RDMs."""
+    from neuroprobe.rsa import compare_rdms, permutation_test_rdms
+
     if args.n_permutations > 0:
         res = permutation_test_rdms(models, targets, args.method, args.n_permutations,
                                     random_state=args.seed, n_jobs=args.n_jobs,
                                     backend=args.backend, device=args.device)
-        score, pvalue, pvalue_fwe = res["score"], res["pvalue"], res["pvalue_fwe"]
-    else:
-        score = np.atleast_2d(compare_rdms(models, targets, args.method, backend=args.backend,
-                                           device=args.device))
-        pvalue = pvalue_fwe = np.full_like(score, np.nan)
-    nc = None
-    if args.noise_ceiling:
-        label, spec = _label_and_spec(args.noise_ceiling)
-        path, key = _split_spec(spec)
-        _, subjects, _ = _pick_array(path, key, "--noise-ceiling")
-        nc = noise_ceiling(subjects, args.method, n_bootstrap=args.n_bootstrap,
-                           random_state=args.seed)
-    if nc is not None and any(not src.subjects for src, _ in target_rows):
+        return res["score"], res["pvalue"], res["pvalue_fwe"]
+    score = np.atleast_2d(compare_rdms(models, targets, args.method, backend=args.backend,
+                                       device=args.device))
+    return score, np.full_like(score, np.nan), np.full_like(score, np.nan)
+
+
+def _given_noise_ceiling(args, target_rows):
+    """The ``--noise-ceiling`` of the subject RDMs given (or None)."""
+    import sys
+
+    from neuroprobe.rsa import noise_ceiling
+
+    if not args.noise_ceiling:
+        return None
+    _, spec = _label_and_spec(args.noise_ceiling)
+    path, key = split_spec(spec)
+    _, subjects, _ = _pick_array(path, key, "--noise-ceiling")
+    nc = noise_ceiling(subjects, args.method, n_bootstrap=args.n_bootstrap,
+                       random_state=args.seed)
+    if any(not src.subjects for src, _ in target_rows):
         print("neuroprobe rsa: warning: the noise ceiling is at subject level (each subject's "
               "RDM against the others') but a --target is one group RDM (level 'group'); for "
               "scores at the ceiling's level give the subject RDMs as --target "
               "FILE.npz:KEY (subjects [x sessions] x n x n)", file=sys.stderr)
-    header = ["source", "model", "target_source", "target", "level", "subject", "n_subjects",
-              "method", "score", "sem", "t", "pvalue", "pvalue_fwe", "pvalue_t",
-              "pvalue_wilcoxon", "pvalue_vs_ceiling", "n_permutations", "noise_ceiling_level",
-              "noise_ceiling_lower", "noise_ceiling_upper"]
-    with_ci = nc is not None and nc.lower_ci is not None
+    return nc
+
+
+def _ceiling_cells(ceiling, with_ci):
+    """The noise-ceiling cells of a CSV row."""
+    if ceiling is None:
+        return ["", "", ""] + ([""] * 4 if with_ci else [])
+    cells = ["subject", _fmt(ceiling.lower), _fmt(ceiling.upper)]
     if with_ci:
-        header += ["lower_ci_low", "lower_ci_high", "upper_ci_low", "upper_ci_high"]
-    per_target = []  # (noise-ceiling cells, subject RDMs, subject-level test) of each target
+        cells += ([_fmt(v) for v in (*ceiling.lower_ci, *ceiling.upper_ci)]
+                  if ceiling.lower_ci is not None else [""] * 4)
+    return cells
+
+
+def _per_target(args, models, target_rows, nc, with_ci):
+    """(noise-ceiling cells, subject RDMs, subject-level test) of each target."""
+    from neuroprobe.rsa import noise_ceiling, subject_level_test
+
+    out = []
     for src, name in target_rows:
         subj = src.subjects.get(name)
         ceiling = nc
         if subj is not None and ceiling is None:
             ceiling = noise_ceiling(subj, args.method, n_bootstrap=args.n_bootstrap,
                                     random_state=args.seed)
-        nc_cells = ["", "", ""] + ([""] * 4 if with_ci else [])
-        if ceiling is not None:
-            nc_cells = ["subject", _fmt(ceiling.lower), _fmt(ceiling.upper)]
-            if with_ci:
-                nc_cells += ([_fmt(v) for v in (*ceiling.lower_ci, *ceiling.upper_ci)]
-                             if ceiling.lower_ci is not None else [""] * 4)
         test = None
         if subj is not None:
             test = subject_level_test(models, subj, args.method,
                                       None if ceiling is None else ceiling.lower,
                                       backend=args.backend, device=args.device)
-        per_target.append((nc_cells, subj, test))
+        out.append((_ceiling_cells(ceiling, with_ci), subj, test))
+    return out
+
+
+def _table(args, model_rows, target_rows, scores, per_target):
+    """The CSV rows: model-major, then target, then level (subject_mean, group, subject)."""
+    score, pvalue, pvalue_fwe = scores
     table = []
-    for i, (source, model) in enumerate(model_rows):  # model-major, as before
+    for i, (source, model) in enumerate(model_rows):
         for t, (src, name) in enumerate(target_rows):
             nc_cells, subj, test = per_target[t]
             key = [source, model, src.label, name]
@@ -493,17 +452,33 @@ def run_rsa(args):
                 for s_idx, value in enumerate(test["scores"][i]):
                     table.append(key + ["subject", str(s_idx), n_subj, args.method,
                                         _fmt(value), *[""] * 7, *nc_cells])
-    with atomic_path(args.out) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(table)
+    return table
+
+
+def _print_table(args, table):
+    for row in table:
+        if row[4] != "subject":
+            print(f"{row[0]}:{row[1]} vs {row[2]}:{row[3]} [{row[4]}] {args.method} "
+                  f"{row[8]}" + (f" +- {row[9]} (SEM), p_t {row[13]}" if row[9] else "")
+                  + (f", p {row[11]}" if row[11] else "")
+                  + (f"; noise ceiling (subject level) {row[18]}..{row[19]}"
+                     if row[18] else ""))
+    print(f"wrote {len(table)} row(s) to {args.out}")
+
+
+def run_rsa(args):
+    """Compare RDMs; write one CSV row per (model, target[, subject]) and level."""
+    model_src, target_src = _load_sources(args)
+    models = np.vstack([m.rdms for m in model_src])
+    targets = np.vstack([t.rdms for t in target_src])
+    model_rows = [(m.label, name) for m in model_src for name in m.names]
+    target_rows = [(t, name) for t in target_src for name in t.names]
+    scores = _group_scores(args, models, targets)
+    nc = _given_noise_ceiling(args, target_rows)
+    with_ci = nc is not None and nc.lower_ci is not None
+    per_target = _per_target(args, models, target_rows, nc, with_ci)
+    table = _table(args, model_rows, target_rows, scores, per_target)
+    write_table(args.out, table, _HEADER + (_CI_HEADER if with_ci else []))
     if not args.quiet:
-        for row in table:
-            if row[4] != "subject":
-                print(f"{row[0]}:{row[1]} vs {row[2]}:{row[3]} [{row[4]}] {args.method} "
-                      f"{row[8]}" + (f" +- {row[9]} (SEM), p_t {row[13]}" if row[9] else "")
-                      + (f", p {row[11]}" if row[11] else "")
-                      + (f"; noise ceiling (subject level) {row[18]}..{row[19]}"
-                         if row[18] else ""))
-        print(f"wrote {len(table)} row(s) to {args.out}")
+        _print_table(args, table)
     return 0

@@ -119,6 +119,21 @@ class LesionResult:
             for c, s, d in zip(self.channels, self.scores, self.delta)
         ]
 
+    def save(self, folder):
+        """Write ``lesion.csv`` (the rows of :meth:`to_rows`) into ``folder``.
+
+        Returns
+        -------
+        list of Path
+            The files written.
+        """
+        from pathlib import Path
+
+        from neuroprobe.io.arrays import write_table
+
+        fields = ["layer", "channel", "score", "delta"]
+        return [write_table(Path(folder) / "lesion.csv", self.to_rows(), fields)]
+
 
 def _module_outputs(info, x, output_layer, batch_size, device):
     dev = torch.device(device)

@@ -99,6 +99,29 @@ class SaliencyMaps(np.ndarray):
         """The gradients as a plain ndarray."""
         return np.asarray(self)
 
+    def save(self, folder, stim_ids=None, attrs=None):
+        """Write ``saliency.h5`` into ``folder``: one dataset ``c<channel>`` per target (its
+        ``(n, C, H, W)`` maps), ``stim_ids`` when given, and ``method`` / ``metric`` plus
+        ``attrs`` as file attributes.
+
+        Returns
+        -------
+        list of Path
+            The files written.
+        """
+        from pathlib import Path
+
+        from neuroprobe.io.arrays import write_h5
+
+        maps = self.maps if self.maps.ndim == 5 else self.maps[None]
+        targets = self.targets if isinstance(self.targets, (list, tuple)) else [self.targets]
+        datasets = {} if stim_ids is None else {"stim_ids": np.asarray(stim_ids)}
+        for t, m in zip(targets, maps):
+            datasets[f"c{t.channel}"] = m
+        meta = {"method": self.method, "metric": self.metric, **(attrs or {})}
+        return [write_h5(Path(folder) / "saliency.h5", datasets,
+                         {k: v for k, v in meta.items() if v is not None})]
+
 
 def _gradients(probe, x, targets, metric="mean"):
     """Gradients of each target's summed values with respect to the batch ``x``.

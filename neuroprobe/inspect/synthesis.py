@@ -47,6 +47,34 @@ class OptimalStimulus:
     trace: np.ndarray
     targets: list
 
+    def save(self, folder, attrs=None):
+        """Write ``activation_trace.csv`` and ``optimal_stimuli.h5`` into ``folder``.
+
+        The CSV has a ``step`` column and one column per target (its label); the HDF5 file holds
+        ``images``, ``inputs``, ``trace`` and ``channels``, with ``attrs`` (e.g. layer, metric)
+        as file attributes.
+
+        Returns
+        -------
+        list of Path
+            The files written.
+        """
+        from pathlib import Path
+
+        from neuroprobe.io.arrays import write_h5, write_table
+
+        folder = Path(folder)
+        labels = [t.label for t in self.targets]
+        rows = [{"step": s, **{lab: float(self.trace[s, i]) for i, lab in enumerate(labels)}}
+                for s in range(len(self.trace))]
+        channels = np.asarray([t.channel for t in self.targets])
+        return [
+            write_table(folder / "activation_trace.csv", rows, ["step", *labels]),
+            write_h5(folder / "optimal_stimuli.h5",
+                     {"images": self.images, "inputs": self.inputs, "trace": self.trace,
+                      "channels": channels}, attrs),
+        ]
+
 
 def total_variation(x):
     """Mean absolute difference of neighbouring pixels per image: ``(n, C, H, W)`` -> ``(n,)``."""

@@ -50,6 +50,21 @@ class TopStimuli:
                              "value": float(self.values[u, r])})
         return rows
 
+    def save(self, folder):
+        """Write ``top_stimuli.csv`` (the rows of :meth:`to_rows`) into ``folder``.
+
+        Returns
+        -------
+        list of Path
+            The files written.
+        """
+        from pathlib import Path
+
+        from neuroprobe.io.arrays import write_table
+
+        fields = ["layer", "unit", "rank", "stim_id", "index", "value"]
+        return [write_table(Path(folder) / "top_stimuli.csv", self.to_rows(), fields)]
+
 
 def merge_top_k(best_values, best_indices, values, indices, k):
     """Merge a batch into running top-k lists.

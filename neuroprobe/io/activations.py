@@ -57,6 +57,7 @@ __all__ = [
     "ActivationFile",
     "write_activations",
     "open_activations",
+    "read_layers_2d",
     "describe",
     "dataset_name",
     "PARTIAL_SUFFIX",
@@ -703,3 +704,24 @@ def describe(path):
                 f"native={tuple(la.get('native_shape') or ())}"
             )
         return "\n".join(lines)
+
+
+def read_layers_2d(path, layers=None, *, with_ids=False):
+    """Every layer (or ``layers``) of an ``.act.h5`` file as ``(n_stimuli, n_features)`` arrays.
+
+    Parameters
+    ----------
+    path : str or path-like
+    layers : list of str, optional
+        Subset / order of layers (default: all, in the file's order).
+    with_ids : bool, default=False
+        Also return the file's stimulus IDs.
+
+    Returns
+    -------
+    dict of str -> ndarray, and (``with_ids``) the list of stimulus IDs
+    """
+    with open_activations(path) as reader:
+        names = layers or reader.layers
+        feats = {layer: reader.read(layer).reshape(len(reader.stim_ids), -1) for layer in names}
+        return (feats, list(reader.stim_ids)) if with_ids else feats
