@@ -195,7 +195,7 @@ import numpy as np
 sys.path.insert(0, {root!r})
 from neuroprobe.estimators.encoding import VoxelwiseEncoder
 from neuroprobe.io.targets import open_targets
-from neuroprobe.outofcore import fit_to_hdf5
+from neuroprobe.estimators.outofcore import fit_to_hdf5
 
 def rss_kib(field):
     with open("/proc/self/status") as fh:

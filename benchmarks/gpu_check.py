@@ -200,7 +200,7 @@ def check_hdf5(device, X, Y):
 
     from neuroprobe.estimators.encoding import VoxelwiseEncoder
     from neuroprobe.io.targets import open_targets, write_targets
-    from neuroprobe.outofcore import fit_to_hdf5, load_encoder
+    from neuroprobe.estimators.outofcore import fit_to_hdf5, load_encoder
 
     ref = VoxelwiseEncoder(alphas=ALPHAS).fit(X, Y)
     with tempfile.TemporaryDirectory() as tmp:

@@ -135,7 +135,7 @@ def test_layer_grid_search_on_dask_equals_serial(client, tmp_path):
 def test_sharded_extraction_on_dask_equals_one_pass(client, tmp_path):
     torch = pytest.importorskip("torch")
     from neuroprobe.io.activations import open_activations
-    from neuroprobe.parallel import extract_to_file_sharded
+    from neuroprobe.transformers.sharded import extract_to_file_sharded
     from neuroprobe.transformers.extraction import DNNFeatureExtractor
 
     torch.manual_seed(0)

@@ -193,7 +193,7 @@ _stimuli = load_stimuli
 
 
 def _model(args):
-    from neuroprobe.inspect.targets import resolve_model
+    from neuroprobe.models.resolve import resolve_model
 
     if not args.model:
         raise CLIError("--model is required")
@@ -227,7 +227,7 @@ def _save(fig, path):
 
 def _inputs(args):
     """``--out`` folder, model, stimuli and their preprocessed images of a command."""
-    from neuroprobe.inspect.targets import load_images
+    from neuroprobe.models.inputs import load_images
 
     out = _out(args)
     info = _model(args)
@@ -242,7 +242,7 @@ def _done(args, out, written):
 
 
 def _display(x, info):
-    from neuroprobe.inspect.targets import to_display
+    from neuroprobe.models.inputs import to_display
 
     return to_display(x, info)
 
@@ -261,7 +261,8 @@ def run_topstim(args):
     import numpy as np
 
     from neuroprobe.inspect import top_stimuli
-    from neuroprobe.inspect.targets import load_images, resolve_model
+    from neuroprobe.models.inputs import load_images
+    from neuroprobe.models.resolve import resolve_model
     from neuroprobe.plotting import plot_top_stimuli
 
     out = _out(args)
@@ -426,7 +427,7 @@ def run_minstim(args):
 
 def run_ablate(args):
     from neuroprobe.inspect import lesion_study
-    from neuroprobe.inspect.targets import load_images
+    from neuroprobe.models.inputs import load_images
     from neuroprobe.plotting import plot_lesion
 
     out = _out(args)

@@ -285,7 +285,7 @@ class VGGishPreprocess:
         """Every 0.96 s example as its own input ``(n_examples, 1, 1, 96, 64)``, onsets, duration.
 
         Onsets and duration are in seconds; used by
-        :func:`neuroprobe.models.timeseries.extract_time_series`.
+        :func:`neuroprobe.transformers.timeseries.extract_time_series`.
         """
         examples = self(decoded)[0]  # (E, 96, 64)
         onsets = np.arange(examples.shape[0]) * EXAMPLE_HOP_SECONDS

@@ -38,7 +38,7 @@ Time series
 -----------
 :meth:`VideoPreprocess.clips` cuts a whole video into sliding clips (``mode="sliding"``, ``step``
 frames apart, default non-overlapping) and returns their onsets in seconds;
-:func:`neuroprobe.models.timeseries.extract_time_series` runs an extractor over these clips to give
+:func:`neuroprobe.transformers.timeseries.extract_time_series` runs an extractor over these clips to give
 a feature time series for :class:`~neuroprobe.transformers.HRFConvolver`.
 
 Use :func:`video_model` to change the clip (``n_frames``, ``stride``/``target_fps``, ``mode``,
@@ -275,7 +275,7 @@ class VideoPreprocess:
     def windows(self, decoded):
         """Sliding clips ``(n_clips, 3, n_frames, h, w)``, their onsets and duration (seconds).
 
-        Used by :func:`neuroprobe.models.timeseries.extract_time_series`.
+        Used by :func:`neuroprobe.transformers.timeseries.extract_time_series`.
         """
         frames, fps = decoded
         clips, onsets = self.clips(decoded)

@@ -191,7 +191,7 @@ def test_layers_extract_info_match_the_python_api(study, acts):
 def test_reduce_probe_rdm_rsa_match_the_python_api(study, acts):
     from neuroprobe.io.activations import open_activations
     from neuroprobe.io.rdm import load_rdms
-    from neuroprobe.probing import probe_layers
+    from neuroprobe.model_selection import probe_layers
     from neuroprobe.rsa import compare_rdms, compute_rdm, noise_ceiling
 
     d = study["dir"]
@@ -245,7 +245,7 @@ def test_roi_encode_decode_hrf_match_the_python_api(study, acts):
     from neuroprobe.estimators import VoxelwiseEncoder
     from neuroprobe.io.activations import open_activations
     from neuroprobe.model_selection import cross_val_score_targets
-    from neuroprobe.probing import probe_layers
+    from neuroprobe.model_selection import probe_layers
     from neuroprobe.transformers import BrainMasker, HRFConvolver
 
     d, brain = study["dir"], study["brain"]

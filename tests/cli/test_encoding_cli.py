@@ -214,7 +214,7 @@ def test_encode_nifti_map_and_decode(study, tmp_path):
     )
     import pandas as pd
 
-    from neuroprobe.probing import probe_layers
+    from neuroprobe.model_selection import probe_layers
 
     ref = probe_layers({"brain": Y.astype(np.float32)}, labels, cv=4, random_state=0)
     got = pd.read_csv(tmp_path / "dec.csv", index_col=0)
@@ -233,7 +233,7 @@ def test_cli_and_python_defaults_give_the_same_numbers(study, tmp_path):
 
     from neuroprobe.estimators.encoding import VoxelwiseEncoder
     from neuroprobe.model_selection import cross_val_score_targets
-    from neuroprobe.probing import probe_layers
+    from neuroprobe.model_selection import probe_layers
 
     d, acts, labels, Y = study
     out = _cli("probe", d / "net.act.h5", "--labels", d / "labels.npy", "--out", tmp_path / "p.csv")

@@ -159,7 +159,7 @@ def test_rf_minstim_several_channels_and_metric(stim_dir, tmp_path):
     """Several channels in one call equal the Python functions run one channel at a time, with
     the metric of --metric (mean by default, as in Python)."""
     from neuroprobe.inspect import minimal_stimulus, occlusion_map, resolve_model
-    from neuroprobe.inspect.targets import load_images
+    from neuroprobe.models.inputs import load_images
     from neuroprobe.stimuli import as_stimulus_set
 
     info = resolve_model(MODEL, random_state=0)

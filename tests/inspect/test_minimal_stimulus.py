@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from neuroprobe.inspect import minimal_stimulus, parcellate
-from neuroprobe.inspect.targets import Target, target_values
+from neuroprobe.inspect.units import Unit as Target
+from neuroprobe.inspect.units import unit_values as target_values
 
 
 def test_grid_parcellation():

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from neuroprobe.inspect import optimal_stimulus, total_variation
-from neuroprobe.inspect.targets import Target, resolve_model, target_values
+from neuroprobe.inspect.units import Unit as Target
+from neuroprobe.inspect.units import unit_values as target_values
+from neuroprobe.models.resolve import resolve_model
 
 
 def _value(spec, inputs, target):

@@ -19,7 +19,7 @@ from neuroprobe.models.audio import (
 )
 from neuroprobe.models.hooks import capture
 from neuroprobe.models.registry import WeightsUnavailableError
-from neuroprobe.models.timeseries import extract_time_series
+from neuroprobe.transformers.timeseries import extract_time_series
 from neuroprobe.stimuli import StimulusSet
 from neuroprobe.transformers.extraction import DNNFeatureExtractor
 from tests.media._synth import chirp, tone, write_audio

@@ -7,7 +7,7 @@ import torch
 from neuroprobe.models import build_model, list_layers
 from neuroprobe.models.hooks import capture
 from neuroprobe.models.registry import ModelError, WeightsUnavailableError
-from neuroprobe.models.timeseries import extract_time_series
+from neuroprobe.transformers.timeseries import extract_time_series
 from neuroprobe.models.video import VideoPreprocess, video_model
 from neuroprobe.stimuli import StimulusSet
 from neuroprobe.transformers.extraction import DNNFeatureExtractor
