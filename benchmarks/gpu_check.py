@@ -199,8 +199,8 @@ def check_hdf5(device, X, Y):
     import tempfile
 
     from neuroprobe.estimators.encoding import VoxelwiseEncoder
-    from neuroprobe.io.targets import open_targets, write_targets
     from neuroprobe.estimators.outofcore import fit_to_hdf5, load_encoder
+    from neuroprobe.io.targets import open_targets, write_targets
 
     ref = VoxelwiseEncoder(alphas=ALPHAS).fit(X, Y)
     with tempfile.TemporaryDirectory() as tmp:

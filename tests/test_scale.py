@@ -135,8 +135,8 @@ def test_layer_grid_search_on_dask_equals_serial(client, tmp_path):
 def test_sharded_extraction_on_dask_equals_one_pass(client, tmp_path):
     torch = pytest.importorskip("torch")
     from neuroprobe.io.activations import open_activations
-    from neuroprobe.transformers.sharded import extract_to_file_sharded
     from neuroprobe.transformers.extraction import DNNFeatureExtractor
+    from neuroprobe.transformers.sharded import extract_to_file_sharded
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 5, 3),

@@ -38,8 +38,8 @@ Time series
 -----------
 :meth:`VideoPreprocess.clips` cuts a whole video into sliding clips (``mode="sliding"``, ``step``
 frames apart, default non-overlapping) and returns their onsets in seconds;
-:func:`neuroprobe.transformers.timeseries.extract_time_series` runs an extractor over these clips to give
-a feature time series for :class:`~neuroprobe.transformers.HRFConvolver`.
+:func:`neuroprobe.transformers.timeseries.extract_time_series` runs an extractor over these clips
+to give a feature time series for :class:`~neuroprobe.transformers.HRFConvolver`.
 
 Use :func:`video_model` to change the clip (``n_frames``, ``stride``/``target_fps``, ``mode``,
 sizes) and pass the returned :class:`~neuroprobe.models.ModelSpec` as

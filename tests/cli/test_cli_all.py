@@ -244,8 +244,7 @@ def test_roi_encode_decode_hrf_match_the_python_api(study, acts):
 
     from neuroprobe.estimators import VoxelwiseEncoder
     from neuroprobe.io.activations import open_activations
-    from neuroprobe.model_selection import cross_val_score_targets
-    from neuroprobe.model_selection import probe_layers
+    from neuroprobe.model_selection import cross_val_score_targets, probe_layers
     from neuroprobe.transformers import BrainMasker, HRFConvolver
 
     d, brain = study["dir"], study["brain"]

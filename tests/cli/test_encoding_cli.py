@@ -232,8 +232,7 @@ def test_cli_and_python_defaults_give_the_same_numbers(study, tmp_path):
     import pandas as pd
 
     from neuroprobe.estimators.encoding import VoxelwiseEncoder
-    from neuroprobe.model_selection import cross_val_score_targets
-    from neuroprobe.model_selection import probe_layers
+    from neuroprobe.model_selection import cross_val_score_targets, probe_layers
 
     d, acts, labels, Y = study
     out = _cli("probe", d / "net.act.h5", "--labels", d / "labels.npy", "--out", tmp_path / "p.csv")

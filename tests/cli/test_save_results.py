@@ -8,8 +8,8 @@ import numpy as np
 from neuroprobe.inspect.ablation import LesionResult
 from neuroprobe.inspect.saliency import SaliencyMaps
 from neuroprobe.inspect.synthesis import OptimalStimulus
-from neuroprobe.inspect.units import Unit as Target
 from neuroprobe.inspect.top_stimuli import TopStimuli
+from neuroprobe.inspect.units import Unit as Target
 
 
 def _rows(path):

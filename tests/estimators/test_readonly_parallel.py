@@ -25,8 +25,7 @@ from sklearn.linear_model import Ridge
 from neuroprobe.estimators.encoding import PLSEncoder, VoxelwiseEncoder, read_batch
 from neuroprobe.estimators.permutation import PermutationTest
 from neuroprobe.estimators.rsa import RSAScorer
-from neuroprobe.model_selection import cross_val_score_targets
-from neuroprobe.model_selection import probe_layers
+from neuroprobe.model_selection import cross_val_score_targets, probe_layers
 from neuroprobe.rsa import compute_rdm, permutation_test_rdms
 
 EPS32 = float(np.finfo(np.float32).eps)

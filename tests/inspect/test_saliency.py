@@ -116,7 +116,7 @@ def _one_at_a_time(net, x, target, method, metric="mean", n_samples=4, seed=0, g
     ``(n_images, n_samples, C, H, W)`` standard normal times ``noise_level * (max - min)``).
     """
     from neuroprobe.inspect.units import Unit as Target
-from neuroprobe.inspect.units import unit_values as target_values
+    from neuroprobe.inspect.units import unit_values as target_values
 
     t = Target(*target)
     module = dict(net.named_modules())[t.layer]

@@ -19,9 +19,9 @@ from neuroprobe.models.audio import (
 )
 from neuroprobe.models.hooks import capture
 from neuroprobe.models.registry import WeightsUnavailableError
-from neuroprobe.transformers.timeseries import extract_time_series
 from neuroprobe.stimuli import StimulusSet
 from neuroprobe.transformers.extraction import DNNFeatureExtractor
+from neuroprobe.transformers.timeseries import extract_time_series
 from tests.media._synth import chirp, tone, write_audio
 
 

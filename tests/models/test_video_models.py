@@ -7,10 +7,10 @@ import torch
 from neuroprobe.models import build_model, list_layers
 from neuroprobe.models.hooks import capture
 from neuroprobe.models.registry import ModelError, WeightsUnavailableError
-from neuroprobe.transformers.timeseries import extract_time_series
 from neuroprobe.models.video import VideoPreprocess, video_model
 from neuroprobe.stimuli import StimulusSet
 from neuroprobe.transformers.extraction import DNNFeatureExtractor
+from neuroprobe.transformers.timeseries import extract_time_series
 from tests.media._synth import frame_index, write_video
 
 TINY = dict(n_frames=4, resize_size=(36, 40), crop_size=32)
