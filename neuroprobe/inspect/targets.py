@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuroprobe._utils import seed_from  # noqa: F401 (re-exported; one rule for every seed)
 from neuroprobe.exceptions import UnitError  # noqa: F401 (re-exported)
 
 __all__ = [
@@ -600,18 +601,3 @@ def require_differentiable(out, x, target, module_name):
 def torch_generator(random_state=None):
     """A CPU ``torch.Generator`` seeded from ``random_state`` (int, RandomState or None)."""
     return torch.Generator().manual_seed(seed_from(random_state))
-
-
-def seed_from(random_state=None):
-    """An int seed from ``random_state`` (int, RandomState or None: a fresh random seed)."""
-    if random_state is None:
-        seed = int(np.random.default_rng().integers(2**31 - 1))
-    elif isinstance(random_state, (int, np.integer)):
-        seed = int(random_state)
-    elif isinstance(random_state, np.random.RandomState):
-        seed = int(random_state.randint(2**31 - 1))
-    else:
-        raise ValueError(
-            f"random_state must be None, an int or a RandomState, not {random_state!r}"
-        )
-    return seed
