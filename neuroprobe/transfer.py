@@ -243,13 +243,15 @@ def finetune(
     -------
     FinetuneResult
     """
-    from neuroprobe.inspect.targets import load_images, resolve_model, seed_from
-    from neuroprobe.models.registry import seeded
+    from neuroprobe._utils import resolve_device, seed_from
+    from neuroprobe.inspect.targets import load_images, resolve_model
+    from neuroprobe.models.weights import seeded
 
     if epochs < 1 or batch_size < 1:
         raise ValueError("epochs and batch_size must be >= 1")
     if not 0 <= validation_fraction < 1:
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    dev = resolve_device(device)  # before the model is built: a missing device fails at once
     seed = seed_from(random_state)
     info = resolve_model(model, weights=weights, random_state=seed, device=None)
     task, yt, classes, n_out = _targets(stimuli, y, target, task)
@@ -257,7 +259,6 @@ def finetune(
     if len(x) != len(yt):
         raise ValueError(f"{len(x)} stimuli but {len(yt)} labels/values")
     module = copy.deepcopy(info.module)
-    dev = torch.device(device)
     with seeded(seed):
         head_name = replace_head(module, n_out, head=head)
     module.to(dev)
