@@ -23,6 +23,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import type_of_target
 
+from neuroprobe.exceptions import LayerError
+
 __all__ = ["probe_layers", "layer_features"]
 
 
@@ -57,7 +59,7 @@ def layer_features(source, stimuli=None, layers=None):
         names = layers or list(source)
         missing = [layer for layer in names if layer not in source]
         if missing:
-            raise KeyError(f"layers {missing} not in the given dict; available: {list(source)}")
+            raise LayerError(f"layers {missing} not in the given dict; available: {list(source)}")
         return {layer: np.asarray(source[layer]).reshape(len(source[layer]), -1) for layer in names}
     if hasattr(source, "columns") and hasattr(source, "to_numpy"):
         return _split_by_names(source.to_numpy(), np.asarray(source.columns), layers)
