@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from neuroprobe._utils import resolve_device
+from neuroprobe.exceptions import UnitError
 from neuroprobe.inspect.targets import (
     LayerProbe,
-    UnitError,
     check_metric,
     load_images,
     parse_targets,
