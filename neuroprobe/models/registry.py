@@ -26,6 +26,10 @@ INTERFACE (stable; other modules build on it):
     Pretrained weights by default (as on the CLI); ``weights=None`` asks for random weights
     (warned once per model name), seeded by ``random_state`` (``None``: seed 0).
 
+Around the registry: :mod:`neuroprobe.models.preprocess` (preprocessing transforms),
+:mod:`neuroprobe.models.weights` (seeds, weight files, torchvision's cache, the offline error) and
+:mod:`neuroprobe.models.layers` (:func:`resolve_layer`); their names stay importable from here.
+
 Lazy registration
 -----------------
 Modules that register models (``neuroprobe.models.audio``, ``neuroprobe.models.video``) are imported
