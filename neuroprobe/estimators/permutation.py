@@ -17,7 +17,7 @@ from neuroprobe._sklearn_compat import (
     _num_samples,
     _safe_indexing,
 )
-from neuroprobe.metrics import ZeroVarianceWarning
+from neuroprobe.exceptions import ZeroVarianceWarning
 from neuroprobe.solvers.permutation import (
     chunk_seeds,
     chunk_sizes,
