@@ -491,13 +491,13 @@ def build_vggish(
         post-processing.
     """
     from neuroprobe._utils import seed_from
-    from neuroprobe.models.weights import DEFAULT_WEIGHTS_SEED, seeded
+    from neuroprobe.models.weights import DEFAULT_WEIGHTS_SEED, is_random_weights, seeded
 
     post = None
     if pca_params is not None:
         vecs, means = _load_pca_params(pca_params)
         post = VGGishPostprocessor(vecs, means, quantize=quantize)
-    if weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random")):
+    if is_random_weights(weights):
         seed = seed_from(random_state, DEFAULT_WEIGHTS_SEED)
         with seeded(seed):
             model = VGGish(post, aggregate=aggregate)
@@ -587,7 +587,7 @@ def build_torchaudio_bundle(name, weights="DEFAULT", random_state=None, config=N
     if bundle is None or not hasattr(bundle, "_params"):
         raise KeyError(f"unknown torchaudio bundle {name!r}; known: {sorted(TORCHAUDIO_BUNDLES)}")
     from neuroprobe._utils import seed_from
-    from neuroprobe.models.weights import DEFAULT_WEIGHTS_SEED, seeded
+    from neuroprobe.models.weights import DEFAULT_WEIGHTS_SEED, is_random_weights, seeded
 
     params = dict(bundle._params)
     if config:
@@ -595,7 +595,7 @@ def build_torchaudio_bundle(name, weights="DEFAULT", random_state=None, config=N
         if unknown:
             raise KeyError(f"unknown {name} parameters {unknown}; valid: {sorted(params)}")
         params.update(config)
-    if weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random")):
+    if is_random_weights(weights):
         seed = seed_from(random_state, DEFAULT_WEIGHTS_SEED)
         with seeded(seed):
             model = _u._get_model(bundle._model_type, params)

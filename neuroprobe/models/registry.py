@@ -65,11 +65,14 @@ from neuroprobe.models.weights import (
     DEFAULT_WEIGHTS_SEED,
     checkpoint_head,
     file_sha256,
+    is_random_weights,
     load_state_dict_file,
     looks_like_path,
     module_digest,  # noqa: F401 (re-exported)
+    quiet_random_weights,
     resolve_enum,
     seeded,
+    warn_random_weights,
     weights_file_location,
     weights_unavailable,
 )
@@ -210,44 +213,6 @@ def _lookup(name):
         if key in _REGISTRY:
             return _REGISTRY[key]
     return None
-
-
-#: Seed of random weights when ``random_state=None`` lives in :mod:`neuroprobe.models.weights`
-#: (``DEFAULT_WEIGHTS_SEED``, re-exported here).
-_RANDOM_WARNED: set = set()
-_QUIET_RANDOM = [0]
-
-
-def is_random_weights(weights):
-    """True when ``weights`` asks for random initialisation (``None``, ``"none"``, ``"random"``)."""
-    return weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random"))
-
-
-def warn_random_weights(name, weights_id):
-    """Warn once per process and model name that a network has random (untrained) weights."""
-    key = str(name).lower()
-    if _QUIET_RANDOM[0] or key in _RANDOM_WARNED:
-        return
-    _RANDOM_WARNED.add(key)
-    warnings.warn(
-        f"model {name!r} is built with RANDOM, untrained weights ({weights_id}), as asked by "
-        "weights=None; pass weights='DEFAULT' (the default) for pretrained weights. This warning "
-        "is shown once per model.",
-        UserWarning,
-        stacklevel=3,
-    )
-
-
-class quiet_random_weights:
-    """Context manager: no random-weights warning inside (shapes, layer lists)."""
-
-    def __enter__(self):
-        _QUIET_RANDOM[0] += 1
-        return self
-
-    def __exit__(self, *exc):
-        _QUIET_RANDOM[0] -= 1
-        return False
 
 
 def _torchvision_spec(name, weights="DEFAULT", random_state=None):

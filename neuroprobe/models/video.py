@@ -63,11 +63,13 @@ from neuroprobe.models.registry import ModelSpec, register_model
 from neuroprobe.models.weights import (
     DEFAULT_WEIGHTS_SEED,
     file_sha256,
+    is_random_weights,
     load_state_dict_file,
     looks_like_path,
     resolve_enum,
     seeded,
     weights_file_location,
+    weights_unavailable,
 )
 
 __all__ = [
@@ -386,7 +388,7 @@ def _freeze(module):
 def _torchvision_module(name, weights, random_state):
     from torchvision import models
 
-    if weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random")):
+    if is_random_weights(weights):
         seed = seed_from(random_state, DEFAULT_WEIGHTS_SEED)
         with seeded(seed):
             module = models.get_model(name, weights=None)
@@ -410,12 +412,7 @@ def _torchvision_module(name, weights, random_state):
     except Exception as exc:  # noqa: BLE001 - network errors vary
         if (Path(directory) / file_name).exists():
             raise
-        raise WeightsUnavailableError(
-            f"pretrained weights {enum} for {name!r} are not cached and could not be downloaded "
-            f"({type(exc).__name__}: {exc}). Download {enum.url} into {directory!r} as "
-            f"{file_name!r}, "
-            "or pass weights=<path to the .pth file>."
-        ) from exc
+        raise weights_unavailable(enum, name, exc) from exc
     return module, f"{type(enum).__name__}.{enum.name}", enum
 
 
@@ -434,7 +431,7 @@ def _pytorchvideo_module(name, weights, random_state, model_kwargs):
 
     builder = getattr(hub, name)
     model_kwargs = dict(model_kwargs or {})
-    if weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random")):
+    if is_random_weights(weights):
         seed = seed_from(random_state, DEFAULT_WEIGHTS_SEED)
         with seeded(seed):
             if name in _HUB_FIXED and set(model_kwargs) & set(_HUB_FIXED[name]):

@@ -1,6 +1,7 @@
-"""Weights of the networks: seeds of random weights, weight files, torchvision's cache.
+"""Weights of the networks: random weights, weight files, torchvision's cache.
 
-``DEFAULT_WEIGHTS_SEED`` and :func:`seeded` make random weights reproducible;
+``DEFAULT_WEIGHTS_SEED`` and :func:`seeded` make random weights reproducible, and
+:func:`warn_random_weights` says once per model that a network is untrained;
 :func:`load_state_dict_file` reads a ``state_dict`` (or a checkpoint dict) from a file;
 :func:`weights_file_location` says where torchvision caches a weights enum's file and
 :func:`weights_unavailable` is the error raised offline when that file is missing.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 from neuroprobe.exceptions import ModelError, WeightsUnavailableError
@@ -18,11 +20,14 @@ __all__ = [
     "DEFAULT_WEIGHTS_SEED",
     "checkpoint_head",
     "file_sha256",
+    "is_random_weights",
     "load_state_dict_file",
     "looks_like_path",
     "module_digest",
+    "quiet_random_weights",
     "resolve_enum",
     "seeded",
+    "warn_random_weights",
     "weights_file_location",
     "weights_unavailable",
 ]
@@ -30,6 +35,41 @@ __all__ = [
 #: Seed of random weights when ``random_state=None``: every clone, worker and rerun builds the
 #: same network, so caches and grid searches compare like with like.
 DEFAULT_WEIGHTS_SEED = 0
+
+_RANDOM_WARNED: set = set()
+_QUIET_RANDOM = [0]
+
+
+def is_random_weights(weights):
+    """True when ``weights`` asks for random initialisation (``None``, ``"none"``, ``"random"``)."""
+    return weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random"))
+
+
+def warn_random_weights(name, weights_id):
+    """Warn once per process and model name that a network has random (untrained) weights."""
+    key = str(name).lower()
+    if _QUIET_RANDOM[0] or key in _RANDOM_WARNED:
+        return
+    _RANDOM_WARNED.add(key)
+    warnings.warn(
+        f"model {name!r} is built with RANDOM, untrained weights ({weights_id}), as asked by "
+        "weights=None; pass weights='DEFAULT' (the default) for pretrained weights. This warning "
+        "is shown once per model.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+class quiet_random_weights:
+    """Context manager: no random-weights warning inside (shapes, layer lists)."""
+
+    def __enter__(self):
+        _QUIET_RANDOM[0] += 1
+        return self
+
+    def __exit__(self, *exc):
+        _QUIET_RANDOM[0] -= 1
+        return False
 
 
 def seeded(seed):
