@@ -1,4 +1,5 @@
-"""Small helpers shared across neuroprobe: atomic writes, finite checks, memory budgets."""
+"""Small helpers shared across neuroprobe: atomic writes, finite checks, memory budgets, seeds,
+devices."""
 
 from __future__ import annotations
 
@@ -267,3 +268,37 @@ def resolve_device(device):
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device={device!r} but CUDA is not available; use 'cpu' or 'auto'")
     return dev
+
+
+def seed_from(random_state=None, default=None):
+    """An int seed (for torch) from an sklearn-style ``random_state``.
+
+    Parameters
+    ----------
+    random_state : int, numpy.random.RandomState or None
+        An int is the seed; a ``RandomState`` draws one (and advances); ``None`` gives ``default``.
+    default : int or None
+        The seed for ``random_state=None``: a fixed seed (the networks use
+        ``DEFAULT_WEIGHTS_SEED`` = 0, so clones build identical weights) or ``None`` for a fresh
+        random seed.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        ``random_state`` of another type.
+    """
+    if random_state is None:
+        if default is not None:
+            return int(default)
+        return int(np.random.default_rng().integers(2**31 - 1))
+    if isinstance(random_state, (int, np.integer)):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    raise ValueError(
+        f"random_state must be None, an int or a RandomState, got {random_state!r}"
+    )

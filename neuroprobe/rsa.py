@@ -17,11 +17,11 @@ from contextlib import nullcontext as _nullcontext
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.distance import squareform
 
 from neuroprobe._utils import check_finite
 from neuroprobe.exceptions import ConstantPatternError, ConstantPatternWarning  # noqa: F401 (re-exported)
 from neuroprobe.solvers import rdm as _rdm
+from neuroprobe.solvers.rdm import to_condensed, to_square
 
 __all__ = [
     "compute_rdm",
@@ -63,68 +63,8 @@ def check_method(method):
 
 
 # --------------------------------------------------------------------------------------------
-# square <-> condensed
+# square <-> condensed: to_condensed / to_square live in neuroprobe.solvers.rdm (re-exported)
 # --------------------------------------------------------------------------------------------
-def _is_square_rdm(a):
-    return (
-        a.ndim >= 2
-        and a.shape[-1] == a.shape[-2]
-        and np.allclose(np.diagonal(a, axis1=-2, axis2=-1), 0)
-        and np.allclose(a, np.swapaxes(a, -1, -2), equal_nan=True)
-    )
-
-
-def to_condensed(rdms, name="rdms"):
-    """Condensed form of one RDM or a stack of RDMs.
-
-    Parameters
-    ----------
-    rdms : array of shape (m,), (k, m), (n, n) or (k, n, n)
-        A 2-D array is read as one square RDM when it is square, symmetric with a zero diagonal,
-        else as a stack of condensed RDMs.
-    name : str
-        Name used in error messages.
-
-    Returns
-    -------
-    ndarray of shape (m,) or (k, m)
-    """
-    a = np.asarray(rdms, dtype=np.float64) if not np.issubdtype(
-        np.asarray(rdms).dtype, np.floating) else np.asarray(rdms)
-    if a.ndim == 1:
-        _rdm.n_from_pairs(a.size)
-        return a
-    if a.ndim == 2 and _is_square_rdm(a):
-        return squareform(a, checks=False)
-    if a.ndim == 2:
-        _rdm.n_from_pairs(a.shape[1])
-        return a
-    if a.ndim == 3:
-        if not _is_square_rdm(a):
-            raise ValueError(
-                f"{name}: a 3-D array must be a stack of square RDMs (symmetric, zero diagonal); "
-                f"got shape {a.shape}"
-            )
-        i, j = np.triu_indices(a.shape[-1], 1)
-        return a[:, i, j]
-    raise ValueError(f"{name} must have 1 to 3 dimensions; got shape {a.shape}")
-
-
-def to_square(rdms):
-    """Square form (n, n) or (k, n, n) of condensed RDMs (m,) or (k, m)."""
-    a = np.asarray(rdms)
-    if a.ndim == 1:
-        return squareform(a, checks=False)
-    if a.ndim != 2:
-        raise ValueError(f"rdms must be condensed (m,) or (k, m); got shape {a.shape}")
-    n = _rdm.n_from_pairs(a.shape[1])
-    out = np.zeros((a.shape[0], n, n), dtype=a.dtype)
-    i, j = np.triu_indices(n, 1)
-    out[:, i, j] = a
-    out[:, j, i] = a
-    return out
-
-
 def select_rdms(rdms, index):
     """Condensed RDMs of the stimuli ``index`` (in that order): rows and columns taken together.
 

@@ -475,7 +475,7 @@ def run_view(args):
     acts = []
     with torch.no_grad(), capture(info.module, [module_name]) as cap:
         for s in range(0, len(x), 16):
-            cap.run(x[s : s + 16].to(torch.device(args.device)))
+            cap.run(x[s : s + 16].to(info.device))
             acts.append(cap[module_name].cpu())
     acts = torch.cat(acts).numpy()
     if acts.ndim != 4:

@@ -106,7 +106,7 @@ def fit_to_hdf5(estimator, X, Y, path, *, groups=None, targets_per_block=None):
     """
     import h5py
 
-    from neuroprobe import __version__
+    from neuroprobe._version import __version__
 
     _check_estimator(estimator)
     if len(getattr(Y, "shape", ())) != 2:

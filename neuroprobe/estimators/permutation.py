@@ -17,7 +17,7 @@ from neuroprobe._sklearn_compat import (
     _safe_indexing,
 )
 from neuroprobe._validation import HasMethods, Integral, Interval, fit_context
-from neuroprobe.metrics import ZeroVarianceWarning
+from neuroprobe.exceptions import ZeroVarianceWarning
 from neuroprobe.solvers.permutation import (
     check_n_stimuli,
     draw_permutations,
@@ -209,7 +209,7 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
 
     def _splitter(self, estimator, Y, groups, fast):
         """``self.cv`` with an int (or, generic path, ``None``) made the default splitter."""
-        from neuroprobe.model_selection import default_cv
+        from neuroprobe._cv import default_cv
 
         if self.cv is None and fast:
             return None  # the estimator's own cv

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuroprobe.inspect.units import UnitError
+from neuroprobe._utils import resolve_device
+from neuroprobe.exceptions import UnitError
+from neuroprobe.models.hooks import forward_hook
 from neuroprobe.models.inputs import load_images
 from neuroprobe.models.resolve import resolve_model
 
@@ -60,7 +62,6 @@ def ablate(model, layers, value=0.0):
     for layer, chans in layers.items():
         module_name, module = info.layer(layer)
         plan.append((layer, module_name, module, _channels(chans, layer)))
-    handles = []
 
     def make_hook(layer, chans):
         index = torch.tensor(chans)
@@ -79,13 +80,10 @@ def ablate(model, layers, value=0.0):
 
         return hook
 
-    try:
+    with contextlib.ExitStack() as stack:
         for layer, _, module, chans in plan:
-            handles.append(module.register_forward_hook(make_hook(layer, chans)))
+            stack.enter_context(forward_hook(module, make_hook(layer, chans)))
         yield info.module
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @dataclass
@@ -136,26 +134,22 @@ class LesionResult:
 
 
 def _module_outputs(info, x, output_layer, batch_size, device):
-    dev = torch.device(device)
+    dev = resolve_device(device)
     store = {}
-    handle = None
+    watch = contextlib.nullcontext()
     if output_layer is not None:
         _, module = info.layer(output_layer)
 
         def hook(_m, _i, out):
             store["out"] = out
 
-        handle = module.register_forward_hook(hook)
+        watch = forward_hook(module, hook)
     outs = []
-    try:
-        with torch.no_grad():
-            for s in range(0, len(x), batch_size):
-                y = info.module(x[s : s + batch_size].to(dev))
-                y = store["out"] if output_layer is not None else y
-                outs.append(y.detach().float().reshape(len(y), -1).cpu())
-    finally:
-        if handle is not None:
-            handle.remove()
+    with watch, torch.no_grad():
+        for s in range(0, len(x), batch_size):
+            y = info.module(x[s : s + batch_size].to(dev))
+            y = store["out"] if output_layer is not None else y
+            outs.append(y.detach().float().reshape(len(y), -1).cpu())
     return torch.cat(outs).numpy()
 
 
@@ -203,7 +197,7 @@ def lesion_study(
     """
     extractor = model if hasattr(model, "model_") and hasattr(model, "transform") else None
     info = resolve_model(model, weights=weights, random_state=random_state,
-                         device=None if extractor is not None else device)
+                         device=None if extractor is not None else resolve_device(device))
     _, module = info.layer(layer)
     x = None
     if extractor is not None:
@@ -221,13 +215,9 @@ def lesion_study(
         def probe(_m, _i, out):
             shape["c"] = out.shape[1]
 
-        handle = module.register_forward_hook(probe)
-        try:
-            with torch.no_grad():
-                sample = x[:1] if x is not None else load_images(stimuli[:1], info)
-                info.module(sample.to(torch.device(device)))
-        finally:
-            handle.remove()
+        with forward_hook(module, probe), torch.no_grad():
+            sample = x[:1] if x is not None else load_images(stimuli[:1], info)
+            info.module(sample.to(info.device))
         channels = list(range(shape["c"]))
     channels = _channels(channels, layer)
     base_out = outputs()

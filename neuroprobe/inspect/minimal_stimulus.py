@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from neuroprobe._utils import resolve_device
 from neuroprobe.inspect.units import LayerProbe, check_metric, parse_targets
 from neuroprobe.models.inputs import load_images
 from neuroprobe.models.resolve import require_image_model, resolve_model
@@ -164,14 +165,14 @@ def minimal_stimulus(
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     check_metric(metric)
-    info = resolve_model(model, weights=weights, random_state=random_state, device=device)
+    dev = resolve_device(device)
+    info = resolve_model(model, weights=weights, random_state=random_state, device=dev)
     require_image_model(info, "minimal_stimulus")
     targets, single = parse_targets(target)
     probe = LayerProbe(info, [t.layer for t in targets])
     x = load_images(image, info)
     if len(x) != 1:
         raise ValueError(f"minimal_stimulus takes one image, got {len(x)}")
-    dev = torch.device(device)
     x = x.to(dev)
     segments = parcellate(x[0].permute(1, 2, 0).cpu().numpy(), n_segments, method)
     seg_t = torch.from_numpy(segments).to(dev)

@@ -6,9 +6,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuroprobe._utils import resolve_device
+from neuroprobe.exceptions import UnitError
 from neuroprobe.inspect.units import (
     LayerProbe,
-    UnitError,
     check_metric,
     parse_targets,
     target_values,
@@ -100,7 +101,8 @@ def occlusion_map(
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     batch_size = int(batch_size)
-    info = resolve_model(model, weights=weights, random_state=random_state, device=device)
+    dev = resolve_device(device)
+    info = resolve_model(model, weights=weights, random_state=random_state, device=dev)
     require_image_model(info, "occlusion_map")
     targets, single = parse_targets(target)
     probe = LayerProbe(info, [t.layer for t in targets])
@@ -108,7 +110,6 @@ def occlusion_map(
     n, c, h, w = x_all.shape
     wy, wx = _pair(window, "window")
     rows, cols = occlusion_positions(h, w, window, stride)
-    dev = torch.device(device)
     n_pos = len(rows) * len(cols)
     pos_r = np.repeat(rows, len(cols)).tolist()
     pos_c = np.tile(cols, len(rows)).tolist()
@@ -167,7 +168,8 @@ def upsampling_map(
     -------
     ndarray of float32, shape (n, H, W), or (n_targets, n, H, W) for a list of targets
     """
-    info = resolve_model(model, weights=weights, random_state=random_state, device=device)
+    dev = resolve_device(device)
+    info = resolve_model(model, weights=weights, random_state=random_state, device=dev)
     require_image_model(info, "upsampling_map")
     targets, single = parse_targets(target)
     for t in targets:
@@ -182,7 +184,7 @@ def upsampling_map(
     maps = [[] for _ in targets]
     with torch.no_grad():
         for start in range(0, len(x_all), int(batch_size)):
-            outs = probe.outputs(x_all[start : start + int(batch_size)].to(torch.device(device)))
+            outs = probe.outputs(x_all[start : start + int(batch_size)].to(dev))
             for k, t in enumerate(targets):
                 out = outs[t.layer]
                 target_values(out, t, probe.module_names[t.layer])  # validates the channel

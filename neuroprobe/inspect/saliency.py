@@ -7,6 +7,7 @@ import contextlib
 import numpy as np
 import torch
 
+from neuroprobe._utils import resolve_device
 from neuroprobe.inspect.units import (
     LayerProbe,
     check_metric,
@@ -209,12 +210,12 @@ def saliency(
     if batch_size < 1 or n_samples < 1:
         raise ValueError("batch_size and n_samples must be >= 1")
     check_metric(metric)
-    info = resolve_model(model, weights=weights, random_state=random_state, device=device)
+    dev = resolve_device(device)
+    info = resolve_model(model, weights=weights, random_state=random_state, device=dev)
     require_image_model(info, "saliency")
     targets, single = parse_targets(target)
     probe = LayerProbe(info, [t.layer for t in targets])
     x_all = load_images(images, info)
-    dev = torch.device(device)
     out = np.empty((len(targets), *x_all.shape), dtype=np.float32)
     guide = guided_relus(info.module) if method == "guided" else contextlib.nullcontext(None)
     gen = torch_generator(random_state)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuroprobe._utils import resolve_device
 from neuroprobe.inspect.units import (
     LayerProbe,
     check_metric,
@@ -233,14 +234,14 @@ def optimal_stimulus(
     if n_iter < 1:
         raise ValueError(f"n_iter must be >= 1, got {n_iter}")
     check_metric(metric)
-    info = resolve_model(model, weights=weights, random_state=random_state, device=device)
+    dev = resolve_device(device)
+    info = resolve_model(model, weights=weights, random_state=random_state, device=dev)
     require_image_model(info, "optimal_stimulus")
     targets = target if isinstance(target, list) else [target]
     targets = [parse_target(t) for t in targets]
     probe = LayerProbe(info, [t.layer for t in targets])
     c, h, w = _input_shape(info, input_shape)
     gen = torch_generator(random_state)
-    dev = torch.device(device)
     n = len(targets)
     cls = _FourierImage if parameterization == "fourier" else _PixelImage
     image = cls(n, c, h, w, gen, init_std).to(dev)

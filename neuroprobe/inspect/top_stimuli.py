@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroprobe.inspect.units import UnitError, check_metric
+from neuroprobe.exceptions import LayerError, UnitError
+from neuroprobe.inspect.units import check_metric
 
 __all__ = ["TopStimuli", "top_stimuli", "merge_top_k"]
 
@@ -160,7 +161,9 @@ def _layout_from_names(names, layer):
     idx = [i for i, n in enumerate(names) if n.startswith(prefix)]
     if not idx:
         layers = sorted({n.split(":", 1)[0] for n in names})
-        raise UnitError(f"layer {layer!r} is not extracted by this extractor; its layers: {layers}")
+        raise LayerError(
+            f"layer {layer!r} is not extracted by this extractor; its layers: {layers}"
+        )
     chans, pos = {}, {}
     for i in idx:
         m = _FEATURE.match(names[i][len(prefix):])

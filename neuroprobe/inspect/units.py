@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from neuroprobe._utils import seed_from
 from neuroprobe.exceptions import UnitError  # noqa: F401 (re-exported)
-from neuroprobe.models.resolve import seed_from
 
 __all__ = [
     "METRICS",
@@ -261,7 +261,8 @@ class LayerProbe:
         of the clone (under ``torch.no_grad`` a reduction such as the target values is computed
         before an in-place operation can change the output, and the full map is never copied).
         """
-        from neuroprobe.models.hooks import RepeatedCallError, StopForward, first_tensor
+        from neuroprobe.exceptions import RepeatedCallError
+        from neuroprobe.models.hooks import StopForward, add_forward_hook, first_tensor
 
         store = {}
         stop = self._checked
@@ -300,9 +301,7 @@ class LayerProbe:
                 module_name = self.module_names[name]
                 if module_name not in seen:
                     seen.add(module_name)
-                    handles.append(
-                        self.modules[name].register_forward_hook(make_hook(module_name))
-                    )
+                    handles.append(add_forward_hook(self.modules[name], make_hook(module_name)))
             self.n_calls += 1
             self.info.module(x)
         except StopForward:

@@ -29,7 +29,7 @@ One writer per file: the writer holds an exclusive lock (``.<name>.lock`` beside
 when it finishes) while it writes; a second writer of the same path stops with "another extraction
 is writing <path>" and touches nothing. Before each batch the writer checks that the batch fits
 (free disk space, the process's file-size limit); a full disk or a write error gives one
-:class:`~neuroprobe._utils.WriteError` "cannot write <path>: <cause>".
+:class:`~neuroprobe.exceptions.WriteError` "cannot write <path>: <cause>".
 
 Readers (:func:`open_activations`) refuse incomplete files (``complete`` false), naming how many
 rows were written; only ``neuroprobe info`` (:func:`describe`) and resuming read them.
@@ -48,7 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroprobe.exceptions import ExtractionBusyError, IncompleteActivationsError  # noqa: F401 (re-exported)
+from neuroprobe.exceptions import (  # noqa: F401 (ExtractionBusyError, IncompleteActivationsError re-exported)
+    ExtractionBusyError,
+    IncompleteActivationsError,
+    LayerError,
+    WriteError,
+)
 
 __all__ = [
     "ActivationWriter",
@@ -381,8 +386,6 @@ class ActivationWriter:
             pass
         mb = 1024**2
         if limit is not None and size + need > limit:
-            from neuroprobe._utils import WriteError
-
             raise WriteError(
                 f"cannot write {self.path}: File too large (the process's file-size limit is "
                 f"{limit / mb:.1f} MiB; the file holds {size / mb:.1f} MiB and the next batch "
@@ -391,8 +394,6 @@ class ActivationWriter:
                 errno=errno.EFBIG,
             )
         if need > free:
-            from neuroprobe._utils import WriteError
-
             raise WriteError(
                 f"cannot write {self.path}: No space left on device ({free / mb:.1f} MiB free, "
                 f"the next batch needs up to {need / mb:.1f} MiB); {self.n_done} rows are kept "
@@ -600,8 +601,6 @@ class ActivationFile:
 
     def _dataset(self, layer):
         if layer not in self._datasets:
-            from neuroprobe.models.registry import LayerError
-
             close = difflib.get_close_matches(str(layer), self.layers, n=1, cutoff=0.0)
             raise LayerError(
                 f"layer {layer!r} is not in {self.path}; closest match: "

@@ -94,8 +94,7 @@ def save_rdms(path, rdms, names=None, stim_ids=None, metric=None, attrs=None):
     """
 
     from neuroprobe._version import __version__
-    from neuroprobe.rsa import to_condensed
-    from neuroprobe.solvers.rdm import n_from_pairs
+    from neuroprobe.solvers.rdm import n_from_pairs, to_condensed
 
     V = np.atleast_2d(to_condensed(rdms, "rdms"))
     n = n_from_pairs(V.shape[1])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from neuroprobe.stimuli import StimulusError
+from neuroprobe.exceptions import StimulusError
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -66,7 +66,7 @@ def modality_from_path(path, default=_RAISE):
 
     Raises
     ------
-    neuroprobe.stimuli.StimulusError
+    neuroprobe.exceptions.StimulusError
         Unknown extension and no ``default``; the message names the path and the known extensions.
     """
     suffix = os.path.splitext(os.fspath(path))[1].lower()
@@ -119,7 +119,7 @@ def load(path, modality=None, **options):
 
     Raises
     ------
-    neuroprobe.stimuli.StimulusError
+    neuroprobe.exceptions.StimulusError
         Missing, unreadable or corrupt file (the message contains the path).
     NotImplementedError
         The decoder module of that modality is not installed.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from neuroprobe.exceptions import StimulusError
+
 
 def file_error(path, message):
     """A ``StimulusError`` (a ``ValueError``) whose message starts with the file name."""
-    from neuroprobe.stimuli import StimulusError  # lazily: neuroprobe.stimuli imports media
-
     return StimulusError(f"{path}: {message}")
 
 

@@ -5,7 +5,7 @@ in [-1, 1] (multi-channel audio is mixed down by averaging the channels, as the 
 code does) and ``sample_rate`` an int. :func:`load_audio` can resample to a target rate with
 :func:`torchaudio.functional.resample` (band-limited sinc interpolation).
 
-Bad input raises :class:`neuroprobe.stimuli.StimulusError` (a ``ValueError``) whose message names
+Bad input raises :class:`neuroprobe.exceptions.StimulusError` (a ``ValueError``) whose message names
 the file: a missing, empty (0 bytes), corrupt or undecodable file, a file without an audio stream,
 or audio with no samples.
 """
@@ -114,7 +114,7 @@ def load_audio(path, sample_rate=None, *, mono=True):
 
     Raises
     ------
-    neuroprobe.stimuli.StimulusError
+    neuroprobe.exceptions.StimulusError
         Naming the file, when it is missing, empty, corrupt, without an audio stream or without
         samples.
     """

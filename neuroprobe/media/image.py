@@ -35,7 +35,7 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from neuroprobe.stimuli import StimulusError
+from neuroprobe.exceptions import StimulusError
 
 __all__ = ["load", "load_image", "to_rgb"]
 
@@ -140,7 +140,7 @@ def load(path, *, background=None):
 
     Raises
     ------
-    neuroprobe.stimuli.StimulusError
+    neuroprobe.exceptions.StimulusError
         The file is missing, is not an image, or is corrupt/truncated; the message names the path.
     """
     path = os.fspath(path)

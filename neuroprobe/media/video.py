@@ -26,8 +26,8 @@ Videos shorter than one clip
 ----------------------------
 ``short_policy="pad"`` (default) repeats the last frame: frame indices past the end are clamped to
 the last frame, and ``"sliding"`` returns one (padded) clip. ``short_policy="error"`` raises a
-:class:`~neuroprobe.stimuli.StimulusError` naming the file. A video with no decodable frame always
-raises.
+:class:`~neuroprobe.exceptions.StimulusError` naming the file. A video with no decodable frame
+always raises.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def load_video(path, *, start_s=None, end_s=None, max_frames=None):
 
     Raises
     ------
-    neuroprobe.stimuli.StimulusError
+    neuroprobe.exceptions.StimulusError
         Naming the file when it is missing, empty, corrupt, has no video stream, uses a codec this
         FFmpeg build cannot decode, or yields no frame.
     """

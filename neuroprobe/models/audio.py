@@ -458,7 +458,7 @@ VGGISH_DEFAULT_FILE = "vggish-10086976.pth"
 
 
 def _vggish_default_file():
-    from neuroprobe.models.registry import WeightsUnavailableError
+    from neuroprobe.exceptions import WeightsUnavailableError
 
     directory = Path(torch.hub.get_dir()) / "checkpoints"
     path = directory / VGGISH_DEFAULT_FILE
@@ -490,14 +490,15 @@ def build_vggish(
         ``vggish_pca_params.npz``: add the published PCA (+ quantisation when ``quantize``)
         post-processing.
     """
-    from neuroprobe.models.registry import _seed_from, seeded
+    from neuroprobe._utils import seed_from
+    from neuroprobe.models.weights import DEFAULT_WEIGHTS_SEED, is_random_weights, seeded
 
     post = None
     if pca_params is not None:
         vecs, means = _load_pca_params(pca_params)
         post = VGGishPostprocessor(vecs, means, quantize=quantize)
-    if weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random")):
-        seed = _seed_from(random_state)
+    if is_random_weights(weights):
+        seed = seed_from(random_state, DEFAULT_WEIGHTS_SEED)
         with seeded(seed):
             model = VGGish(post, aggregate=aggregate)
         weights_id = f"random(seed={seed})"
@@ -585,7 +586,8 @@ def build_torchaudio_bundle(name, weights="DEFAULT", random_state=None, config=N
     bundle = getattr(P, attr, None)
     if bundle is None or not hasattr(bundle, "_params"):
         raise KeyError(f"unknown torchaudio bundle {name!r}; known: {sorted(TORCHAUDIO_BUNDLES)}")
-    from neuroprobe.models.registry import _seed_from, seeded
+    from neuroprobe._utils import seed_from
+    from neuroprobe.models.weights import DEFAULT_WEIGHTS_SEED, is_random_weights, seeded
 
     params = dict(bundle._params)
     if config:
@@ -593,8 +595,8 @@ def build_torchaudio_bundle(name, weights="DEFAULT", random_state=None, config=N
         if unknown:
             raise KeyError(f"unknown {name} parameters {unknown}; valid: {sorted(params)}")
         params.update(config)
-    if weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random")):
-        seed = _seed_from(random_state)
+    if is_random_weights(weights):
+        seed = seed_from(random_state, DEFAULT_WEIGHTS_SEED)
         with seeded(seed):
             model = _u._get_model(bundle._model_type, params)
         weights_id = f"random(seed={seed})"
@@ -604,7 +606,7 @@ def build_torchaudio_bundle(name, weights="DEFAULT", random_state=None, config=N
         try:
             model = bundle.get_model()
         except Exception as exc:  # URLError, HTTPError, OSError ...
-            from neuroprobe.models.registry import WeightsUnavailableError
+            from neuroprobe.exceptions import WeightsUnavailableError
 
             raise WeightsUnavailableError(
                 f"cannot fetch the pretrained weights of torchaudio.pipelines.{attr} ({exc}). "

@@ -20,8 +20,8 @@ from torch import nn
 
 from neuroprobe._utils import resolve_device
 from neuroprobe.models.inputs import load_images
-from neuroprobe.models.registry import seeded
 from neuroprobe.models.resolve import resolve_model, seed_from
+from neuroprobe.models.weights import seeded
 
 __all__ = ["FinetuneResult", "finetune", "replace_head", "save_checkpoint"]
 
@@ -233,13 +233,14 @@ def finetune(model, stimuli, y=None, *, target="label", task="auto", head=None,
     FinetuneResult
     """
     _check_loop(epochs, batch_size, validation_fraction)
+    dev = resolve_device(device)  # before the model is built: a missing device fails at once
     seed = seed_from(random_state)
     info = resolve_model(model, weights=weights, random_state=seed, device=None)
     task, yt, classes, n_out = _targets(stimuli, y, target, task)
     x = load_images(stimuli, info, name="stimuli")
     if len(x) != len(yt):
         raise ValueError(f"{len(x)} stimuli but {len(yt)} labels/values")
-    run, head_name = _make_run(info, n_out, head, trainable, task, seed, resolve_device(device),
+    run, head_name = _make_run(info, n_out, head, trainable, task, seed, dev,
                                lr=lr, weight_decay=weight_decay, batch_size=batch_size)
     train_idx, val_idx = _split(len(x), yt, task, validation_fraction, seed)
     history, best_epoch, best_state = _fit_loop(

@@ -14,15 +14,20 @@ Rules (shared by :class:`~neuroprobe.transformers.DNNFeatureExtractor` and every
   last requested layer to be captured, which :func:`capture` swallows when it leaves the ``with``
   block: the rest of the network is not run. Use it only when every requested layer is called once.
 * Hooks are always removed when the ``with`` block exits, also on exceptions.
+
+:func:`forward_hook` registers one plain hook (to change a module's output, or to observe it) for
+the duration of a ``with`` block; :func:`add_forward_hook` a hook that lives as long as the
+module. This module is the one place that calls ``register_forward_hook``.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-from neuroprobe.exceptions import RepeatedCallError  # noqa: F401 (re-exported)
+from neuroprobe.exceptions import RepeatedCallError
+from neuroprobe.models.layers import resolve_layer
 
-__all__ = ["capture", "first_tensor", "StopForward", "RepeatedCallError"]
+__all__ = ["capture", "first_tensor", "forward_hook", "StopForward", "RepeatedCallError"]
 
 
 class StopForward(Exception):
@@ -113,8 +118,6 @@ def capture(module, layer_names, *, clone=True, stop=False, repeat="error", tran
     modules = dict(module.named_modules())
     missing = [n for n in names if n not in modules]
     if missing:
-        from neuroprobe.models.registry import resolve_layer
-
         resolve_layer(module, missing[0])  # raises LayerError with valid names + closest
     out = _Captured(module, names)
     out.stop = bool(stop)
@@ -160,3 +163,40 @@ def capture(module, layer_names, *, clone=True, stop=False, repeat="error", tran
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def forward_hook(module, hook):
+    """Register ``hook(module, input, output)`` on ``module`` for the duration of a ``with`` block.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The (sub-)module whose forward pass calls the hook.
+    hook : callable
+        ``hook(module, input, output)``; a return value other than ``None`` replaces the output
+        (as with :meth:`torch.nn.Module.register_forward_hook`).
+
+    Yields
+    ------
+    torch.utils.hooks.RemovableHandle
+        The handle; the hook is removed when the block exits, also on exceptions.
+    """
+    handle = add_forward_hook(module, hook)
+    try:
+        yield handle
+    finally:
+        handle.remove()
+
+
+def add_forward_hook(module, hook):
+    """Register ``hook(module, input, output)`` on ``module`` for as long as the module lives.
+
+    For hooks that are part of a network's definition (e.g. the channel-first taps of video
+    networks); temporary hooks use :func:`forward_hook`.
+
+    Returns
+    -------
+    torch.utils.hooks.RemovableHandle
+    """
+    return module.register_forward_hook(hook)

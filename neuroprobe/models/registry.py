@@ -26,6 +26,10 @@ INTERFACE (stable; other modules build on it):
     Pretrained weights by default (as on the CLI); ``weights=None`` asks for random weights
     (warned once per model name), seeded by ``random_state`` (``None``: seed 0).
 
+Around the registry: :mod:`neuroprobe.models.preprocess` (preprocessing transforms),
+:mod:`neuroprobe.models.weights` (seeds, weight files, torchvision's cache, the offline error) and
+:mod:`neuroprobe.models.layers` (:func:`resolve_layer`); their names stay importable from here.
+
 Lazy registration
 -----------------
 Modules that register models (``neuroprobe.models.audio``, ``neuroprobe.models.video``) are imported
@@ -37,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import importlib
 import inspect
 import json
@@ -47,9 +50,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from neuroprobe.exceptions import LayerError, ModelError, WeightsUnavailableError  # noqa: F401 (re-exported)
+from neuroprobe._utils import seed_from
+from neuroprobe.exceptions import LayerError, ModelError, WeightsUnavailableError
+from neuroprobe.models.layers import layer_names, resolve_layer
+from neuroprobe.models.preprocess import (
+    IMAGENET_MEAN,  # noqa: F401 (re-exported)
+    IMAGENET_STD,  # noqa: F401 (re-exported)
+    ImageToTensor,  # noqa: F401 (re-exported)
+    TorchvisionPreprocess,
+    default_preprocess,
+    describe_callable,
+)
+from neuroprobe.models.weights import (
+    DEFAULT_WEIGHTS_SEED,
+    checkpoint_head,
+    file_sha256,
+    is_random_weights,
+    load_state_dict_file,
+    looks_like_path,
+    module_digest,  # noqa: F401 (re-exported)
+    quiet_random_weights,
+    resolve_enum,
+    seeded,
+    warn_random_weights,
+    weights_file_location,
+    weights_unavailable,
+)
 
 __all__ = [
     "ModelSpec",
@@ -63,11 +89,6 @@ __all__ = [
     "available_models",
     "weights_file_location",
 ]
-
-#: ImageNet normalisation used by torchvision's classification weights and by the default
-#: preprocessing of user modules.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: name -> module that registers it (imported on first use). Audio/video engineers add entries here.
 LAZY_MODULES: dict[str, str] = {"shapes-cnn": "neuroprobe.models.shapes_cnn"}
@@ -130,83 +151,7 @@ class ModelSpec:
 
     def layer_names(self):
         """Module names of ``named_modules()`` (without the root ``""``)."""
-        return [name for name, _ in self.module.named_modules() if name]
-
-
-# --------------------------------------------------------------------------------------------
-# Preprocessing
-# --------------------------------------------------------------------------------------------
-class ImageToTensor:
-    """Default image preprocessing for user modules: RGB float tensor in [0, 1],
-    ImageNet-normalised.
-
-    The image keeps its native size (no resize or crop). Tensors are returned unchanged (they are
-    taken as already preprocessed).
-    """
-
-    info = {
-        "kind": "to_tensor+normalize",
-        "resize": None,
-        "crop": None,
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
-    }
-
-    def __call__(self, image):
-        import torch
-
-        if isinstance(image, torch.Tensor):
-            return image.float()
-        array = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
-        if array.ndim == 2:
-            array = np.repeat(array[..., None], 3, axis=2)
-        tensor = torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1).float() / 255.0
-        mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-        return (tensor - mean) / std
-
-
-class _Identity:
-    info = {"kind": "identity"}
-
-    def __call__(self, x):
-        import torch
-
-        return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-
-
-def default_preprocess(modality="image"):
-    """Preprocessing used for user modules given without ``preprocess``.
-
-    image: :class:`ImageToTensor` (native size, ImageNet normalisation); other modalities: the
-    decoded array as a tensor (identity).
-    """
-    return ImageToTensor() if modality == "image" else _Identity()
-
-
-class TorchvisionPreprocess:
-    """Wrap a torchvision weights transform (resize, centre crop, normalise) for one stimulus."""
-
-    def __init__(self, transform):
-        self.transform = transform
-        self.info = {
-            "kind": "torchvision.ImageClassification",
-            "resize": list(transform.resize_size),
-            "crop": list(transform.crop_size),
-            "mean": list(transform.mean),
-            "std": list(transform.std),
-            "interpolation": str(transform.interpolation.value),
-            "antialias": bool(transform.antialias),
-        }
-
-    def __call__(self, image):
-        import torch
-
-        if isinstance(image, torch.Tensor) and image.is_floating_point():
-            return image  # already preprocessed
-        if hasattr(image, "convert"):
-            image = image.convert("RGB")
-        return self.transform(image)
+        return layer_names(self.module)
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,170 +215,6 @@ def _lookup(name):
     return None
 
 
-#: Seed of random weights when ``random_state=None``: every clone, worker and rerun builds the
-#: same network, so caches and grid searches compare like with like.
-DEFAULT_WEIGHTS_SEED = 0
-
-_RANDOM_WARNED: set = set()
-_QUIET_RANDOM = [0]
-
-
-def is_random_weights(weights):
-    """True when ``weights`` asks for random initialisation (``None``, ``"none"``, ``"random"``)."""
-    return weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random"))
-
-
-def warn_random_weights(name, weights_id):
-    """Warn once per process and model name that a network has random (untrained) weights."""
-    key = str(name).lower()
-    if _QUIET_RANDOM[0] or key in _RANDOM_WARNED:
-        return
-    _RANDOM_WARNED.add(key)
-    warnings.warn(
-        f"model {name!r} is built with RANDOM, untrained weights ({weights_id}), as asked by "
-        "weights=None; pass weights='DEFAULT' (the default) for pretrained weights. This warning "
-        "is shown once per model.",
-        UserWarning,
-        stacklevel=3,
-    )
-
-
-class quiet_random_weights:
-    """Context manager: no random-weights warning inside (shapes, layer lists)."""
-
-    def __enter__(self):
-        _QUIET_RANDOM[0] += 1
-        return self
-
-    def __exit__(self, *exc):
-        _QUIET_RANDOM[0] -= 1
-        return False
-
-
-def _seed_from(random_state):
-    """Integer seed for torch from an sklearn-style ``random_state``.
-
-    ``None`` gives :data:`DEFAULT_WEIGHTS_SEED` (a fixed seed, not a fresh random one), so clones
-    of an estimator build identical networks.
-    """
-    if random_state is None:
-        return DEFAULT_WEIGHTS_SEED
-    if isinstance(random_state, (int, np.integer)):
-        return int(random_state)
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    raise ValueError(f"random_state must be None, an int or a RandomState, got {random_state!r}")
-
-
-def seeded(seed):
-    """Context manager: ``torch.manual_seed(seed)`` inside a forked RNG (global state untouched)."""
-    import torch
-
-    class _Ctx:
-        def __enter__(self):
-            self._fork = torch.random.fork_rng(devices=[])
-            self._fork.__enter__()
-            torch.manual_seed(seed)
-
-        def __exit__(self, *exc):
-            return self._fork.__exit__(*exc)
-
-    return _Ctx()
-
-
-def _file_sha256(path, n=16):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:n]
-
-
-def module_digest(module, n=16):
-    """``sha256`` of a module's parameters and buffers (identity of user modules)."""
-    digest = hashlib.sha256()
-    for key, value in module.state_dict().items():
-        digest.update(key.encode())
-        arr = value.detach().cpu().contiguous()
-        digest.update(str(arr.dtype).encode())
-        digest.update(str(tuple(arr.shape)).encode())
-        digest.update(arr.reshape(-1).view(dtype=_byte_dtype()).numpy().tobytes())
-    return digest.hexdigest()[:n]
-
-
-def _byte_dtype():
-    import torch
-
-    return torch.uint8
-
-
-def weights_file_location(weights_enum):
-    """``(file_name, directory)`` where torchvision caches the file of a weights enum."""
-    import torch
-
-    return os.path.basename(weights_enum.url), os.path.join(torch.hub.get_dir(), "checkpoints")
-
-
-def _resolve_enum(name, weights):
-    from torchvision import models
-
-    enum_cls = models.get_model_weights(name)
-    if isinstance(weights, enum_cls):
-        return weights
-    text = str(weights)
-    if text.upper() == "DEFAULT":
-        return enum_cls.DEFAULT
-    short = text.split(".", 1)[1] if text.startswith(enum_cls.__name__ + ".") else text
-    try:
-        return enum_cls[short]
-    except KeyError:
-        valid = ["DEFAULT", *[m.name for m in enum_cls]]
-        raise ModelError(
-            f"unknown weights {text!r} for model {name!r}; valid: {', '.join(valid)}, a checkpoint "
-            "path, or None for random weights"
-        ) from None
-
-
-def _checkpoint_head(path):
-    """``{"num_classes": k}`` for a checkpoint of :func:`neuroprobe.finetune`, else ``{}``."""
-    import torch
-
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - not a zip checkpoint: no head information
-        return {}
-    if isinstance(obj, dict) and isinstance(obj.get("num_classes"), int):
-        return {"num_classes": obj["num_classes"]}
-    return {}
-
-
-def _load_state_dict_file(path):
-    import torch
-
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise ModelError(f"cannot read weights file {path}: {exc}") from exc
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "model_state_dict"):
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict):
-        raise ModelError(f"weights file {path} holds a {type(obj).__name__}, expected a state_dict")
-    prefix = "module."
-    if obj and all(k.startswith(prefix) for k in obj):  # saved from DataParallel
-        obj = {k[len(prefix) :]: v for k, v in obj.items()}
-    return obj
-
-
-def _looks_like_path(weights):
-    return isinstance(weights, Path) or (
-        isinstance(weights, str)
-        and (os.sep in weights or weights.endswith((".pth", ".pt", ".ckpt")))
-    )
-
-
 def _torchvision_spec(name, weights="DEFAULT", random_state=None):
     """Build a torchvision classification model with the preprocessing of its weights."""
     from torchvision import models
@@ -447,17 +228,17 @@ def _torchvision_spec(name, weights="DEFAULT", random_state=None):
     from neuroprobe.models.aliases import aliases_for
 
     if is_random_weights(weights):
-        seed = _seed_from(random_state)
+        seed = seed_from(random_state, DEFAULT_WEIGHTS_SEED)
         with seeded(seed), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             module = models.get_model(name, weights=None, **kwargs)
         weights_id = f"random(seed={seed},torchvision={_tv_version()})"
-    elif _looks_like_path(weights):
+    elif looks_like_path(weights):
         path = Path(weights)
         if not path.is_file():
             raise ModelError(f"weights file not found: {path}")
-        state = _load_state_dict_file(path)
-        kwargs.update(_checkpoint_head(path))  # a head replaced by neuroprobe.finetune
+        state = load_state_dict_file(path)
+        kwargs.update(checkpoint_head(path))  # a head replaced by neuroprobe.finetune
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             module = models.get_model(name, weights=None, **kwargs)
@@ -467,9 +248,9 @@ def _torchvision_spec(name, weights="DEFAULT", random_state=None):
             raise ModelError(
                 f"weights file {path} does not match model {name!r}: {str(exc).splitlines()[0]}"
             ) from exc
-        weights_id = f"sha256:{_file_sha256(path)}"
+        weights_id = f"sha256:{file_sha256(path)}"
     else:
-        enum = _resolve_enum(name, weights)
+        enum = resolve_enum(name, weights)
         file_name, directory = weights_file_location(enum)
         try:
             with warnings.catch_warnings():
@@ -478,14 +259,7 @@ def _torchvision_spec(name, weights="DEFAULT", random_state=None):
         except Exception as exc:  # noqa: BLE001 - network errors vary (URLError, OSError, ...)
             if os.path.exists(os.path.join(directory, file_name)):
                 raise
-            raise WeightsUnavailableError(
-                f"pretrained weights {enum} for {name!r} are not cached and could not be "
-                "downloaded "
-                f"({type(exc).__name__}: {exc}). Download {enum.url} and place the file "
-                f"{file_name!r} in the directory {directory!r} (torch.hub.get_dir()/checkpoints; "
-                "set TORCH_HOME to move it), pass weights=<path to the .pth file>, or "
-                "weights=None for random (untrained) weights."
-            ) from exc
+            raise weights_unavailable(enum, name, exc) from exc
         weights_id = f"{type(enum).__name__}.{enum.name}"
         transform = enum.transforms()
     module.eval()
@@ -533,7 +307,7 @@ def _call_factory(factory, weights, random_state):
         n_params = 0
     if n_params >= 2:
         return factory(weights, random_state)
-    with seeded(_seed_from(random_state)):
+    with seeded(seed_from(random_state, DEFAULT_WEIGHTS_SEED)):
         return factory()
 
 
@@ -596,8 +370,8 @@ def build_model(model, weights="DEFAULT", random_state=None, preprocess=None):
         if isinstance(obj, ModelSpec):
             spec = obj
         elif isinstance(obj, torch.nn.Module):
-            spec = _module_spec(obj, weights if _looks_like_path(weights) else None)
-            if not _looks_like_path(weights):
+            spec = _module_spec(obj, weights if looks_like_path(weights) else None)
+            if not looks_like_path(weights):
                 spec.weights_id = f"factory:{spec.weights_id}"
         else:
             raise ModelError(
@@ -612,27 +386,20 @@ def build_model(model, weights="DEFAULT", random_state=None, preprocess=None):
         )
     if preprocess is not None:
         spec = dataclasses.replace(spec, preprocess=preprocess)
-        spec.preprocess_info = dict(
-            getattr(preprocess, "info", None) or {"kind": "user", "repr": _describe(preprocess)}
-        )
+        info = getattr(preprocess, "info", None)
+        spec.preprocess_info = dict(info or {"kind": "user", "repr": describe_callable(preprocess)})
     spec.module.eval()
     return spec
 
 
-def _describe(obj):
-    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
-    module = getattr(obj, "__module__", None) or type(obj).__module__
-    return f"{module}.{name}"
-
-
 def _module_spec(module, weights=None):
     if weights is not None and not (isinstance(weights, str) and weights.upper() == "DEFAULT"):
-        if not _looks_like_path(weights) or not Path(weights).is_file():
+        if not looks_like_path(weights) or not Path(weights).is_file():
             raise ModelError(
                 f"weights={weights!r} for a torch.nn.Module must be 'DEFAULT' or None (keep its "
                 "weights) or the path of a state_dict file"
             )
-        state = _load_state_dict_file(weights)
+        state = load_state_dict_file(weights)
         module.load_state_dict(state, strict=True)
     module.eval()
     return ModelSpec(
@@ -640,33 +407,6 @@ def _module_spec(module, weights=None):
         modality="image",
         name=type(module).__name__,
         weights_id=f"sha256:{module_digest(module)}",
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Layers
-# --------------------------------------------------------------------------------------------
-def resolve_layer(spec, name):
-    """Module name of layer ``name`` (a module name or an alias) of ``spec``.
-
-    Raises
-    ------
-    LayerError
-        Unknown name; the message lists the valid names and the closest match.
-    """
-    module = spec.module if isinstance(spec, ModelSpec) else spec
-    aliases = spec.aliases if isinstance(spec, ModelSpec) else {}
-    names = [n for n, _ in module.named_modules() if n]
-    if name in aliases:
-        return aliases[name]
-    if name in set(names):
-        return name
-    valid = list(dict.fromkeys(list(aliases) + names))
-    close = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.0)
-    model_name = spec.name if isinstance(spec, ModelSpec) else type(module).__name__
-    raise LayerError(
-        f"unknown layer {name!r} for model {model_name!r}; closest match: "
-        f"{close[0] if close else None!r}. Valid names: {', '.join(valid)}"
     )
 
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
-from neuroprobe._utils import resolve_device
+from neuroprobe._utils import resolve_device, seed_from  # noqa: F401 (seed_from re-exported)
 
 __all__ = ["InspectedModel", "require_image_model", "resolve_model", "seed_from"]
 
@@ -129,18 +128,3 @@ def require_image_model(info, method):
             f"{method} works on image models; {info.name!r} is a {info.modality} model "
             "(its inputs are not images with rows and columns)"
         )
-
-
-def seed_from(random_state=None):
-    """An int seed from ``random_state`` (int, RandomState or None: a fresh random seed)."""
-    if random_state is None:
-        seed = int(np.random.default_rng().integers(2**31 - 1))
-    elif isinstance(random_state, (int, np.integer)):
-        seed = int(random_state)
-    elif isinstance(random_state, np.random.RandomState):
-        seed = int(random_state.randint(2**31 - 1))
-    else:
-        raise ValueError(
-            f"random_state must be None, an int or a RandomState, not {random_state!r}"
-        )
-    return seed

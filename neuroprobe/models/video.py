@@ -56,18 +56,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuroprobe.models.registry import (
-    ModelError,
-    ModelSpec,
-    WeightsUnavailableError,
-    _file_sha256,
-    _load_state_dict_file,
-    _looks_like_path,
-    _resolve_enum,
-    _seed_from,
-    register_model,
+from neuroprobe._utils import seed_from
+from neuroprobe.exceptions import ModelError, WeightsUnavailableError
+from neuroprobe.models.hooks import add_forward_hook
+from neuroprobe.models.registry import ModelSpec, register_model
+from neuroprobe.models.weights import (
+    DEFAULT_WEIGHTS_SEED,
+    file_sha256,
+    is_random_weights,
+    load_state_dict_file,
+    looks_like_path,
+    resolve_enum,
     seeded,
     weights_file_location,
+    weights_unavailable,
 )
 
 __all__ = [
@@ -359,7 +361,7 @@ def add_channel_first_taps(module, names, tap_factory):
         key = name.replace(".", "_")
         taps[key] = tap_factory()
         modules[name].__dict__["_neuroprobe_tap"] = taps[key]
-        modules[name].register_forward_hook(_tap_hook)
+        add_forward_hook(modules[name], _tap_hook)
         aliases[name] = f"taps.{key}"
     # first in named_modules(), so the default (last) layer of the extractor stays the head
     module._modules = {"taps": taps, **module._modules}
@@ -386,36 +388,31 @@ def _freeze(module):
 def _torchvision_module(name, weights, random_state):
     from torchvision import models
 
-    if weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random")):
-        seed = _seed_from(random_state)
+    if is_random_weights(weights):
+        seed = seed_from(random_state, DEFAULT_WEIGHTS_SEED)
         with seeded(seed):
             module = models.get_model(name, weights=None)
         return module, f"random(seed={seed})", None
-    if _looks_like_path(weights):
+    if looks_like_path(weights):
         path = Path(weights)
         if not path.is_file():
             raise ModelError(f"weights file not found: {path}")
         module = models.get_model(name, weights=None)
         try:
-            module.load_state_dict(_load_state_dict_file(path), strict=True)
+            module.load_state_dict(load_state_dict_file(path), strict=True)
         except RuntimeError as exc:
             raise ModelError(
                 f"weights file {path} does not match model {name!r}: {str(exc).splitlines()[0]}"
             ) from exc
-        return module, f"sha256:{_file_sha256(path)}", None
-    enum = _resolve_enum(name, weights)
+        return module, f"sha256:{file_sha256(path)}", None
+    enum = resolve_enum(name, weights)
     file_name, directory = weights_file_location(enum)
     try:
         module = models.get_model(name, weights=enum)
     except Exception as exc:  # noqa: BLE001 - network errors vary
         if (Path(directory) / file_name).exists():
             raise
-        raise WeightsUnavailableError(
-            f"pretrained weights {enum} for {name!r} are not cached and could not be downloaded "
-            f"({type(exc).__name__}: {exc}). Download {enum.url} into {directory!r} as "
-            f"{file_name!r}, "
-            "or pass weights=<path to the .pth file>."
-        ) from exc
+        raise weights_unavailable(enum, name, exc) from exc
     return module, f"{type(enum).__name__}.{enum.name}", enum
 
 
@@ -434,8 +431,8 @@ def _pytorchvideo_module(name, weights, random_state, model_kwargs):
 
     builder = getattr(hub, name)
     model_kwargs = dict(model_kwargs or {})
-    if weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random")):
-        seed = _seed_from(random_state)
+    if is_random_weights(weights):
+        seed = seed_from(random_state, DEFAULT_WEIGHTS_SEED)
         with seeded(seed):
             if name in _HUB_FIXED and set(model_kwargs) & set(_HUB_FIXED[name]):
                 # the hub function fixes these options: call its model builder directly
@@ -450,7 +447,7 @@ def _pytorchvideo_module(name, weights, random_state, model_kwargs):
             f"{name}: model_kwargs change the architecture; they cannot be combined with "
             "pretrained weights"
         )
-    if _looks_like_path(weights):
+    if looks_like_path(weights):
         path = Path(weights)
         if not path.is_file():
             raise ModelError(f"weights file not found: {path}")
@@ -466,7 +463,7 @@ def _pytorchvideo_module(name, weights, random_state, model_kwargs):
             raise ModelError(
                 f"weights file {path} does not match model {name!r}: {str(exc).splitlines()[0]}"
             ) from exc
-        return module, f"sha256:{_file_sha256(path)}"
+        return module, f"sha256:{file_sha256(path)}"
     if str(weights).lower() not in ("pretrained", "default", "kinetics400"):
         raise ModelError(
             f"unknown weights {weights!r} for {name!r}: use None (random), 'pretrained' or "

@@ -1,7 +1,8 @@
 """RDM kernels: dissimilarities through one matrix product, and vectorised RDM comparisons.
 
 Pure array functions (numpy, or torch through :mod:`neuroprobe.solvers.backend`); the public
-entry points with argument checks are in :mod:`neuroprobe.rsa`.
+entry points with argument checks are in :mod:`neuroprobe.rsa`. :func:`to_condensed` and
+:func:`to_square` convert between square and condensed RDMs (re-exported by :mod:`neuroprobe.rsa`).
 
 RDMs are condensed vectors in scipy ``pdist`` order: the upper triangle of the square matrix,
 row by row, ``(0, 1), (0, 2), ..., (0, n-1), (1, 2), ...``.
@@ -28,6 +29,7 @@ number of features (with its ``noise`` precision as our ``VI``); its ``"correlat
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.distance import squareform
 
 from neuroprobe._utils import memory_budget
 from neuroprobe.solvers.backend import get_backend
@@ -239,3 +241,66 @@ def compare(A, B, method="spearman", *, backend="numpy", device="cpu"):
                 out[i, j] = kendall(a, b, variant)
         return out
     raise ValueError(f"method must be one of {COMPARE_METHODS}; got {method!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# square <-> condensed
+# --------------------------------------------------------------------------------------------
+def _is_square_rdm(a):
+    return (
+        a.ndim >= 2
+        and a.shape[-1] == a.shape[-2]
+        and np.allclose(np.diagonal(a, axis1=-2, axis2=-1), 0)
+        and np.allclose(a, np.swapaxes(a, -1, -2), equal_nan=True)
+    )
+
+
+def to_condensed(rdms, name="rdms"):
+    """Condensed form of one RDM or a stack of RDMs.
+
+    Parameters
+    ----------
+    rdms : array of shape (m,), (k, m), (n, n) or (k, n, n)
+        A 2-D array is read as one square RDM when it is square, symmetric with a zero diagonal,
+        else as a stack of condensed RDMs.
+    name : str
+        Name used in error messages.
+
+    Returns
+    -------
+    ndarray of shape (m,) or (k, m)
+    """
+    a = np.asarray(rdms, dtype=np.float64) if not np.issubdtype(
+        np.asarray(rdms).dtype, np.floating) else np.asarray(rdms)
+    if a.ndim == 1:
+        n_from_pairs(a.size)
+        return a
+    if a.ndim == 2 and _is_square_rdm(a):
+        return squareform(a, checks=False)
+    if a.ndim == 2:
+        n_from_pairs(a.shape[1])
+        return a
+    if a.ndim == 3:
+        if not _is_square_rdm(a):
+            raise ValueError(
+                f"{name}: a 3-D array must be a stack of square RDMs (symmetric, zero diagonal); "
+                f"got shape {a.shape}"
+            )
+        i, j = np.triu_indices(a.shape[-1], 1)
+        return a[:, i, j]
+    raise ValueError(f"{name} must have 1 to 3 dimensions; got shape {a.shape}")
+
+
+def to_square(rdms):
+    """Square form (n, n) or (k, n, n) of condensed RDMs (m,) or (k, m)."""
+    a = np.asarray(rdms)
+    if a.ndim == 1:
+        return squareform(a, checks=False)
+    if a.ndim != 2:
+        raise ValueError(f"rdms must be condensed (m,) or (k, m); got shape {a.shape}")
+    n = n_from_pairs(a.shape[1])
+    out = np.zeros((a.shape[0], n, n), dtype=a.dtype)
+    i, j = np.triu_indices(n, 1)
+    out[:, i, j] = a
+    out[:, j, i] = a
+    return out

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from neuroprobe.exceptions import LayerError
 from neuroprobe.inspect import UnitError, top_stimuli
 from neuroprobe.inspect.top_stimuli import merge_top_k
 from neuroprobe.stimuli import StimulusSet
@@ -87,7 +88,7 @@ def test_bad_units(tiny_cnn, stimset):
         top_stimuli(ext, stimset, "relu2", units=[8])
     with pytest.raises(UnitError, match=r"row=9"):
         top_stimuli(ext, stimset, "relu2", units=[(1, 9, 0)])
-    with pytest.raises(UnitError, match="not extracted"):
+    with pytest.raises(LayerError, match="not extracted"):  # an unknown layer: LayerError
         top_stimuli(ext, stimset, "relu3")
 
 

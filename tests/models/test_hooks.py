@@ -100,3 +100,21 @@ def test_unknown_layer():
     with pytest.raises(LayerError, match="closest match: 'conv'"):
         with capture(Net(), ["convv"]):
             pass
+
+
+def test_forward_hook_replaces_output_and_is_removed_also_on_errors():
+    from neuroprobe.models.hooks import forward_hook
+
+    net = Net().eval()
+    x = torch.randn(1, 2, 5, 5)
+    with torch.no_grad():
+        plain = net(x)
+        with forward_hook(net.head, lambda _m, _i, out: out * 0 + 7):
+            assert _hooks(net) == 1
+            hooked = net(x)
+        assert _hooks(net) == 0
+        torch.testing.assert_close(hooked, torch.full_like(plain, 7.0))
+        torch.testing.assert_close(net(x), plain)  # the network is unchanged afterwards
+    with pytest.raises(ValueError, match="boom"), forward_hook(net.conv, lambda *a: None):
+        raise ValueError("boom")
+    assert _hooks(net) == 0

@@ -20,6 +20,7 @@ from neuroprobe.models import (
     registry,
     resolve_layer,
 )
+from neuroprobe.models import weights as weights_mod
 
 
 class Tiny(nn.Module):
@@ -194,7 +195,7 @@ def _offline(monkeypatch, tmp_path):
 
 def test_default_weights_are_pretrained_never_silently_random(tmp_path, monkeypatch):
     _offline(monkeypatch, tmp_path)
-    monkeypatch.setattr(registry, "_RANDOM_WARNED", set())
+    monkeypatch.setattr(weights_mod, "_RANDOM_WARNED", set())
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
@@ -210,7 +211,7 @@ def test_default_weights_are_pretrained_never_silently_random(tmp_path, monkeypa
 def test_random_weights_warn_once_per_model_and_seed_zero_by_default(monkeypatch):
     import warnings
 
-    monkeypatch.setattr(registry, "_RANDOM_WARNED", set())
+    monkeypatch.setattr(weights_mod, "_RANDOM_WARNED", set())
     with pytest.warns(UserWarning, match="RANDOM, untrained weights"):
         a = build_model("squeezenet1_1", weights=None)
     with warnings.catch_warnings(record=True) as caught:
@@ -230,7 +231,7 @@ def test_random_weights_warn_once_per_model_and_seed_zero_by_default(monkeypatch
 def test_list_layers_does_not_warn(monkeypatch):
     import warnings
 
-    monkeypatch.setattr(registry, "_RANDOM_WARNED", set())
+    monkeypatch.setattr(weights_mod, "_RANDOM_WARNED", set())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         list_layers("squeezenet1_1")
