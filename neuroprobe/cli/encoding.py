@@ -383,6 +383,7 @@ def _write_cv_sidecar(args, splitter, enc, groups, maps):
         "layer": args.layer[0],
         "targets": str(args.targets),
         "model": args.model,
+        "penalty": None if args.model == "pls" else _penalty(args),
         "scoring": args.scoring,
         "cv": describe_cv(splitter),
         "inner_cv": inner,
@@ -399,8 +400,8 @@ def _map_description(args, kind):
     """The header description (NIfTI ``descrip``, at most 80 bytes) of an ``encode`` map."""
     score = {"correlation": "r", "r2": "R2"}.get(args.scoring, str(args.scoring))
     # ridge / ols permutations use the fast path: the CV score at its best alpha (not nested)
-    stat = f"{args.cv}-fold CV {score}" + (" at best alpha" if args.model in ("ridge", "ols")
-                                           else "")
+    fast = args.model != "pls" and _penalty(args) in ("l2", None)
+    stat = f"{args.cv}-fold CV {score}" + (" at best alpha" if fast else "")
     text = {
         "score": f"neuroprobe encode {score}: mean of {args.cv} outer CV folds",
         "pvalue": f"neuroprobe perm. p of {stat}",
@@ -409,9 +410,19 @@ def _map_description(args, kind):
     return f"{text}; NaN=no data"
 
 
+def _penalty(args):
+    """The ``penalty=`` of ``encode``: ``--penalty`` when given, else the one ``--model`` names."""
+    from neuroprobe.estimators.encoding import _MODEL_TO_PENALTY
+
+    penalty = getattr(args, "penalty", None)
+    if penalty:
+        return None if penalty == "none" else penalty
+    return _MODEL_TO_PENALTY[args.model]
+
+
 def _encoder(args):
     """The encoder of ``neuroprobe encode`` from its arguments."""
-    from neuroprobe.estimators.encoding import _MODEL_TO_PENALTY, PLSEncoder, VoxelwiseEncoder
+    from neuroprobe.estimators.encoding import PLSEncoder, VoxelwiseEncoder
 
     backend = args.backend or ("torch" if args.device != "cpu" else "numpy")
     if args.model == "pls":
@@ -423,8 +434,7 @@ def _encoder(args):
         alphas=_alphas(args.alphas) if args.alphas else None,
         cv=args.inner_cv,
         scoring=args.scoring,
-        penalty=({"none": None}.get(args.penalty, args.penalty) if args.penalty
-                 else _MODEL_TO_PENALTY[args.model]),
+        penalty=_penalty(args),
         backend=backend,
         device=args.device,
     )

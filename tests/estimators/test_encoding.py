@@ -484,7 +484,7 @@ def test_cli_model_and_penalty_flags(model, penalty, expected):
 
     from neuroprobe.cli.encoding import _encoder
 
-    args = Namespace(model=model, penalty=penalty, alphas=None, inner_cv=5, scoring="r2",
-                     device="cpu", n_components=2)
+    args = Namespace(model=model, penalty=penalty, alphas=None, backend=None, inner_cv=5,
+                     scoring="r2", device="cpu", n_components=2)
     enc = _encoder(args)
     assert enc.penalty == expected and enc.model == "deprecated"
