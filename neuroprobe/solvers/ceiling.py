@@ -46,11 +46,28 @@ def _zscore(x, axis):
         return centred / np.sqrt((centred**2).mean(axis=axis, keepdims=True))
 
 
+def _zscored_variances(data):
+    """``(mean_var, var_mean)`` of the per-repeat z-scored ``data`` without forming it.
+
+    ``z_r = (x_r - m_r) / s_r`` (ddof=0) has ``var_t(z_r, ddof=1) = T / (T - 1)`` exactly, and
+    ``mean_r z_r = (1 / R) sum_r (x_r - m_r) / s_r``: one weighted sum of the centred repeats.
+    """
+    n_repeats, n_samples = data.shape[:2]
+    x = np.array(data, dtype=np.float64)  # the one float64 copy of the block
+    x -= x.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv_s = 1.0 / np.sqrt(np.einsum("rtv,rtv->rv", x, x) / n_samples)
+        mean_z = np.einsum("rtv,rv->tv", x, inv_s) / n_repeats
+    mean_var = np.where(np.isfinite(inv_s).all(axis=0), n_samples / (n_samples - 1), np.nan)
+    return mean_var, mean_z.var(axis=0, ddof=1)
+
+
 def _ev_block(data, bias_correction, do_zscore):
     if do_zscore:
-        data = _zscore(data, axis=1)
-    mean_var = data.var(axis=1, dtype=np.float64, ddof=1).mean(axis=0)
-    var_mean = data.mean(axis=0).var(axis=0, dtype=np.float64, ddof=1)
+        mean_var, var_mean = _zscored_variances(data)
+    else:
+        mean_var = data.var(axis=1, dtype=np.float64, ddof=1).mean(axis=0)
+        var_mean = data.mean(axis=0).var(axis=0, dtype=np.float64, ddof=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         ev = var_mean / mean_var
     if bias_correction:
@@ -71,7 +88,9 @@ def explainable_variance(Y_repeats, bias_correction=True, do_zscore=True, block=
         ev = var_mean / mean_var
         ev = ev - (1 - ev) / (R - 1)                 # if bias_correction (Sahani & Linden 2003)
 
-    which is ``voxelwise_tutorials.utils.explainable_variance`` line for line. The raw ratio is
+    which is ``voxelwise_tutorials.utils.explainable_variance`` line for line (with the z-scored
+    copy not formed: ``mean_var = T / (T - 1)`` exactly for z-scored series, and the mean
+    response is one weighted sum of the centred repeats; equal up to rounding). The raw ratio is
     biased upwards by the noise left in the mean of ``R`` repeats (its expectation is
     ``s + (1 - s) / R`` for a signal fraction ``s``); the correction makes the estimate unbiased
     for ``s = var(signal) / (var(signal) + var(noise))`` (up to the ratio-of-means bias), and
