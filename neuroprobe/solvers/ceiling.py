@@ -38,14 +38,6 @@ def _blocks(n_targets, block):
     return [slice(i, min(i + block, n_targets)) for i in range(0, n_targets, block)]
 
 
-def _zscore(x, axis):
-    """``scipy.stats.zscore(x, axis)`` (ddof=0) in float64; constant series give NaN."""
-    x = np.asarray(x, dtype=np.float64)
-    centred = x - x.mean(axis=axis, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return centred / np.sqrt((centred**2).mean(axis=axis, keepdims=True))
-
-
 def _zscored_variances(data):
     """``(mean_var, var_mean)`` of the per-repeat z-scored ``data`` without forming it.
 
@@ -168,11 +160,19 @@ def ccmax(Y_repeats, block=_BLOCK):
 
 
 def _noise_var_block(data, zscore):
-    data = np.asarray(data, dtype=np.float64)
-    if zscore:
-        n_rep, n_samp = data.shape[:2]
-        data = _zscore(data.reshape(n_rep * n_samp, -1), axis=0).reshape(data.shape)
-    return data.var(axis=0, ddof=1).mean(axis=0)
+    """``mean_t var_r(z)`` (ddof=1); z-scoring divides it by the variance over all trials
+    (ddof=0), itself split into within- and between-stimulus sums of squares."""
+    n_rep, n_samp = data.shape[:2]
+    x = np.array(data, dtype=np.float64)  # the one float64 copy of the block
+    mean_r = x.mean(axis=0)
+    x -= mean_r
+    within = np.einsum("rtv,rtv->v", x, x)
+    noise = within / ((n_rep - 1) * n_samp)
+    if not zscore:
+        return noise
+    between = n_rep * ((mean_r - mean_r.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return noise / ((within + between) / (n_rep * n_samp))
 
 
 def ncsnr(Y_repeats, zscore=True, block=_BLOCK):

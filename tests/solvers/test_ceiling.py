@@ -134,6 +134,14 @@ def test_ncsnr_and_nc_equal_loop(Y):
         assert_allclose_dtype(ceiling.nsd_noise_ceiling(snr, n), expected, n_terms=Y.size)
 
 
+def test_ncsnr_without_zscore_on_zscored_betas(Y):
+    R, T, V = Y.shape
+    flat = Y.reshape(R * T, V)
+    Z = ((flat - flat.mean(0)) / flat.std(0)).reshape(Y.shape)
+    assert_allclose_dtype(ceiling.ncsnr(Z, zscore=False), _loop_ncsnr(Y), n_terms=Y.size)
+    assert_allclose_dtype(ceiling.ncsnr(Y, block=2), _loop_ncsnr(Y), n_terms=Y.size)
+
+
 def test_planted_truth_converges_to_closed_form():
     """Signal variance s2, noise variance n2 per repeat, R repeats, many samples."""
     rng = np.random.default_rng(2)
