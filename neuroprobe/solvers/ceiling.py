@@ -110,11 +110,13 @@ def explainable_variance(Y_repeats, bias_correction=True, do_zscore=True, block=
 
 
 def _sp_block(data):
-    n = data.shape[0]
-    data = np.asarray(data, dtype=np.float64)
-    var_sum = data.sum(axis=0).var(axis=0, ddof=1)
-    sum_var = data.var(axis=1, ddof=1).sum(axis=0)
-    return (var_sum - sum_var) / (n * (n - 1))
+    """``(SP, Var(sum_n R_n))`` of a block (ddof=1), on one float64 copy."""
+    n, n_samples = data.shape[:2]
+    x = np.array(data, dtype=np.float64)
+    var_sum = x.sum(axis=0).var(axis=0, ddof=1)
+    x -= x.mean(axis=1, keepdims=True)
+    sum_var = np.einsum("rtv,rtv->v", x, x) / (n_samples - 1)
+    return (var_sum - sum_var) / (n * (n - 1)), var_sum
 
 
 def signal_power(Y_repeats, block=_BLOCK):
@@ -132,7 +134,7 @@ def signal_power(Y_repeats, block=_BLOCK):
     Y_repeats = np.asarray(Y_repeats)
     out = np.empty(Y_repeats.shape[2], dtype=np.float64)
     for cols in _blocks(Y_repeats.shape[2], block):
-        out[cols] = _sp_block(Y_repeats[:, :, cols])
+        out[cols] = _sp_block(Y_repeats[:, :, cols])[0]
     return out
 
 
@@ -150,10 +152,12 @@ def ccmax(Y_repeats, block=_BLOCK):
     ndarray (n_targets,) float64 in [0, ~1]; NaN for constant targets.
     """
     Y_repeats = np.asarray(Y_repeats)
-    sp = signal_power(Y_repeats, block)
-    v_mean = np.empty_like(sp)
-    for cols in _blocks(Y_repeats.shape[2], block):
-        v_mean[cols] = Y_repeats[:, :, cols].mean(axis=0, dtype=np.float64).var(axis=0)
+    n, n_samples, n_targets = Y_repeats.shape
+    sp, v_mean = np.empty(n_targets), np.empty(n_targets)
+    for cols in _blocks(n_targets, block):
+        sp[cols], var_sum = _sp_block(Y_repeats[:, :, cols])
+        # Var(mean) with ddof=0 = Var(sum, ddof=1) * (T - 1) / T / N^2
+        v_mean[cols] = var_sum * (n_samples - 1) / n_samples / n**2
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.sqrt(np.clip(sp, 0.0, None) / v_mean)
     return np.where(sp <= 0, 0.0, out)
