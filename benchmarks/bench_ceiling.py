@@ -97,7 +97,8 @@ def main(argv=None):
         "",
         f"Same array: `correlation_ceiling` (CCmax) {t_cc:.2f} s, `ncsnr` {t_snr:.2f} s. "
         f"Peak RSS of the whole script {rss:.0f} MiB (the tutorial code's float32 z-scored copy "
-        "and float64 temporaries dominate; neuroprobe's blocks add ~200 MiB).",
+        "and float64 temporaries dominate; neuroprobe holds one float64 block of "
+        "10 x 300 x 8,192 values, 188 MiB, at a time).",
     ]
     text = "\n".join(md)
     print(text)
