@@ -15,6 +15,7 @@ from joblib import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuroprobe._utils import check_finite, renamed_y
+from neuroprobe.ceilings import normalize_scores
 from neuroprobe.io.targets import as_targets, read_batch
 from neuroprobe.metrics import warn_zero_variance
 from neuroprobe.solvers.backend import get_backend
@@ -168,7 +169,7 @@ class _EncoderMixin:
     def _fitted_1d_output(self):
         return np.ndim(self.intercept_) == 0
 
-    def score_targets(self, X, y=None, *, Y=None):
+    def score_targets(self, X, y=None, *, Y=None, normalize=None):
         """Held-out score of every target (the encoding-accuracy map).
 
         Parameters
@@ -177,6 +178,11 @@ class _EncoderMixin:
         y : array-like or h5py.Dataset (n_samples, n_targets), or (n_samples,)
         Y : deprecated
             Former name of ``y`` (a FutureWarning; removed in the next release).
+        normalize : array-like (n_targets,), optional
+            Explainable variance of each target (:func:`neuroprobe.ceilings.explainable_variance`):
+            return the score as a fraction of the noise ceiling, ``r / sqrt(EV)`` for
+            ``scoring="correlation"``, ``score / EV`` otherwise
+            (:func:`neuroprobe.ceilings.normalize_scores`; NaN where EV <= 0).
 
         Returns
         -------
@@ -187,7 +193,11 @@ class _EncoderMixin:
             counts them.
         """
         Y = renamed_y(y, Y, f"{type(self).__name__}.score_targets")
-        return self._score_targets(X, Y)[0]
+        scores = self._score_targets(X, Y)[0]
+        if normalize is None:
+            return scores
+        kind = "correlation/ev" if self.scoring == "correlation" else "r2/ev"
+        return normalize_scores(scores, normalize, kind=kind)
 
     def _score_targets(self, X, Y, warn=True):
         """``score_targets`` and the masks of constant targets and constant predictions."""

@@ -13,5 +13,6 @@ __getattr__, __dir__, __all__ = attach(
         "PCAReducer": ".reduction",
         "BrainMasker": ".brain",
         "HRFConvolver": ".hrf",
+        "ExplainableVarianceSelector": ".selection",
     },
 )
