@@ -21,6 +21,9 @@ _EXPORTS = {
     "PCAReducer": ".transformers.reduction",
     "BrainMasker": ".transformers.brain",
     "HRFConvolver": ".transformers.hrf",
+    "TimeResampler": ".transformers.resample",
+    "Delayer": ".transformers.delays",
+    "RunScaler": ".transformers.runs",
     # estimators
     "VoxelwiseEncoder": ".estimators.encoding",
     "PLSEncoder": ".estimators.encoding",

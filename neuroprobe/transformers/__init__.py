@@ -13,5 +13,8 @@ __getattr__, __dir__, __all__ = attach(
         "PCAReducer": ".reduction",
         "BrainMasker": ".brain",
         "HRFConvolver": ".hrf",
+        "TimeResampler": ".resample",
+        "Delayer": ".delays",
+        "RunScaler": ".runs",
     },
 )
