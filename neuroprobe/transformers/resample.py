@@ -167,7 +167,7 @@ class TimeResampler(TransformerMixin, BaseEstimator):
             if bad.size:
                 i = int(bad[0])
                 raise ValueError(
-                    f"times must be non-decreasing within each run: in run {label!r}, a sample "
+                    f"times must be non-decreasing within each run: in run {label}, a sample "
                     f"at {t[i + 1]:g} s follows one at {t[i]:g} s (row {int(idx[i + 1])} of X)"
                 )
             scan_times = (np.arange(k) + ref) * tr
