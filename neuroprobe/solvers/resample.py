@@ -36,7 +36,9 @@ METHODS = ("lanczos", "sinc", "average", "nearest")
 def _check_times(times, name):
     times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1 or times.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array of seconds, got shape {times.shape}")
+        raise ValueError(
+            f"{name} must be a non-empty 1-D array of seconds, got shape {times.shape}"
+        )
     if not np.all(np.isfinite(times)):
         raise ValueError(f"{name} must be finite numbers of seconds")
     steps = np.diff(times)
