@@ -2,7 +2,9 @@
 
 Every method is a linear map: an ``(n_scans, n_samples)`` interpolation matrix ``W`` built once
 from the times alone (broadcasting, no Python loop over scans), then ``W @ X`` for thousands of
-features at once.
+features at once. The Lanczos, average and nearest matrices are banded (a scan only sees the
+samples within a few TRs), so when fewer than 10% of ``W``'s entries are non-zero the product is
+a sparse (CSR) times dense one: its cost grows with the band, not with the run length.
 
 Methods (``t_s``: sample times, ``s_i``: scan times, ``fc = 1 / tr``):
 
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["METHODS", "resample", "resampling_matrix"]
+__all__ = ["METHODS", "apply_matrix", "resample", "resampling_matrix"]
 
 METHODS = ("lanczos", "sinc", "average", "nearest")
 
@@ -137,6 +139,30 @@ def resample(X, times, scan_times, method="lanczos", *, window=3, tr=None):
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if len(times) != X.shape[0]:
         raise ValueError(f"times has {len(times)} values but X has {X.shape[0]} rows")
-    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
     W = resampling_matrix(times, scan_times, method, window=window, tr=tr)
-    return W.astype(dtype, copy=False) @ X.astype(dtype, copy=False)
+    return apply_matrix(W, X)
+
+
+def apply_matrix(W, X, *, max_density=0.1):
+    """``W @ X`` in ``X``'s float dtype, as a sparse product when ``W`` is mostly zeros.
+
+    Parameters
+    ----------
+    W : ndarray, shape (n_scans, n_samples)
+    X : ndarray, shape (n_samples, n_features)
+    max_density : float
+        Use a CSR product when at most this fraction of ``W`` is non-zero.
+
+    Returns
+    -------
+    ndarray, shape (n_scans, n_features)
+    """
+    X = np.asarray(X)
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    X = X.astype(dtype, copy=False)
+    W = W.astype(dtype, copy=False)
+    if W.size and np.count_nonzero(W) <= max_density * W.size:
+        from scipy.sparse import csr_array
+
+        return np.asarray(csr_array(W) @ X)
+    return W @ X

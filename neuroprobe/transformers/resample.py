@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuroprobe._validation import HasMethods, Integral, Interval, Real, StrOptions, fit_context
-from neuroprobe.solvers.resample import METHODS, resampling_matrix
+from neuroprobe.solvers.resample import METHODS, apply_matrix, resampling_matrix
 from neuroprobe.transformers.runs import run_indices
 
 __all__ = ["TimeResampler"]
@@ -34,8 +34,8 @@ class TimeResampler(TransformerMixin, BaseEstimator):
 
     For each run ``r`` an ``(n_scans_r, n_samples_r)`` matrix ``W_r`` is built at ``fit`` from
     the times alone (:func:`neuroprobe.solvers.resample.resampling_matrix`); ``transform``
-    returns the runs' ``W_r @ X_r`` stacked in the order of the sorted run labels. Samples of
-    one run never reach the scans of another.
+    returns the runs' ``W_r @ X_r`` (a sparse product when ``W_r`` is banded) stacked in the
+    order of the sorted run labels. Samples of one run never reach the scans of another.
 
     Parameters
     ----------
@@ -190,7 +190,7 @@ class TimeResampler(TransformerMixin, BaseEstimator):
                 f"X has {X.shape[0]} rows but the resampler was fitted on {self.n_samples_fit_} "
                 "samples (times / runs); fit it on these samples"
             )
-        return np.vstack([W.astype(X.dtype, copy=False) @ X[idx]
+        return np.vstack([apply_matrix(W, X[idx])
                           for W, idx in zip(self.matrices_, self.sample_indices_)])
 
     def get_feature_names_out(self, input_features=None):

@@ -137,6 +137,20 @@ def test_no_leak_across_runs_and_shuffled_rows(runs_data):
     assert_allclose_dtype(out_i, base, n_terms=X.shape[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_long_run_sparse_product_equals_gallant(dtype):
+    """A long run (banded matrix, under 10% non-zero: the CSR path) equals the dense reference."""
+    rng = np.random.default_rng(4)
+    t = np.sort(rng.uniform(0, 400.0, 2000))
+    X = rng.standard_normal((2000, 7)).astype(dtype)
+    W = resampling_matrix(t, np.arange(200) * TR, "lanczos")
+    assert np.count_nonzero(W) < 0.1 * W.size
+    out = TimeResampler(TR, 200, times=t).fit_transform(X)
+    assert out.dtype == dtype
+    ref = gallant_lanczosinterp2D(X.astype(np.float64), t, np.arange(200) * TR)
+    assert_allclose_dtype(out, ref, n_terms=2000, dtype=dtype)
+
+
 def test_lanczos_on_scan_grid_is_identity_and_float32_kept():
     X = np.random.default_rng(3).standard_normal((30, 4)).astype(np.float32)
     out = TimeResampler(TR).fit_transform(X)  # times None: one row per scan
