@@ -3,8 +3,9 @@
 Every method is a linear map: an ``(n_scans, n_samples)`` interpolation matrix ``W`` built once
 from the times alone (broadcasting, no Python loop over scans), then ``W @ X`` for thousands of
 features at once. The Lanczos, average and nearest matrices are banded (a scan only sees the
-samples within a few TRs), so when fewer than 10% of ``W``'s entries are non-zero the product is
-a sparse (CSR) times dense one: its cost grows with the band, not with the run length.
+samples within a few TRs): they are built from the band alone as CSR arrays (two
+``searchsorted`` calls give each scan's first and last sample) and applied as a sparse times
+dense product, whose cost grows with the band, not with the run length.
 
 Methods (``t_s``: sample times, ``s_i``: scan times, ``fc = 1 / tr``):
 
@@ -67,7 +68,22 @@ def _tr(scan_times, tr):
     return tr
 
 
-def resampling_matrix(times, scan_times, method="lanczos", *, window=3, tr=None):
+def _band(lo, hi):
+    """CSR structure of rows ``i`` holding columns ``lo[i] <= j < hi[i]`` (no loop over rows)."""
+    counts = np.maximum(hi - lo, 0)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    rows = np.repeat(np.arange(lo.size), counts)
+    cols = np.arange(indptr[-1]) - indptr[rows] + lo[rows]
+    return indptr, rows, cols
+
+
+def _csr(values, cols, indptr, shape):
+    from scipy.sparse import csr_array
+
+    return csr_array((values, cols, indptr), shape=shape)
+
+
+def resampling_matrix(times, scan_times, method="lanczos", *, window=3, tr=None, sparse=False):
     """The ``(n_scans, n_samples)`` matrix ``W`` such that ``W @ X`` resamples ``X`` to the scans.
 
     Parameters
@@ -82,42 +98,48 @@ def resampling_matrix(times, scan_times, method="lanczos", *, window=3, tr=None)
         Lobes ``a`` of the Lanczos window (``"lanczos"`` only).
     tr : float, optional
         Scan period; default ``mean(diff(scan_times))`` as in ``lanczosinterp2D``.
+    sparse : bool
+        Return a ``scipy.sparse.csr_array`` for the banded methods (``"lanczos"``,
+        ``"average"``, ``"nearest"``), built from the band alone: only the samples within
+        ``window`` TRs (``"lanczos"``), within the TR (``"average"``) or the nearest one are
+        evaluated. ``"sinc"`` is always a dense ndarray.
 
     Returns
     -------
-    ndarray, shape (n_scans, n_samples), float64
+    ndarray or scipy.sparse.csr_array, shape (n_scans, n_samples), float64
     """
     times = _check_times(times, "times")
     scan_times = _check_times(scan_times, "scan_times")
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     tr = _tr(scan_times, tr)
-    if method in ("lanczos", "sinc"):
-        t = (scan_times[:, None] - times[None, :]) / tr
-        if method == "sinc":
-            return np.sinc(t)
+    shape = (scan_times.size, times.size)
+    if method == "sinc":
+        return np.sinc((scan_times[:, None] - times[None, :]) / tr)
+    if method == "lanczos":
         a = int(window)
         if a < 1:
             raise ValueError(f"window must be a positive integer of lobes, got {window!r}")
-        out = np.sinc(t) * np.sinc(t / a)
-        out[np.abs(t) > a] = 0.0
-        return out
-    out = np.zeros((scan_times.size, times.size))
-    if method == "average":
+        reach = a * tr * (1 + 1e-9)  # a little wider; the exact |t| > a test is applied below
+        lo = np.searchsorted(times, scan_times - reach, side="left")
+        hi = np.searchsorted(times, scan_times + reach, side="right")
+        indptr, rows, cols = _band(lo, hi)
+        t = (scan_times[rows] - times[cols]) / tr
+        values = np.sinc(t) * np.sinc(t / a)
+        values[np.abs(t) > a] = 0.0
+    elif method == "average":
         lo = np.searchsorted(times, scan_times, side="left")
         hi = np.searchsorted(times, scan_times + tr, side="left")
-        counts = hi - lo
-        cols = np.arange(times.size)
-        inside = (cols[None, :] >= lo[:, None]) & (cols[None, :] < hi[:, None])
-        np.divide(inside, np.maximum(counts, 1)[:, None], out=out)
-        return out
-    # nearest: the right neighbour wins only when strictly closer
-    right = np.clip(np.searchsorted(times, scan_times, side="left"), 0, times.size - 1)
-    left = np.clip(right - 1, 0, times.size - 1)
-    pick = np.where(np.abs(times[right] - scan_times) < np.abs(scan_times - times[left]),
-                    right, left)
-    out[np.arange(scan_times.size), pick] = 1.0
-    return out
+        indptr, rows, cols = _band(lo, hi)
+        values = 1.0 / (hi - lo)[rows]
+    else:  # nearest: the right neighbour wins only when strictly closer
+        right = np.clip(np.searchsorted(times, scan_times, side="left"), 0, times.size - 1)
+        left = np.clip(right - 1, 0, times.size - 1)
+        cols = np.where(np.abs(times[right] - scan_times) < np.abs(scan_times - times[left]),
+                        right, left)
+        indptr, values = np.arange(shape[0] + 1), np.ones(shape[0])
+    W = _csr(values, cols, indptr, shape)
+    return W if sparse else W.toarray()
 
 
 def resample(X, times, scan_times, method="lanczos", *, window=3, tr=None):
@@ -139,19 +161,17 @@ def resample(X, times, scan_times, method="lanczos", *, window=3, tr=None):
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if len(times) != X.shape[0]:
         raise ValueError(f"times has {len(times)} values but X has {X.shape[0]} rows")
-    W = resampling_matrix(times, scan_times, method, window=window, tr=tr)
+    W = resampling_matrix(times, scan_times, method, window=window, tr=tr, sparse=True)
     return apply_matrix(W, X)
 
 
-def apply_matrix(W, X, *, max_density=0.1):
-    """``W @ X`` in ``X``'s float dtype, as a sparse product when ``W`` is mostly zeros.
+def apply_matrix(W, X):
+    """``W @ X`` in ``X``'s float dtype (``W`` an ndarray or a scipy sparse array).
 
     Parameters
     ----------
-    W : ndarray, shape (n_scans, n_samples)
+    W : ndarray or scipy.sparse array, shape (n_scans, n_samples)
     X : ndarray, shape (n_samples, n_features)
-    max_density : float
-        Use a CSR product when at most this fraction of ``W`` is non-zero.
 
     Returns
     -------
@@ -159,10 +179,4 @@ def apply_matrix(W, X, *, max_density=0.1):
     """
     X = np.asarray(X)
     dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-    X = X.astype(dtype, copy=False)
-    W = W.astype(dtype, copy=False)
-    if W.size and np.count_nonzero(W) <= max_density * W.size:
-        from scipy.sparse import csr_array
-
-        return np.asarray(csr_array(W) @ X)
-    return W @ X
+    return np.asarray(W.astype(dtype, copy=False) @ X.astype(dtype, copy=False))

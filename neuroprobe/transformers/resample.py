@@ -34,7 +34,7 @@ class TimeResampler(TransformerMixin, BaseEstimator):
 
     For each run ``r`` an ``(n_scans_r, n_samples_r)`` matrix ``W_r`` is built at ``fit`` from
     the times alone (:func:`neuroprobe.solvers.resample.resampling_matrix`); ``transform``
-    returns the runs' ``W_r @ X_r`` (a sparse product when ``W_r`` is banded) stacked in the
+    returns the runs' ``W_r @ X_r`` (a sparse product for the banded methods) stacked in the
     order of the sorted run labels. Samples of one run never reach the scans of another.
 
     Parameters
@@ -62,8 +62,9 @@ class TimeResampler(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    matrices_ : list of ndarray
-        ``W_r`` per run, shape (n_scans_r, n_samples_r).
+    matrices_ : list of scipy.sparse.csr_array or ndarray
+        ``W_r`` per run, shape (n_scans_r, n_samples_r) (CSR for the banded methods, a dense
+        ndarray for ``"sinc"``).
     sample_indices_ : list of ndarray of int
         Rows of ``X`` belonging to each run.
     scan_runs_ : ndarray, shape (n_scans_total,)
@@ -172,7 +173,7 @@ class TimeResampler(TransformerMixin, BaseEstimator):
                 )
             scan_times = (np.arange(k) + ref) * tr
             self.matrices_.append(resampling_matrix(t, scan_times, self.method,
-                                                    window=self.window, tr=tr))
+                                                    window=self.window, tr=tr, sparse=True))
             self.sample_indices_.append(idx)
             runs_out.append(np.full(k, label))
             times_out.append((np.arange(k) + float(self.slice_time_ref)) * tr)
