@@ -3,16 +3,20 @@
 10,000 samples (10 Hz features over a 1,000 s run) x 1,000 features -> 500 scans (TR 2 s).
 Reference: a direct transcription of Huth et al. / gallantlab ``lanczosinterp2D`` (a Python
 loop over the scans filling the sinc matrix, then one dense ``np.dot``).
-``python3 benchmarks/bench_resample.py [--write]``
+``python3 benchmarks/bench_resample.py [--write] [--quick]`` (``--quick``: tiny sizes, a smoke
+run for ``benchmarks/run.py --quick``; it writes nothing).
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from benchmarks._results import machine, write_section
-from neuroprobe.solvers.resample import resample, resampling_matrix
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._results import machine, write_section  # noqa: E402
+from neuroprobe.solvers.resample import resample, resampling_matrix  # noqa: E402
 
 
 def _lanczosfun(cutoff, t, window=3):
@@ -90,5 +94,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes; writes nothing")
     args = parser.parse_args()
-    main(repeats=args.repeats, write=args.write)
+    if args.quick:
+        main(n_samples=500, n_features=20, n_scans=50, repeats=1)
+    else:
+        main(repeats=args.repeats, write=args.write)
