@@ -6,13 +6,16 @@ Like :class:`~neuroprobe.transformers.HRFConvolver`, it changes the number of ro
 scans), so it builds the scan-level design *before* a run-grouped cross-validation, not inside
 a Pipeline cross-validated over samples::
 
-    Xs = TimeResampler(tr=2.0, n_scans=[300, 290], times=onsets, runs=story).fit_transform(F)
-    groups = resampler.scan_runs_                 # one run label per scan, for GroupKFold
-    pipe = make_pipeline(Delayer(delays=(1, 2, 3, 4)), RunScaler(), VoxelwiseEncoder())
+    resampler = TimeResampler(tr=2.0, n_scans=[300, 290], times=onsets, runs=story)
+    Xs = resampler.fit_transform(F)               # (590, n_features), runs in label order
+    runs = resampler.scan_runs_                   # one run label per scan
+    Xd = Delayer(delays=(1, 2, 3, 4)).fit_transform(Xs, runs=runs)
+    Xz = RunScaler().fit_transform(Xd, runs=runs)
+    # then any encoder, cross-validated with LeaveOneGroupOut / GroupKFold and groups=runs
 
 Times are seconds from the start of each run's first scan (each run has its own clock); they
 come from a StimulusSet's ``onset`` column (``times=stimuli``), from
-``extract_time_series`` (its frame times) or from an array. The formulas of every method are
+``extract_time_series`` (``times=series.onsets``) or from an array. The formulas of every method are
 in :mod:`neuroprobe.solvers.resample`.
 """
 
@@ -72,6 +75,15 @@ class TimeResampler(TransformerMixin, BaseEstimator):
     scan_times_ : ndarray, shape (n_scans_total,)
         Time of each output row within its run.
     n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neuroprobe.transformers import TimeResampler
+    >>> X = np.array([[1.0], [3.0], [5.0], [7.0]])          # samples at 0.5, 1.5, 2.5, 3.5 s
+    >>> est = TimeResampler(tr=2.0, n_scans=2, times=[0.5, 1.5, 2.5, 3.5], method="average")
+    >>> est.fit_transform(X).ravel().tolist()               # scans [0, 2) s and [2, 4) s
+    [2.0, 6.0]
     """
 
     _parameter_constraints = {
