@@ -22,6 +22,9 @@ _EXPORTS = {
     "BrainMasker": ".transformers.brain",
     "HRFConvolver": ".transformers.hrf",
     "ExplainableVarianceSelector": ".transformers.selection",
+    "TimeResampler": ".transformers.resample",
+    "Delayer": ".transformers.delays",
+    "RunScaler": ".transformers.runs",
     # estimators
     "VoxelwiseEncoder": ".estimators.encoding",
     "PLSEncoder": ".estimators.encoding",

@@ -14,5 +14,8 @@ __getattr__, __dir__, __all__ = attach(
         "BrainMasker": ".brain",
         "HRFConvolver": ".hrf",
         "ExplainableVarianceSelector": ".selection",
+        "TimeResampler": ".resample",
+        "Delayer": ".delays",
+        "RunScaler": ".runs",
     },
 )
