@@ -27,7 +27,15 @@ import contextlib
 from neuroprobe.exceptions import RepeatedCallError
 from neuroprobe.models.layers import resolve_layer
 
-__all__ = ["capture", "first_tensor", "forward_hook", "StopForward", "RepeatedCallError"]
+__all__ = [
+    "add_forward_hook",
+    "capture",
+    "first_tensor",
+    "forward_hook",
+    "has_transient_hooks",
+    "RepeatedCallError",
+    "StopForward",
+]
 
 
 class StopForward(Exception):
@@ -182,7 +190,7 @@ def forward_hook(module, hook):
     torch.utils.hooks.RemovableHandle
         The handle; the hook is removed when the block exits, also on exceptions.
     """
-    handle = add_forward_hook(module, hook)
+    handle = module.register_forward_hook(hook)
     try:
         yield handle
     finally:
@@ -199,4 +207,21 @@ def add_forward_hook(module, hook):
     -------
     torch.utils.hooks.RemovableHandle
     """
-    return module.register_forward_hook(hook)
+    def permanent(*args):
+        return hook(*args)
+
+    permanent._neuroprobe_permanent = True
+    return module.register_forward_hook(permanent)
+
+
+def has_transient_hooks(module):
+    """Whether ``module`` or a submodule has a forward (pre-)hook that is not part of the
+    network's definition (:func:`add_forward_hook`): e.g. an ablation (:func:`forward_hook`) or a
+    user's hook. Such a hook may change the outputs, so cached activations do not apply. A hook
+    function that leaves the outputs unchanged may say so with the attribute
+    ``_neuroprobe_permanent = True`` (as :func:`add_forward_hook` marks its hooks)."""
+    for sub in module.modules():
+        hooks = list(sub._forward_hooks.values()) + list(sub._forward_pre_hooks.values())
+        if any(not getattr(h, "_neuroprobe_permanent", False) for h in hooks):
+            return True
+    return False

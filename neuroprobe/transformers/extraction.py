@@ -443,7 +443,14 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
                 yield chunk, acts, dict(native)
 
     def _cache(self):
-        """The activation store: the disk cache (``memory``), the in-process one, or None."""
+        """The activation store: the disk cache (``memory``), the in-process one, or None.
+
+        None while the network carries a transient forward hook (an ablation, a user's hook):
+        its outputs may differ from the cached ones, so they are computed afresh."""
+        from neuroprobe.models.hooks import has_transient_hooks
+
+        if has_transient_hooks(self.model_.module):
+            return None
         location = _memory_location(self.memory)
         if location is not None:
             from neuroprobe.models.registry import spec_identity

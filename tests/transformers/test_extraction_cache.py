@@ -28,10 +28,36 @@ def _net(seed=0):
 
 
 def _counting(net):
-    """``net`` with a pre-hook counting the stimuli it is run on."""
+    """``net`` with a pre-hook counting the stimuli it is run on.
+
+    The hook is marked as part of the network's definition (it leaves the outputs unchanged), as
+    :func:`neuroprobe.models.hooks.add_forward_hook` marks its hooks: an unmarked hook makes the
+    extractor bypass its caches (see ``test_transient_hooks_bypass_the_cache``)."""
     count = [0]
-    net.register_forward_pre_hook(lambda mod, args: count.__setitem__(0, count[0] + len(args[0])))
+
+    def hook(mod, args):
+        count[0] += len(args[0])
+
+    hook._neuroprobe_permanent = True
+    net.register_forward_pre_hook(hook)
     return net, count
+
+
+def test_transient_hooks_bypass_the_cache(X):
+    """An ablation (a forward hook that changes an output) must not be served cached features."""
+    import torch
+
+    net = _net()
+    ext = DNNFeatureExtractor(net, layers=["7"], pooling="mean", batch_size=16)
+    plain = ext.fit_transform(X)
+    module = dict(ext.model_.module.named_modules())["3"]
+    handle = module.register_forward_hook(lambda m, i, o: torch.zeros_like(o))
+    try:
+        ablated = ext.transform(X)
+    finally:
+        handle.remove()
+    assert not np.allclose(ablated, plain)
+    np.testing.assert_array_equal(ext.transform(X), plain)  # hook gone: cached rows again
 
 
 @pytest.fixture(autouse=True)
