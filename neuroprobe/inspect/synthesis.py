@@ -231,30 +231,14 @@ def optimal_stimulus(
     cls = _FourierImage if parameterization == "fourier" else _PixelImage
     image = cls(len(targets), c, h, w, gen, init_std).to(job.device)
     normalise = _normaliser(info, c)
-
-    def values(outs):
-        # image i is optimised for target i
-        vals = [target_values(outs[t.layer][i : i + 1], t, probe.module_names[t.layer], metric)
-                for i, t in enumerate(targets)]
-        return torch.cat(vals)
-
-    def loss(x):
-        outs = probe.outputs(_jitter(x, jitter, gen))
-        for t in targets:
-            require_differentiable(outs[t.layer], x, t, probe.module_names[t.layer])
-        total = -values(outs).sum()
-        if l2:
-            total = total + l2 * x.pow(2).flatten(1).mean(1).sum()
-        if tv:
-            total = total + tv * total_variation(x).sum()
-        return total
+    objective = _Objective(probe, targets, metric, jitter, gen, l2=l2, tv=tv)
 
     def track():
-        return values(probe.outputs(normalise(image()))).cpu().numpy()
+        return objective.values(probe.outputs(normalise(image()))).cpu().numpy()
 
     blur = (lambda p: _gaussian_blur(p, blur_sigma)) if blur_every else None
     with _frozen(info.module):
-        trace = _ascend(image, normalise, loss, track, n_iter=n_iter, lr=lr,
+        trace = _ascend(image, normalise, objective.loss, track, n_iter=n_iter, lr=lr,
                         blur=blur, blur_every=blur_every)
     with torch.no_grad():
         img = image()
@@ -265,6 +249,33 @@ def optimal_stimulus(
         trace=trace,
         targets=targets,
     )
+
+
+class _Objective:
+    """The values of the units (image i for unit i) and the loss that gradient descent lowers."""
+
+    def __init__(self, probe, targets, metric, jitter, gen, *, l2, tv):
+        self.probe, self.targets, self.metric = probe, targets, metric
+        self.jitter, self.gen, self.l2, self.tv = jitter, gen, l2, tv
+
+    def values(self, outs):
+        """Value of unit i on image i, ``(n_targets,)``, from the probe's outputs."""
+        names = self.probe.module_names
+        vals = [target_values(outs[t.layer][i : i + 1], t, names[t.layer], self.metric)
+                for i, t in enumerate(self.targets)]
+        return torch.cat(vals)
+
+    def loss(self, x):
+        """``-sum of values(jittered x) + l2 * mean(x**2) + tv * TV(x)`` (summed over images)."""
+        outs = self.probe.outputs(_jitter(x, self.jitter, self.gen))
+        for t in self.targets:
+            require_differentiable(outs[t.layer], x, t, self.probe.module_names[t.layer])
+        total = -self.values(outs).sum()
+        if self.l2:
+            total = total + self.l2 * x.pow(2).flatten(1).mean(1).sum()
+        if self.tv:
+            total = total + self.tv * total_variation(x).sum()
+        return total
 
 
 def _check_options(parameterization, blur_every, n_iter):
