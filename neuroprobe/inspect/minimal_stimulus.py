@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuroprobe.inspect.units import check_metric, prepare_inspection
+from neuroprobe.inspect.units import check_metric, fill_doc, prepare_inspection
 
 __all__ = ["MinimalStimulus", "minimal_stimulus", "parcellate"]
 
@@ -105,6 +105,7 @@ def parcellate(image, n_segments=50, method="auto", compactness=10.0):
 _TIE_RTOL = 1e-5  # candidate values closer than this (relative) are ties
 
 
+@fill_doc
 def minimal_stimulus(
     model,
     image,
@@ -136,7 +137,7 @@ def minimal_stimulus(
 
     Parameters
     ----------
-    model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
+    %(model)s
     image : path, PIL image, uint8 array or float tensor
         One image.
     target : tuple or str, or list of those
@@ -154,6 +155,8 @@ def minimal_stimulus(
         Candidate images per forward pass.
     metric : {"mean", "max"}
         A channel target's value: the spatial mean (default) or max of its map.
+    %(weights)s
+    %(device)s
 
     Returns
     -------

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from neuroprobe.exceptions import UnitError
-from neuroprobe.inspect.units import check_metric, prepare_inspection, target_values
+from neuroprobe.inspect.units import check_metric, fill_doc, prepare_inspection, target_values
 
 __all__ = ["occlusion_map", "occlusion_positions", "upsampling_map"]
 
@@ -41,6 +41,7 @@ def _fill_values(x_all, fill, dev):
     return torch.as_tensor(float(fill), device=dev)
 
 
+@fill_doc
 def occlusion_map(
     model,
     images,
@@ -64,8 +65,8 @@ def occlusion_map(
 
     Parameters
     ----------
-    model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
-    images : paths, StimulusSet, PIL images, uint8 array or float tensor (n, C, H, W)
+    %(model)s
+    %(images)s
     target : tuple or str, or list of those
         ``(layer, channel)`` or ``(layer, channel, row, col)``; a list maps every target from the
         same occluded passes.
@@ -80,8 +81,8 @@ def occlusion_map(
         Occluded copies per forward pass (copies of several images share a pass).
     metric : {"mean", "max"}
         A channel target's value: the spatial mean (default) or max of its map.
-    weights, random_state, device :
-        Model arguments.
+    %(weights)s
+    %(device)s
 
     Returns
     -------
@@ -134,6 +135,7 @@ def _whole_channels(units):
             )
 
 
+@fill_doc
 def upsampling_map(
     model,
     images,
@@ -152,14 +154,16 @@ def upsampling_map(
 
     Parameters
     ----------
-    model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
-    images : paths, StimulusSet, PIL images, uint8 array or float tensor (n, C, H, W)
+    %(model)s
+    %(images)s
     target : tuple or str, or list of those
         ``(layer, channel)`` of a convolutional layer (output ``(C, rows, cols)``).
     mode : {"bilinear", "nearest", "bicubic"}
         Interpolation.
     batch_size : int
         Images per forward pass.
+    %(weights)s
+    %(device)s
 
     Returns
     -------

@@ -7,7 +7,12 @@ import contextlib
 import numpy as np
 import torch
 
-from neuroprobe.inspect.units import check_metric, prepare_inspection, require_differentiable
+from neuroprobe.inspect.units import (
+    check_metric,
+    fill_doc,
+    prepare_inspection,
+    require_differentiable,
+)
 from neuroprobe.models.inputs import to_display
 
 __all__ = ["SaliencyMaps", "saliency", "guided_relus"]
@@ -143,6 +148,7 @@ def _gradients(probe, x, targets, metric="mean"):
     return grads
 
 
+@fill_doc
 def saliency(
     model,
     images,
@@ -165,10 +171,8 @@ def saliency(
 
     Parameters
     ----------
-    model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
-        An image model.
-    images : paths, StimulusSet, PIL images, uint8 array or float tensor (n, C, H, W)
-        Pictures are preprocessed by the model's preprocessing; a float tensor is used as is.
+    %(model)s
+    %(images)s
     target : tuple or str, or list of those
         ``(layer, channel)`` (the channel's map summarised by ``metric``) or
         ``(layer, channel, row, col)``.
@@ -186,10 +190,8 @@ def saliency(
     metric : {"mean", "max"}
         A channel target's value: the spatial mean (default) or max of its map (the gradient of
         the max flows through the maximal position).
-    weights, random_state :
-        Passed to :func:`neuroprobe.models.build_model` when ``model`` is a name.
-    device : str
-        Where to compute.
+    %(weights)s
+    %(device)s
 
     Returns
     -------

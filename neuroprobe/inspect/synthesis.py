@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from neuroprobe.inspect.units import (
     check_metric,
+    fill_doc,
     prepare_inspection,
     require_differentiable,
     target_values,
@@ -160,6 +161,7 @@ def _input_shape(info, input_shape):
     return (3, 224, 224)
 
 
+@fill_doc
 def optimal_stimulus(
     model,
     target,
@@ -190,7 +192,7 @@ def optimal_stimulus(
 
     Parameters
     ----------
-    model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
+    %(model)s
     target : tuple, str or list of those
         ``(layer, channel)`` or ``(layer, channel, row, col)``; a list optimises one image per
         target in one batch (one forward pass per step serves every target, in any layers).
@@ -215,7 +217,7 @@ def optimal_stimulus(
         A channel target's value: the spatial mean (default) or max of its map.
     weights, random_state :
         ``build_model`` arguments; ``random_state`` also seeds the noise and the jitter.
-    device : str
+    %(device)s
 
     Returns
     -------

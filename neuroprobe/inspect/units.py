@@ -41,6 +41,7 @@ __all__ = [
     "Unit",
     "UnitError",
     "check_metric",
+    "fill_doc",
     "parse_target",
     "parse_targets",
     "parse_unit",
@@ -387,7 +388,37 @@ def torch_generator(random_state=None):
 
 
 # --------------------------------------------------------------------------------------------------
-# the common opening of the inspection functions
+# the common opening of the inspection functions, and its parameter documentation
+
+DOCS = {
+    "model": """model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
+    An image model; a name is built by :func:`neuroprobe.models.build_model`.""",
+    "images": """images : paths, StimulusSet, PIL images, uint8 array or float tensor (n, C, H, W)
+    Pictures are preprocessed by the model's preprocessing; a float tensor is used as is.""",
+    "weights": """weights, random_state :
+    Passed to :func:`neuroprobe.models.build_model` when ``model`` is a name.""",
+    "device": """device : str or torch.device
+    Where to compute (read by :func:`neuroprobe._utils.resolve_device`).""",
+}
+"""Parameter text shared by the inspection functions (placeholders of :func:`fill_doc`)."""
+
+_PLACEHOLDER = re.compile(r"^(?P<indent> *)%\((?P<key>\w+)\)s$", re.MULTILINE)
+
+
+def fill_doc(func):
+    """Replace each ``%(name)s`` line of ``func``'s docstring by ``DOCS[name]`` (indented alike).
+
+    Only whole-line placeholders are read, so any other ``%`` in the docstring is left alone;
+    an unknown name raises ``KeyError`` at import.
+    """
+
+    def entry(match):
+        indent = match.group("indent")
+        return "\n".join(indent + line for line in DOCS[match.group("key")].splitlines())
+
+    if func.__doc__:  # None under python -OO
+        func.__doc__ = _PLACEHOLDER.sub(entry, func.__doc__)
+    return func
 
 
 @dataclass

@@ -62,3 +62,15 @@ def test_errors_name_the_caller_and_come_in_order(tiny_cnn, images):
     with pytest.raises(UnitError, match="rejected conv9:c0"):
         prepare_inspection(tiny_cnn, "missing.png", ("conv9", 0), caller="f",
                            check_units=reject)
+
+
+def test_shared_parameter_text_is_filled_in():
+    import neuroprobe.inspect as insp
+    from neuroprobe.inspect.units import DOCS
+
+    for fn in (insp.saliency, insp.occlusion_map, insp.upsampling_map, insp.minimal_stimulus,
+               insp.optimal_stimulus):
+        assert "%(" not in fn.__doc__
+        for key in ("model", "device"):
+            first, second = DOCS[key].splitlines()
+            assert f"\n    {first}\n    {second}\n" in fn.__doc__, (fn.__name__, key)
