@@ -8,10 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuroprobe._utils import resolve_device
-from neuroprobe.inspect.units import LayerProbe, check_metric, parse_targets
-from neuroprobe.models.inputs import load_images
-from neuroprobe.models.resolve import require_image_model, resolve_model
+from neuroprobe.inspect.units import check_metric, fill_doc, prepare_inspection
 
 __all__ = ["MinimalStimulus", "minimal_stimulus", "parcellate"]
 
@@ -108,6 +105,7 @@ def parcellate(image, n_segments=50, method="auto", compactness=10.0):
 _TIE_RTOL = 1e-5  # candidate values closer than this (relative) are ties
 
 
+@fill_doc
 def minimal_stimulus(
     model,
     image,
@@ -139,7 +137,7 @@ def minimal_stimulus(
 
     Parameters
     ----------
-    model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
+    %(model)s
     image : path, PIL image, uint8 array or float tensor
         One image.
     target : tuple or str, or list of those
@@ -157,6 +155,8 @@ def minimal_stimulus(
         Candidate images per forward pass.
     metric : {"mean", "max"}
         A channel target's value: the spatial mean (default) or max of its map.
+    %(weights)s
+    %(device)s
 
     Returns
     -------
@@ -165,76 +165,104 @@ def minimal_stimulus(
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     check_metric(metric)
-    dev = resolve_device(device)
-    info = resolve_model(model, weights=weights, random_state=random_state, device=dev)
-    require_image_model(info, "minimal_stimulus")
-    targets, single = parse_targets(target)
-    probe = LayerProbe(info, [t.layer for t in targets])
-    x = load_images(image, info)
-    if len(x) != 1:
-        raise ValueError(f"minimal_stimulus takes one image, got {len(x)}")
-    x = x.to(dev)
+    job = prepare_inspection(model, image, target, caller="minimal_stimulus", weights=weights,
+                             random_state=random_state, device=device)
+    if len(job.x) != 1:
+        raise ValueError(f"minimal_stimulus takes one image, got {len(job.x)}")
+    x = job.x.to(job.device)
     segments = parcellate(x[0].permute(1, 2, 0).cpu().numpy(), n_segments, method)
-    seg_t = torch.from_numpy(segments).to(dev)
-    n_parcels = int(segments.max()) + 1
-    onehot = torch.stack([seg_t == p for p in range(n_parcels)])  # (P, H, W)
-    fill_t = torch.as_tensor(float(fill), device=dev)
-    cache = {}  # frozenset of kept parcels -> values of every target (n_targets,)
-
-    def evaluate(parcel_sets):
-        """Fill the cache for the parcel sets not yet evaluated (shared forward passes)."""
-        todo = list(dict.fromkeys(k for k in parcel_sets if k not in cache))
-        for s in range(0, len(todo), batch_size):
-            chunk = todo[s : s + batch_size]
-            keep = torch.stack([onehot[sorted(k)].any(0) for k in chunk])[:, None]
-            vals = probe.multi_values(torch.where(keep, x, fill_t), targets, metric).cpu()
-            for k, v in zip(chunk, vals):
-                cache[k] = v
-
+    parcels = _Parcels(job, x, segments, fill, metric, batch_size)
     with torch.no_grad():
-        full = frozenset(range(n_parcels))
-        evaluate([full])
-        originals = [float(v) for v in cache[full]]
-        for t, original in zip(targets, originals):
+        originals = parcels.originals()
+        kept, traces = _prune(parcels, originals, threshold)
+        results = [parcels.result(kept[k], traces[k]) for k in range(len(job.units))]
+    return results[0] if job.single else results
+
+
+class _Parcels:
+    """One image cut into parcels, and the unit values of the image with parcels kept.
+
+    Values are cached per set of kept parcels (a frozenset) and computed in shared batched
+    forward passes (every unit from one pass).
+    """
+
+    def __init__(self, job, x, segments, fill, metric, batch_size):
+        self.job, self.x, self.segments = job, x, segments
+        self.metric, self.batch_size = metric, batch_size
+        self.n = int(segments.max()) + 1
+        seg_t = torch.from_numpy(segments).to(job.device)
+        self.onehot = torch.stack([seg_t == p for p in range(self.n)])  # (P, H, W)
+        self.fill = torch.as_tensor(float(fill), device=job.device)
+        self.cache = {}  # frozenset of kept parcels -> values of every unit (n_units,)
+
+    def evaluate(self, parcel_sets):
+        """Fill the cache for the parcel sets not yet evaluated (shared forward passes)."""
+        todo = list(dict.fromkeys(k for k in parcel_sets if k not in self.cache))
+        for s in range(0, len(todo), self.batch_size):
+            chunk = todo[s : s + self.batch_size]
+            keep = torch.stack([self.onehot[sorted(k)].any(0) for k in chunk])[:, None]
+            vals = self.job.probe.multi_values(torch.where(keep, self.x, self.fill),
+                                               self.job.units, self.metric).cpu()
+            for k, v in zip(chunk, vals):
+                self.cache[k] = v
+
+    def originals(self):
+        """Values of the whole image per unit; raise unless every one is positive."""
+        full = frozenset(range(self.n))
+        self.evaluate([full])
+        originals = [float(v) for v in self.cache[full]]
+        for t, original in zip(self.job.units, originals):
             if original <= 0:
                 raise ValueError(
                     f"the value of {t.label} for this image is {original:.4g} <= 0; a minimal "
                     "stimulus needs a positive response"
                 )
-        kept = [list(range(n_parcels)) for _ in targets]
-        traces = [[o] for o in originals]
-        active = [n_parcels > 1 for _ in targets]
-        while any(active):
-            candidates = {
-                k: [frozenset(kept[k]) - {p} for p in kept[k]]
-                for k in range(len(targets)) if active[k]
-            }
-            evaluate([c for cands in candidates.values() for c in cands])
-            for k, cands in candidates.items():
-                vals = torch.stack([cache[c][k] for c in cands]).double()
-                # ties (removing a parcel outside the unit's receptive field changes nothing)
-                # go to the first remaining parcel whatever the float32 rounding of the batch
-                # the values came from: "equal" is within _TIE_RTOL of the largest value
-                top = float(vals.max())
-                tol = _TIE_RTOL * max(float(vals.abs().max()), abs(originals[k]))
-                best = int(torch.nonzero(vals >= top - tol)[0, 0])
-                if float(vals[best]) < threshold * originals[k]:
-                    active[k] = False
-                    continue
-                traces[k].append(float(vals[best]))
-                kept[k].pop(best)
-                active[k] = len(kept[k]) > 1
-        results = []
-        for k in range(len(targets)):
-            mask = onehot[kept[k]].any(0)
-            minimal = torch.where(mask[None], x[0], fill_t)
-            results.append(MinimalStimulus(
-                input=minimal.cpu().numpy().astype(np.float32),
-                mask=mask.cpu().numpy(),
-                segments=segments,
-                kept=np.asarray(kept[k], dtype=np.int64),
-                original=originals[k],
-                response=traces[k][-1],
-                trace=np.asarray(traces[k]),
-            ))
-    return results[0] if single else results
+        return originals
+
+    def result(self, kept, trace):
+        """The :class:`MinimalStimulus` of the kept parcels and the trace of one unit."""
+        mask = self.onehot[kept].any(0)
+        minimal = torch.where(mask[None], self.x[0], self.fill)
+        return MinimalStimulus(
+            input=minimal.cpu().numpy().astype(np.float32),
+            mask=mask.cpu().numpy(),
+            segments=self.segments,
+            kept=np.asarray(kept, dtype=np.int64),
+            original=trace[0],
+            response=trace[-1],
+            trace=np.asarray(trace),
+        )
+
+
+def _best_removal(vals, original):
+    """Index of the candidate with the largest value (ties: the first)."""
+    # ties (removing a parcel outside the unit's receptive field changes nothing) go to the
+    # first remaining parcel whatever the float32 rounding of the batch the values came from:
+    # "equal" is within _TIE_RTOL of the largest value
+    top = float(vals.max())
+    tol = _TIE_RTOL * max(float(vals.abs().max()), abs(original))
+    return int(torch.nonzero(vals >= top - tol)[0, 0])
+
+
+def _prune(parcels, originals, threshold):
+    """Greedily remove parcels per unit; return the kept parcels and value traces per unit."""
+    n_units = len(originals)
+    kept = [list(range(parcels.n)) for _ in range(n_units)]
+    traces = [[o] for o in originals]
+    active = [parcels.n > 1 for _ in range(n_units)]
+    while any(active):
+        candidates = {
+            k: [frozenset(kept[k]) - {p} for p in kept[k]]
+            for k in range(n_units) if active[k]
+        }
+        parcels.evaluate([c for cands in candidates.values() for c in cands])
+        for k, cands in candidates.items():
+            vals = torch.stack([parcels.cache[c][k] for c in cands]).double()
+            best = _best_removal(vals, originals[k])
+            if float(vals[best]) < threshold * originals[k]:
+                active[k] = False
+                continue
+            traces[k].append(float(vals[best]))
+            kept[k].pop(best)
+            active[k] = len(kept[k]) > 1
+    return kept, traces

@@ -6,16 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuroprobe._utils import resolve_device
 from neuroprobe.exceptions import UnitError
-from neuroprobe.inspect.units import (
-    LayerProbe,
-    check_metric,
-    parse_targets,
-    target_values,
-)
-from neuroprobe.models.inputs import load_images
-from neuroprobe.models.resolve import require_image_model, resolve_model
+from neuroprobe.inspect.units import check_metric, fill_doc, prepare_inspection, target_values
 
 __all__ = ["occlusion_map", "occlusion_positions", "upsampling_map"]
 
@@ -49,6 +41,7 @@ def _fill_values(x_all, fill, dev):
     return torch.as_tensor(float(fill), device=dev)
 
 
+@fill_doc
 def occlusion_map(
     model,
     images,
@@ -72,8 +65,8 @@ def occlusion_map(
 
     Parameters
     ----------
-    model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
-    images : paths, StimulusSet, PIL images, uint8 array or float tensor (n, C, H, W)
+    %(model)s
+    %(images)s
     target : tuple or str, or list of those
         ``(layer, channel)`` or ``(layer, channel, row, col)``; a list maps every target from the
         same occluded passes.
@@ -88,8 +81,8 @@ def occlusion_map(
         Occluded copies per forward pass (copies of several images share a pass).
     metric : {"mean", "max"}
         A channel target's value: the spatial mean (default) or max of its map.
-    weights, random_state, device :
-        Model arguments.
+    %(weights)s
+    %(device)s
 
     Returns
     -------
@@ -101,12 +94,9 @@ def occlusion_map(
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     batch_size = int(batch_size)
-    dev = resolve_device(device)
-    info = resolve_model(model, weights=weights, random_state=random_state, device=dev)
-    require_image_model(info, "occlusion_map")
-    targets, single = parse_targets(target)
-    probe = LayerProbe(info, [t.layer for t in targets])
-    x_all = load_images(images, info)
+    job = prepare_inspection(model, images, target, caller="occlusion_map", weights=weights,
+                             random_state=random_state, device=device)
+    dev, targets, single, probe, x_all = job.device, job.units, job.single, job.probe, job.x
     n, c, h, w = x_all.shape
     wy, wx = _pair(window, "window")
     rows, cols = occlusion_positions(h, w, window, stride)
@@ -137,6 +127,15 @@ def occlusion_map(
     return np.ascontiguousarray(result[0] if single else result, dtype=np.float32)
 
 
+def _whole_channels(units):
+    for t in units:
+        if t.is_unit:
+            raise UnitError(
+                f"upsampling_map maps a whole channel; give (layer, channel), not {t.label}"
+            )
+
+
+@fill_doc
 def upsampling_map(
     model,
     images,
@@ -155,30 +154,25 @@ def upsampling_map(
 
     Parameters
     ----------
-    model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
-    images : paths, StimulusSet, PIL images, uint8 array or float tensor (n, C, H, W)
+    %(model)s
+    %(images)s
     target : tuple or str, or list of those
         ``(layer, channel)`` of a convolutional layer (output ``(C, rows, cols)``).
     mode : {"bilinear", "nearest", "bicubic"}
         Interpolation.
     batch_size : int
         Images per forward pass.
+    %(weights)s
+    %(device)s
 
     Returns
     -------
     ndarray of float32, shape (n, H, W), or (n_targets, n, H, W) for a list of targets
     """
-    dev = resolve_device(device)
-    info = resolve_model(model, weights=weights, random_state=random_state, device=dev)
-    require_image_model(info, "upsampling_map")
-    targets, single = parse_targets(target)
-    for t in targets:
-        if t.is_unit:
-            raise UnitError(
-                f"upsampling_map maps a whole channel; give (layer, channel), not {t.label}"
-            )
-    probe = LayerProbe(info, [t.layer for t in targets])
-    x_all = load_images(images, info)
+    job = prepare_inspection(model, images, target, caller="upsampling_map", weights=weights,
+                             random_state=random_state, device=device,
+                             check_units=_whole_channels)
+    dev, targets, single, probe, x_all = job.device, job.units, job.single, job.probe, job.x
     h, w = x_all.shape[-2:]
     kwargs = {} if mode == "nearest" else {"align_corners": False}
     maps = [[] for _ in targets]

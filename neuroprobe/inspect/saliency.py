@@ -7,16 +7,13 @@ import contextlib
 import numpy as np
 import torch
 
-from neuroprobe._utils import resolve_device
 from neuroprobe.inspect.units import (
-    LayerProbe,
     check_metric,
-    parse_targets,
+    fill_doc,
+    prepare_inspection,
     require_differentiable,
-    torch_generator,
 )
-from neuroprobe.models.inputs import load_images, to_display
-from neuroprobe.models.resolve import require_image_model, resolve_model
+from neuroprobe.models.inputs import to_display
 
 __all__ = ["SaliencyMaps", "saliency", "guided_relus"]
 
@@ -151,6 +148,7 @@ def _gradients(probe, x, targets, metric="mean"):
     return grads
 
 
+@fill_doc
 def saliency(
     model,
     images,
@@ -173,10 +171,8 @@ def saliency(
 
     Parameters
     ----------
-    model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
-        An image model.
-    images : paths, StimulusSet, PIL images, uint8 array or float tensor (n, C, H, W)
-        Pictures are preprocessed by the model's preprocessing; a float tensor is used as is.
+    %(model)s
+    %(images)s
     target : tuple or str, or list of those
         ``(layer, channel)`` (the channel's map summarised by ``metric``) or
         ``(layer, channel, row, col)``.
@@ -194,10 +190,8 @@ def saliency(
     metric : {"mean", "max"}
         A channel target's value: the spatial mean (default) or max of its map (the gradient of
         the max flows through the maximal position).
-    weights, random_state :
-        Passed to :func:`neuroprobe.models.build_model` when ``model`` is a name.
-    device : str
-        Where to compute.
+    %(weights)s
+    %(device)s
 
     Returns
     -------
@@ -210,15 +204,12 @@ def saliency(
     if batch_size < 1 or n_samples < 1:
         raise ValueError("batch_size and n_samples must be >= 1")
     check_metric(metric)
-    dev = resolve_device(device)
-    info = resolve_model(model, weights=weights, random_state=random_state, device=dev)
-    require_image_model(info, "saliency")
-    targets, single = parse_targets(target)
-    probe = LayerProbe(info, [t.layer for t in targets])
-    x_all = load_images(images, info)
+    job = prepare_inspection(model, images, target, caller="saliency", weights=weights,
+                             random_state=random_state, device=device, generator=True)
+    info, dev, targets, probe, x_all, gen = (job.info, job.device, job.units, job.probe, job.x,
+                                             job.generator)
     out = np.empty((len(targets), *x_all.shape), dtype=np.float32)
     guide = guided_relus(info.module) if method == "guided" else contextlib.nullcontext(None)
-    gen = torch_generator(random_state)
     with guide as n_relus:
         if method == "guided" and n_relus == 0:
             import warnings
@@ -250,5 +241,5 @@ def saliency(
                     if method == "gradient_x_input":
                         g = g * xb
                     out[k, start : start + len(xb)] = g.detach().cpu().numpy()
-    return SaliencyMaps(out[0] if single else out, images=to_display(x_all, info),
+    return SaliencyMaps(out[0] if job.single else out, images=to_display(x_all, info),
                         targets=targets, method=method, metric=metric)

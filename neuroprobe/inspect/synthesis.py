@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -9,17 +10,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuroprobe._utils import resolve_device
 from neuroprobe.inspect.units import (
-    LayerProbe,
     check_metric,
-    parse_target,
+    fill_doc,
+    prepare_inspection,
     require_differentiable,
     target_values,
-    torch_generator,
 )
 from neuroprobe.models.registry import IMAGENET_MEAN, IMAGENET_STD
-from neuroprobe.models.resolve import require_image_model, resolve_model
 
 __all__ = ["OptimalStimulus", "optimal_stimulus", "total_variation"]
 
@@ -163,6 +161,7 @@ def _input_shape(info, input_shape):
     return (3, 224, 224)
 
 
+@fill_doc
 def optimal_stimulus(
     model,
     target,
@@ -193,7 +192,7 @@ def optimal_stimulus(
 
     Parameters
     ----------
-    model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
+    %(model)s
     target : tuple, str or list of those
         ``(layer, channel)`` or ``(layer, channel, row, col)``; a list optimises one image per
         target in one batch (one forward pass per step serves every target, in any layers).
@@ -218,72 +217,31 @@ def optimal_stimulus(
         A channel target's value: the spatial mean (default) or max of its map.
     weights, random_state :
         ``build_model`` arguments; ``random_state`` also seeds the noise and the jitter.
-    device : str
+    %(device)s
 
     Returns
     -------
     OptimalStimulus
     """
-    if parameterization not in ("fourier", "pixel"):
-        raise ValueError(f"parameterization must be 'fourier' or 'pixel', got {parameterization!r}")
-    if blur_every and parameterization != "pixel":
-        raise ValueError(
-            "blur_every applies to parameterization='pixel'; the Fourier parameterisation already "
-            "damps high frequencies"
-        )
-    if n_iter < 1:
-        raise ValueError(f"n_iter must be >= 1, got {n_iter}")
+    _check_options(parameterization, blur_every, n_iter)
     check_metric(metric)
-    dev = resolve_device(device)
-    info = resolve_model(model, weights=weights, random_state=random_state, device=dev)
-    require_image_model(info, "optimal_stimulus")
-    targets = target if isinstance(target, list) else [target]
-    targets = [parse_target(t) for t in targets]
-    probe = LayerProbe(info, [t.layer for t in targets])
+    job = prepare_inspection(model, None, target if isinstance(target, list) else [target],
+                             caller="optimal_stimulus", weights=weights,
+                             random_state=random_state, device=device, generator=True)
+    info, targets, probe, gen = job.info, job.units, job.probe, job.generator
     c, h, w = _input_shape(info, input_shape)
-    gen = torch_generator(random_state)
-    n = len(targets)
     cls = _FourierImage if parameterization == "fourier" else _PixelImage
-    image = cls(n, c, h, w, gen, init_std).to(dev)
+    image = cls(len(targets), c, h, w, gen, init_std).to(job.device)
     normalise = _normaliser(info, c)
-    frozen = [(p, p.requires_grad) for p in info.module.parameters()]
-    for p, _ in frozen:
-        p.requires_grad_(False)
+    objective = _Objective(probe, targets, metric, jitter, gen, l2=l2, tv=tv)
 
-    def values(outs):
-        # image i is optimised for target i
-        vals = [target_values(outs[t.layer][i : i + 1], t, probe.module_names[t.layer], metric)
-                for i, t in enumerate(targets)]
-        return torch.cat(vals)
+    def track():
+        return objective.values(probe.outputs(normalise(image()))).cpu().numpy()
 
-    trace = np.empty((n_iter + 1, n), dtype=np.float64)
-    opt = torch.optim.Adam(image.parameters(), lr=lr)
-    try:
-        with torch.no_grad():
-            trace[0] = values(probe.outputs(normalise(image()))).cpu().numpy()
-        for step in range(n_iter):
-            opt.zero_grad()
-            with torch.enable_grad():
-                x = normalise(image())
-                outs = probe.outputs(_jitter(x, jitter, gen))
-                for t in targets:
-                    require_differentiable(outs[t.layer], x, t, probe.module_names[t.layer])
-                objective = values(outs)
-                loss = -objective.sum()
-                if l2:
-                    loss = loss + l2 * x.pow(2).flatten(1).mean(1).sum()
-                if tv:
-                    loss = loss + tv * total_variation(x).sum()
-                loss.backward()
-            opt.step()
-            if blur_every and (step + 1) % blur_every == 0:
-                with torch.no_grad():
-                    image.param.copy_(_gaussian_blur(image.param, blur_sigma))
-            with torch.no_grad():
-                trace[step + 1] = values(probe.outputs(normalise(image()))).cpu().numpy()
-    finally:
-        for p, flag in frozen:
-            p.requires_grad_(flag)
+    blur = (lambda p: _gaussian_blur(p, blur_sigma)) if blur_every else None
+    with _frozen(info.module):
+        trace = _ascend(image, normalise, objective.loss, track, n_iter=n_iter, lr=lr,
+                        blur=blur, blur_every=blur_every)
     with torch.no_grad():
         img = image()
         inputs = normalise(img)
@@ -293,3 +251,79 @@ def optimal_stimulus(
         trace=trace,
         targets=targets,
     )
+
+
+class _Objective:
+    """The values of the units (image i for unit i) and the loss that gradient descent lowers."""
+
+    def __init__(self, probe, targets, metric, jitter, gen, *, l2, tv):
+        self.probe, self.targets, self.metric = probe, targets, metric
+        self.jitter, self.gen, self.l2, self.tv = jitter, gen, l2, tv
+
+    def values(self, outs):
+        """Value of unit i on image i, ``(n_targets,)``, from the probe's outputs."""
+        names = self.probe.module_names
+        vals = [target_values(outs[t.layer][i : i + 1], t, names[t.layer], self.metric)
+                for i, t in enumerate(self.targets)]
+        return torch.cat(vals)
+
+    def loss(self, x):
+        """``-sum of values(jittered x) + l2 * mean(x**2) + tv * TV(x)`` (summed over images)."""
+        outs = self.probe.outputs(_jitter(x, self.jitter, self.gen))
+        for t in self.targets:
+            require_differentiable(outs[t.layer], x, t, self.probe.module_names[t.layer])
+        total = -self.values(outs).sum()
+        if self.l2:
+            total = total + self.l2 * x.pow(2).flatten(1).mean(1).sum()
+        if self.tv:
+            total = total + self.tv * total_variation(x).sum()
+        return total
+
+
+def _check_options(parameterization, blur_every, n_iter):
+    if parameterization not in ("fourier", "pixel"):
+        raise ValueError(f"parameterization must be 'fourier' or 'pixel', got {parameterization!r}")
+    if blur_every and parameterization != "pixel":
+        raise ValueError(
+            "blur_every applies to parameterization='pixel'; the Fourier parameterisation already "
+            "damps high frequencies"
+        )
+    if n_iter < 1:
+        raise ValueError(f"n_iter must be >= 1, got {n_iter}")
+
+
+@contextlib.contextmanager
+def _frozen(module):
+    """Switch off ``requires_grad`` of every parameter of ``module`` (restored on exit)."""
+    frozen = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in frozen:
+            p.requires_grad_(flag)
+
+
+def _ascend(image, normalise, loss, track, *, n_iter, lr, blur, blur_every):
+    """Run Adam on ``image``'s parameters for ``n_iter`` steps of ``loss(normalise(image()))``.
+
+    Returns the trace ``(n_iter + 1, n_targets)`` of ``track()`` (no gradients) at the start and
+    after every step; ``blur`` is applied to the pixel parameters every ``blur_every`` steps.
+    """
+    with torch.no_grad():
+        first = track()
+    trace = np.empty((n_iter + 1, *first.shape), dtype=np.float64)
+    trace[0] = first
+    opt = torch.optim.Adam(image.parameters(), lr=lr)
+    for step in range(n_iter):
+        opt.zero_grad()
+        with torch.enable_grad():
+            loss(normalise(image())).backward()
+        opt.step()
+        if blur_every and (step + 1) % blur_every == 0:
+            with torch.no_grad():
+                image.param.copy_(blur(image.param))
+        with torch.no_grad():
+            trace[step + 1] = track()
+    return trace

@@ -35,15 +35,18 @@ from neuroprobe.exceptions import UnitError  # noqa: F401 (re-exported)
 
 __all__ = [
     "METRICS",
+    "Inspection",
     "LayerProbe",
     "Target",
     "Unit",
     "UnitError",
     "check_metric",
+    "fill_doc",
     "parse_target",
     "parse_targets",
     "parse_unit",
     "parse_units",
+    "prepare_inspection",
     "require_differentiable",
     "target_values",
     "torch_generator",
@@ -382,3 +385,122 @@ target_values = unit_values  # the old name (kept importable)
 def torch_generator(random_state=None):
     """A CPU ``torch.Generator`` seeded from ``random_state`` (int, RandomState or None)."""
     return torch.Generator().manual_seed(seed_from(random_state))
+
+
+# --------------------------------------------------------------------------------------------------
+# the common opening of the inspection functions, and its parameter documentation
+
+DOCS = {
+    "model": """model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
+    An image model; a name is built by :func:`neuroprobe.models.build_model`.""",
+    "images": """images : paths, StimulusSet, PIL images, uint8 array or float tensor (n, C, H, W)
+    Pictures are preprocessed by the model's preprocessing; a float tensor is used as is.""",
+    "weights": """weights, random_state :
+    Passed to :func:`neuroprobe.models.build_model` when ``model`` is a name.""",
+    "device": """device : str or torch.device
+    Where to compute (read by :func:`neuroprobe._utils.resolve_device`).""",
+}
+"""Parameter text shared by the inspection functions (placeholders of :func:`fill_doc`)."""
+
+_PLACEHOLDER = re.compile(r"^(?P<indent> *)%\((?P<key>\w+)\)s$", re.MULTILINE)
+
+
+def fill_doc(func):
+    """Replace each ``%(name)s`` line of ``func``'s docstring by ``DOCS[name]`` (indented alike).
+
+    Only whole-line placeholders are read, so any other ``%`` in the docstring is left alone;
+    an unknown name raises ``KeyError`` at import.
+    """
+
+    def entry(match):
+        indent = match.group("indent")
+        return "\n".join(indent + line for line in DOCS[match.group("key")].splitlines())
+
+    if func.__doc__:  # None under python -OO
+        func.__doc__ = _PLACEHOLDER.sub(entry, func.__doc__)
+    return func
+
+
+@dataclass
+class Inspection:
+    """What an inspection function works on, from :func:`prepare_inspection`.
+
+    Attributes
+    ----------
+    info : neuroprobe.models.resolve.InspectedModel
+        The resolved image model.
+    device : torch.device
+        Where to compute.
+    units : list of Unit
+        The parsed units (one element for a single unit).
+    single : bool
+        Whether one unit (not a list) was given: results then have no leading unit axis.
+    probe : LayerProbe
+        Runs the network up to the layers of ``units``.
+    x : torch.Tensor or None
+        The preprocessed images ``(n, C, H, W)`` on the CPU (None when no images were given).
+    generator : torch.Generator or None
+        A CPU generator seeded from ``random_state`` (None unless asked for).
+    """
+
+    info: object
+    device: object
+    units: list
+    single: bool
+    probe: LayerProbe
+    x: object = None
+    generator: object = None
+
+
+def prepare_inspection(model, images, target, *, caller, weights="DEFAULT", random_state=None,
+                       device="cpu", check_units=None, generator=False):
+    """Resolve the model, the units, the probe and the images of an inspection function.
+
+    The steps (and so the errors) are, in this order: the device
+    (:func:`neuroprobe._utils.resolve_device`), the model
+    (:func:`neuroprobe.models.resolve.resolve_model`, then
+    :func:`~neuroprobe.models.resolve.require_image_model`), the units (:func:`parse_units`,
+    then ``check_units``), the :class:`LayerProbe` (unknown layers), the images
+    (:func:`neuroprobe.models.inputs.load_images`) and the generator.
+
+    Parameters
+    ----------
+    model : str, torch.nn.Module, ModelSpec or fitted DNNFeatureExtractor
+        An image model.
+    images : paths, StimulusSet, PIL images, uint8 array, float tensor (n, C, H, W) or None
+        Pictures are preprocessed by the model's preprocessing; a float tensor is used as is.
+        None: no images (``Inspection.x`` is None).
+    target : Unit, tuple or str, or list of those
+        ``(layer, channel)``, ``(layer, channel, row, col)`` or a feature name.
+    caller : str
+        Name of the inspection function (in the error of a non-image model).
+    weights, random_state :
+        Passed to :func:`neuroprobe.models.build_model` when ``model`` is a name.
+    device : str or torch.device
+        Where to compute.
+    check_units : callable, optional
+        ``check_units(units)``, called before the probe is built (to raise on units the caller
+        does not take).
+    generator : bool
+        Also seed a CPU ``torch.Generator`` from ``random_state`` (:func:`torch_generator`),
+        after everything else (a ``RandomState`` is advanced only then).
+
+    Returns
+    -------
+    Inspection
+    """
+    from neuroprobe._utils import resolve_device
+    from neuroprobe.models.inputs import load_images
+    from neuroprobe.models.resolve import require_image_model, resolve_model
+
+    dev = resolve_device(device)
+    info = resolve_model(model, weights=weights, random_state=random_state, device=dev)
+    require_image_model(info, caller)
+    units, single = parse_units(target)
+    if check_units is not None:
+        check_units(units)
+    probe = LayerProbe(info, [t.layer for t in units])
+    x = None if images is None else load_images(images, info)
+    gen = torch_generator(random_state) if generator else None
+    return Inspection(info=info, device=dev, units=units, single=single, probe=probe, x=x,
+                      generator=gen)
