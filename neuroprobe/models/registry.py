@@ -83,6 +83,7 @@ __all__ = [
     "ModelError",
     "WeightsUnavailableError",
     "register_model",
+    "register_source",
     "build_model",
     "list_layers",
     "resolve_layer",
@@ -96,7 +97,14 @@ LAZY_MODULES: dict[str, str] = {"shapes-cnn": "neuroprobe.models.shapes_cnn"}
 #: Modules imported once when a name is not found anywhere else.
 PLUGIN_MODULES: tuple[str, ...] = ("neuroprobe.models.audio", "neuroprobe.models.video")
 
+#: Source prefix -> module that registers it with :func:`register_source` (``"timm:resnet10t"``).
+SOURCE_MODULES: dict[str, str] = {
+    "timm": "neuroprobe.models.timm_source",
+    "hf": "neuroprobe.models.hf_source",
+}
+
 _REGISTRY: dict[str, tuple[Callable, str]] = {}
+_SOURCES: dict[str, Callable] = {}
 _PLUGINS_LOADED = False
 
 
@@ -175,6 +183,32 @@ def register_model(name, factory, modality="image"):
     _REGISTRY[name.lower()] = (factory, modality)
 
 
+def register_source(prefix, builder):
+    """Register ``builder(name, weights, random_state) -> ModelSpec`` for names ``"prefix:name"``.
+
+    ``name`` is the text after the first ``:``, case kept (Hugging Face repo ids and folders).
+    """
+    _SOURCES[prefix.lower()] = builder
+
+
+def _source_entry(name):
+    """``(factory, modality)`` for ``"prefix:rest"``; ``None`` when ``name`` has no prefix."""
+    prefix, sep, rest = name.partition(":")
+    if not sep or len(prefix) < 2 or "/" in prefix or "\\" in prefix:  # "C:\\..." is a path
+        return None
+    key = prefix.lower()
+    if key not in _SOURCES and key in SOURCE_MODULES:
+        importlib.import_module(SOURCE_MODULES[key])
+    if key not in _SOURCES:
+        known = sorted(set(_SOURCES) | set(SOURCE_MODULES))
+        raise ModelError(
+            f"unknown model source {prefix!r} in {name!r}; expected one of "
+            f"{', '.join(p + ':<name>' for p in known)}, a registered or torchvision model name"
+        )
+    builder = _SOURCES[key]
+    return (lambda weights, random_state: builder(rest, weights, random_state)), "image"
+
+
 def _torchvision_names():
     from torchvision import models
 
@@ -201,6 +235,10 @@ def _load_plugins():
 
 
 def _lookup(name):
+    if ":" in name:
+        entry = _source_entry(name)
+        if entry is not None:
+            return entry
     key = name.lower()
     if key in _REGISTRY:
         return _REGISTRY[key]
