@@ -30,6 +30,13 @@ Around the registry: :mod:`neuroprobe.models.preprocess` (preprocessing transfor
 :mod:`neuroprobe.models.weights` (seeds, weight files, torchvision's cache, the offline error) and
 :mod:`neuroprobe.models.layers` (:func:`resolve_layer`); their names stay importable from here.
 
+Model sources
+-------------
+Names ``"prefix:rest"`` go to the builder registered with :func:`register_source`:
+``"timm:<name>"`` (:mod:`neuroprobe.models.timm_source`) and ``"hf:<repo id or folder>"``
+(:mod:`neuroprobe.models.hf_source`), imported on first use through :data:`SOURCE_MODULES`;
+an unknown prefix raises :class:`ModelError` listing the known ones.
+
 Lazy registration
 -----------------
 Modules that register models (``neuroprobe.models.audio``, ``neuroprobe.models.video``) are imported
@@ -355,9 +362,12 @@ def build_model(model, weights="DEFAULT", random_state=None, preprocess=None):
     Parameters
     ----------
     model : str, torch.nn.Module, callable or ModelSpec
-        A registered name (``"vggish"``), any torchvision classification model name (``"alexnet"``,
-        ``"resnet50"``, ...), a module, or a factory: ``factory(weights, random_state)`` returning a
-        :class:`ModelSpec` or a module, or ``factory()`` returning a module (called under
+        A registered name (``"vggish"``), any torchvision classification model name
+        (``"alexnet"``, ``"resnet50"``, ...), a source name (``"timm:convnext_tiny"``,
+        ``"hf:facebook/dinov2-small"``, optionally with ``"?token_pooling=cls"``; see
+        :mod:`neuroprobe.models.timm_source` and :mod:`neuroprobe.models.hf_source`), a module,
+        or a factory: ``factory(weights, random_state)`` returning a :class:`ModelSpec` or a
+        module, or ``factory()`` returning a module (called under
         ``torch.manual_seed`` derived from ``random_state``).
     weights : str, path or None, default="DEFAULT"
         For names: ``"DEFAULT"`` (the default, as on the CLI) or a weights enum name

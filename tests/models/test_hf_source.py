@@ -123,3 +123,31 @@ def test_errors(tmp_path, monkeypatch):
         build_model(f"hf:{_folder(tmp_path / 'cfg')}")
     with pytest.raises(ModelError, match="token_pooling='max'"):
         build_model(f"hf:{tmp_path / 'cfg'}?token_pooling=max", weights=None)
+
+
+def test_cli_layers_and_extract(tmp_path, capsys):
+    from neuroprobe.cli.main import main
+    from neuroprobe.io.activations import open_activations
+    from neuroprobe.stimuli import StimulusSet
+
+    path = _folder(tmp_path / "model")
+    model = f"hf:{path}?token_pooling=cls"
+    assert main(["layers", "--model", model, "--weights", "none"]) == 0
+    listing = capsys.readouterr().out
+    assert "block1" in listing and "token_taps.layers_1" in listing
+    stims = tmp_path / "stims"
+    stims.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(stims / f"{k}.png")
+    out = tmp_path / "hf.act.h5"
+    code = main(["extract", "--model", model, "--weights", "none", "--seed", "0",
+                 "--layers", "block1", "--stimuli", str(stims), "--out", str(out), "--quiet"])
+    assert code == 0
+    ext = DNNFeatureExtractor(model, weights=None, layers=["block1"], random_state=0)
+    want = ext.fit_transform(StimulusSet.from_folder(stims))
+    with open_activations(out) as f:
+        stored = f.read("block1")
+        assert f.attrs["model"] == ext.model_.name
+        assert "random(seed=0,transformers=" in str(dict(f.attrs))
+    assert_allclose_dtype(stored, want, n_terms=32)
