@@ -333,7 +333,8 @@ def _unknown_model(name):
     close = difflib.get_close_matches(name.lower(), names, n=3)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return ModelError(
-        f"unknown model {name!r}.{hint} Known models: {', '.join(names)}; or pass a "
+        f"unknown model {name!r}.{hint} Known models: {', '.join(names)}; or a source name "
+        f"({', '.join(p + ':<name>' for p in sorted(SOURCE_MODULES))}); or pass a "
         "torch.nn.Module "
         "or a factory."
     )
