@@ -151,3 +151,14 @@ def test_cli_layers_and_extract(tmp_path, capsys):
         assert f.attrs["model"] == ext.model_.name
         assert "random(seed=0,transformers=" in str(dict(f.attrs))
     assert_allclose_dtype(stored, want, n_terms=32)
+
+
+def test_model_output_gives_hidden_state(folder, images):
+    """A ModelOutput (an ordered dict) gives its first tensor: the last hidden state."""
+    from neuroprobe.models.hooks import first_tensor
+
+    spec = build_model(f"hf:{folder}", weights=None)
+    with torch.no_grad():
+        out = spec.module(images, output_hidden_states=True)
+    assert isinstance(out, transformers.utils.ModelOutput)
+    assert torch.equal(first_tensor(out), out.last_hidden_state)
