@@ -29,6 +29,8 @@ BLOCKED = [
     "pytest_timeout", "ray", "nilearn", "mne",
     # optional extras: audio, video, inspect
     "torchaudio", "soundfile", "av", "pytorchvideo", "skimage",
+    # zoo extra
+    "timm", "transformers", "huggingface_hub",
 ]
 
 _SCRIPT = textwrap.dedent(
@@ -103,14 +105,14 @@ def test_block_is_effective():
     assert "skimage is blocked" in proc.stderr
 
 
-@pytest.mark.parametrize("extra", ["audio", "video", "inspect", "meg"])
+@pytest.mark.parametrize("extra", ["audio", "video", "inspect", "meg", "zoo"])
 def test_extras_are_declared(extra):
     assert extra in _runtime_dependencies()["optional-dependencies"]
 
 
 # --------------------------------------------------------------------------- static import audit
 _DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml"}
-_LAZY_EXTRAS = ("audio", "video", "inspect", "meg")  # extras a user installs for a feature
+_LAZY_EXTRAS = ("audio", "video", "inspect", "meg", "zoo")  # extras a user installs for a feature
 
 
 def _imports(tree):

@@ -30,6 +30,13 @@ Around the registry: :mod:`neuroprobe.models.preprocess` (preprocessing transfor
 :mod:`neuroprobe.models.weights` (seeds, weight files, torchvision's cache, the offline error) and
 :mod:`neuroprobe.models.layers` (:func:`resolve_layer`); their names stay importable from here.
 
+Model sources
+-------------
+Names ``"prefix:rest"`` go to the builder registered with :func:`register_source`:
+``"timm:<name>"`` (:mod:`neuroprobe.models.timm_source`) and ``"hf:<repo id or folder>"``
+(:mod:`neuroprobe.models.hf_source`), imported on first use through :data:`SOURCE_MODULES`;
+an unknown prefix raises :class:`ModelError` listing the known ones.
+
 Lazy registration
 -----------------
 Modules that register models (``neuroprobe.models.audio``, ``neuroprobe.models.video``) are imported
@@ -83,6 +90,7 @@ __all__ = [
     "ModelError",
     "WeightsUnavailableError",
     "register_model",
+    "register_source",
     "build_model",
     "list_layers",
     "resolve_layer",
@@ -96,7 +104,14 @@ LAZY_MODULES: dict[str, str] = {"shapes-cnn": "neuroprobe.models.shapes_cnn"}
 #: Modules imported once when a name is not found anywhere else.
 PLUGIN_MODULES: tuple[str, ...] = ("neuroprobe.models.audio", "neuroprobe.models.video")
 
+#: Source prefix -> module that registers it with :func:`register_source` (``"timm:resnet10t"``).
+SOURCE_MODULES: dict[str, str] = {
+    "timm": "neuroprobe.models.timm_source",
+    "hf": "neuroprobe.models.hf_source",
+}
+
 _REGISTRY: dict[str, tuple[Callable, str]] = {}
+_SOURCES: dict[str, Callable] = {}
 _PLUGINS_LOADED = False
 
 
@@ -175,6 +190,32 @@ def register_model(name, factory, modality="image"):
     _REGISTRY[name.lower()] = (factory, modality)
 
 
+def register_source(prefix, builder):
+    """Register ``builder(name, weights, random_state) -> ModelSpec`` for names ``"prefix:name"``.
+
+    ``name`` is the text after the first ``:``, case kept (Hugging Face repo ids and folders).
+    """
+    _SOURCES[prefix.lower()] = builder
+
+
+def _source_entry(name):
+    """``(factory, modality)`` for ``"prefix:rest"``; ``None`` when ``name`` has no prefix."""
+    prefix, sep, rest = name.partition(":")
+    if not sep or len(prefix) < 2 or "/" in prefix or "\\" in prefix:  # "C:\\..." is a path
+        return None
+    key = prefix.lower()
+    if key not in _SOURCES and key in SOURCE_MODULES:
+        importlib.import_module(SOURCE_MODULES[key])
+    if key not in _SOURCES:
+        known = sorted(set(_SOURCES) | set(SOURCE_MODULES))
+        raise ModelError(
+            f"unknown model source {prefix!r} in {name!r}; expected one of "
+            f"{', '.join(p + ':<name>' for p in known)}, a registered or torchvision model name"
+        )
+    builder = _SOURCES[key]
+    return (lambda weights, random_state: builder(rest, weights, random_state)), "image"
+
+
 def _torchvision_names():
     from torchvision import models
 
@@ -201,6 +242,10 @@ def _load_plugins():
 
 
 def _lookup(name):
+    if ":" in name:
+        entry = _source_entry(name)
+        if entry is not None:
+            return entry
     key = name.lower()
     if key in _REGISTRY:
         return _REGISTRY[key]
@@ -288,7 +333,8 @@ def _unknown_model(name):
     close = difflib.get_close_matches(name.lower(), names, n=3)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return ModelError(
-        f"unknown model {name!r}.{hint} Known models: {', '.join(names)}; or pass a "
+        f"unknown model {name!r}.{hint} Known models: {', '.join(names)}; or a source name "
+        f"({', '.join(p + ':<name>' for p in sorted(SOURCE_MODULES))}); or pass a "
         "torch.nn.Module "
         "or a factory."
     )
@@ -317,9 +363,12 @@ def build_model(model, weights="DEFAULT", random_state=None, preprocess=None):
     Parameters
     ----------
     model : str, torch.nn.Module, callable or ModelSpec
-        A registered name (``"vggish"``), any torchvision classification model name (``"alexnet"``,
-        ``"resnet50"``, ...), a module, or a factory: ``factory(weights, random_state)`` returning a
-        :class:`ModelSpec` or a module, or ``factory()`` returning a module (called under
+        A registered name (``"vggish"``), any torchvision classification model name
+        (``"alexnet"``, ``"resnet50"``, ...), a source name (``"timm:convnext_tiny"``,
+        ``"hf:facebook/dinov2-small"``, optionally with ``"?token_pooling=cls"``; see
+        :mod:`neuroprobe.models.timm_source` and :mod:`neuroprobe.models.hf_source`), a module,
+        or a factory: ``factory(weights, random_state)`` returning a :class:`ModelSpec` or a
+        module, or ``factory()`` returning a module (called under
         ``torch.manual_seed`` derived from ``random_state``).
     weights : str, path or None, default="DEFAULT"
         For names: ``"DEFAULT"`` (the default, as on the CLI) or a weights enum name
