@@ -23,6 +23,7 @@ __all__ = [
     "IncompleteActivationsError",
     "ConstantPatternError",
     "CLIError",
+    "ReportError",
     "ZeroVarianceWarning",
     "ConstantPatternWarning",
     "NeuroprobeWarning",
@@ -124,6 +125,10 @@ class IncompleteActivationsError(NeuroprobeError, ValueError):
 
 class CLIError(NeuroprobeError):
     """An error to report to the user as one line (no traceback)."""
+
+
+class ReportError(NeuroprobeError, ValueError):
+    """A results folder or report input that cannot be reported (names the file)."""
 
 
 # --- warnings --------------------------------------------------------------------------------

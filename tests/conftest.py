@@ -13,7 +13,7 @@ import re
 import pytest
 
 # Libraries that tests may import but that CI does not install (documented recipes only).
-OPTIONAL_IN_CI = {"ray"}
+OPTIONAL_IN_CI = {"ray", "playwright"}  # playwright needs a browser download
 
 _IMPORT_SKIP = re.compile(r"could not import '([^']+)'")
 _import_skips = []

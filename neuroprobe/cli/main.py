@@ -7,6 +7,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import time
 
 import neuroprobe.cli as _cli_pkg
 from neuroprobe._version import __version__
@@ -66,6 +67,7 @@ OUT_SUFFIXES = {
 }
 FOLDER_OUTPUTS = {
     "demo", "topstim", "saliency", "optstim", "rf", "minstim", "ablate", "finetune", "view",
+    "report",
 }
 
 
@@ -136,6 +138,18 @@ def from_io(func, *args, **kwargs):
         raise CLIError(str(message)) from None
 
 
+def _record(args, argv, seconds):
+    """Record the finished command in its output folder's provenance file (what ``neuroprobe
+    report`` reads to say which command made a file and to write its methods text)."""
+    from neuroprobe.report.provenance import record_command
+
+    out = getattr(args, "out", None)
+    if out is None:
+        return
+    is_folder = args.command in FOLDER_OUTPUTS or os.path.isdir(out)
+    record_command(args, argv, seconds=seconds, is_folder=is_folder)
+
+
 def main(argv=None):
     """Run the command line; return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -147,7 +161,9 @@ def main(argv=None):
     debug = args.debug or "--debug" in argv
     try:
         check_out(args)
+        started = time.perf_counter()
         result = args.func(args)
+        _record(args, argv, time.perf_counter() - started)
     except KeyboardInterrupt:
         print("neuroprobe: interrupted", file=sys.stderr)
         return 130

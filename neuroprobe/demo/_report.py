@@ -6,10 +6,14 @@ from pathlib import Path
 
 from neuroprobe.models.shapes_cnn import CATEGORIES
 from neuroprobe.report import Section
+from neuroprobe.report.build import closing_sections
+from neuroprobe.report.provenance import library_versions
 
 
-def report_sections(result, cfg, figs, out):
-    """The report's sections, in order: design, decoding, encoding, RSA, inspection, files."""
+def report_sections(result, cfg, figs, out, methods=()):
+    """The report's sections, in order: design, decoding, encoding, RSA, inspection, files, then
+    the generated methods text of the estimators that ran (``methods``: (name, Methods) pairs),
+    the software versions and the references (the machinery of ``neuroprobe report``)."""
     def rel(name):
         return Path(figs[name]).relative_to(out).as_posix()
 
@@ -20,6 +24,7 @@ def report_sections(result, cfg, figs, out):
         _rsa(result, cfg, rel),
         _inspection(result, cfg, rel),
         _files(result),
+        *closing_sections(list(methods), [library_versions()]),
     ]
 
 

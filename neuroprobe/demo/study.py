@@ -17,6 +17,7 @@ import numpy as np
 
 from neuroprobe.demo.data import save_stimuli, simulate_brain, write_brain
 from neuroprobe.models.shapes_cnn import CATEGORIES, LAYERS, TRAINING, make_shapes, shapes_cnn
+from neuroprobe.report.methods import Methods, describe_estimator, methods_paragraph
 
 __all__ = ["PLANTED_LAYER", "run_demo"]
 
@@ -116,7 +117,7 @@ def _run_study(out, quick, seed, n_jobs, verbose, embed_images):
     (out / "figures").mkdir(parents=True, exist_ok=True)
     study = _Study(out=out, cfg=_CONFIG[bool(quick)], quick=bool(quick), seed=int(seed),
                    n_jobs=n_jobs, verbose=verbose, embed_images=embed_images,
-                   log=_Log(verbose), layers=list(LAYERS), paths={})
+                   log=_Log(verbose), layers=list(LAYERS), paths={}, methods=[])
     for step in _STEPS:
         step(study)
     return study.result
@@ -159,6 +160,9 @@ def _extract(s):
         s.act_path.unlink()
     s.extractor = DNNFeatureExtractor(s.spec, layers=s.layers, batch_size=64).fit(s.stimuli)
     s.extractor.extract_to_file(s.stimuli, s.act_path)
+    s.methods.append((s.act_path.name, methods_paragraph(
+        "extract", model="shapes-cnn", weights="trained in the demo (shapes_cnn.pt)",
+        layers=s.layers, n_stimuli=len(s.stimuli))))
     s.paths["activations"] = s.act_path
     s.log.step("extract", f"extracted {len(s.layers)} layers in one pass -> {s.act_path.name}")
 
@@ -180,6 +184,9 @@ def _reduce(s):
         s.slices[layer] = slice(start, start + s.comps[layer].shape[1])
         start += s.comps[layer].shape[1]
     s.X_all = np.hstack([s.comps[layer] for layer in s.layers])
+    s.methods.append(("PCA", Methods(
+        f"Each layer's activations were reduced separately to at most {s.cfg['n_components']} "
+        "whitened principal components (PCAReducer).", ["pca"])))
     s.log.step("pca", f"PCA per layer: up to {s.cfg['n_components']} whitened components each")
 
 
@@ -223,6 +230,7 @@ def _probe(s):
                          cv=5, random_state=s.seed, n_jobs=s.n_jobs)
     s.decoding = {layer: float(table.loc[layer, "mean_score"]) for layer in s.layers}
     s.decoding_sd = {layer: float(table.loc[layer, "std_score"]) for layer in s.layers}
+    s.methods.append(("decoding", describe_estimator(estimator)))
     s.chance = 1.0 / len(CATEGORIES)
     s.log.step("probe", "decoding accuracy: " + ", ".join(f"{k} {v:.2f}" for k, v in
                                                           s.decoding.items()))
@@ -243,6 +251,7 @@ def _encode(s):
         s.enc_score[layer] = np.asarray(test.score_, dtype=np.float64)
         s.enc_p[layer] = np.asarray(test.pvalue_fwe_, dtype=np.float64)
     s.enc_sig = {layer: p < 0.05 for layer, p in s.enc_p.items()}
+    s.methods.append(("encoding", describe_estimator(test)))
     s.recovered, s.enc_mean, s.responsive = _recovered_layer(s.layers, s.enc_score, s.enc_sig)
     s.log.step("encode", "encoding (mean r over responsive voxels): "
                + ", ".join(f"{k} {v:.2f}" for k, v in s.enc_mean.items()))
@@ -291,6 +300,7 @@ def _rsa(s):
         n_permutations=s.cfg["n_permutations"], random_state=s.seed, n_jobs=s.n_jobs,
     ).fit(s.X_all)
     s.rsa_p = np.atleast_1d(test.pvalue_fwe_)
+    s.methods.append(("RSA", describe_estimator(test)))
     s.rsa_best = s.layers[int(np.argmax(s.rsa_mean))]
     s.log.step("rsa", "RSA (mean Spearman over subjects): "
                + ", ".join(f"{k} {v:.2f}" for k, v in zip(s.layers, s.rsa_mean))
@@ -432,7 +442,8 @@ def _write(s):
 
     result, summary = s.result, s.result["summary"]
     report = write_report(s.out, "neuroprobe demo study",
-                          report_sections(result, s.cfg, s.figs, s.out), summary=summary,
+                          report_sections(result, s.cfg, s.figs, s.out, s.methods),
+                          summary=summary,
                           embed_images=s.embed_images)
     s.paths["report_markdown"], s.paths["report_html"] = report["markdown"], report["html"]
     result["paths"] = s.paths

@@ -23,7 +23,7 @@ from neuroprobe.cli.main import build_parser
 EXPECTED = {
     "extract", "layers", "reduce", "probe", "encode", "decode", "rdm", "rsa", "hrf", "roi",
     "info", "demo", "topstim", "saliency", "optstim", "rf", "minstim", "ablate", "finetune",
-    "view",
+    "view", "report",
 }
 #: Commands that only print (no --out) — the rest share --out / --n-jobs / --device / --seed.
 PRINT_ONLY = {"layers", "info"}
@@ -131,6 +131,7 @@ def _bad_arguments(name, study):
         "finetune": ["--model", "shapes-cnn", "--weights", "none", "--stimuli", missing,
                      "--out", out],
         "view": inspect,
+        "report": [study["dir"] / "no_such_results_folder"],
     }.get(name)
 
 

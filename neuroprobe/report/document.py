@@ -1,4 +1,4 @@
-"""Study reports: one Markdown and one HTML file with tables and PNG figures.
+"""Report documents: one Markdown and one HTML file with tables and PNG figures.
 
 A report is a title, an optional summary and a list of :class:`Section` (heading, paragraphs,
 figures, tables). :func:`write_report` writes ``<name>.md`` and ``<name>.html`` into a folder;
@@ -40,6 +40,7 @@ td:first-child, th:first-child { text-align: left; }
 figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.9em; color: #555; }
+.source { font-size: 0.9em; color: #555; margin-top: -.5em; }
 code, pre { background: #f4f4f4; padding: 0 .2em; }
 pre { padding: .6em; overflow-x: auto; }
 """
@@ -62,6 +63,8 @@ class Section:
         formatted with :func:`format_value`).
     code : str or None
         A code block shown after the text (e.g. the equivalent command line).
+    source : str or None
+        What produced the section (a command or a call), shown under its heading.
     """
 
     title: str
@@ -69,6 +72,7 @@ class Section:
     figures: list = field(default_factory=list)
     table: tuple | None = None
     code: str | None = None
+    source: str | None = None
 
     def paragraphs(self):
         """The text as a list of paragraphs."""
@@ -162,6 +166,8 @@ def _markdown(title, summary, sections, folder):
         out += [f"> {line}" if line.strip() else ">" for line in str(summary).splitlines()] + [""]
     for sec in sections:
         out += [f"## {sec.title}", ""]
+        if sec.source:
+            out += [f"*Produced by:* {sec.source}", ""]
         for par in sec.paragraphs():
             out += [par, ""]
         if sec.code:
@@ -192,6 +198,8 @@ def _html(title, summary, sections, folder, embed):
         out.append(f'<div class="summary">{lines}</div>')
     for sec in sections:
         out.append(f"<h2>{html.escape(sec.title)}</h2>")
+        if sec.source:
+            out.append(f'<p class="source">Produced by: {_inline_code_html(sec.source)}</p>')
         out += [f"<p>{_inline_code_html(p)}</p>" for p in sec.paragraphs()]
         if sec.code:
             out.append(f"<pre><code>{html.escape(sec.code.rstrip())}</code></pre>")
