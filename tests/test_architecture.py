@@ -32,7 +32,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "neuroprobe"
 #: Dependency levels (docs/architecture.md): a module may import its own level and lower numbers.
 LEVELS = {
     1: ("exceptions", "_utils", "_validation", "_sklearn_compat", "_lazy", "_version", "_docs",
-        "_cv"),
+        "_cv", "_progress"),
     2: ("solvers",),
     3: ("media", "io", "rsa", "metrics", "cka", "crossnobis", "ceilings"),
     4: ("stimuli", "models"),

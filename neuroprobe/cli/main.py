@@ -159,6 +159,11 @@ def main(argv=None):
         parser.print_help()
         return 2
     debug = args.debug or "--debug" in argv
+    from neuroprobe._progress import progress_enabled, set_progress
+
+    progress_before = progress_enabled()
+    if getattr(args, "quiet", False):
+        set_progress(False)  # --quiet: no bar anywhere, restored when the command ends
     try:
         check_out(args)
         started = time.perf_counter()
@@ -180,6 +185,8 @@ def main(argv=None):
             sys.stderr.flush()
             os._exit(1)
         return 1
+    finally:
+        set_progress(progress_before)
     return int(result or 0)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuroprobe._progress import progress
 from neuroprobe.exceptions import UnitError
 from neuroprobe.inspect.units import check_metric, fill_doc, prepare_inspection, target_values
 
@@ -111,7 +112,8 @@ def occlusion_map(
             probe.multi_values(x_dev[s : s + batch_size], targets, metric).float()
             for s in range(0, n, batch_size)
         ])
-        for start in range(0, n * n_pos, batch_size):
+        for start in progress(range(0, n * n_pos, batch_size), desc="occlusion",
+                              unit="batch"):
             flat = np.arange(start, min(start + batch_size, n * n_pos))
             img_np = flat // n_pos
             img = torch.as_tensor(img_np, device=dev)

@@ -7,6 +7,7 @@ import contextlib
 import numpy as np
 import torch
 
+from neuroprobe._progress import progress
 from neuroprobe.inspect.units import (
     check_metric,
     fill_doc,
@@ -220,7 +221,8 @@ def saliency(
             )
         if method == "smoothgrad":
             per = max(1, batch_size // n_samples)
-            for start in range(0, len(x_all), per):
+            for start in progress(range(0, len(x_all), per), desc="smoothgrad",
+                                  unit="batch"):
                 xb = x_all[start : start + per]
                 span = (xb.amax(dim=(1, 2, 3)) - xb.amin(dim=(1, 2, 3))).view(-1, 1, 1, 1, 1)
                 noise = torch.randn((len(xb), n_samples, *xb.shape[1:]), generator=gen)

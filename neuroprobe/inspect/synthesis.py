@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuroprobe._progress import progress
 from neuroprobe.inspect.units import (
     check_metric,
     fill_doc,
@@ -316,7 +317,7 @@ def _ascend(image, normalise, loss, track, *, n_iter, lr, blur, blur_every):
     trace = np.empty((n_iter + 1, *first.shape), dtype=np.float64)
     trace[0] = first
     opt = torch.optim.Adam(image.parameters(), lr=lr)
-    for step in range(n_iter):
+    for step in progress(range(n_iter), desc="optimal stimulus", unit="step"):
         opt.zero_grad()
         with torch.enable_grad():
             loss(normalise(image())).backward()
