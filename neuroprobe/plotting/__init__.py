@@ -8,7 +8,17 @@ One file per family: ``_style`` (construction and saving), ``network`` (inside t
 ``study`` (layer profiles, RDMs), ``volume`` (brain slices).
 """
 
-from neuroprobe.plotting._style import save_figure, to_rgb_image
+from neuroprobe.plotting._style import (
+    COLORS,
+    FONT,
+    PALETTE,
+    apply_style,
+    new_figure,
+    save_figure,
+    save_figure_with_data,
+    style,
+    to_rgb_image,
+)
 from neuroprobe.plotting.network import (
     plot_activation_maps,
     plot_lesion,
@@ -23,7 +33,14 @@ from neuroprobe.plotting.study import plot_layer_profile, plot_rdm_grid, plot_rs
 from neuroprobe.plotting.volume import plot_volume_slices
 
 __all__ = [
+    "COLORS",
+    "FONT",
+    "PALETTE",
+    "apply_style",
+    "new_figure",
+    "style",
     "save_figure",
+    "save_figure_with_data",
     "to_rgb_image",
     "plot_activation_maps",
     "plot_saliency",
