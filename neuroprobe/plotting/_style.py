@@ -18,6 +18,8 @@ __all__ = [
     "new_figure",
     "save_figure",
     "save_figure_with_data",
+    "figure_table",
+    "attach_table",
     "to_rgb_image",
 ]
 
@@ -180,7 +182,22 @@ def _table_rows(table):
     return list(table), None
 
 
-def save_figure_with_data(fig, path, table, *, dpi=None, formats=None):
+_TABLE_ATTR = "neuroprobe_table"
+
+
+def attach_table(fig, table):
+    """Store the numbers a figure function plotted on the figure (read by :func:`figure_table`
+    and :func:`save_figure_with_data`). Returns ``fig``."""
+    setattr(fig, _TABLE_ATTR, table)
+    return fig
+
+
+def figure_table(fig):
+    """The numbers a neuroprobe figure function plotted (dict of columns), or None."""
+    return getattr(fig, _TABLE_ATTR, None)
+
+
+def save_figure_with_data(fig, path, table=None, *, dpi=None, formats=None):
     """Save ``fig`` and the numbers it plots as a CSV beside it (same stem, ``.csv``).
 
     Parameters
@@ -188,8 +205,9 @@ def save_figure_with_data(fig, path, table, *, dpi=None, formats=None):
     fig : matplotlib.figure.Figure
     path : str or Path
         The image (``.png``, ``.svg``, ``.pdf``); the table goes to ``path.with_suffix(".csv")``.
-    table : dict of str -> 1-D array, pandas DataFrame, or list of dict
-        The plotted numbers (columns of equal length).
+    table : dict of str -> 1-D array, pandas DataFrame, or list of dict, optional
+        The plotted numbers (columns of equal length); default: the table the neuroprobe
+        figure function stored on ``fig`` (:func:`figure_table`).
     dpi : int, optional
         Raster resolution (default 300).
     formats : list of str, optional
@@ -205,6 +223,10 @@ def save_figure_with_data(fig, path, table, *, dpi=None, formats=None):
     from neuroprobe.io.arrays import write_table
 
     path = Path(path)
+    table = figure_table(fig) if table is None else table
+    if table is None:
+        raise ValueError(f"save_figure_with_data({str(path)!r}): no table given and the figure "
+                         "carries none (only neuroprobe's figure functions attach one)")
     rows, fields = _table_rows(table)
     out = {"image": save_figure(fig, path, dpi=dpi)}
     for suffix in formats or ():
