@@ -23,6 +23,7 @@ __all__ = [
     "IncompleteActivationsError",
     "ConstantPatternError",
     "CLIError",
+    "BrainMapError",
     "ZeroVarianceWarning",
     "ConstantPatternWarning",
     "NeuroprobeWarning",
@@ -120,6 +121,12 @@ class ExtractionBusyError(NeuroprobeError, RuntimeError):
 
 class IncompleteActivationsError(NeuroprobeError, ValueError):
     """The activation file is incomplete (an interrupted extraction)."""
+
+
+class BrainMapError(NeuroprobeError, ValueError):
+    """A brain map that cannot be drawn as given: its shape matches no masker or mesh, or its
+    p-value map is of another shape (the message names the file or argument and what was
+    expected)."""
 
 
 class CLIError(NeuroprobeError):

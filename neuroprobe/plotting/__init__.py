@@ -22,6 +22,14 @@ from neuroprobe.plotting._style import (
     style,
     to_rgb_image,
 )
+from neuroprobe.plotting.maps import (
+    BrainMap,
+    load_map,
+    nilearn_available,
+    plot_map,
+    plot_two_band_map,
+    two_band_colors,
+)
 from neuroprobe.plotting.network import (
     plot_activation_maps,
     plot_lesion,
@@ -77,4 +85,10 @@ __all__ = [
     "plot_mds",
     "mds_embedding",
     "plot_score_histogram",
+    "BrainMap",
+    "load_map",
+    "nilearn_available",
+    "plot_map",
+    "plot_two_band_map",
+    "two_band_colors",
 ]
