@@ -59,7 +59,7 @@ PNG_DPI = 300
 
 
 def _rc():
-    from cycler import cycler
+    from matplotlib import cycler
 
     rc = dict(STYLE)
     rc["axes.prop_cycle"] = cycler(color=PALETTE)
