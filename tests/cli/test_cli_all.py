@@ -131,6 +131,7 @@ def _bad_arguments(name, study):
         "finetune": ["--model", "shapes-cnn", "--weights", "none", "--stimuli", missing,
                      "--out", out],
         "view": inspect,
+        "view-map": [missing, "--out", study["dir"] / "bad_map.png"],
     }.get(name)
 
 
