@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from neuroprobe.cli.main import CLIError, add_command
+from neuroprobe.cli.main import add_command
+from neuroprobe.exceptions import CLIError
 
 VIEW_MAP_EXAMPLE = """example:
   neuroprobe view-map encode_out/r_map.nii.gz --pvalues encode_out/p_fwe.nii.gz --alpha 0.05 \\
