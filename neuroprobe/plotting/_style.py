@@ -116,8 +116,10 @@ def new_figure(figsize=(4.0, 3.2), *, nrows=1, ncols=1, squeeze=True, **kwargs):
 def _figure(n_rows, n_cols, size=2.0, squeeze=False):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(max(2.0, n_cols * size), max(2.0, n_rows * size)), layout="constrained")
-    axes = fig.subplots(n_rows, n_cols, squeeze=squeeze)
+    with style():
+        fig = Figure(figsize=(max(2.0, n_cols * size), max(2.0, n_rows * size)),
+                     layout="constrained")
+        axes = fig.subplots(n_rows, n_cols, squeeze=squeeze)
     return fig, axes
 
 
