@@ -536,6 +536,8 @@ def plot_map(img_or_array, masker=None, *, pvalues=None, alpha=0.05, kind="auto"
         raise BrainMapError(f"kind must be one of {kinds}, got {kind!r}")
     if engine not in ("auto", "nilearn", "matplotlib"):
         raise BrainMapError(f"engine must be 'auto', 'nilearn' or 'matplotlib', got {engine!r}")
+    if engine == "nilearn":
+        _require_nilearn("engine='nilearn'")
     m = load_map(img_or_array, masker, what="map", hemi=hemi)
     p = None if pvalues is None else load_map(pvalues, masker, what="pvalues", hemi=hemi)
     use_nilearn = engine == "nilearn" or (engine == "auto" and nilearn_available())
@@ -556,8 +558,6 @@ def plot_map(img_or_array, masker=None, *, pvalues=None, alpha=0.05, kind="auto"
         if kind in ("surface", "flat"):
             raise BrainMapError(f"kind={kind!r} needs a surface map; {m.name} is a volume")
         if kind == "slices" or not use_nilearn:
-            if engine == "nilearn":
-                _require_nilearn("engine='nilearn'")
             with style():
                 fig, info = _draw_volume_slices(shown, cmap=cmap, vmax=vmax, title=title)
         else:

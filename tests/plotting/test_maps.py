@@ -211,3 +211,15 @@ def test_two_band_colours_and_maps():
     fig = plotting.plot_two_band_map(sa, 1.0 - sa)
     left = [c for ax in fig.axes for c in ax.collections if c.get_gid() == "flat-left"][0]
     np.testing.assert_allclose(left.get_facecolors()[:, :3].mean(0), [1, 0, 0])
+
+
+def test_without_nilearn_volumes_fall_back_and_surfaces_name_the_extra(monkeypatch):
+    from neuroprobe.plotting import maps
+
+    monkeypatch.setattr(maps, "nilearn_available", lambda: False)
+    fig = plotting.plot_map(nib.Nifti1Image(_volume(), AFFINE))
+    assert HOT[2] in fig.neuroprobe_map["slices"] and "display" not in fig.neuroprobe_map
+    with pytest.raises(ImportError, match=r"neuroprobe\[plot\]"):
+        plotting.plot_map(np.zeros(2 * N_FS5))
+    with pytest.raises(ImportError, match=r"neuroprobe\[plot\]"):
+        plotting.plot_map(_volume(), engine="nilearn")
