@@ -49,6 +49,7 @@ from neuroprobe.plotting.uncertainty import (
     plot_model_comparison,
     plot_rdm,
     plot_score_histogram,
+    rdm_layer_ci,
     significance_marker,
 )
 from neuroprobe.plotting.volume import plot_volume_slices
@@ -78,6 +79,7 @@ __all__ = [
     "plot_rdm_grid",
     "plot_volume_slices",
     "layer_ci",
+    "rdm_layer_ci",
     "plot_layer_ci",
     "plot_model_comparison",
     "significance_marker",

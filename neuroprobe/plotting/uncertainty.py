@@ -15,6 +15,7 @@ from neuroprobe.plotting._style import COLORS, FONT, PALETTE, attach_table, styl
 
 __all__ = [
     "layer_ci",
+    "rdm_layer_ci",
     "plot_layer_ci",
     "plot_model_comparison",
     "significance_marker",
@@ -70,6 +71,45 @@ def layer_ci(samples, *, n_boot=1000, ci=0.95, indices=None, random_state=0):
         raise ValueError(f"samples must be (n_samples, n_layers), got shape {samples.shape}")
     return percentile_ci(samples, n_boot=n_boot, ci=ci, indices=indices,
                          random_state=random_state)
+
+
+def rdm_layer_ci(layer_rdms, target_rdm, *, n_boot=1000, ci=0.95, method="pearson",
+                 indices=None, random_state=0):
+    """RDM similarity per layer with a percentile bootstrap interval over stimuli.
+
+    Parameters
+    ----------
+    layer_rdms : dict of str -> RDM, or array (n_layers, n_pairs) / (n_layers, n, n)
+    target_rdm : RDM (condensed or square) of the same stimuli
+    n_boot : int, default=1000
+    ci : float, default=0.95
+    method : {"pearson", "cosine"}
+    indices : array of int (n_boot, n), optional
+        Stimulus resamples (default: drawn from ``random_state``).
+    random_state : int, RandomState or None
+
+    Returns
+    -------
+    values, lower, upper : ndarray (n_layers,)
+        The similarity on all stimuli and the ``ci`` interval of the resampled similarities
+        (:func:`neuroprobe.solvers.bootstrap.bootstrap_rdm_similarity`; resamples with fewer
+        than two distinct stimuli are ignored).
+    """
+    from neuroprobe.solvers.bootstrap import bootstrap_indices, bootstrap_rdm_similarity
+
+    if not 0 < float(ci) < 1:
+        raise ValueError(f"ci must be in (0, 1), got {ci}")
+    rdms = np.stack([np.asarray(r, dtype=float) for r in (
+        layer_rdms.values() if isinstance(layer_rdms, dict) else layer_rdms)])
+    square = _square(target_rdm, "target_rdm")
+    n = len(square)
+    values = bootstrap_rdm_similarity(rdms, square, np.arange(n)[None], method=method)[0]
+    if indices is None:
+        indices = bootstrap_indices(n, n_boot, random_state)
+    boot = bootstrap_rdm_similarity(rdms, square, indices, method=method)
+    tail = (1.0 - float(ci)) / 2.0
+    lower, upper = np.nanquantile(boot, [tail, 1.0 - tail], axis=0)
+    return values, lower, upper
 
 
 def plot_layer_ci(layers, values, lower=None, upper=None, *, ceiling=None, chance=None,

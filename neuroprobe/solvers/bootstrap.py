@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["bootstrap_indices", "bootstrap_means", "percentile_ci"]
+from neuroprobe._utils import memory_budget
+
+__all__ = ["bootstrap_indices", "bootstrap_means", "percentile_ci", "bootstrap_rdm_similarity"]
 
 
 def bootstrap_indices(n_samples, n_boot=1000, random_state=None):
@@ -105,3 +107,79 @@ def percentile_ci(values, *, n_boot=1000, ci=0.95, indices=None, random_state=No
     tail = (1.0 - float(ci)) / 2.0
     lower, upper = np.quantile(means, [tail, 1.0 - tail], axis=0)
     return values.mean(axis=0), lower, upper
+
+
+def _condensed(rdm, n=None):
+    rdm = np.asarray(rdm, dtype=np.float64)
+    if rdm.ndim == 2 and rdm.shape[0] == rdm.shape[1]:
+        rdm = rdm[np.triu_indices(len(rdm), 1)]
+    if rdm.ndim != 1:
+        raise ValueError(f"an RDM must be condensed (pdist order) or square; got shape "
+                         f"{rdm.shape}")
+    return rdm
+
+
+def bootstrap_rdm_similarity(model_rdms, target_rdm, indices, *, method="pearson"):
+    """RDM similarity of each model to a target over bootstrap resamples of the stimuli.
+
+    A resample draws stimuli with replacement; its RDMs are the rows and columns of the drawn
+    stimuli, and the pairs of a stimulus with its own copies are left out (rsatoolbox's rule).
+    Each unordered pair of distinct stimuli ``{u, v}`` then appears ``c_u * c_v`` times
+    (``c``: how often each stimulus is drawn), so every resample's similarity is a weighted
+    correlation over the original pairs: sums ``W @ x`` for all resamples and models at once,
+    batched over resamples within the memory budget.
+
+    Parameters
+    ----------
+    model_rdms : array (n_models, n_pairs) or (n_models, n, n)
+        Condensed (pdist order) or square RDMs of the same ``n`` stimuli, one per model / layer.
+    target_rdm : array (n_pairs,) or (n, n)
+    indices : array of int (n_boot, n)
+        Stimulus resamples (:func:`bootstrap_indices`).
+    method : {"pearson", "cosine"}
+        Pearson correlation or cosine similarity of the dissimilarities.
+
+    Returns
+    -------
+    ndarray (n_boot, n_models)
+        NaN for a resample with fewer than two distinct stimuli.
+    """
+    if method not in ("pearson", "cosine"):
+        raise ValueError(f"method must be 'pearson' or 'cosine', got {method!r}")
+    y = _condensed(target_rdm)
+    models = np.asarray(model_rdms, dtype=np.float64)
+    if models.ndim == 3:
+        models = np.stack([_condensed(m) for m in models])
+    if models.ndim != 2 or models.shape[1] != y.shape[0]:
+        raise ValueError(f"model_rdms must be (n_models, {y.shape[0]}) condensed or "
+                         f"(n_models, n, n) square RDMs of the target's stimuli; got shape "
+                         f"{np.shape(model_rdms)}")
+    n = int(round((1 + np.sqrt(1 + 8 * y.shape[0])) / 2))
+    if n * (n - 1) // 2 != y.shape[0]:
+        raise ValueError(f"target_rdm has {y.shape[0]} entries: not n (n - 1) / 2 for any n")
+    counts, _ = _counts(indices, n)
+    iu, ju = np.triu_indices(n, 1)
+    X = models.T  # (n_pairs, n_models)
+    if method == "pearson":  # centring first keeps the moment sums well conditioned
+        X = X - X.mean(axis=0)
+        y = y - y.mean()
+    X2, Xy, y2 = X * X, X * y[:, None], y * y
+    out = np.empty((counts.shape[0], models.shape[0]))
+    step = max(1, int(memory_budget() // max(1, 8 * 2 * len(y))))
+    for start in range(0, counts.shape[0], step):
+        c = counts[start:start + step]
+        W = c[:, iu] * c[:, ju]  # (batch, n_pairs): how often each pair is drawn
+        sw, sy, syy = W.sum(axis=1), W @ y, W @ y2
+        sx, sxx, sxy = W @ X, W @ X2, W @ Xy
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if method == "pearson":
+                mean_y = (sy / sw)[:, None]
+                cov = sxy - sx * mean_y
+                var_x = sxx - sx * sx / sw[:, None]
+                var_y = (syy - sy * sy / sw)[:, None]
+            else:
+                cov, var_x, var_y = sxy, sxx, syy[:, None]
+            r = cov / np.sqrt(np.clip(var_x, 0, None) * np.clip(var_y, 0, None))
+        r[sw < 1] = np.nan
+        out[start:start + step] = r
+    return out

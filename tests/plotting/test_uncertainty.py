@@ -151,3 +151,17 @@ def test_histogram_bars_equal_numpy_histogram_and_significant_on_top():
     np.testing.assert_array_equal([r.get_y() for r in sig], [r.get_height() for r in ns])
     with pytest.raises(ValueError, match="one value per score"):
         plotting.plot_score_histogram(scores, pvalues=p[:3])
+
+
+def test_rdm_layer_ci_observed_is_pearson_and_interval_brackets_it():
+    from scipy.spatial.distance import squareform
+    from scipy.stats import pearsonr
+
+    target = _square_rdm(12)
+    layers = {"conv1": _square_rdm(12), "fc": target + 0.2 * _square_rdm(12)}
+    values, lower, upper = plotting.rdm_layer_ci(layers, target, n_boot=300)
+    for v, rdm in zip(values, layers.values()):
+        assert v == pytest.approx(pearsonr(squareform(rdm, checks=False),
+                                           squareform(target, checks=False))[0])
+    assert np.all(lower <= values) and np.all(values <= upper)
+    assert upper[1] - lower[1] < upper[0] - lower[0]  # the close layer: a tighter interval

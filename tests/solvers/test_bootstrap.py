@@ -42,3 +42,31 @@ def test_bad_input_names_the_argument():
         bootstrap_means(np.ones((3, 2)), np.array([[0, 5, 1]]))
     with pytest.raises(ValueError, match="n_samples"):
         bootstrap_indices(0, 10)
+
+
+def _rdm(points):
+    return np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1))
+
+
+@pytest.mark.parametrize("method", ["pearson", "cosine"])
+def test_rdm_similarity_over_stimulus_resamples_equals_a_loop(method):
+    from neuroprobe.solvers.bootstrap import bootstrap_rdm_similarity
+
+    n = 11
+    target = _rdm(rng.normal(size=(n, 3)))
+    models = np.stack([_rdm(rng.normal(size=(n, 3))) + s * target for s in (0.0, 0.5, 3.0)])
+    idx = bootstrap_indices(n, 150, random_state=2)
+    fast = bootstrap_rdm_similarity(models, target, idx, method=method)
+    p, q = np.triu_indices(n, 1)
+    ref = np.empty_like(fast)
+    for b, i in enumerate(idx):  # the resampled RDMs, copies of one stimulus left out
+        keep = i[p] != i[q]
+        y = target[np.ix_(i, i)][p, q][keep]
+        for m, model in enumerate(models):
+            x = model[np.ix_(i, i)][p, q][keep]
+            ref[b, m] = (np.corrcoef(x, y)[0, 1] if method == "pearson"
+                         else x @ y / np.sqrt((x @ x) * (y @ y)))
+    np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-12)
+    assert np.all(np.isnan(bootstrap_rdm_similarity(models, target, np.zeros((1, n), int))))
+    with pytest.raises(ValueError, match="model_rdms must be"):
+        bootstrap_rdm_similarity(models[:, :5, :5], target, idx)
