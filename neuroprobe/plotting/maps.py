@@ -15,10 +15,11 @@ import contextlib
 import functools
 import importlib.util
 import os
+import warnings
 
 import numpy as np
 
-from neuroprobe.exceptions import BrainMapError
+from neuroprobe.exceptions import BrainMapError, NeuroprobeWarning
 from neuroprobe.plotting._style import FONT, attach_table, style
 
 __all__ = ["BrainMap", "load_map", "plot_map", "two_band_colors", "plot_two_band_map",
@@ -397,7 +398,10 @@ def _draw_volume_nilearn(fig, m, *, kind, bg_img, threshold, cmap, vmax, cut_coo
     thr = 1e-6 if threshold is None else float(threshold)
     common = dict(figure=fig, axes=axes, threshold=thr, cmap=cmap, vmax=vmax, title=title,
                   colorbar=colorbar)
-    with _no_pyplot_leftovers():
+    empty = peak is None
+    with _no_pyplot_leftovers(), warnings.catch_warnings():
+        if empty:  # already said once by plot_map; nilearn repeats it in its own words
+            warnings.simplefilter("ignore", UserWarning)
         if kind == "glass":
             display = nplot.plot_glass_brain(img, plot_abs=False, **common)
         else:
@@ -421,7 +425,7 @@ def _draw_volume_slices(m, *, cmap, vmax, title, axis=2):
         picks = pool[np.linspace(0, len(pool) - 1, min(5, len(pool))).round().astype(int)]
         slices = sorted(set(picks.tolist()) | {int(peak[axis])})
     values = m.finite_values()
-    vmin = -vmax if values.size and values.min() < 0 else (0.0 if values.size else None)
+    vmin = -vmax if values.size and values.min() < 0 else 0.0
     fig = plot_volume_slices(data, axis=axis, slices=slices, cmap=cmap, vmin=vmin, vmax=vmax,
                              title=title)
     for ax in fig.axes:
@@ -438,7 +442,7 @@ _VIEWS = {"lateral": {"left": "lateral", "right": "lateral"},
 
 
 def _draw_surfaces(fig, m, mesh_info, *, surface, views, threshold, cmap, vmax, title,
-                   rect=None):
+                   with_volume=False):
     from nilearn import plotting as nplot
 
     hemis = [h for h in _HEMIS if h in m.surface]
@@ -452,8 +456,8 @@ def _draw_surfaces(fig, m, mesh_info, *, surface, views, threshold, cmap, vmax, 
     ncols = len(hemis) * len(views)
     thr = 1e-6 if threshold is None else float(threshold)
     panels = []
-    gs = fig.add_gridspec(1 if rect is None else 2, ncols, height_ratios=None if rect is None
-                          else [1.0, 1.2])
+    gs = fig.add_gridspec(2 if with_volume else 1, ncols,
+                          height_ratios=[1.0, 1.2] if with_volume else None)
     with _no_pyplot_leftovers():
         k = 0
         for h in hemis:
@@ -549,6 +553,12 @@ def plot_map(img_or_array, masker=None, *, pvalues=None, alpha=0.05, kind="auto"
             p = _fit_surface(p, mesh_info, hemi)
     shown = _threshold(m, p, alpha)
     values = shown.finite_values()
+    if not np.any(values != 0):
+        why = f"no voxel / vertex has p < {alpha:g}" if p is not None else "every value is 0"
+        warnings.warn(f"{m.name}: {why}; the map is drawn empty", NeuroprobeWarning,
+                      stacklevel=2)
+        if cut_coords is None and shown.volume is not None:
+            cut_coords = (0.0, 0.0, 0.0)
     cmap = cmap or _default_cmap(m.finite_values())
     if vmax is None:
         vmax = float(np.abs(values).max()) if values.size and np.abs(values).max() > 0 else 1.0
@@ -575,7 +585,7 @@ def plot_map(img_or_array, masker=None, *, pvalues=None, alpha=0.05, kind="auto"
         fig = Figure(figsize=(max(3.5, 2.6 * ncols), height))
         info = _draw_surfaces(fig, shown, mesh_info, surface=surf, views=views,
                               threshold=threshold, cmap=cmap, vmax=vmax, title=title,
-                              rect=shown.kind == "cifti" or None)
+                              with_volume=shown.kind == "cifti")
         table = _surface_table(shown)
         if shown.kind == "cifti":
             ax = fig.add_subplot(info["gridspec"][1, :])

@@ -223,3 +223,13 @@ def test_without_nilearn_volumes_fall_back_and_surfaces_name_the_extra(monkeypat
         plotting.plot_map(np.zeros(2 * N_FS5))
     with pytest.raises(ImportError, match=r"neuroprobe\[plot\]"):
         plotting.plot_map(_volume(), engine="nilearn")
+
+
+def test_nothing_significant_warns_once_and_draws_an_empty_map():
+    from neuroprobe.exceptions import NeuroprobeWarning
+
+    for engine in ("nilearn", "matplotlib"):
+        with pytest.warns(NeuroprobeWarning, match="no voxel / vertex has p < 0.05") as record:
+            fig = plotting.plot_map(_volume(), pvalues=np.ones((10, 10, 10)), engine=engine)
+        assert len(record) == 1
+        assert len(plotting.figure_table(fig)["value"]) == 0
