@@ -233,3 +233,20 @@ def test_nothing_significant_warns_once_and_draws_an_empty_map():
             fig = plotting.plot_map(_volume(), pvalues=np.ones((10, 10, 10)), engine=engine)
         assert len(record) == 1
         assert len(plotting.figure_table(fig)["value"]) == 0
+
+
+def test_gifti_pair_masker_values_land_on_their_vertices(tmp_path):
+    paths = []
+    for hemi in ("lh", "rh"):
+        darray = nib.gifti.GiftiDataArray(np.ones((N_FS5,), np.float32),
+                                          intent="NIFTI_INTENT_SHAPE")
+        paths.append(tmp_path / f"{hemi}.shape.gii")
+        nib.save(nib.gifti.GiftiImage(darrays=[darray]), paths[-1])
+    masker = BrainMasker().fit(tuple(paths))
+    assert masker.n_features_out_ == 2 * N_FS5
+    values = np.zeros(2 * N_FS5)
+    values[[5, N_FS5 + 9]] = [2.0, -1.0]  # left vertex 5, right vertex 9
+    fig = plotting.plot_map(values, masker, kind="flat")
+    assert fig.neuroprobe_map["panels"] == [("left", "flat"), ("right", "flat")]
+    t = plotting.figure_table(fig)
+    assert list(zip(t["hemi"], t["vertex"], t["value"])) == [("left", 5, 2.0), ("right", 9, -1.0)]
