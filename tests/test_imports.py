@@ -112,7 +112,8 @@ def test_extras_are_declared(extra):
 
 # --------------------------------------------------------------------------- static import audit
 _DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml"}
-_LAZY_EXTRAS = ("audio", "video", "inspect", "meg", "zoo", "plot")  # extras a user installs for a feature
+# extras a user installs for a feature
+_LAZY_EXTRAS = ("audio", "video", "inspect", "meg", "zoo", "plot")
 
 
 def _imports(tree):
