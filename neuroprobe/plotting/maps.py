@@ -244,12 +244,17 @@ def _check_image_masker(img, masker, name, what):
                             f"masker's space is {tuple(expected)}")
 
 
-def _check_same(ref, other, alpha_name="pvalues"):
+def _check_same(ref, other, what="pvalues", expected="a p-value per voxel / vertex of the map"):
     a, b = ref.shapes(), other.shapes()
     if a != b:
         raise BrainMapError(
-            f"{alpha_name} {other.name} has shape {_fmt_shapes(b)} but the map {ref.name} has "
-            f"shape {_fmt_shapes(a)}; expected a p-value per voxel / vertex of the map")
+            f"{what} {other.name} has shape {_fmt_shapes(b)} but the map {ref.name} has "
+            f"shape {_fmt_shapes(a)}; expected {expected}")
+    if ref.volume is not None and not np.allclose(ref.affine, other.affine, atol=1e-4):
+        raise BrainMapError(
+            f"{what} {other.name} is on another voxel grid than the map {ref.name} (affines "
+            f"differ: {np.round(other.affine, 3).tolist()} vs {np.round(ref.affine, 3).tolist()});"
+            f" expected {expected} in the same space")
 
 
 def _fmt_shapes(shapes):
@@ -695,7 +700,7 @@ def plot_two_band_map(score_a, score_b, masker=None, *, labels=("band a", "band 
     if a.surface:
         mesh_info = _load_mesh(mesh)
         a, b = _fit_surface(a, mesh_info, hemi), _fit_surface(b, mesh_info, hemi)
-    _check_same(a, b, "score_b")
+    _check_same(a, b, "score_b", "a second score per voxel / vertex of score_a")
     if a.kind == "cifti":
         raise BrainMapError("plot_two_band_map: CIFTI maps are not supported; draw the surface "
                             "and volume parts separately")

@@ -117,6 +117,10 @@ def test_pvalues_hide_exactly_the_voxels_with_p_at_or_above_alpha(tmp_path):
     with pytest.raises(BrainMapError, match=r"pvalues .*p9\.nii\.gz has shape \(9, 10, 10\) "
                        r"but the map .*r\.nii\.gz has shape \(10, 10, 10\)"):
         plotting.plot_map(tmp_path / "r.nii.gz", pvalues=tmp_path / "p9.nii.gz")
+    nib.Nifti1Image(p, AFFINE * [[1], [1], [1], [1]] + np.eye(4) * [2, 0, 0, 0]).to_filename(
+        tmp_path / "p_grid.nii.gz")
+    with pytest.raises(BrainMapError, match=r"p_grid\.nii\.gz is on another voxel grid"):
+        plotting.plot_map(tmp_path / "r.nii.gz", pvalues=tmp_path / "p_grid.nii.gz")
     with pytest.raises(FileNotFoundError, match="missing.nii.gz"):
         plotting.plot_map(tmp_path / "missing.nii.gz")
 
