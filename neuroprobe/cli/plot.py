@@ -9,8 +9,8 @@ from neuroprobe.cli.main import add_command
 from neuroprobe.exceptions import CLIError
 
 VIEW_MAP_EXAMPLE = """example:
-  neuroprobe view-map encode_out/r_map.nii.gz --pvalues encode_out/p_fwe.nii.gz --alpha 0.05 \\
-      --out r_map.png
+  neuroprobe view-map conv5_r.nii.gz --pvalues conv5_r_pvalue_fwe.nii.gz --alpha 0.05 \\
+      --out conv5_r.png
   neuroprobe view-map lh.r.func.gii rh.r.func.gii --mesh fsaverage5 --kind flat --out r_flat.svg
   neuroprobe view-map sub-01_r.dscalar.nii --out r_cifti.pdf
   neuroprobe view-map conv1_r.nii.gz --compare fc7_r.nii.gz --labels conv1 fc7 --out best.png

@@ -98,8 +98,9 @@ def apply_style(fig):
             for text in legend.get_texts():
                 text.set_fontsize(FONT["legend"])
             legend.set_frame_on(False)
-    if fig._suptitle is not None:
-        fig._suptitle.set_fontsize(FONT["title"] + 1)
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None:
+        suptitle.set_fontsize(FONT["title"] + 1)
     return fig
 
 
