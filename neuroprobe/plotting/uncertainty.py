@@ -252,7 +252,8 @@ def plot_model_comparison(names, values, *, lower=None, upper=None, pvalues=None
     if ceiling is not None:
         c_lo, c_hi = (ceiling.lower, ceiling.upper) if hasattr(ceiling, "lower") else ceiling
         ax.axhspan(c_lo, c_hi, color=COLORS["ceiling"], alpha=0.35, lw=0, label="noise ceiling")
-        ax.legend(loc="upper left", fontsize=FONT["legend"], frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=FONT["legend"],
+                  frameon=False)  # beside the axes: the brackets go on top
         top = np.maximum(top, c_hi)
     if pvalues is not None:
         p = np.asarray(pvalues, dtype=float)
