@@ -24,6 +24,7 @@ __all__ = [
     "ConstantPatternError",
     "CLIError",
     "ReportError",
+    "BrainMapError",
     "ZeroVarianceWarning",
     "ConstantPatternWarning",
     "NeuroprobeWarning",
@@ -121,6 +122,12 @@ class ExtractionBusyError(NeuroprobeError, RuntimeError):
 
 class IncompleteActivationsError(NeuroprobeError, ValueError):
     """The activation file is incomplete (an interrupted extraction)."""
+
+
+class BrainMapError(NeuroprobeError, ValueError):
+    """A brain map that cannot be drawn as given: its shape matches no masker or mesh, or its
+    p-value map is of another shape (the message names the file or argument and what was
+    expected)."""
 
 
 class CLIError(NeuroprobeError):

@@ -105,14 +105,15 @@ def test_block_is_effective():
     assert "skimage is blocked" in proc.stderr
 
 
-@pytest.mark.parametrize("extra", ["audio", "video", "inspect", "meg", "zoo"])
+@pytest.mark.parametrize("extra", ["audio", "video", "inspect", "meg", "zoo", "plot"])
 def test_extras_are_declared(extra):
     assert extra in _runtime_dependencies()["optional-dependencies"]
 
 
 # --------------------------------------------------------------------------- static import audit
 _DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml"}
-_LAZY_EXTRAS = ("audio", "video", "inspect", "meg", "zoo")  # extras a user installs for a feature
+# extras a user installs for a feature
+_LAZY_EXTRAS = ("audio", "video", "inspect", "meg", "zoo", "plot")
 
 
 def _imports(tree):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from neuroprobe.plotting._style import COLORS, style
+
 __all__ = ["plot_layer_profile", "plot_rsa_profile", "plot_rdm_grid"]
 
 
@@ -15,8 +17,9 @@ def _study_axes(ax, figsize):
     from matplotlib.figure import Figure
 
     if ax is None:
-        fig = Figure(figsize=figsize, layout="constrained")
-        return fig, fig.subplots()
+        with style():
+            fig = Figure(figsize=figsize, layout="constrained")
+            return fig, fig.subplots()
     return ax.figure, ax
 
 
@@ -32,7 +35,7 @@ def _layer_values(layers, values):
 
 
 def plot_layer_profile(layers, values, *, errors=None, chance=None, highlight=None,
-                       ylabel="score", title=None, ax=None, color="#3b6ea5"):
+                       ylabel="score", title=None, ax=None, color=COLORS["main"]):
     """One value per layer (decoding accuracy, mean encoding accuracy ...) as a line with markers.
 
     Parameters
@@ -63,8 +66,8 @@ def plot_layer_profile(layers, values, *, errors=None, chance=None, highlight=No
         ax.axhline(chance, ls="--", color="0.5", lw=1, label=f"chance ({chance:.2f})")
         ax.legend(loc="best", fontsize=8, frameon=False)
     if highlight is not None and highlight in layers:
-        ax.axvspan(layers.index(highlight) - 0.4, layers.index(highlight) + 0.4, color="#f2c14e",
-                   alpha=0.35, lw=0)
+        i = layers.index(highlight)
+        ax.axvspan(i - 0.4, i + 0.4, color=COLORS["accent"], alpha=0.35, lw=0)
     ax.set_xticks(x)
     ax.set_xticklabels(layers, rotation=30 if max(map(len, layers)) > 6 else 0)
     ax.set_xlabel("layer")
@@ -101,12 +104,12 @@ def plot_rsa_profile(layers, values, ceiling=None, *, errors=None, pvalues=None,
     layers, values = _layer_values(layers, values)
     fig, ax = _study_axes(ax, (max(4.0, 0.8 * len(layers) + 2), 3.2))
     x = np.arange(len(layers))
-    colors = ["#d1495b" if layer == highlight else "#3b6ea5" for layer in layers]
+    colors = [COLORS["highlight"] if layer == highlight else COLORS["main"] for layer in layers]
     ax.bar(x, values, color=colors, yerr=None if errors is None else np.asarray(errors, float),
            capsize=3, width=0.7)
     if ceiling is not None:
         lower, upper = (ceiling.lower, ceiling.upper) if hasattr(ceiling, "lower") else ceiling
-        ax.axhspan(lower, upper, color="0.6", alpha=0.35, lw=0, label="noise ceiling")
+        ax.axhspan(lower, upper, color=COLORS["ceiling"], alpha=0.35, lw=0, label="noise ceiling")
         ax.legend(loc="upper left", fontsize=8, frameon=False)
     if pvalues is not None:
         pvalues = np.asarray(pvalues, dtype=float)
@@ -149,8 +152,9 @@ def plot_rdm_grid(rdms, *, order=None, title=None, ncols=4, cmap="viridis"):
     n = len(items)
     ncols = max(1, min(int(ncols), n))
     nrows = int(np.ceil(n / ncols))
-    fig = Figure(figsize=(2.6 * ncols, 2.6 * nrows + 0.3), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    with style():
+        fig = Figure(figsize=(2.6 * ncols, 2.6 * nrows + 0.3), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     for ax, (name, rdm) in zip(axes.ravel(), items):

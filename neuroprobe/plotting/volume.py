@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from neuroprobe.plotting._style import style
+
 __all__ = ["plot_volume_slices"]
 
 
@@ -45,8 +47,9 @@ def plot_volume_slices(image, *, axis=2, slices=None, outline=None, cmap="hot", 
     vmax = np.nanmax(data) if vmax is None else vmax
     ncols = ncols or len(slices)
     nrows = int(np.ceil(len(slices) / ncols))
-    fig = Figure(figsize=(2.2 * ncols + 0.8, 2.3 * nrows + 0.3), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    with style():
+        fig = Figure(figsize=(2.2 * ncols + 0.8, 2.3 * nrows + 0.3), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False)
     im = None
     for ax in axes.ravel()[len(slices):]:
         ax.axis("off")

@@ -132,6 +132,7 @@ def _bad_arguments(name, study):
                      "--out", out],
         "view": inspect,
         "report": [study["dir"] / "no_such_results_folder"],
+        "view-map": [missing, "--out", study["dir"] / "bad_map.png"],
     }.get(name)
 
 
