@@ -219,71 +219,80 @@ def _scores_by_layer(result, figures):
     return section, _methods(result, kind, **meta), [png]
 
 
-def _map_values(path):
-    """A map file's values (1-D, finite ones) and the 3-D image if it is a volume."""
+def _map_flat(path):
+    """A map file's values (flat, all of them) and the 3-D array if it is a volume."""
     import nibabel as nib
 
     name = path.name.lower()
     if name.endswith((".nii", ".nii.gz", ".mgh", ".mgz")):
-        img = nib.load(path)
-        data = np.asarray(img.get_fdata(), dtype=float)
-        vol = data if data.ndim == 3 else None
-        flat = data.ravel()
-        return flat[np.isfinite(flat) & (flat != 0)], vol
+        data = np.asarray(nib.load(path).get_fdata(), dtype=float)
+        return data.ravel(), (data if data.ndim == 3 else None)
     if name.endswith(".gii"):
         img = nib.load(path)
-        flat = np.concatenate([np.ravel(d.data) for d in img.darrays]).astype(float)
-        return flat[np.isfinite(flat)], None
+        return np.concatenate([np.ravel(d.data) for d in img.darrays]).astype(float), None
     from neuroprobe.io.arrays import read_arrays
 
     if name.endswith(".csv"):
-        flat = np.genfromtxt(path, delimiter=",", skip_header=1).ravel()
-    else:
-        arrays = read_arrays(path) if not name.endswith(".npy") else {"a": np.load(path)}
-        flat = np.concatenate([np.ravel(a) for a in arrays.values()]).astype(float)
-    return flat[np.isfinite(flat)], None
+        return np.genfromtxt(path, delimiter=",", skip_header=1).ravel(), None
+    arrays = read_arrays(path) if not name.endswith(".npy") else {"a": np.load(path)}
+    return np.concatenate([np.ravel(a) for a in arrays.values()]).astype(float), None
+
+
+def _kept(flat, volume):
+    """The targets of a map: finite values (in a volume also non-zero: outside the mask)."""
+    keep = np.isfinite(flat)
+    return keep & (flat != 0) if volume is not None else keep
 
 
 def _encode(result, figures):
-    from neuroprobe.plotting import plot_volume_slices
+    from neuroprobe.plotting import plot_score_histogram, plot_volume_slices
 
     meta = result.metadata
     maps = [p for p in result.files if p.suffix != ".json"]
     score_map = maps[0]
-    values, volume = _map_values(score_map)
+    flat, volume = _map_flat(score_map)
+    keep = _kept(flat, volume)
+    values = flat[keep]
     scoring = meta.get("scoring", "score")
-    rows, figs = [], []
-    sig = None
+    rows, figs, pvalues = [], [], None
     for path in maps:
-        v, _ = _map_values(path)
+        f, vol = _map_flat(path)
+        v = f[_kept(f, vol)]
         rows.append([path.name, int(v.size), float(np.mean(v)) if v.size else float("nan"),
                      float(np.median(v)) if v.size else float("nan"),
                      float(np.max(v)) if v.size else float("nan")])
-        if "pvalue_fwe" in path.name:
-            sig = int(np.sum(v <= 0.05))
+        if "pvalue_fwe" in path.name and f.shape == flat.shape:
+            pvalues = np.where(np.isnan(f[keep]), 1.0, f[keep])
     if volume is not None:
         fig = plot_volume_slices(volume, title=f"{score_map.name}: {scoring}",
                                  colorbar_label=scoring)
-        flat_idx = np.flatnonzero(np.isfinite(volume) & (volume != 0))
-        ijk = np.column_stack(np.unravel_index(flat_idx, volume.shape))
+        ijk = np.column_stack(np.unravel_index(np.flatnonzero(keep), volume.shape))
         png = _figure(fig, figures, _stem(result), ["i", "j", "k", scoring],
                       [[int(a), int(b), int(c), float(volume[a, b, c])] for a, b, c in ijk])
-        figs.append(png)
+        figs.append((png, f"Cross-validated {scoring} per voxel (numbers: {png.stem}.csv)"))
+    if values.size:
+        fig = plot_score_histogram(values, pvalues=pvalues, xlabel=scoring,
+                                   title=f"{score_map.name}")
+        png = _figure(fig, figures, _stem(result, "_hist"),
+                      [scoring] + (["pvalue_fwe"] if pvalues is not None else []),
+                      [[float(x)] + ([float(q)] if pvalues is not None else [])
+                       for x, q in zip(values, pvalues if pvalues is not None else values,
+                                       strict=True)])
+        figs.append((png, f"Distribution of {scoring} over targets"
+                     + (" (coloured: FWE p < 0.05)" if pvalues is not None else "")
+                     + f" (numbers: {png.stem}.csv)"))
     text = (f"Layer {meta.get('layer')}: {values.size} targets, mean {scoring} "
             f"{np.mean(values):.3f}, max {np.max(values):.3f}" if values.size else
             "The map holds no finite values.")
-    if sig is not None:
-        text += f"; {sig} target(s) significant at FWE p <= 0.05"
-    section = Section(
-        _TITLES["encode"] + f": {score_map.name}", text + ".",
-        figures=[(p, f"Cross-validated {scoring} per voxel (numbers: "
-                     f"{Path(p).with_suffix('.csv').name})") for p in figs],
-        table=(["map", "targets", "mean", "median", "max"], rows))
+    if pvalues is not None:
+        text += f"; {int(np.sum(pvalues <= 0.05))} target(s) significant at FWE p <= 0.05"
+    section = Section(_TITLES["encode"] + f": {score_map.name}", text + ".", figures=figs,
+                      table=(["map", "targets", "mean", "median", "max"], rows))
     params = {"layer": meta.get("layer"), "scoring": scoring, "cv": meta.get("cv"),
               "inner_cv": meta.get("inner_cv"), "penalty": meta.get("penalty"),
               "model": meta.get("model"), "n_permutations": meta.get("n_permutations"),
               "groups": meta.get("groups"), "n_targets": int(values.size)}
-    return section, _methods(result, "encode", **params), figs
+    return section, _methods(result, "encode", **params), [p for p, _ in figs]
 
 
 def _rsa(result, figures):

@@ -131,8 +131,14 @@ def test_tables_and_figure_numbers_equal_the_files(study):
     np.testing.assert_allclose(got, vol[idx], rtol=1e-6)
     assert len(cells) == int(np.count_nonzero(np.isfinite(vol) & (vol != 0)))
     pfwe = nib.load(r / "fc1_r_pvalue_fwe.nii.gz").get_fdata()
-    n_sig = int(np.sum(pfwe[np.isfinite(pfwe) & (pfwe != 0)] <= 0.05))
+    inside = np.isfinite(vol) & (vol != 0)
+    n_sig = int(np.sum(np.nan_to_num(pfwe[inside], nan=1.0) <= 0.05))
     assert f"{n_sig} target(s) significant at FWE p <= 0.05" in " ".join(sec.paragraphs())
+    # the histogram's numbers: every target's score and its FWE p-value
+    hist = _rows(sec.figures[1][0].with_suffix(".csv"))
+    np.testing.assert_allclose([float(h["correlation"]) for h in hist], vol[inside], rtol=1e-6)
+    np.testing.assert_allclose([float(h["pvalue_fwe"]) for h in hist],
+                               np.nan_to_num(pfwe[inside], nan=1.0), rtol=1e-6)
 
 
 def test_html_is_valid_self_contained_and_every_image_is_a_real_png(study):
