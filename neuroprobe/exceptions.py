@@ -26,6 +26,8 @@ __all__ = [
     "ZeroVarianceWarning",
     "ConstantPatternWarning",
     "NeuroprobeWarning",
+    "ExchangeabilityWarning",
+    "BandError",
 ]
 
 
@@ -122,6 +124,11 @@ class IncompleteActivationsError(NeuroprobeError, ValueError):
     """The activation file is incomplete (an interrupted extraction)."""
 
 
+class BandError(NeuroprobeError, ValueError):
+    """Feature bands (variance partitioning, comparisons of feature sets) that name no feature,
+    overlap, or do not fit ``X``; the message names the band and what was expected."""
+
+
 class CLIError(NeuroprobeError):
     """An error to report to the user as one line (no traceback)."""
 
@@ -153,3 +160,15 @@ class ConstantPatternWarning(RuntimeWarning):
     def __init__(self, message, rows=(), name="X"):
         super().__init__(message)
         self.rows, self.name = list(rows), name
+
+
+class ExchangeabilityWarning(NeuroprobeWarning):
+    """A permutation scheme that assumes exchangeable samples is used where the samples are
+    probably a time series: an iid shuffle (within runs) with grouped cross-validation.
+
+    Time series (fMRI scans of a movie or a story) are autocorrelated, so a shuffle of their rows
+    destroys that autocorrelation and gives an anti-conservative null; use
+    ``PermutationTest(scheme="circular")`` or ``scheme="block"``. Samples that are exchangeable
+    (one beta per stimulus, grouped by run) may pass ``scheme="shuffle"`` explicitly, which does
+    not warn.
+    """
