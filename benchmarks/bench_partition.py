@@ -45,7 +45,8 @@ def himalaya_partition(X, Y, bands, groups, alphas):
         for j, m in enumerate(masks):
             cols = np.concatenate([np.arange(X.shape[1])[bands[names[i]]]
                                    for i in mask_bands(m, len(names))])
-            model = RidgeCV(alphas=alphas, cv=inner, fit_intercept=True).fit(X[train][:, cols], Y[train])
+            model = RidgeCV(alphas=alphas, cv=inner, fit_intercept=True)
+            model.fit(X[train][:, cols], Y[train])
             pred = model.predict(X[test][:, cols])
             r2[f, j] = r2_score(Y[test], pred, multioutput="raw_values")
     r2 = r2.mean(axis=0)
@@ -60,8 +61,9 @@ def main(ks=(2, 3, 4, 5), n=1200, per_band=50, n_voxels=2000, write=False, refer
     rows = []
     for k in ks:
         X, Y, bands = _data(k, n, per_band, n_voxels)
-        from neuroprobe.estimators.encoding import VoxelwiseEncoder
         from sklearn.model_selection import LeaveOneGroupOut
+
+        from neuroprobe.estimators.encoding import VoxelwiseEncoder
 
         est = VoxelwiseEncoder(alphas=alphas, scoring="r2", cv=LeaveOneGroupOut())
         t0 = time.perf_counter()

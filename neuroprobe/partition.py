@@ -167,7 +167,7 @@ class VariancePartition:
 
     def maps(self, unions=True):
         """``name -> (n_targets,) array`` of every component (and union R2), for
-        :meth:`BrainMasker.inverse_transform <neuroprobe.transformers.brain.BrainMasker.inverse_transform>`."""
+        :meth:`neuroprobe.transformers.brain.BrainMasker.inverse_transform`."""
         out = dict(zip(self.component_names, self.components))
         if unions:
             out.update(zip(self.union_names, self.r2))
@@ -246,8 +246,8 @@ def variance_partitioning(estimator, X, y, bands, *, groups=None, cv=None, featu
     estimator : estimator or None
         Anything with ``fit`` and ``predict`` (multi-target). ``None``:
         ``VoxelwiseEncoder(scoring="r2")`` (per-voxel alphas chosen by R2 inside the training
-        folds: 5 folds, or leave-one-run-out when ``groups`` are given). An estimator with a ``bands``
-        parameter (banded ridge) gets ``{band: slice}`` of each union's columns.
+        folds: 5 folds, or leave-one-run-out when ``groups`` are given). An estimator with a
+        ``bands`` parameter (banded ridge) gets ``{band: slice}`` of each union's columns.
     X : array-like or DataFrame of shape (n_samples, n_features)
     y : array-like of shape (n_samples, n_targets) or (n_samples,)
     bands : dict or list

@@ -21,7 +21,8 @@ from neuroprobe.cli.encoding import (
     _Targets,
     _zero_variance_lines,
 )
-from neuroprobe.cli.main import CLIError, add_command
+from neuroprobe.cli.main import add_command
+from neuroprobe.exceptions import CLIError
 
 PARTITION_EPILOG = """\
 examples:

@@ -63,7 +63,6 @@ def test_partition_writes_one_map_per_component_and_the_table(study, capsys):
     from sklearn.model_selection import LeaveOneGroupOut
 
     from neuroprobe.estimators.encoding import VoxelwiseEncoder
-
     from neuroprobe.io.activations import read_layers_2d
 
     feats = read_layers_2d(d / "net.act.h5", ["conv3", "conv5"])
