@@ -82,8 +82,10 @@ def main(ks=(2, 3, 4, 5), n=1200, per_band=50, n_voxels=2000, write=False, refer
         "### Variance partitioning, k = 2..5 bands (`python benchmarks/bench_partition.py`)",
         "",
         f"{machine()}; shared machine, load average {load:.1f} at the end (absolute times are "
-        "noisy; the ratio is from the same run).",
-        f"n = {n} scans (4 runs), k bands x {per_band} features, {n_voxels} voxels, 10 alphas; "
+        "noisy; the ratio is from the same run); OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}.",
+        f"n = {n} scans (4 runs), k bands x {per_band} features, {n_voxels} voxels (script "
+        "default 2000, `--voxels`), 10 alphas; "
         "outer leave-one-run-out (4 folds), alphas per voxel by leave-one-run-out inside the "
         "training runs: (2^k - 1) x 4 fits per call.",
         "Reference: loop over unions and folds of himalaya `RidgeCV` (same folds and alphas, "
