@@ -327,12 +327,17 @@ def variance_partitioning(estimator, X, y, bands, *, groups=None, cv=None, featu
             slices[names[i]] = slice(start, start + cols[names[i]].size)
             start += cols[names[i]].size
         unions.append((union_cols, slices if has_bands else None))
-    tasks = []
-    for train, test in folds:
-        X_train, X_test = X[train], X[test]  # split once per fold, sliced per union
-        g_train = None if groups is None else groups[train]
-        tasks += [(X_train, Y2[train], X_test, Y2[test], c, s, g_train) for c, s in unions]
-    scores = Parallel(n_jobs=n_jobs)(delayed(_fit_union)(estimator, *t) for t in tasks)
+    def tasks():
+        # one fold's rows are copied once and shared by its unions (sliced by column there);
+        # a generator, so only the folds being worked on are held in memory
+        for train, test in folds:
+            X_train, X_test, Y_train, Y_test = X[train], X[test], Y2[train], Y2[test]
+            g_train = None if groups is None else groups[train]
+            for c, s in unions:
+                yield delayed(_fit_union)(estimator, X_train, Y_train, X_test, Y_test, c, s,
+                                          g_train)
+
+    scores = Parallel(n_jobs=n_jobs)(tasks())
     r2_folds = np.asarray(scores, dtype=np.float64).reshape(len(folds), masks.size, -1)
     with np.errstate(invalid="ignore"):
         import warnings

@@ -61,6 +61,11 @@ def test_union_r2_is_the_mean_held_out_r2_of_a_refit_on_the_union_columns():
             per_fold.append(1 - ss_res / ((Y[te] - Y[te].mean(0)) ** 2).sum(0))
         np.testing.assert_allclose(vp.r2[m - 1], np.mean(per_fold, axis=0), rtol=1e-10)
     assert vp.r2_folds.shape == (4, 3, 4)
+    import joblib
+
+    with joblib.parallel_config(backend="threading"):  # (fold, union) fits in parallel: same
+        par = variance_partitioning(Ridge(alpha=1.0), X, Y, spec, cv=folds, n_jobs=2)
+    np.testing.assert_allclose(par.r2_folds, vp.r2_folds, rtol=1e-12)
 
 
 def test_negative_estimates_are_reported_and_tables():
