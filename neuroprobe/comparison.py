@@ -270,6 +270,10 @@ def permutation_test_layers(estimator, features, y, *, groups=None, n_permutatio
 
     feats = layer_features(features, layers=layers)
     names = list(feats)
+    n_rows = np.shape(y)[0]
+    for name, X in feats.items():
+        if X.shape[0] != n_rows:
+            raise ValueError(f"layer {name!r} has {X.shape[0]} stimuli but y has {n_rows}")
     test = PermutationTest(estimator, n_permutations=n_permutations, cv=cv, scheme=scheme,
                            block_size=block_size, random_state=random_state, n_jobs=n_jobs)
     (observed, nulls), _ = test._run([feats[n] for n in names], y, groups)

@@ -130,3 +130,10 @@ def test_planted_layer_wins_the_layer_summary_and_shares_permutations():
     flat = res.null.reshape(99, -1).max(axis=1)
     expected = (np.sum(flat[:, None] >= res.score.ravel()[None], axis=0) + 1) / 100
     np.testing.assert_allclose(res.pvalue_fwe.ravel(), expected)
+
+
+def test_layer_rows_must_match():
+    feats, Y = _layers(0, n=20)
+    feats["conv5"] = feats["conv5"][:19]
+    with pytest.raises(ValueError, match="layer 'conv5' has 19 stimuli but y has 20"):
+        permutation_test_layers(VoxelwiseEncoder(), feats, Y, n_permutations=5)

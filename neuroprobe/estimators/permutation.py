@@ -224,8 +224,8 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         Returns ``((observed_list, null_list), fast)``.
         """
         n = _num_samples(Xs[0])
-        for X in Xs[1:]:
-            check_n_stimuli(n, _num_samples(X), "every feature set", "the first")
+        for i, X in enumerate(Xs[1:], 1):
+            check_n_stimuli(n, _num_samples(X), "feature set 0", f"feature set {i}")
         if Y is not None:
             check_n_stimuli(n, _num_samples(Y))
         if groups is not None:
