@@ -199,7 +199,8 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         y : array of shape (n_samples,) or (n_samples, n_targets), optional
             (optional only for an RSAScorer with ``target_rdm``). Never modified.
         groups : array of shape (n_samples,), optional
-            Permute only within groups; also passed to the CV splitter.
+            Permute only within groups (runs: each run shuffled, shifted or block-permuted on
+            its own, as ``scheme`` says); also passed to the CV splitter.
         Y : deprecated
             Former name of ``y`` (a FutureWarning; removed in the next release).
 
