@@ -131,7 +131,9 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         the estimator's own ``cv`` (ignored by RSAScorer).
     scoring : str or callable, optional
         Generic path scorer; default: ``estimator.score_targets`` for multi-target ``Y`` when the
-        estimator has it, else ``estimator.score``.
+        estimator has it, else ``estimator.score``. A callable may return an array (e.g. a
+        banded model's per-band split scores ``est.score_targets(X, Y, split=True).ravel()``):
+        each entry gets its p-value, family-wise over all of them.
     random_state : int, RandomState or None
         Master seed of the permutations and of the default splitter's shuffling (``None``:
         random permutations, folds seeded by 0).

@@ -418,3 +418,39 @@ def test_iid_shuffle_under_grouped_cv_warns():
                         random_state=0).fit(X, Y)  # no groups: no warning
     with pytest.raises(ValueError, match="block_size"):
         PermutationTest(est, n_permutations=5, scheme="block").fit(X, Y, groups=groups)
+
+
+class _SplitRidge(Ridge):
+    """A two-band model whose ``score_targets(split=True)`` gives one score per band (the
+    protocol of a banded ridge): the product measure r2_b = <y, pred_b> terms of the R2."""
+
+    def score_targets(self, X, Y, split=False):
+        Y = np.asarray(Y, dtype=np.float64).reshape(len(X), -1)
+        coef = self.coef_.reshape(Y.shape[1], -1)
+        yc = Y - Y.mean(0)
+        parts = []
+        for band in (slice(0, 2), slice(2, 4)):
+            pred = (X[:, band] - X[:, band].mean(0)) @ coef[:, band].T
+            parts.append((2 * yc * pred - pred**2).sum(0) / (yc**2).sum(0))
+        parts = np.array(parts)
+        return parts if split else parts.sum(0)
+
+
+def test_per_band_pvalues_of_split_scores_through_the_generic_path():
+    """A ``scoring`` callable returning every band's split score gives per-band p-values, FWE
+    over bands x targets, with time-series permutations."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat([0, 1, 2], 20)
+    X = rng.standard_normal((60, 4))
+    Y = np.c_[X[:, :2] @ [1.0, 1.0] + 0.5 * rng.standard_normal(60), rng.standard_normal(60)]
+
+    def split_scoring(est, X, Y):
+        return est.score_targets(X, Y, split=True).ravel()  # (band, target) flattened
+
+    test = PermutationTest(_SplitRidge(1.0), n_permutations=49, cv=GroupKFold(3),
+                           scoring=split_scoring, scheme="circular", random_state=0)
+    test.fit(X, Y, groups=groups)
+    p = test.pvalue_.reshape(2, 2)  # bands x targets
+    assert p[0, 0] == pytest.approx(1 / 50)  # band 0 drives target 0
+    assert p[1, 0] > 0.05 and p[0, 1] > 0.05
+    assert test.pvalue_fwe_.reshape(2, 2)[0, 0] == pytest.approx(1 / 50)
