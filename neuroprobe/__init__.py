@@ -44,6 +44,10 @@ _EXPORTS = {
     "normalize_scores": ".ceilings",
     "cross_val_score_targets": ".model_selection",
     "probe_layers": ".model_selection",
+    "variance_partitioning": ".partition",
+    "compare_scores": ".comparison",
+    "heldout_scores": ".comparison",
+    "permutation_test_layers": ".comparison",
     "finetune": ".models.finetune",
 }
 

@@ -28,6 +28,8 @@ __all__ = [
     "ZeroVarianceWarning",
     "ConstantPatternWarning",
     "NeuroprobeWarning",
+    "ExchangeabilityWarning",
+    "BandError",
 ]
 
 
@@ -128,6 +130,9 @@ class BrainMapError(NeuroprobeError, ValueError):
     """A brain map that cannot be drawn as given: its shape matches no masker or mesh, or its
     p-value map is of another shape (the message names the file or argument and what was
     expected)."""
+class BandError(NeuroprobeError, ValueError):
+    """Feature bands (variance partitioning, comparisons of feature sets) that name no feature,
+    overlap, or do not fit ``X``; the message names the band and what was expected."""
 
 
 class CLIError(NeuroprobeError):
@@ -165,3 +170,15 @@ class ConstantPatternWarning(RuntimeWarning):
     def __init__(self, message, rows=(), name="X"):
         super().__init__(message)
         self.rows, self.name = list(rows), name
+
+
+class ExchangeabilityWarning(NeuroprobeWarning):
+    """A permutation scheme that assumes exchangeable samples is used where the samples are
+    probably a time series: an iid shuffle (within runs) with grouped cross-validation.
+
+    Time series (fMRI scans of a movie or a story) are autocorrelated, so a shuffle of their rows
+    destroys that autocorrelation and gives an anti-conservative null; use
+    ``PermutationTest(scheme="circular")`` or ``scheme="block"``. Samples that are exchangeable
+    (one beta per stimulus, grouped by run) may pass ``scheme="shuffle"`` explicitly, which does
+    not warn.
+    """

@@ -38,7 +38,7 @@ LEVELS = {
     4: ("stimuli", "models"),
     5: ("transformers", "estimators"),
     6: ("model_selection", "probing", "inspect", "plotting", "report", "transfer", "outofcore",
-        "parallel", "searchlight"),
+        "parallel", "searchlight", "partition", "comparison"),
     7: ("demo", "cli", "__main__"),
 }
 _LEVEL_OF = {part: level for level, parts in LEVELS.items() for part in parts}

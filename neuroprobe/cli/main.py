@@ -64,6 +64,8 @@ OUT_SUFFIXES = {
     "rsa": (".csv",),
     "roi": (".h5", ".hdf5", ".csv"),
     "hrf": (".h5", ".hdf5", ".csv"),
+    "partition": (".csv",),
+    "compare": (".csv",),
 }
 FOLDER_OUTPUTS = {
     "demo", "topstim", "saliency", "optstim", "rf", "minstim", "ablate", "finetune", "view",

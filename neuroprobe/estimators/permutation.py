@@ -16,9 +16,10 @@ from neuroprobe._sklearn_compat import (
     _num_samples,
     _safe_indexing,
 )
-from neuroprobe._validation import HasMethods, Integral, Interval, fit_context
-from neuroprobe.exceptions import ZeroVarianceWarning
+from neuroprobe._validation import HasMethods, Integral, Interval, StrOptions, fit_context
+from neuroprobe.exceptions import ExchangeabilityWarning, ZeroVarianceWarning
 from neuroprobe.solvers.permutation import (
+    SCHEMES,
     check_n_stimuli,
     draw_permutations,
     fwe_pvalues,
@@ -53,20 +54,39 @@ def _generic_null(estimator, X, Y, permutations, cv, groups, scorer, multi):
     ])
 
 
-def _chunk(sizes, seeds, estimator, X, Y, groups, cv, scorer, multi, fast):
-    """Null statistics of several permutation chunks (drawn from their own seeds) in one call."""
-    n = _num_samples(X)
+def _chunk(sizes, seeds, estimator, Xs, Y, groups, cv, scorer, multi, fast, scheme, block_size):
+    """Null statistics of several permutation chunks (drawn from their own seeds) in one call.
+
+    ``Xs`` is a list of feature matrices (one, or one per layer of
+    :func:`neuroprobe.comparison.permutation_test_layers`): every one meets the same
+    permutations. Returns one ``(observed, null)`` per entry of ``Xs``.
+    """
+    n = _num_samples(Xs[0])
     permutations = np.concatenate([
-        draw_permutations(n, size, groups=groups, seed=seed) for size, seed in zip(sizes, seeds)
+        draw_permutations(n, size, groups=groups, seed=seed, scheme=scheme, block_size=block_size)
+        for size, seed in zip(sizes, seeds)
     ])
-    if fast:
-        observed, null = estimator._permutation_scores(X, Y, permutations, cv=cv, groups=groups)
-        return np.atleast_1d(np.asarray(observed, np.float64)), np.asarray(null, np.float64)
-    # the refits on permuted rows meet the same constant targets as the observed fit, which
-    # warns about them once: their warnings would only repeat it for every fold and permutation
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ZeroVarianceWarning)
-        return None, _generic_null(estimator, X, Y, permutations, cv, groups, scorer, multi)
+    out = []
+    for X in Xs:
+        if fast:
+            observed, null = estimator._permutation_scores(X, Y, permutations, cv=cv,
+                                                           groups=groups)
+            out.append((np.atleast_1d(np.asarray(observed, np.float64)),
+                        np.asarray(null, np.float64)))
+            continue
+        # the refits on permuted rows meet the same constant targets as the observed fit, which
+        # warns about them once: their warnings would only repeat it for every fold and
+        # permutation
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ZeroVarianceWarning)
+            out.append((None, _generic_null(estimator, X, Y, permutations, cv, groups, scorer,
+                                            multi)))
+    return out
+
+
+def _grouped(cv):
+    """Whether ``cv`` is a group splitter (LeaveOneGroupOut, GroupKFold, ...)."""
+    return cv is not None and "Group" in type(cv).__name__
 
 
 class PermutationTest(MetaEstimatorMixin, BaseEstimator):
@@ -83,6 +103,16 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
     take a fast path; any other estimator is refit on each permutation, which for one target is
     :func:`sklearn.model_selection.permutation_test_score` (same statistic: mean over CV folds of
     the held-out score).
+
+    Time series (fMRI scans of movies, stories) are autocorrelated: shuffling their rows breaks
+    the autocorrelation and gives an anti-conservative null. ``scheme="circular"`` rotates each
+    run (``groups``) by a random shift and ``scheme="block"`` shuffles contiguous blocks of
+    ``block_size`` rows within each run; both keep the autocorrelation. With the default
+    ``scheme=None`` (an iid shuffle) and grouped CV (``groups`` given, or a group splitter such
+    as ``LeaveOneGroupOut``) an :class:`~neuroprobe.exceptions.ExchangeabilityWarning` is
+    issued: pass ``scheme="shuffle"`` to state that the samples are exchangeable (one beta per
+    stimulus, grouped by run), or a time-series scheme. The fast path takes any scheme
+    (the permutations are row indices; the folds and their decompositions are unchanged).
 
     Permutations are drawn in chunks of fixed size, each from its own seed derived from
     ``random_state``; chunks run through joblib (``n_jobs``, or a dask / ray backend with
@@ -101,12 +131,21 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         the estimator's own ``cv`` (ignored by RSAScorer).
     scoring : str or callable, optional
         Generic path scorer; default: ``estimator.score_targets`` for multi-target ``Y`` when the
-        estimator has it, else ``estimator.score``.
+        estimator has it, else ``estimator.score``. A callable may return an array (e.g. a
+        banded model's per-band split scores ``est.score_targets(X, Y, split=True).ravel()``):
+        each entry gets its p-value, family-wise over all of them.
     random_state : int, RandomState or None
         Master seed of the permutations and of the default splitter's shuffling (``None``:
         random permutations, folds seeded by 0).
     n_jobs : int, optional
         Parallel permutation chunks (joblib).
+    scheme : {"shuffle", "circular", "block"} or None, default=None
+        How rows are permuted (within ``groups``, see
+        :func:`neuroprobe.solvers.permutation.draw_permutations`). ``None``: ``"shuffle"``,
+        with an :class:`~neuroprobe.exceptions.ExchangeabilityWarning` under grouped CV.
+    block_size : int, optional
+        Rows per block of ``scheme="block"`` (required there; e.g. 10-20 scans, longer than the
+        autocorrelation of the data).
 
     Attributes
     ----------
@@ -129,16 +168,20 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         "scoring": [str, callable, None],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
+        "scheme": [StrOptions(set(SCHEMES)), None],
+        "block_size": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(self, estimator, n_permutations=1000, cv=None, scoring=None, random_state=None,
-                 n_jobs=None):
+                 n_jobs=None, scheme=None, block_size=None):
         self.estimator = estimator
         self.n_permutations = n_permutations
         self.cv = cv
         self.scoring = scoring
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.scheme = scheme
+        self.block_size = block_size
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -158,7 +201,8 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         y : array of shape (n_samples,) or (n_samples, n_targets), optional
             (optional only for an RSAScorer with ``target_rdm``). Never modified.
         groups : array of shape (n_samples,), optional
-            Permute only within groups; also passed to the CV splitter.
+            Permute only within groups (runs: each run shuffled, shifted or block-permuted on
+            its own, as ``scheme`` says); also passed to the CV splitter.
         Y : deprecated
             Former name of ``y`` (a FutureWarning; removed in the next release).
 
@@ -169,27 +213,43 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         from neuroprobe._utils import renamed_y
 
         Y = renamed_y(y, Y, "PermutationTest.fit")
-        n = _num_samples(X)
         if len(getattr(X, "shape", ())) == 2:  # arrays (a StimulusSet or paths pass as they are)
             _check_n_features(self, X, reset=True)
             _check_feature_names(self, X, reset=True)
+        (observed, null), fast = self._run([X], Y, groups)
+        self._set_results(observed[0], null[0], fast)
+        return self
+
+    def _run(self, Xs, Y, groups):
+        """Observed statistics and nulls of every feature matrix in ``Xs``, one set of
+        permutations for all (the same permutation of ``Y`` meets every ``X``).
+
+        Returns ``((observed_list, null_list), fast)``.
+        """
+        n = _num_samples(Xs[0])
+        for i, X in enumerate(Xs[1:], 1):
+            check_n_stimuli(n, _num_samples(X), "feature set 0", f"feature set {i}")
         if Y is not None:
             check_n_stimuli(n, _num_samples(Y))
         if groups is not None:
             groups = np.asarray(groups)
             if groups.shape != (n,):
                 raise ValueError(f"groups must have one label per sample ({n}); got {groups.shape}")
+        if self.scheme == "block" and self.block_size is None:
+            raise ValueError("PermutationTest(scheme='block') needs block_size= (rows per block)")
         fast = hasattr(self.estimator, "_permutation_scores")
         estimator = clone(self.estimator)
         multi = Y is not None and np.ndim(Y) == 2 and np.shape(Y)[1] > 1
         scorer = None
         cv = self._splitter(estimator, Y, groups, fast)
+        self._check_scheme(estimator, cv, groups)
         if not fast:
             if Y is None:
                 raise ValueError(
                     f"{type(estimator).__name__} requires y to be passed, but the target y is None"
                 )
-            X = check_array(X, accept_sparse=["csr", "csc"], dtype=None, input_name="X")
+            Xs = [check_array(X, accept_sparse=["csr", "csc"], dtype=None, input_name="X")
+                  for X in Xs]
             if not isinstance(Y, np.ndarray) and hasattr(Y, "shape"):
                 # an h5py.Dataset: the generic path refits on permuted rows (fancy indexing),
                 # which h5py cannot serve, so read it once (only the fast paths stream)
@@ -197,15 +257,35 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
             cv = check_cv(cv, Y, classifier=is_classifier(estimator))
             if self.scoring is not None:
                 scorer = check_scoring(estimator, scoring=self.scoring)
+        scheme = self.scheme or "shuffle"
         results = run_chunks(_chunk, self.n_permutations, self.random_state, self.n_jobs,
-                             (estimator, X, Y, groups, cv, scorer, multi, fast))
-        null = np.concatenate([r[1] for r in results], axis=0)
+                             (estimator, Xs, Y, groups, cv, scorer, multi, fast, scheme,
+                              self.block_size))
+        chunks = results
+        nulls = [np.concatenate([task[i][1] for task in chunks], axis=0) for i in range(len(Xs))]
         if fast:
-            observed = results[0][0]
+            observed = [chunks[0][i][0] for i in range(len(Xs))]
         else:
-            observed = np.atleast_1d(_cv_statistic(estimator, X, Y, cv, groups, scorer, multi))
-        self._set_results(observed, null, fast)
-        return self
+            observed = [np.atleast_1d(_cv_statistic(estimator, X, Y, cv, groups, scorer, multi))
+                        for X in Xs]
+        return (observed, nulls), fast
+
+    def _check_scheme(self, estimator, cv, groups):
+        """Warn about an iid shuffle (``scheme=None``) under grouped CV (time series)."""
+        if self.scheme is not None:
+            return
+        inner = estimator.get_params(deep=False).get("cv") if hasattr(estimator, "get_params") \
+            else None
+        if groups is not None or _grouped(cv) or _grouped(inner):
+            warnings.warn(
+                "PermutationTest shuffles rows independently (scheme=None) under grouped "
+                "cross-validation: if the samples are a time series (fMRI scans, runs as groups) "
+                "the shuffle breaks their autocorrelation and the p-values are too small. Pass "
+                "scheme='circular' or scheme='block' (with block_size=) for time series, or "
+                "scheme='shuffle' if the samples are exchangeable (e.g. one beta per stimulus).",
+                ExchangeabilityWarning,
+                stacklevel=5,
+            )
 
     def _splitter(self, estimator, Y, groups, fast):
         """``self.cv`` with an int (or, generic path, ``None``) made the default splitter."""

@@ -1,8 +1,17 @@
-"""Percentile bootstrap intervals of a mean, vectorised: every resample in one matrix product.
+"""Bootstrap resampling, vectorised: every resample in one matrix product.
 
-A resample of ``n`` samples (subjects or stimuli) is a row of multiplicities ``counts[b, i]``
+A resample of ``n`` samples (subjects, stimuli, runs) is a row of multiplicities ``counts[b, i]``
 (how often sample ``i`` is drawn in resample ``b``); the resampled means of every column at once
 are ``counts @ values / n`` (BLAS), never a Python loop over resamples or columns.
+
+* :func:`bootstrap_indices`, :func:`bootstrap_means`: the resamples and their means;
+* :func:`percentile_ci`, :func:`bootstrap_rdm_similarity`: the CIs of the figures (layer
+  profiles, RSA over stimuli);
+* :func:`paired_bootstrap`: pairwise model differences with percentile CIs and a two-sided
+  p-value from the bootstrap distribution centred on the observed difference
+  (``(#{|d* - d| >= |d|} + 1) / (B + 1)``, Hall & Wilson 1991);
+* :func:`holm`, :func:`fdr_bh`: Holm's step-down family-wise correction and the
+  Benjamini-Hochberg false discovery rate, as ``statsmodels.stats.multitest.multipletests``.
 """
 
 from __future__ import annotations
@@ -12,7 +21,8 @@ from sklearn.utils import check_random_state
 
 from neuroprobe._utils import memory_budget
 
-__all__ = ["bootstrap_indices", "bootstrap_means", "percentile_ci", "bootstrap_rdm_similarity"]
+__all__ = ["bootstrap_indices", "bootstrap_means", "percentile_ci", "bootstrap_rdm_similarity",
+           "paired_bootstrap", "holm", "fdr_bh"]
 
 
 def bootstrap_indices(n_samples, n_boot=1000, random_state=None):
@@ -182,4 +192,76 @@ def bootstrap_rdm_similarity(model_rdms, target_rdm, indices, *, method="pearson
             r = cov / np.sqrt(np.clip(var_x, 0, None) * np.clip(var_y, 0, None))
         r[sw < 1] = np.nan
         out[start:start + step] = r
+    return out
+
+
+def paired_bootstrap(scores, indices, confidence=0.95):
+    """Pairwise differences of model means under a paired bootstrap of the units.
+
+    Parameters
+    ----------
+    scores : array of shape (n_units, n_models)
+        The score of every model on every unit (stimulus, subject, run); the same resample of
+        units is applied to every model (paired).
+    indices : int array of shape (n_bootstrap, n_units)
+    confidence : float, default=0.95
+
+    Returns
+    -------
+    dict
+        ``pairs`` (n_pairs, 2) model indices ``(a, b)`` with ``a < b``; ``difference``,
+        ``ci_low``, ``ci_high``, ``pvalue`` (n_pairs,) for ``mean_a - mean_b``; ``boot``
+        (n_bootstrap, n_pairs) the bootstrap differences; ``means`` (n_models,).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    means = scores.mean(axis=0)
+    boot = bootstrap_means(scores, indices)  # (B, n_models)
+    a, b = np.triu_indices(scores.shape[1], 1)
+    diff = means[a] - means[b]
+    boot_diff = boot[:, a] - boot[:, b]
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(boot_diff, [tail, 1.0 - tail], axis=0)
+    extreme = np.abs(boot_diff - diff[None, :]) >= np.abs(diff)[None, :]
+    pvalue = (extreme.sum(axis=0) + 1.0) / (boot_diff.shape[0] + 1.0)
+    return {"pairs": np.c_[a, b], "difference": diff, "ci_low": low, "ci_high": high,
+            "pvalue": np.minimum(pvalue, 1.0), "boot": boot_diff, "means": means}
+
+
+def holm(pvalues):
+    """Holm's step-down adjusted p-values (family-wise error), same shape as ``pvalues``.
+
+    ``p_(i) * (m - i + 1)`` for the i-th smallest, made monotone with a running maximum and
+    clipped at 1. NaN entries are left out of the family and stay NaN.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    flat, ok = p.ravel(), ~np.isnan(p.ravel())
+    q = flat[ok]
+    m = q.size
+    if m:
+        order = np.argsort(q, kind="stable")
+        adj = np.maximum.accumulate(q[order] * (m - np.arange(m)))
+        res = np.empty(m)
+        res[order] = np.minimum(adj, 1.0)
+        out.ravel()[np.flatnonzero(ok)] = res
+    return out
+
+
+def fdr_bh(pvalues):
+    """Benjamini-Hochberg adjusted p-values (false discovery rate), same shape as ``pvalues``.
+
+    ``min_{j >= i} p_(j) m / j`` for the i-th smallest, clipped at 1. NaN entries are left out.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    flat, ok = p.ravel(), ~np.isnan(p.ravel())
+    q = flat[ok]
+    m = q.size
+    if m:
+        order = np.argsort(q, kind="stable")
+        scaled = q[order] * m / np.arange(1, m + 1)
+        adj = np.minimum.accumulate(scaled[::-1])[::-1]
+        res = np.empty(m)
+        res[order] = np.minimum(adj, 1.0)
+        out.ravel()[np.flatnonzero(ok)] = res
     return out

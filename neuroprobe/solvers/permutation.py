@@ -4,6 +4,8 @@
   ``SeedSequence(entropy).spawn``, where ``entropy`` comes from one master random state. The
   permutations depend only on ``random_state`` and ``n_permutations``, never on how chunks are
   spread over workers.
+* Schemes (:func:`draw_permutations`): an iid shuffle, circular shifts or block permutations,
+  always within groups (runs); the last two keep the autocorrelation of time series.
 * p-values are ``(#{null >= observed} + 1) / (n_permutations + 1)``; family-wise p-values use the
   maximum statistic over the family (targets, layers, ROIs) in each permutation.
 * :func:`rsa_null` permutes the stimulus labels of target RDMs (rows and columns together) for a
@@ -89,7 +91,12 @@ def check_n_stimuli(n_a, n_b, what_a="X", what_b="Y", unit="rows"):
         raise ValueError(f"{what_a} has {n_a} {unit} but {what_b} has {n_b}")
 
 
-def draw_permutations(n, n_permutations, groups=None, seed=None):
+#: Permutation schemes of :func:`draw_permutations` (``PermutationTest(scheme=)``).
+SCHEMES = ("shuffle", "circular", "block")
+
+
+def draw_permutations(n, n_permutations, groups=None, seed=None, *, scheme="shuffle",
+                      block_size=None):
     """Draw ``n_permutations`` permutations of ``range(n)`` (within groups when given).
 
     Parameters
@@ -97,27 +104,67 @@ def draw_permutations(n, n_permutations, groups=None, seed=None):
     n : int
     n_permutations : int
     groups : array of shape (n,), optional
-        Group label of each sample; samples are only exchanged with samples of the same group
-        (e.g. within runs).
+        Group label of each sample (e.g. fMRI runs); samples are only exchanged with samples of
+        the same group. ``None``: one group.
     seed : None, int, SeedSequence or numpy Generator
+    scheme : {"shuffle", "circular", "block"}, default="shuffle"
+        ``"shuffle"``: an independent uniform shuffle within each group (exchangeable samples:
+        one beta per stimulus). ``"circular"``: each group (run), in its row order, is rotated by
+        its own random shift in ``[1, n_g - 1]``, which keeps the autocorrelation of a time
+        series. ``"block"``: each group is cut into contiguous blocks of ``block_size`` rows (the
+        last one shorter) whose order is shuffled, the rows inside a block kept in order.
+    block_size : int, optional
+        Rows per block (``scheme="block"`` only; required there).
 
     Returns
     -------
     permutations : ndarray of shape (n_permutations, n), int64
         Row ``k`` is the permutation: permuted data are ``Y[permutations[k]]``.
+
+    Notes
+    -----
+    A run of ``n_g`` rows has only ``n_g - 1`` circular shifts and ``m!`` block orders
+    (``m`` blocks): the minimum attainable p-value of one run is then ``1 / n_g``, whatever
+    ``n_permutations``. With several runs each run is shifted independently.
     """
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}; got {scheme!r}")
+    if scheme == "block" and block_size is None:
+        raise ValueError("scheme='block' needs block_size= (rows per block, e.g. 10 scans)")
+    if block_size is not None and (int(block_size) != block_size or block_size < 1):
+        raise ValueError(f"block_size must be a positive int; got {block_size!r}")
     rng = np.random.default_rng(seed)
-    base = np.broadcast_to(np.arange(n, dtype=np.int64), (n_permutations, n))
     if groups is None:
-        return rng.permuted(base, axis=1)
+        groups = np.zeros(n, dtype=np.int64)
     groups = np.asarray(groups)
     if groups.shape != (n,):
         raise ValueError(f"groups must have shape ({n},); got {groups.shape}")
     out = np.empty((n_permutations, n), dtype=np.int64)
+    draw = {"shuffle": _shuffled, "circular": _shifted, "block": _blocked}[scheme]
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
-        out[:, idx] = idx[rng.permuted(base[:, : idx.size], axis=1)]
+        out[:, idx] = idx[draw(rng, n_permutations, idx.size, block_size)]
     return out
+
+
+def _shuffled(rng, k, size, block_size):
+    """(k, size) uniform permutations of ``range(size)``."""
+    return rng.permuted(np.broadcast_to(np.arange(size, dtype=np.int64), (k, size)), axis=1)
+
+
+def _shifted(rng, k, size, block_size):
+    """(k, size) circular shifts of ``range(size)`` by a shift in [1, size - 1] (0 if size 1)."""
+    shifts = rng.integers(1, size, size=k) if size > 1 else np.zeros(k, dtype=np.int64)
+    return (np.arange(size, dtype=np.int64)[None, :] + shifts[:, None]) % size
+
+
+def _blocked(rng, k, size, block_size):
+    """(k, size): contiguous blocks of ``block_size`` in a shuffled order (one argsort)."""
+    block = np.arange(size, dtype=np.int64) // int(block_size)
+    n_blocks = int(block[-1]) + 1 if size else 0
+    rank = _shuffled(rng, k, n_blocks, None)  # new position of each block
+    key = rank[:, block] * size + np.arange(size)[None, :]  # block position, then row order
+    return np.argsort(key, axis=1, kind="stable")
 
 
 def pvalues(observed, null):

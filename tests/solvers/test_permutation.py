@@ -1,5 +1,7 @@
 """Permutation kernels: permutations, p-values, and the vectorised RSA null vs brute force."""
 
+import math
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -175,3 +177,56 @@ def test_permutation_nulls_unchanged_by_the_shared_driver():
                                rtol=1e-12)
     with pytest.raises(ValueError, match="same number of stimuli"):
         rsa.permutation_test_rdms(M, T[:, :55], n_permutations=10)
+
+
+# --------------------------------------------------------------------------- time-series schemes
+def test_circular_shifts_rotate_each_run_by_its_own_shift():
+    groups = np.repeat([3, 1, 2], [7, 5, 9])
+    perms = P.draw_permutations(21, 300, groups=groups, seed=2, scheme="circular")
+    assert np.all(np.sort(perms, axis=1) == np.arange(21))
+    assert np.all(groups[perms] == groups)  # never leaves its run
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        # brute force: row k of the run is idx[(arange + s) % n] for one shift s in [1, n - 1]
+        shifts = (np.searchsorted(idx, perms[:, idx[0]]) - 0) % idx.size
+        assert np.all((shifts >= 1) & (shifts < idx.size))
+        expected = idx[(np.arange(idx.size)[None, :] + shifts[:, None]) % idx.size]
+        np.testing.assert_array_equal(perms[:, idx], expected)
+        assert len(set(shifts.tolist())) == idx.size - 1  # every non-zero shift is drawn
+    # runs are shifted independently
+    s1 = perms[:, 0] - 0
+    s2 = perms[:, 7] - 7
+    assert len(set(zip(s1.tolist(), s2.tolist()))) > 20
+    np.testing.assert_array_equal(
+        perms, P.draw_permutations(21, 300, groups=groups, seed=2, scheme="circular"))
+
+
+def test_block_permutations_keep_blocks_within_runs():
+    groups = np.repeat([0, 1], [10, 7])
+    perms = P.draw_permutations(17, 200, groups=groups, seed=1, scheme="block", block_size=3)
+    assert np.all(np.sort(perms, axis=1) == np.arange(17))
+    assert np.all(groups[perms] == groups)
+    for g, sizes in ((0, [3, 3, 3, 1]), (1, [3, 3, 1])):
+        idx = np.flatnonzero(groups == g)
+        blocks = [tuple(idx[a:a + s]) for a, s in zip(np.cumsum([0] + sizes[:-1]), sizes)]
+        for p in perms[:, idx]:
+            # brute force: the run is a concatenation of its blocks, each intact and in order
+            pos, seen = 0, []
+            while pos < p.size:
+                block = next(b for b in blocks if b[0] == p[pos])
+                assert tuple(p[pos:pos + len(block)]) == block
+                seen.append(block)
+                pos += len(block)
+            assert sorted(seen) == sorted(blocks)
+        # every block order is drawn (4! and 3! orders, 200 draws)
+        assert len({tuple(p) for p in perms[:, idx]}) == math.factorial(len(sizes))
+
+
+def test_scheme_errors():
+    with pytest.raises(ValueError, match="block_size"):
+        P.draw_permutations(10, 3, scheme="block")
+    with pytest.raises(ValueError, match="scheme"):
+        P.draw_permutations(10, 3, scheme="rotate")
+    # the shuffle scheme is unchanged by the new keyword (seeded results of earlier versions)
+    np.testing.assert_array_equal(P.draw_permutations(9, 4, seed=0),
+                                  P.draw_permutations(9, 4, seed=0, scheme="shuffle"))
