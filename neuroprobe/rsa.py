@@ -271,7 +271,8 @@ def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backe
 # --------------------------------------------------------------------------------------------
 # compare_rdms
 # --------------------------------------------------------------------------------------------
-def compare_rdms(a, b, method="spearman", *, ids=None, backend="numpy", device="cpu"):
+def compare_rdms(a, b, method="spearman", *, ids=None, backend="numpy", device="cpu",
+                 sigma_k=None):
     """Similarity of RDMs ``a`` and ``b``, defined exactly as rsatoolbox's ``compare``.
 
     Parameters
@@ -279,18 +280,32 @@ def compare_rdms(a, b, method="spearman", *, ids=None, backend="numpy", device="
     a, b : array of shape (m,), (n, n), (k, m) or (k, n, n), or RDMData
         One RDM or a stack of RDMs, condensed or square, or RDMs read by
         :func:`neuroprobe.io.rdm.load_rdms` (their stored stimulus IDs are used).
-    method : {"spearman", "pearson", "kendall_tau_a", "kendall_tau_b", "rho_a", "cosine"}
+    method : {"spearman", "pearson", "kendall_tau_a", "kendall_tau_b", "rho_a", "cosine", \
+"corr_cov", "cosine_cov"}
         rsatoolbox names (``"corr"``, ``"tau-a"``, ``"kendall"``, ``"rho-a"``) are accepted.
+        ``"corr_cov"`` / ``"cosine_cov"`` are the correlation / cosine after whitening by the
+        covariance of the RDM entries (Diedrichsen et al. 2020), as rsatoolbox's.
     ids : pair (ids_a, ids_b), optional
         Stimulus IDs of the rows of ``a`` and of ``b``. When both sources have IDs, ``b`` is
         reordered into the order of ``a``; different stimulus sets raise a ``ValueError``
         naming the first mismatching IDs. Without IDs the RDMs must be in the same order.
     backend, device : str
         Backend for the dot-product methods (all but the Kendall taus).
+    sigma_k : array of shape (n,), optional
+        Variances of the pattern estimates for the whitened methods (rsatoolbox's 1-D
+        ``sigma_k``); default: equal variances.
 
     Returns
     -------
     float when ``a`` and ``b`` are single RDMs, else ndarray of shape (k_a, k_b).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neuroprobe.rsa import compare_rdms
+    >>> a = np.array([1.0, 2.0, 3.0, 2.0, 1.0, 4.0])
+    >>> round(compare_rdms(a, 2 * a + 1, "corr_cov"), 6)
+    1.0
     """
     method = check_method(method)
     A, B = _aligned(a, b, ids)
@@ -303,7 +318,7 @@ def compare_rdms(a, b, method="spearman", *, ids=None, backend="numpy", device="
         )
     check_finite(A, "a")
     check_finite(B, "b")
-    out = _rdm.compare(A, B, method, backend=backend, device=device)
+    out = _rdm.compare(A, B, method, backend=backend, device=device, sigma_k=sigma_k)
     return float(out[0, 0]) if single else out
 
 
@@ -333,10 +348,10 @@ class NoiseCeiling:
 
 def _pool_transform(V, method):
     """Per-subject transform before averaging (rsatoolbox ``inference_util.pool_rdm``)."""
-    if method == "pearson":
+    if method in ("pearson", "corr_cov"):
         V = V - V.mean(axis=1, keepdims=True)
         return V / V.std(axis=1, keepdims=True)
-    if method == "cosine":
+    if method in ("cosine", "cosine_cov"):
         return V / np.sqrt((V**2).mean(axis=1, keepdims=True))
     return _rdm.rank_rows(V)  # spearman, rho_a, kendall: averaged ranks
 
@@ -346,7 +361,7 @@ def _bounds(V, method):
     T = _pool_transform(V, method)
     total = T.sum(axis=0)
     loo = (total[None, :] - T) / (k - 1)
-    if method == "pearson":  # rsatoolbox shifts the pooled RDM to be non-negative
+    if method in ("pearson", "corr_cov"):  # rsatoolbox shifts the pooled RDM to be >= 0
         loo = loo - loo.min(axis=1, keepdims=True)
         pooled = total / k - (total / k).min()
     else:

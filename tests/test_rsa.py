@@ -124,7 +124,9 @@ def _subject_rdms(rng, n_subjects=5, n=14, noise=1.0):
 
 @pytest.mark.parametrize("method,theirs", [("spearman", "spearman"), ("pearson", "corr"),
                                            ("cosine", "cosine"), ("rho_a", "rho-a"),
-                                           ("kendall_tau_a", "tau-a")])
+                                           ("kendall_tau_a", "tau-a"),
+                                           ("corr_cov", "corr_cov"),
+                                           ("cosine_cov", "cosine_cov")])
 def test_noise_ceiling_equals_rsatoolbox(method, theirs):
     pytest.importorskip("rsatoolbox")
     import warnings
