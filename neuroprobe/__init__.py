@@ -29,6 +29,7 @@ _EXPORTS = {
     "VoxelwiseEncoder": ".estimators.encoding",
     "PLSEncoder": ".estimators.encoding",
     "RSAScorer": ".estimators.rsa",
+    "WeightedRSA": ".estimators.rsa_weighted",
     "PermutationTest": ".estimators.permutation",
     "TimeResolved": ".estimators.temporal",
     "TemporalGeneralization": ".estimators.temporal",
