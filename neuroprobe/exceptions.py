@@ -26,6 +26,7 @@ __all__ = [
     "ZeroVarianceWarning",
     "ConstantPatternWarning",
     "NeuroprobeWarning",
+    "BootstrapWarning",
 ]
 
 
@@ -153,3 +154,9 @@ class ConstantPatternWarning(RuntimeWarning):
     def __init__(self, message, rows=(), name="X"):
         super().__init__(message)
         self.rows, self.name = list(rows), name
+
+
+class BootstrapWarning(NeuroprobeWarning):
+    """Bootstrap samples left out of an inference (too few distinct stimuli or subjects, or an
+    RDM constant on the sampled pairs): the estimates rest on ``n_valid`` of ``n_bootstrap``.
+    """
