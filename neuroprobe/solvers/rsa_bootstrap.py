@@ -43,37 +43,27 @@ class _Ops:
     def cumsum(self, x):
         return self.t.cumsum(x, dim=-1) if self.torch else np.cumsum(x, axis=-1)
 
-    def take(self, x, index):
+    def take_rows(self, x, index):
+        """``x[r, index[r, p]]`` for 2-D ``x`` and ``index`` of the same shape."""
         if self.torch:
-            shape = [max(a, b) for a, b in zip(x.shape, index.shape)]
-            shape[-1] = index.shape[-1]
-            return self.t.gather(x.expand(*shape[:-1], x.shape[-1]), -1,
-                                 index.expand(*shape))
-        return np.take_along_axis(x, index, axis=-1)
+            return self.t.gather(x, -1, index)
+        rows, m = index.shape
+        return x.reshape(-1)[(index + (np.arange(rows) * m)[:, None]).reshape(-1)].reshape(
+            rows, m)
+
+    def put_rows(self, values, index):
+        """``out`` with ``out[r, index[r, p]] = values[r, p]`` (``index`` rows permutations)."""
+        if self.torch:
+            return self.t.empty_like(values).scatter_(-1, index, values)
+        rows, m = index.shape
+        out = np.empty_like(values)
+        out.reshape(-1)[(index + (np.arange(rows) * m)[:, None]).reshape(-1)] = \
+            values.reshape(-1)
+        return out
 
     def argsort(self, x):
-        if self.torch:
-            return self.t.argsort(x, dim=-1, stable=True)
-        return np.argsort(x, axis=-1, kind="stable")
-
-    def cummax(self, x):
-        return self.t.cummax(x, dim=-1).values if self.torch else np.maximum.accumulate(x, -1)
-
-    def cummin(self, x):
-        return self.t.cummin(x, dim=-1).values if self.torch else np.minimum.accumulate(x, -1)
-
-    def flip(self, x):
-        return self.t.flip(x, dims=(-1,)) if self.torch else x[..., ::-1]
-
-    def pad_left(self, x):
-        if self.torch:
-            return self.t.nn.functional.pad(x, (1, 0))
-        return np.concatenate([np.zeros(x.shape[:-1] + (1,), x.dtype), x], axis=-1)
-
-    def arange(self, m):
-        if self.torch:
-            return self.t.arange(m, device=self.be.device)
-        return np.arange(m)
+        # ties get their group's average rank, so the order inside a tie group is irrelevant
+        return self.t.argsort(x, dim=-1) if self.torch else np.argsort(x, axis=-1)
 
     def where(self, c, a, b):
         return self.t.where(c, a, b) if self.torch else np.where(c, a, b)
@@ -85,57 +75,79 @@ class _Ops:
         return np.asarray(self.be.to_numpy(x), dtype=np.float64)
 
 
-def _tie_bounds(ops, sv):
-    """Start and end (inclusive) of the tie group of each position of sorted rows ``sv``."""
-    m = sv.shape[-1]
-    pos = ops.arange(m)
-    change = sv[..., 1:] != sv[..., :-1]
-    if ops.torch:
-        true = ops.t.ones(sv.shape[:-1] + (1,), dtype=ops.t.bool, device=sv.device)
-        new = ops.t.cat([true, change], dim=-1)
-        last = ops.t.cat([change, true], dim=-1)
-        zero, end_fill = ops.t.zeros_like(pos), ops.t.full_like(pos, m - 1)
-    else:
-        true = np.ones(sv.shape[:-1] + (1,), bool)
-        new = np.concatenate([true, change], axis=-1)
-        last = np.concatenate([change, true], axis=-1)
-        zero, end_fill = 0, m - 1
-    start = ops.cummax(ops.where(new, pos, zero))
-    end = ops.flip(ops.cummin(ops.flip(ops.where(last, pos, end_fill))))
+def _tie_bounds(sv):
+    """Start and end (inclusive) of the tie group of each position of sorted rows ``sv``.
+
+    numpy only (2-D ``sv``); the torch path sorts and bounds on the device through
+    :func:`_tie_bounds_torch`.
+    """
+    rows, m = sv.shape
+    pos = np.broadcast_to(np.arange(m), (rows, m))
+    change = sv[:, 1:] != sv[:, :-1]
+    true = np.ones((rows, 1), bool)
+    start = np.maximum.accumulate(np.where(np.concatenate([true, change], 1), pos, 0), axis=1)
+    last = np.concatenate([change, true], 1)
+    end = np.minimum.accumulate(np.where(last, pos, m - 1)[:, ::-1], axis=1)[:, ::-1]
     return start, end
 
 
-def _sorted_ranks(ops, start, end, sw):
-    """Weighted average ranks at sorted positions, from tie bounds and sorted weights."""
-    cs = ops.pad_left(ops.cumsum(sw))
-    before = ops.take(cs, start)
-    after = ops.take(cs, end + 1)
-    return before + (after - before + 1.0) / 2.0
+def _tie_bounds_torch(t, sv):
+    rows, m = sv.shape
+    pos = t.arange(m, device=sv.device).expand(rows, m)
+    change = sv[:, 1:] != sv[:, :-1]
+    true = t.ones((rows, 1), dtype=t.bool, device=sv.device)
+    start = t.cummax(t.where(t.cat([true, change], 1), pos, t.zeros_like(pos)), dim=1).values
+    last = t.cat([change, true], 1)
+    end = t.flip(t.cummin(t.flip(t.where(last, pos, t.full_like(pos, m - 1)), (1,)), dim=1)
+                 .values, (1,))
+    return start, end
 
 
 class _FixedRanks:
-    """Sort order and tie groups of fixed RDM rows (R, m), to rank them under any weights."""
+    """Sort order and tie groups of fixed RDM rows (R, m), to rank them under any weights.
+
+    For weights ``W`` (Bc, m) the rank of entry ``e`` is ``before + (group + 1) / 2`` with
+    ``before`` the exclusive cumulative weight at the start of ``e``'s tie group and
+    ``group`` the group's weight: two gathers of flat precomputed positions per batch.
+    """
 
     def __init__(self, ops, V):
+        V = np.asarray(V, dtype=np.float64)
+        R, m = V.shape
+        order = np.argsort(V, axis=1, kind="stable")
+        inverse = np.argsort(order, axis=1, kind="stable")
+        start, end = _tie_bounds(np.take_along_axis(V, order, 1))
+        base = (np.arange(R) * m)[:, None]
+        self.shape = (R, m)
         self.ops = ops
-        self.order = ops.argsort(V)
-        self.inverse = ops.argsort(self.order)
-        self.start, self.end = _tie_bounds(ops, ops.take(V, self.order))
+        self.order = ops.asarray(order.reshape(-1), None)
+        self.start = ops.asarray((np.take_along_axis(start, inverse, 1) + base).reshape(-1),
+                                 None)
+        self.end = ops.asarray((np.take_along_axis(end, inverse, 1) + base).reshape(-1), None)
 
     def __call__(self, W):
         """Ranks (Bc, R, m) of the rows under the weights ``W`` (Bc, m) of each sample."""
-        ops = self.ops
-        sw = ops.take(W[:, None, :], self.order[None])
-        ranks = _sorted_ranks(ops, self.start[None], self.end[None], sw)
-        return ops.take(ranks, self.inverse[None])
+        Bc = W.shape[0]
+        R, m = self.shape
+        sw = W[:, self.order].reshape(Bc, R, m)
+        cs = self.ops.cumsum(sw)
+        excl = (cs - sw).reshape(Bc, R * m)
+        cs = cs.reshape(Bc, R * m)
+        before = excl[:, self.start]
+        return (before + (cs[:, self.end] - before + 1.0) / 2.0).reshape(Bc, R, m)
 
 
 def _ranks(ops, X, W):
-    """Weighted average ranks of rows X (Bc, R, m) under the weights W (Bc, m)."""
+    """Weighted average ranks of rows X (rows, m) under row weights W (rows, m)."""
     order = ops.argsort(X)
-    start, end = _tie_bounds(ops, ops.take(X, order))
-    ranks = _sorted_ranks(ops, start, end, ops.take(W[:, None, :], order))
-    return ops.take(ranks, ops.argsort(order))
+    sv = ops.take_rows(X, order)
+    sw = ops.take_rows(W, order)
+    start, end = (_tie_bounds_torch(ops.t, sv) if ops.torch
+                  else _tie_bounds(sv))
+    cs = ops.cumsum(sw)
+    before = ops.take_rows(cs - sw, start)
+    ranks = before + (ops.take_rows(cs, end) - before + 1.0) / 2.0
+    return ops.put_rows(ranks, order)
 
 
 def _centre(X, W, N):
@@ -198,8 +210,8 @@ def evaluate_samples(models, subjects, subject_counts, stimulus_counts, method, 
     k, m = M.shape
     i, j = np.triu_indices(n, 1)
     i, j = ops.asarray(i, None), ops.asarray(j, None)
-    rank_m = _FixedRanks(ops, M) if method in RANK_METHODS else None
-    rank_v = _FixedRanks(ops, V) if method in RANK_METHODS else None
+    rank_m = _FixedRanks(ops, np.atleast_2d(models)) if method in RANK_METHODS else None
+    rank_v = _FixedRanks(ops, np.atleast_2d(subjects)) if method in RANK_METHODS else None
     per_sample = (k + 4 * S + 4) * m * np.dtype(dtype).itemsize
     batch = int(max(1, min(n_samples, batch_bytes // per_sample)))
     evals = np.empty((n_samples, k))
@@ -247,21 +259,24 @@ def _batch(method, M, V, W, N, cs, S, rank_m, rank_v, ops):
         T = Vx
     total = (T * cs[:, :, None]).sum(1)  # (Bc, m)
     pooled = total / S
-    loo = (total[:, None, :] - cs[:, :, None] * T) / (S - cs)[:, :, None]
-    if method in RANK_METHODS:
-        pooled = _ranks(ops, pooled[:, None, :], W)[:, 0]
-        loo = _ranks(ops, loo, W)
-    pooled = _prepare(method, pooled[:, None, :], W, N, ops)
-    loo = _prepare(method, loo, W, N, ops)
-    shape = tuple(Vc.shape)
-    pooled = pooled.expand(*shape) if ops.torch else np.broadcast_to(pooled, shape)
-    upper_s = _paired(method, pooled, Vc, W, N, ops)
-    lower_s = _paired(method, loo, Vc, W, N, ops)
+    # leave-one-subject-out, only for the subjects present in each sample
     present = cs > 0
+    pb, ps = (ops.t.nonzero(present, as_tuple=True) if ops.torch else np.nonzero(present))
+    c = cs[pb, ps][:, None]
+    loo = (total[pb] - c * T[pb, ps]) / (S - c)
+    Wp, Np = W[pb], N[pb]
+    if method in RANK_METHODS:
+        pooled = _ranks(ops, pooled, W)
+        loo = _ranks(ops, loo, Wp)
+    pooled = _prepare(method, pooled[:, None, :], W, N, ops)
+    loo = _prepare(method, loo[:, None, :], Wp, Np, ops)[:, 0]
+    upper_s = _paired(method, pooled, Vc, W, N, ops)  # pooled broadcasts over subjects
+    lower_p = _paired(method, loo[:, None, :], Vc[pb, ps][:, None, :], Wp, Np, ops)[:, 0]
+    lower_s = 0.0 * upper_s
+    lower_s[pb, ps] = lower_p
     n_present = present.sum(-1)
-    zero = 0.0 * upper_s
-    upper = ops.where(present, upper_s, zero).sum(-1) / n_present
-    lower = ops.where(present, lower_s, zero).sum(-1) / n_present
+    upper = ops.where(present, upper_s, 0.0 * upper_s).sum(-1) / n_present
+    lower = lower_s.sum(-1) / n_present
     return evals, lower, upper
 
 
