@@ -98,6 +98,28 @@ def _rdm_and_ids(x, name):
     return x, None
 
 
+def check_same_ids(given, stored, name):
+    """``given`` IDs, refused when they contradict the IDs ``stored`` with RDMs ``name``.
+
+    Both are compared element-wise as strings (same stimuli in the same order); ``ValueError``
+    names the first differing position. Returns the IDs to use (``given``, else ``stored``).
+    """
+    if given is None or stored is None:
+        return given if given is not None else stored
+    from neuroprobe.io.ids import as_ids
+
+    g, s = as_ids(given, f"{name} IDs"), as_ids(stored, f"{name} stored IDs")
+    if g.shape != s.shape or np.any(g != s):
+        where = next((i for i, (x, y) in enumerate(zip(g, s)) if x != y), min(g.size, s.size))
+        shown = (f"position {where}: {g[where]!r} given, {s[where]!r} stored"
+                 if where < min(g.size, s.size) else f"{g.size} given, {s.size} stored")
+        raise ValueError(
+            f"{name}: the stimulus IDs given contradict the IDs stored with the RDMs "
+            f"({shown}); these are RDMs of a different stimulus set or order. Drop the "
+            "given IDs (the stored ones are used) or pass plain arrays")
+    return g
+
+
 def _aligned(a, b, ids, names=("a", "b")):
     """Condensed stacks of ``a`` and ``b`` with ``b`` in the stimulus order of ``a``."""
     a, ids_a = _rdm_and_ids(a, names[0])
@@ -105,8 +127,8 @@ def _aligned(a, b, ids, names=("a", "b")):
     if ids is not None:
         if len(ids) != 2:
             raise ValueError(f"ids must be a pair ({names[0]}_ids, {names[1]}_ids)")
-        ids_a = ids[0] if ids[0] is not None else ids_a
-        ids_b = ids[1] if ids[1] is not None else ids_b
+        ids_a = check_same_ids(ids[0], ids_a, names[0])
+        ids_b = check_same_ids(ids[1], ids_b, names[1])
     A, B = to_condensed(a, names[0]), to_condensed(b, names[1])
     if ids_a is not None and ids_b is not None:
         from neuroprobe.io.ids import align_ids
