@@ -110,7 +110,8 @@ Values checked equal to rsatoolbox's on the same indices (rtol 1e-9) before timi
 | | time | note |
 |---|---|---|
 | `bootstrap_rsa(..., unit="both")` (numpy) | {t_ours:.2f} s | all {args.n_bootstrap} samples |
-| rsatoolbox `eval_dual_bootstrap` | {t_ref:.1f} s | {t_ref_part:.1f} s for {n_ref} samples, extrapolated linearly |
+| rsatoolbox `eval_dual_bootstrap` | {t_ref:.1f} s | {t_ref_part:.1f} s for {n_ref} samples, \
+extrapolated linearly |
 | ratio | **{t_ref / t_ours:.0f}x** | |
 
 `python benchmarks/bench_rsa_bootstrap.py --write` (defaults are the issue's size).

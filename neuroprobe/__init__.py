@@ -38,6 +38,8 @@ _EXPORTS = {
     "compute_rdm": ".rsa",
     "compare_rdms": ".rsa",
     "noise_ceiling": ".rsa",
+    "bootstrap_rsa": ".rsa_inference",
+    "crossval_weighted_rsa": ".rsa_inference",
     "explainable_variance": ".ceilings",
     "correlation_ceiling": ".ceilings",
     "ncsnr": ".ceilings",

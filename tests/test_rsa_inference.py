@@ -8,7 +8,6 @@ from scipy.spatial.distance import pdist
 
 from neuroprobe.exceptions import BootstrapWarning
 from neuroprobe.rsa_inference import bootstrap_rsa, crossval_weighted_rsa
-from neuroprobe.solvers import rsa_bootstrap as RB
 
 THEIRS = {"pearson": "corr", "cosine": "cosine", "spearman": "spearman", "rho_a": "rho-a"}
 
@@ -119,12 +118,12 @@ def test_duplicated_stimuli_pairs_left_out_by_brute_force():
     res = bootstrap_rsa(models, subjects, "pearson", "both", indices=(subj, stim))
     from scipy.spatial.distance import squareform
 
+    i, j = np.triu_indices(9, 1)
     for b in range(5):
         p = np.sort(stim[b])
-        i, j = np.triu_indices(9, 1)
         keep = p[i] != p[j]
 
-        def sample(v):
+        def sample(v, p=p, keep=keep):
             return squareform(v)[p[i[keep]], p[j[keep]]]
 
         expected = [np.mean([np.corrcoef(sample(m), sample(subjects[s]))[0, 1]

@@ -31,7 +31,7 @@ def test_fits_equal_rsatoolbox(method):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nn = fit_regress_nn(model, RDMs(Y), method=THEIRS[method])
-        np.random.seed(0)
+        np.random.seed(0)  # noqa: NPY002 (rsatoolbox draws its starts from np.random)
         opt = fit_optimize_positive(model, RDMs(Y), method=THEIRS[method])
     # rsatoolbox solves the whitened normal equations by conjugate gradients (rtol 1e-5)
     tol = 1e-12 if method in ("pearson", "cosine") else 2e-4
@@ -54,7 +54,7 @@ def test_rank_fit_equals_rsatoolbox_search():
     from rsatoolbox.rdm import RDMs
 
     C, _, Y = _data(1, n=7, s=3)
-    np.random.seed(3)
+    np.random.seed(3)  # noqa: NPY002 (rsatoolbox draws its starts from np.random)
     theirs = fit_optimize_positive(ModelWeighted("w", RDMs(C)), RDMs(Y), method="spearman")
     np.testing.assert_allclose(F.fit_weights(C, Y, "spearman", "optimize", random_state=3),
                                theirs, atol=1e-12)
