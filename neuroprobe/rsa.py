@@ -213,6 +213,35 @@ def _one_rdm(X, metric, conditions, zscore, backend, device, name, kwargs):
     return out
 
 
+def _poisson_cv(X, conditions, cv_groups, kwargs):
+    """Checked :func:`neuroprobe.solvers.rdm.poisson_cv` (one pattern matrix)."""
+    unknown = set(kwargs) - {"prior_lambda", "prior_weight"}
+    if unknown:
+        raise TypeError(f"metric='poisson_cv' got unexpected keyword(s) {sorted(unknown)}")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_observations, n_channels) for 'poisson_cv'; got "
+                         f"shape {X.shape}")
+    check_finite(X, "X")
+    if np.any(X < 0):
+        raise ValueError("X: metric='poisson_cv' needs non-negative data (counts or rates)")
+    for name, v in (("conditions", conditions), ("cv_groups", cv_groups)):
+        if v is None or np.asarray(v).shape != (X.shape[0],):
+            raise ValueError(f"{name}: metric='poisson_cv' needs one label per row of X "
+                             f"({X.shape[0]})")
+    conditions, cv_groups = np.asarray(conditions), np.asarray(cv_groups)
+    runs = np.unique(cv_groups)
+    if runs.size < 2:
+        raise ValueError(f"cv_groups: cross-validation needs at least 2 runs; got {runs.size}")
+    labels = np.unique(conditions)
+    for r in runs:
+        missing = np.setdiff1d(labels, conditions[cv_groups == r])
+        if missing.size:
+            raise ValueError(f"cv_groups: run {r!r} lacks conditions {missing[:5].tolist()} "
+                             "(every run needs every condition)")
+    return _rdm.poisson_cv(X, conditions, cv_groups, **kwargs)[0]
+
+
 def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backend="numpy",
                 device="cpu", cv_groups=None, noise=None, **metric_kwargs):
     """Representational dissimilarity matrix of the patterns in ``X``, condensed (pdist order).
@@ -239,6 +268,9 @@ def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backe
     cv_groups, noise : optional
         For ``metric="crossnobis"``: the run of each row and the noise precision (see
         :func:`neuroprobe.crossnobis.crossnobis_rdm`; ``conditions`` is then required).
+        ``metric="poisson_cv"`` (cross-validated KL divergence of Poisson rates, rsatoolbox's
+        ``poisson_cv``; keywords ``prior_lambda=1``, ``prior_weight=0.1``) takes
+        ``conditions`` and ``cv_groups`` too (see :func:`neuroprobe.solvers.rdm.poisson_cv`).
 
     Returns
     -------
@@ -263,9 +295,14 @@ def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backe
         from neuroprobe.crossnobis import crossnobis_rdm
 
         return crossnobis_rdm(X, conditions, cv_groups, noise, **metric_kwargs)
+    if isinstance(metric, str) and metric == "poisson_cv":
+        if noise is not None:
+            raise ValueError("noise= applies to metric='crossnobis' only; got "
+                             "metric='poisson_cv'")
+        return _poisson_cv(X, conditions, cv_groups, metric_kwargs)
     if cv_groups is not None or noise is not None:
-        raise ValueError(f"cv_groups= and noise= apply to metric='crossnobis' only; got "
-                         f"metric={metric!r}")
+        raise ValueError(f"cv_groups= and noise= apply to metric='crossnobis' (and cv_groups= "
+                         f"to 'poisson_cv') only; got metric={metric!r}")
     kwargs = dict(metric_kwargs)
     if isinstance(X, dict):
         items = list(X.items())

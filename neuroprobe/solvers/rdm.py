@@ -354,3 +354,51 @@ def to_square(rdms):
     out[:, i, j] = a
     out[:, j, i] = a
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# cross-validated Poisson KL divergence (rsatoolbox "poisson_cv")
+# --------------------------------------------------------------------------------------------
+def poisson_cv(X, conditions, cv_groups, prior_lambda=1.0, prior_weight=0.1, last_fold=False):
+    """Cross-validated symmetrised KL divergence of Poisson rates (rsatoolbox ``poisson_cv``).
+
+    For each run ``f``: the condition means of the other runs (``A``) and of run ``f`` (``B``),
+    both shrunk towards ``prior_lambda`` (``(m + prior_lambda * prior_weight) / (1 +
+    prior_weight)``); ``K = A @ log(B).T``; the RDM entry ``(i, j)`` is ``(K_ii + K_jj - K_ij
+    - K_ji) / n_channels``. The RDM is the mean over runs (rsatoolbox 0.x returns the last
+    run's, ``last_fold=True``).
+
+    Parameters
+    ----------
+    X : array of shape (n_observations, n_channels), non-negative (e.g. spike counts)
+    conditions, cv_groups : arrays of shape (n_observations,)
+    prior_lambda, prior_weight : float
+    last_fold : bool, default=False
+
+    Returns
+    -------
+    rdm : ndarray of shape (n_conditions * (n_conditions - 1) / 2,)
+    labels : ndarray
+        The sorted unique conditions (the RDM's rows).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    labels, cond = np.unique(np.asarray(conditions), return_inverse=True)
+    folds, fold = np.unique(np.asarray(cv_groups), return_inverse=True)
+    n_cond, n_fold = labels.size, folds.size
+    sums = np.zeros((n_fold, n_cond, X.shape[1]))
+    np.add.at(sums, (fold, cond), X)
+    counts = np.zeros((n_fold, n_cond))
+    np.add.at(counts, (fold, cond), 1)
+    i, j = np.triu_indices(n_cond, 1)
+    out = np.zeros(i.size)
+    use = [n_fold - 1] if last_fold else range(n_fold)
+    for f in use:
+        other = np.arange(n_fold) != f
+        train = sums[other].sum(0) / counts[other].sum(0)[:, None]
+        test = sums[f] / counts[f][:, None]
+        train = (train + prior_lambda * prior_weight) / (1 + prior_weight)
+        test = (test + prior_lambda * prior_weight) / (1 + prior_weight)
+        K = train @ np.log(test).T
+        d = np.diag(K)
+        out += (d[i] + d[j] - K[i, j] - K[j, i]) / X.shape[1]
+    return out / len(use), labels

@@ -196,3 +196,40 @@ def test_whitened_comparison_invariances():
         R.compare(a, b, "pearson", sigma_k=np.ones(8))
     with pytest.raises(ValueError, match="sigma_k"):
         R.compare(a, b, "cosine_cov", sigma_k=np.ones(5))
+
+
+def test_poisson_cv_equals_rsatoolbox():
+    pytest.importorskip("rsatoolbox")
+    import contextlib
+    import io
+
+    from rsatoolbox.data import Dataset
+    from rsatoolbox.rdm import calc_rdm
+
+    from neuroprobe.rsa import compute_rdm
+
+    rng = np.random.default_rng(8)
+    cond = np.tile(np.arange(5), 4)
+    runs = np.repeat([0, 1], 10)  # two runs, two repetitions of each condition per run
+    X = rng.poisson(3.0 * rng.random((5, 12))[cond] + 0.5).astype(float)
+
+    def theirs(run_labels):
+        ds = Dataset(X, obs_descriptors={"c": cond, "r": run_labels})
+        with contextlib.redirect_stdout(io.StringIO()):
+            return calc_rdm(ds, method="poisson_cv", descriptor="c",
+                            cv_descriptor="r").get_vectors()[0]
+
+    # rsatoolbox returns the last run's RDM: equal with last_fold=True ...
+    np.testing.assert_allclose(R.poisson_cv(X, cond, runs, last_fold=True)[0], theirs(runs),
+                               rtol=1e-12)
+    # ... and our default is the mean over runs (each made the last by relabelling)
+    both = (theirs(runs) + theirs(1 - runs)) / 2
+    np.testing.assert_allclose(compute_rdm(X, "poisson_cv", conditions=cond, cv_groups=runs),
+                               both, rtol=1e-12)
+    with pytest.raises(ValueError, match="non-negative"):
+        compute_rdm(-X, "poisson_cv", conditions=cond, cv_groups=runs)
+    with pytest.raises(ValueError, match="at least 2 runs"):
+        compute_rdm(X, "poisson_cv", conditions=cond, cv_groups=np.zeros(20))
+    keep = ~((cond == 4) & (runs == 1))
+    with pytest.raises(ValueError, match="lacks conditions"):
+        compute_rdm(X[keep], "poisson_cv", conditions=cond[keep], cv_groups=runs[keep])
