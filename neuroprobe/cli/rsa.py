@@ -193,7 +193,7 @@ def run_rdm(args):
     conditions = _read_conditions(args.conditions, n, stim_ids) if args.conditions else None
     if conditions is not None:
         stim_ids = list(np.unique(conditions))
-    if args.metric == "crossnobis":
+    if args.metric in ("crossnobis", "poisson_cv"):
         rdms = _crossnobis_rdms(args, arrays, n, conditions, row_ids)
     else:
         rdms = _rdms_or_refuse({k: np.asarray(v).reshape(n, -1) for k, v in arrays.items()},
@@ -504,23 +504,26 @@ def _add_crossnobis_arguments(p):
     import argparse
 
     p.add_argument("--method", dest="metric", default=argparse.SUPPRESS,
-                   help="alias of --metric; 'crossnobis' needs --conditions and --runs")
+                   help="alias of --metric; 'crossnobis' and 'poisson_cv' (cross-validated) "
+                        "need --conditions and --runs")
     p.add_argument("--runs", default=None,
                    help="CSV:COLUMN (or .npy / .txt) with the run (partition) of each row, for "
-                        "--method crossnobis (leave-one-run-out cross-validated distances)")
+                        "--method crossnobis / poisson_cv (leave-one-run-out cross-validated "
+                        "distances)")
 
 
 def _crossnobis_rdms(args, arrays, n, conditions, row_ids):
-    """Crossnobis RDMs of each array, conditions and runs from their columns."""
+    """Cross-validated (crossnobis, poisson_cv) RDMs of each array, conditions and runs from
+    their columns."""
     import sys
 
     from neuroprobe.rsa import compute_rdm
 
     if conditions is None or not args.runs:
-        raise CLIError("--method crossnobis needs --conditions CSV:COLUMN (the condition of "
-                       "each row) and --runs CSV:COLUMN (its run)")
+        raise CLIError(f"--method {args.metric} needs --conditions CSV:COLUMN (the condition "
+                       "of each row) and --runs CSV:COLUMN (its run)")
     if args.zscore:
-        raise CLIError("--zscore does not apply to --method crossnobis")
+        raise CLIError(f"--zscore does not apply to --method {args.metric}")
 
     def warn(message):
         print(f"neuroprobe rdm: warning: {message}", file=sys.stderr)
@@ -529,11 +532,11 @@ def _crossnobis_rdms(args, arrays, n, conditions, row_ids):
     if runs.size != n:
         raise CLIError(f"--runs: {args.runs} has {runs.size} rows for {n} rows of data")
     try:
-        return np.stack([compute_rdm(np.asarray(v).reshape(n, -1), "crossnobis",
+        return np.stack([compute_rdm(np.asarray(v).reshape(n, -1), args.metric,
                                      conditions=conditions, cv_groups=runs)
                          for v in arrays.values()])
     except ValueError as exc:
-        raise CLIError(f"--method crossnobis: {exc}") from None
+        raise CLIError(f"--method {args.metric}: {exc}") from None
 
 
 # ------------------------------------------------------------------------ bootstrap (rsa)

@@ -106,3 +106,19 @@ def test_rsa_bootstrap_needs_subject_targets(tmp_path, capsys):
                  f"{tmp_path / 'brain.npz'}:subj", "--bootstrap", "both", "--method",
                  "kendall_tau_a", "--out", str(tmp_path / "b.csv")]) != 0
     assert "supports" in capsys.readouterr().err
+
+
+def test_rdm_poisson_cv_from_csv_columns(tmp_path):
+    from neuroprobe.rsa import compute_rdm
+
+    X, cond, runs = _design(tmp_path)
+    counts = np.abs(np.round(3 * X))
+    np.save(tmp_path / "counts.npy", counts)
+    out = tmp_path / "p.rdm.h5"
+    assert main(["rdm", str(tmp_path / "counts.npy"), "--method", "poisson_cv",
+                 "--conditions", f"{tmp_path / 'design.csv'}:condition",
+                 "--runs", f"{tmp_path / 'design.csv'}:run", "--out", str(out),
+                 "--quiet"]) == 0
+    np.testing.assert_allclose(load_rdms(out).rdms[0],
+                               compute_rdm(counts, "poisson_cv", conditions=cond,
+                                           cv_groups=runs), rtol=1e-12)
