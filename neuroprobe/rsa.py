@@ -301,8 +301,8 @@ def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backe
                              "metric='poisson_cv'")
         return _poisson_cv(X, conditions, cv_groups, metric_kwargs)
     if cv_groups is not None or noise is not None:
-        raise ValueError(f"cv_groups= and noise= apply to metric='crossnobis' (and cv_groups= "
-                         f"to 'poisson_cv') only; got metric={metric!r}")
+        raise ValueError(f"cv_groups= and noise= apply to metric='crossnobis' only (cv_groups= "
+                         f"also to 'poisson_cv'); got metric={metric!r}")
     kwargs = dict(metric_kwargs)
     if isinstance(X, dict):
         items = list(X.items())
