@@ -187,8 +187,10 @@ def bootstrap_rsa(models, subject_rdms, method="pearson", unit="both", n_bootstr
         Model RDMs (fixed: fit weighted models with :func:`crossval_weighted_rsa`).
     subject_rdms : array of shape (n_subjects, m), (n_subjects, n, n) or
         (n_subjects, n_sessions, n, n) (averaged over sessions), or RDMData
-    method : {"pearson", "cosine", "spearman", "rho_a"}, default="pearson"
-        rsatoolbox names (``"corr"``, ``"rho-a"``) are accepted.
+    method : {"pearson", "cosine", "spearman", "rho_a", "corr_cov", "cosine_cov"}, \
+default="pearson"
+        rsatoolbox names (``"corr"``, ``"rho-a"``) are accepted. The whitened comparisons
+        of a sample with duplicated stimuli use rsatoolbox's whitening with missing entries.
     unit : {"subjects", "stimuli", "both"}, default="both"
     n_bootstrap : int, default=1000
     ci : float, default=0.95

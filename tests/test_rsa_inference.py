@@ -9,7 +9,8 @@ from scipy.spatial.distance import pdist
 from neuroprobe.exceptions import BootstrapWarning
 from neuroprobe.rsa_inference import bootstrap_rsa, crossval_weighted_rsa
 
-THEIRS = {"pearson": "corr", "cosine": "cosine", "spearman": "spearman", "rho_a": "rho-a"}
+THEIRS = {"pearson": "corr", "cosine": "cosine", "spearman": "spearman", "rho_a": "rho-a",
+          "corr_cov": "corr_cov", "cosine_cov": "cosine_cov"}
 
 
 def _data(seed=0, n=14, n_subjects=5, k=3):
@@ -134,7 +135,7 @@ def test_duplicated_stimuli_pairs_left_out_by_brute_force():
 def test_torch_backend_equals_numpy():
     pytest.importorskip("torch")
     models, subjects = _data(5)
-    for method in ("spearman", "pearson"):
+    for method in ("spearman", "pearson", "corr_cov"):
         a = bootstrap_rsa(models, subjects, method, "both", 20, random_state=0)
         b = bootstrap_rsa(models, subjects, method, "both", 20, random_state=0,
                           backend="torch")

@@ -555,7 +555,7 @@ def _add_bootstrap_arguments(p):
                         "row per model and per model pair (estimate, SEM, CIs, p-values vs 0 "
                         "and vs the lower noise ceiling, pairwise with FDR / FWE); "
                         "--n-bootstrap samples (default 1000), --method pearson, cosine, "
-                        "spearman or rho_a")
+                        "spearman, rho_a, corr_cov or cosine_cov")
 
 
 def _run_bootstrap(args):

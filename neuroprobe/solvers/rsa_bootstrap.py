@@ -24,8 +24,9 @@ import numpy as np
 
 from neuroprobe.solvers.backend import get_backend
 
-BOOTSTRAP_METHODS = ("pearson", "cosine", "spearman", "rho_a")
+BOOTSTRAP_METHODS = ("pearson", "cosine", "spearman", "rho_a", "corr_cov", "cosine_cov")
 RANK_METHODS = ("spearman", "rho_a")
+COV_METHODS = ("corr_cov", "cosine_cov")
 
 
 class _Ops:
@@ -64,6 +65,9 @@ class _Ops:
     def argsort(self, x):
         # ties get their group's average rank, so the order inside a tie group is irrelevant
         return self.t.argsort(x, dim=-1) if self.torch else np.argsort(x, axis=-1)
+
+    def inv(self, a):
+        return self.t.linalg.inv(a) if self.torch else np.linalg.inv(a)
 
     def where(self, c, a, b):
         return self.t.where(c, a, b) if self.torch else np.where(c, a, b)
@@ -183,7 +187,7 @@ def evaluate_samples(models, subjects, subject_counts, stimulus_counts, method, 
         How often each subject is in each sample (all ones: subjects not resampled).
     stimulus_counts : int array of shape (n_samples, n_stimuli)
         How often each stimulus is in each sample (all ones: stimuli not resampled).
-    method : {"pearson", "cosine", "spearman", "rho_a"}
+    method : {"pearson", "cosine", "spearman", "rho_a", "corr_cov", "cosine_cov"}
     backend, device : str
     batch_bytes : int
         Memory for the working arrays of one batch of samples.
@@ -222,7 +226,10 @@ def evaluate_samples(models, subjects, subject_counts, stimulus_counts, method, 
         cs = ops.asarray(cS[a:b], dtype)
         W = cn[:, i] * cn[:, j]
         N = W.sum(-1)
-        ev, lo, up = _batch(method, M, V, W, N, cs, S, rank_m, rank_v, ops)
+        if method in COV_METHODS:
+            ev, lo, up = _batch_cov(method, M, V, W, N, cs, cn, S, (i, j), ops)
+        else:
+            ev, lo, up = _batch(method, M, V, W, N, cs, S, rank_m, rank_v, ops)
         evals[a:b], nc[a:b, 0], nc[a:b, 1] = ops.numpy(ev), ops.numpy(lo), ops.numpy(up)
     return evals, nc
 
@@ -276,6 +283,102 @@ def _batch(method, M, V, W, N, cs, S, rank_m, rank_v, ops):
     lower_s[pb, ps] = lower_p
     n_present = present.sum(-1)
     upper = ops.where(present, upper_s, 0.0 * upper_s).sum(-1) / n_present
+    lower = lower_s.sum(-1) / n_present
+    return evals, lower, upper
+
+
+def _cov_system(W, cn, pairs, ops):
+    """Inverse normal matrices (Bc, n, n) of the whitening of each sample's RDMs.
+
+    rsatoolbox whitens an RDM with missing entries (the pairs of a stimulus with its copy) by
+    an oblique projection on row effects: ``b = (X' D X)^-1 X' y`` with ``X`` the row / column
+    indicators (``e_p + e_q`` for entry ``(p, q)``, ``e_p`` for diagonal entry ``p``) and ``D``
+    the weights (1/2 off the diagonal, 1 on it); fitted values ``D X b``, i.e. ``r_p + r_q``
+    off and ``2 r_p`` on the diagonal with ``r = b / 2``; the residuals, off-diagonal ones
+    times sqrt(2), are the whitened vector (double centring when no entry is missing).
+    Over the original pairs the off-diagonal weights
+    are ``W / 2`` and each stimulus has ``c_p`` diagonal entries. Stimuli not in a sample get
+    an identity row (their weights are zero).
+    """
+    i, j = pairs
+    Bc, n = cn.shape
+    A = W.new_zeros((Bc, n, n)) if ops.torch else np.zeros((Bc, n, n), dtype=W.dtype)
+    A[:, i, j] = W / 2
+    A[:, j, i] = W / 2
+    diag = A.sum(-1) + cn + (cn == 0) * 1.0
+    idx = ops.t.arange(n, device=W.device) if ops.torch else np.arange(n)
+    A[:, idx, idx] = diag
+    return ops.inv(A)
+
+
+def _cov_residuals(Y, W, Ainv, pairs):
+    """Whitening residuals of rows Y (rows, R, m) (off-diagonal, diagonal) under a system."""
+    i, j = pairs
+    Bc, R, m = Y.shape
+    n = Ainv.shape[-1]
+    Wy = Y * (W / 2)[:, None, :]
+    g = Y.new_zeros((Bc, R, n)) if hasattr(Y, "new_zeros") else np.zeros((Bc, R, n), Y.dtype)
+    if hasattr(g, "index_add_"):
+        g.index_add_(2, i, Wy)
+        g.index_add_(2, j, Wy)
+    else:
+        for idx in (i, j):  # one scatter-add per side of the pairs
+            np.add.at(g, (slice(None), slice(None), idx), Wy)
+    r = g @ Ainv.transpose(-1, -2) if hasattr(Ainv, "index_add_") else g @ np.swapaxes(
+        Ainv, -1, -2)
+    return Y - r[:, :, i] - r[:, :, j], -2 * r  # rsatoolbox fits the diagonal with 2 r
+
+
+def _cov_inner(Xa, Da, Xb, Db, W, cn):
+    """Whitened inner products (rows, Ra, Rb) of residuals (off-diagonal x2, diagonal x c)."""
+    off = (Xa * (2 * W)[:, None, :]) @ Xb.transpose(-1, -2) if hasattr(Xa, "index_add_") \
+        else (Xa * (2 * W)[:, None, :]) @ np.swapaxes(Xb, -1, -2)
+    Dt = Db.transpose(-1, -2) if hasattr(Db, "index_add_") else np.swapaxes(Db, -1, -2)
+    return off + (Da * cn[:, None, :]) @ Dt
+
+
+def _batch_cov(method, M, V, W, N, cs, cn, S, pairs, ops):
+    """:func:`_batch` for the whitened comparisons (corr_cov, cosine_cov)."""
+    Bc = W.shape[0]
+    Ainv = _cov_system(W, cn, pairs, ops)
+    shape_m, shape_v = (Bc,) + tuple(M.shape), (Bc,) + tuple(V.shape)
+    Mx = M[None].expand(*shape_m) if ops.torch else np.broadcast_to(M[None], shape_m)
+    Vx = V[None].expand(*shape_v) if ops.torch else np.broadcast_to(V[None], shape_v)
+    centre = method == "corr_cov"
+    Mc = _centre(Mx, W, N) if centre else Mx
+    Vc = _centre(Vx, W, N) if centre else Vx
+    Rm, Dm = _cov_residuals(-0.5 * Mc, W, Ainv, pairs)
+    Rv, Dv = _cov_residuals(-0.5 * Vc, W, Ainv, pairs)
+    cross = _cov_inner(Rm, Dm, Rv, Dv, W, cn)
+    mm = (Rm * Rm * (2 * W)[:, None, :]).sum(-1) + (Dm * Dm * cn[:, None, :]).sum(-1)
+    vv = (Rv * Rv * (2 * W)[:, None, :]).sum(-1) + (Dv * Dv * cn[:, None, :]).sum(-1)
+    r = cross / ops.sqrt(mm[:, :, None] * vv[:, None, :])
+    evals = (r * cs[:, None, :]).sum(-1) / S
+    # noise ceiling: pool (z-scores or RMS-normalised RDMs), leave-one-subject-out
+    Vm = _centre(Vx, W, N)
+    if centre:
+        T = Vm / ops.sqrt((Vm * Vm * W[:, None, :]).sum(-1) / N[:, None])[:, :, None]
+    else:
+        T = Vx / ops.sqrt((Vx * Vx * W[:, None, :]).sum(-1) / N[:, None])[:, :, None]
+    total = (T * cs[:, :, None]).sum(1)
+    pooled = (total / S)[:, None, :]
+    present = cs > 0
+    pb, ps = (ops.t.nonzero(present, as_tuple=True) if ops.torch else np.nonzero(present))
+    c = cs[pb, ps][:, None]
+    loo = ((total[pb] - c * T[pb, ps]) / (S - c))[:, None, :]
+    if centre:
+        pooled, loo = _centre(pooled, W, N), _centre(loo, W[pb], N[pb])
+    Rp, Dp = _cov_residuals(-0.5 * pooled, W, Ainv, pairs)
+    Rl, Dl = _cov_residuals(-0.5 * loo, W[pb], Ainv[pb], pairs)
+    pp = (Rp * Rp * (2 * W)[:, None, :]).sum(-1) + (Dp * Dp * cn[:, None, :]).sum(-1)
+    up = _cov_inner(Rp, Dp, Rv, Dv, W, cn)[:, 0] / ops.sqrt(pp * vv)
+    Wp, cp = W[pb], cn[pb]
+    ll = (Rl * Rl * (2 * Wp)[:, None, :]).sum(-1) + (Dl * Dl * cp[:, None, :]).sum(-1)
+    lv = _cov_inner(Rl, Dl, Rv[pb, ps][:, None], Dv[pb, ps][:, None], Wp, cp)[:, 0, 0]
+    lower_s = 0.0 * up
+    lower_s[pb, ps] = lv / ops.sqrt(ll[:, 0] * vv[pb, ps])
+    n_present = present.sum(-1)
+    upper = ops.where(present, up, 0.0 * up).sum(-1) / n_present
     lower = lower_s.sum(-1) / n_present
     return evals, lower, upper
 
