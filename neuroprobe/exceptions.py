@@ -30,6 +30,7 @@ __all__ = [
     "NeuroprobeWarning",
     "ExchangeabilityWarning",
     "BandError",
+    "BootstrapWarning",
 ]
 
 
@@ -181,4 +182,10 @@ class ExchangeabilityWarning(NeuroprobeWarning):
     ``PermutationTest(scheme="circular")`` or ``scheme="block"``. Samples that are exchangeable
     (one beta per stimulus, grouped by run) may pass ``scheme="shuffle"`` explicitly, which does
     not warn.
+    """
+
+
+class BootstrapWarning(NeuroprobeWarning):
+    """Bootstrap samples left out of an inference (too few distinct stimuli or subjects, or an
+    RDM constant on the sampled pairs): the estimates rest on ``n_valid`` of ``n_bootstrap``.
     """

@@ -98,6 +98,28 @@ def _rdm_and_ids(x, name):
     return x, None
 
 
+def check_same_ids(given, stored, name):
+    """``given`` IDs, refused when they contradict the IDs ``stored`` with RDMs ``name``.
+
+    Both are compared element-wise as strings (same stimuli in the same order); ``ValueError``
+    names the first differing position. Returns the IDs to use (``given``, else ``stored``).
+    """
+    if given is None or stored is None:
+        return given if given is not None else stored
+    from neuroprobe.io.ids import as_ids
+
+    g, s = as_ids(given, f"{name} IDs"), as_ids(stored, f"{name} stored IDs")
+    if g.shape != s.shape or np.any(g != s):
+        where = next((i for i, (x, y) in enumerate(zip(g, s)) if x != y), min(g.size, s.size))
+        shown = (f"position {where}: {g[where]!r} given, {s[where]!r} stored"
+                 if where < min(g.size, s.size) else f"{g.size} given, {s.size} stored")
+        raise ValueError(
+            f"{name}: the stimulus IDs given contradict the IDs stored with the RDMs "
+            f"({shown}); these are RDMs of a different stimulus set or order. Drop the "
+            "given IDs (the stored ones are used) or pass plain arrays")
+    return g
+
+
 def _aligned(a, b, ids, names=("a", "b")):
     """Condensed stacks of ``a`` and ``b`` with ``b`` in the stimulus order of ``a``."""
     a, ids_a = _rdm_and_ids(a, names[0])
@@ -105,8 +127,8 @@ def _aligned(a, b, ids, names=("a", "b")):
     if ids is not None:
         if len(ids) != 2:
             raise ValueError(f"ids must be a pair ({names[0]}_ids, {names[1]}_ids)")
-        ids_a = ids[0] if ids[0] is not None else ids_a
-        ids_b = ids[1] if ids[1] is not None else ids_b
+        ids_a = check_same_ids(ids[0], ids_a, names[0])
+        ids_b = check_same_ids(ids[1], ids_b, names[1])
     A, B = to_condensed(a, names[0]), to_condensed(b, names[1])
     if ids_a is not None and ids_b is not None:
         from neuroprobe.io.ids import align_ids
@@ -191,6 +213,35 @@ def _one_rdm(X, metric, conditions, zscore, backend, device, name, kwargs):
     return out
 
 
+def _poisson_cv(X, conditions, cv_groups, kwargs):
+    """Checked :func:`neuroprobe.solvers.rdm.poisson_cv` (one pattern matrix)."""
+    unknown = set(kwargs) - {"prior_lambda", "prior_weight"}
+    if unknown:
+        raise TypeError(f"metric='poisson_cv' got unexpected keyword(s) {sorted(unknown)}")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_observations, n_channels) for 'poisson_cv'; got "
+                         f"shape {X.shape}")
+    check_finite(X, "X")
+    if np.any(X < 0):
+        raise ValueError("X: metric='poisson_cv' needs non-negative data (counts or rates)")
+    for name, v in (("conditions", conditions), ("cv_groups", cv_groups)):
+        if v is None or np.asarray(v).shape != (X.shape[0],):
+            raise ValueError(f"{name}: metric='poisson_cv' needs one label per row of X "
+                             f"({X.shape[0]})")
+    conditions, cv_groups = np.asarray(conditions), np.asarray(cv_groups)
+    runs = np.unique(cv_groups)
+    if runs.size < 2:
+        raise ValueError(f"cv_groups: cross-validation needs at least 2 runs; got {runs.size}")
+    labels = np.unique(conditions)
+    for r in runs:
+        missing = np.setdiff1d(labels, conditions[cv_groups == r])
+        if missing.size:
+            raise ValueError(f"cv_groups: run {r!r} lacks conditions {missing[:5].tolist()} "
+                             "(every run needs every condition)")
+    return _rdm.poisson_cv(X, conditions, cv_groups, **kwargs)[0]
+
+
 def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backend="numpy",
                 device="cpu", cv_groups=None, noise=None, **metric_kwargs):
     """Representational dissimilarity matrix of the patterns in ``X``, condensed (pdist order).
@@ -217,6 +268,9 @@ def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backe
     cv_groups, noise : optional
         For ``metric="crossnobis"``: the run of each row and the noise precision (see
         :func:`neuroprobe.crossnobis.crossnobis_rdm`; ``conditions`` is then required).
+        ``metric="poisson_cv"`` (cross-validated KL divergence of Poisson rates, rsatoolbox's
+        ``poisson_cv``; keywords ``prior_lambda=1``, ``prior_weight=0.1``) takes
+        ``conditions`` and ``cv_groups`` too (see :func:`neuroprobe.solvers.rdm.poisson_cv`).
 
     Returns
     -------
@@ -241,9 +295,14 @@ def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backe
         from neuroprobe.crossnobis import crossnobis_rdm
 
         return crossnobis_rdm(X, conditions, cv_groups, noise, **metric_kwargs)
+    if isinstance(metric, str) and metric == "poisson_cv":
+        if noise is not None:
+            raise ValueError("noise= applies to metric='crossnobis' only; got "
+                             "metric='poisson_cv'")
+        return _poisson_cv(X, conditions, cv_groups, metric_kwargs)
     if cv_groups is not None or noise is not None:
-        raise ValueError(f"cv_groups= and noise= apply to metric='crossnobis' only; got "
-                         f"metric={metric!r}")
+        raise ValueError(f"cv_groups= and noise= apply to metric='crossnobis' only (cv_groups= "
+                         f"also to 'poisson_cv'); got metric={metric!r}")
     kwargs = dict(metric_kwargs)
     if isinstance(X, dict):
         items = list(X.items())
@@ -271,7 +330,8 @@ def compute_rdm(X, metric="correlation", conditions=None, zscore=False, *, backe
 # --------------------------------------------------------------------------------------------
 # compare_rdms
 # --------------------------------------------------------------------------------------------
-def compare_rdms(a, b, method="spearman", *, ids=None, backend="numpy", device="cpu"):
+def compare_rdms(a, b, method="spearman", *, ids=None, backend="numpy", device="cpu",
+                 sigma_k=None):
     """Similarity of RDMs ``a`` and ``b``, defined exactly as rsatoolbox's ``compare``.
 
     Parameters
@@ -279,18 +339,32 @@ def compare_rdms(a, b, method="spearman", *, ids=None, backend="numpy", device="
     a, b : array of shape (m,), (n, n), (k, m) or (k, n, n), or RDMData
         One RDM or a stack of RDMs, condensed or square, or RDMs read by
         :func:`neuroprobe.io.rdm.load_rdms` (their stored stimulus IDs are used).
-    method : {"spearman", "pearson", "kendall_tau_a", "kendall_tau_b", "rho_a", "cosine"}
+    method : {"spearman", "pearson", "kendall_tau_a", "kendall_tau_b", "rho_a", "cosine", \
+"corr_cov", "cosine_cov"}
         rsatoolbox names (``"corr"``, ``"tau-a"``, ``"kendall"``, ``"rho-a"``) are accepted.
+        ``"corr_cov"`` / ``"cosine_cov"`` are the correlation / cosine after whitening by the
+        covariance of the RDM entries (Diedrichsen et al. 2020), as rsatoolbox's.
     ids : pair (ids_a, ids_b), optional
         Stimulus IDs of the rows of ``a`` and of ``b``. When both sources have IDs, ``b`` is
         reordered into the order of ``a``; different stimulus sets raise a ``ValueError``
         naming the first mismatching IDs. Without IDs the RDMs must be in the same order.
     backend, device : str
         Backend for the dot-product methods (all but the Kendall taus).
+    sigma_k : array of shape (n,), optional
+        Variances of the pattern estimates for the whitened methods (rsatoolbox's 1-D
+        ``sigma_k``); default: equal variances.
 
     Returns
     -------
     float when ``a`` and ``b`` are single RDMs, else ndarray of shape (k_a, k_b).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neuroprobe.rsa import compare_rdms
+    >>> a = np.array([1.0, 2.0, 3.0, 2.0, 1.0, 4.0])
+    >>> round(compare_rdms(a, 2 * a + 1, "corr_cov"), 6)
+    1.0
     """
     method = check_method(method)
     A, B = _aligned(a, b, ids)
@@ -303,7 +377,7 @@ def compare_rdms(a, b, method="spearman", *, ids=None, backend="numpy", device="
         )
     check_finite(A, "a")
     check_finite(B, "b")
-    out = _rdm.compare(A, B, method, backend=backend, device=device)
+    out = _rdm.compare(A, B, method, backend=backend, device=device, sigma_k=sigma_k)
     return float(out[0, 0]) if single else out
 
 
@@ -333,10 +407,10 @@ class NoiseCeiling:
 
 def _pool_transform(V, method):
     """Per-subject transform before averaging (rsatoolbox ``inference_util.pool_rdm``)."""
-    if method == "pearson":
+    if method in ("pearson", "corr_cov"):
         V = V - V.mean(axis=1, keepdims=True)
         return V / V.std(axis=1, keepdims=True)
-    if method == "cosine":
+    if method in ("cosine", "cosine_cov"):
         return V / np.sqrt((V**2).mean(axis=1, keepdims=True))
     return _rdm.rank_rows(V)  # spearman, rho_a, kendall: averaged ranks
 
@@ -346,7 +420,7 @@ def _bounds(V, method):
     T = _pool_transform(V, method)
     total = T.sum(axis=0)
     loo = (total[None, :] - T) / (k - 1)
-    if method == "pearson":  # rsatoolbox shifts the pooled RDM to be non-negative
+    if method in ("pearson", "corr_cov"):  # rsatoolbox shifts the pooled RDM to be >= 0
         loo = loo - loo.min(axis=1, keepdims=True)
         pooled = total / k - (total / k).min()
     else:

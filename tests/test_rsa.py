@@ -124,7 +124,9 @@ def _subject_rdms(rng, n_subjects=5, n=14, noise=1.0):
 
 @pytest.mark.parametrize("method,theirs", [("spearman", "spearman"), ("pearson", "corr"),
                                            ("cosine", "cosine"), ("rho_a", "rho-a"),
-                                           ("kendall_tau_a", "tau-a")])
+                                           ("kendall_tau_a", "tau-a"),
+                                           ("corr_cov", "corr_cov"),
+                                           ("cosine_cov", "cosine_cov")])
 def test_noise_ceiling_equals_rsatoolbox(method, theirs):
     pytest.importorskip("rsatoolbox")
     import warnings
@@ -223,3 +225,38 @@ def test_subject_level_test_equals_scipy():
         assert res["pvalue_vs_ceiling"][i] == pytest.approx(
             scipy.stats.ttest_1samp(ref, nc.lower, alternative="less").pvalue, rel=1e-10)
     assert res["pvalue_t"][0] < 0.01 < res["pvalue_t"][1]
+
+
+def test_given_ids_contradicting_stored_ids_are_refused():
+    from neuroprobe.io.rdm import RDMData
+    from neuroprobe.rsa import compare_rdms
+
+    rng = np.random.default_rng(11)
+    ids = np.array(["a", "b", "c", "d"])
+    a = RDMData(rng.random((2, 6)), names=["x", "y"], stim_ids=ids)
+    b = RDMData(rng.random((1, 6)), names=["z"], stim_ids=ids[[1, 0, 2, 3]])
+    # stored IDs: b is reordered into a's order (same set, other order)
+    p = [1, 0, 2, 3]
+    expected = compare_rdms(a.rdms, to_square(b.rdms[0])[np.ix_(p, p)], "pearson")
+    np.testing.assert_allclose(compare_rdms(a, b, "pearson"), expected)
+    # a different stimulus set of the same size: refused, naming the IDs
+    c = RDMData(rng.random((1, 6)), names=["z"], stim_ids=np.array(["a", "b", "c", "e"]))
+    with pytest.raises(ValueError, match="'d'.*'e'"):
+        compare_rdms(a, c)
+    # IDs given that contradict the stored ones: refused (not silently preferred)
+    with pytest.raises(ValueError, match="contradict"):
+        compare_rdms(a, b, ids=(["a", "b", "c", "q"], None))
+    # the same IDs given again are fine
+    compare_rdms(a, b, ids=(ids, None))
+
+
+def test_rsascorer_stim_ids_contradicting_target_rdmdata_refused():
+    from neuroprobe.estimators.rsa import RSAScorer
+    from neuroprobe.io.rdm import RDMData
+
+    rng = np.random.default_rng(12)
+    target = RDMData(rng.random((1, 10)), names=["t"], stim_ids=np.array(list("abcde")))
+    X = rng.random((5, 4))
+    with pytest.raises(ValueError, match="contradict"):
+        RSAScorer(target_rdm=target, stim_ids=list("abcdz")).fit(X, np.array(list("abcde")))
+    RSAScorer(target_rdm=target).fit(X, np.array(list("edcba")))

@@ -15,6 +15,9 @@ examples:
   neuroprobe rdm alexnet.act.h5 --layer conv1 --layer fc7 --metric correlation --out alexnet.rdm.h5
   # RDM of brain responses (n_stimuli x n_voxels) stored in .npy, averaging categories
   neuroprobe rdm roi_betas.npy --conditions stimuli.csv:category --out roi.rdm.h5
+  # crossnobis RDM of GLM betas (one row per condition and run), runs from a CSV column
+  neuroprobe rdm betas.npy --method crossnobis --conditions design.csv:condition \\
+      --runs design.csv:run --out roi_crossnobis.rdm.h5
 """
 
 RSA_EPILOG = """\
@@ -33,6 +36,9 @@ examples:
   neuroprobe rsa --model alexnet.rdm.h5 --target rdms.npz:hIT_subject_session \\
       --target-ids stimuli.csv:stim_id --n-permutations 10000 --out rsa.csv
   neuroprobe rsa --model seed0=a.rdm.h5 --model seed1=b.rdm.h5 --target roi.rdm.h5 --out rsa.csv
+  # bootstrap over subjects and stimuli (estimates, CIs, model differences with FDR / FWE)
+  neuroprobe rsa --model layers.rdm.h5 --target rdms.npz:hIT_subject_session \\
+      --bootstrap both --n-bootstrap 1000 --method pearson --out rsa_bootstrap.csv
 """
 
 
@@ -43,7 +49,7 @@ _COMMANDS = {  # help, description and epilog of each subcommand
         epilog=RDM_EPILOG,
     ),
     "rsa": dict(
-        help="compare RDMs with permutation p-values and a noise ceiling",
+        help="compare RDMs with permutation p-values, a noise ceiling or bootstrap inference",
         description="Compare model RDMs with target (brain) RDMs; stimulus-label permutation "
                     "p-values (family-wise over all pairs) and a noise ceiling; CSV output.",
         epilog=RSA_EPILOG,
@@ -72,6 +78,7 @@ def register(subparsers):
                         "(rows matched by the CSV's stim_id column when it has one)")
     p.add_argument("--zscore", action="store_true", help="standardise each feature first")
     p.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
+    _add_crossnobis_arguments(p)
 
     p = add_command(subparsers, "rsa", run_rsa, {}, **_COMMANDS["rsa"])
     p.add_argument("--model", action="append", required=True,
@@ -96,6 +103,7 @@ def register(subparsers):
     p.add_argument("--n-bootstrap", type=int, default=0,
                    help="bootstrap resamples of stimuli for noise-ceiling intervals")
     p.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
+    _add_bootstrap_arguments(p)
 
 
 # ------------------------------------------------------------------------------------- input
@@ -181,11 +189,15 @@ def run_rdm(args):
     n = n.pop()
     if stim_ids is not None and len(stim_ids) != n:
         raise CLIError(f"{path}: {len(stim_ids)} stimulus IDs for {n} rows")
+    row_ids = stim_ids
     conditions = _read_conditions(args.conditions, n, stim_ids) if args.conditions else None
     if conditions is not None:
         stim_ids = list(np.unique(conditions))
-    rdms = _rdms_or_refuse({k: np.asarray(v).reshape(n, -1) for k, v in arrays.items()},
-                           args, conditions, stim_ids)
+    if args.metric in ("crossnobis", "poisson_cv"):
+        rdms = _crossnobis_rdms(args, arrays, n, conditions, row_ids)
+    else:
+        rdms = _rdms_or_refuse({k: np.asarray(v).reshape(n, -1) for k, v in arrays.items()},
+                               args, conditions, stim_ids)
     save_rdms(args.out, rdms, names=list(arrays), stim_ids=stim_ids, metric=args.metric,
               attrs={"source": str(path), "zscore": bool(args.zscore)})
     if not args.quiet:
@@ -468,6 +480,8 @@ def _print_table(args, table):
 
 def run_rsa(args):
     """Compare RDMs; write one CSV row per (model, target[, subject]) and level."""
+    if getattr(args, "bootstrap", None):
+        return _run_bootstrap(args)
     model_src, target_src = _load_sources(args)
     models = np.vstack([m.rdms for m in model_src])
     targets = np.vstack([t.rdms for t in target_src])
@@ -481,4 +495,110 @@ def run_rsa(args):
     write_table(args.out, table, _HEADER + (_CI_HEADER if with_ci else []))
     if not args.quiet:
         _print_table(args, table)
+    return 0
+
+
+# ------------------------------------------------------------------------ crossnobis (rdm)
+def _add_crossnobis_arguments(p):
+    """``--method`` (alias of ``--metric``, e.g. ``crossnobis``) and ``--runs``."""
+    import argparse
+
+    p.add_argument("--method", dest="metric", default=argparse.SUPPRESS,
+                   help="alias of --metric; 'crossnobis' and 'poisson_cv' (cross-validated) "
+                        "need --conditions and --runs")
+    p.add_argument("--runs", default=None,
+                   help="CSV:COLUMN (or .npy / .txt) with the run (partition) of each row, for "
+                        "--method crossnobis / poisson_cv (leave-one-run-out cross-validated "
+                        "distances)")
+
+
+def _crossnobis_rdms(args, arrays, n, conditions, row_ids):
+    """Cross-validated (crossnobis, poisson_cv) RDMs of each array, conditions and runs from
+    their columns."""
+    import sys
+
+    from neuroprobe.rsa import compute_rdm
+
+    if conditions is None or not args.runs:
+        raise CLIError(f"--method {args.metric} needs --conditions CSV:COLUMN (the condition "
+                       "of each row) and --runs CSV:COLUMN (its run)")
+    if args.zscore:
+        raise CLIError(f"--zscore does not apply to --method {args.metric}")
+
+    def warn(message):
+        print(f"neuroprobe rdm: warning: {message}", file=sys.stderr)
+
+    runs = from_io(read_column, args.runs, row_ids, "--runs", warn, numeric=False)
+    if runs.size != n:
+        raise CLIError(f"--runs: {args.runs} has {runs.size} rows for {n} rows of data")
+    try:
+        return np.stack([compute_rdm(np.asarray(v).reshape(n, -1), args.metric,
+                                     conditions=conditions, cv_groups=runs)
+                         for v in arrays.values()])
+    except ValueError as exc:
+        raise CLIError(f"--method {args.metric}: {exc}") from None
+
+
+# ------------------------------------------------------------------------ bootstrap (rsa)
+_BOOT_HEADER = ["model_source", "model", "other", "target_source", "target", "kind", "method",
+                "unit", "estimate", "sem", "ci_low", "ci_high", "ci_percentile_low",
+                "ci_percentile_high", "pvalue", "pvalue_fdr", "pvalue_fwe",
+                "pvalue_noise_ceiling", "noise_ceiling_lower", "noise_ceiling_upper", "dof",
+                "n_bootstrap", "n_valid"]
+
+
+def _add_bootstrap_arguments(p):
+    """``--bootstrap subjects|stimuli|both``."""
+    p.add_argument("--bootstrap", default=None, choices=["subjects", "stimuli", "both"],
+                   help="bootstrap inference over subjects, stimuli or both (dual bootstrap, "
+                        "noise ceiling in every sample) for subject-level targets; writes one "
+                        "row per model and per model pair (estimate, SEM, CIs, p-values vs 0 "
+                        "and vs the lower noise ceiling, pairwise with FDR / FWE); "
+                        "--n-bootstrap samples (default 1000), --method pearson, cosine, "
+                        "spearman, rho_a, corr_cov or cosine_cov")
+
+
+def _run_bootstrap(args):
+    """``neuroprobe rsa --bootstrap UNIT``: bootstrap_rsa per subject-level target."""
+    import warnings
+
+    from neuroprobe.exceptions import BootstrapWarning
+    from neuroprobe.rsa_inference import bootstrap_rsa
+
+    model_src, target_src = _load_sources(args)
+    models = np.vstack([m.rdms for m in model_src])
+    names = [f"{m.label}:{name}" for m in model_src for name in m.names]
+    rows_of = {f"{m.label}:{name}": (m.label, name) for m in model_src for name in m.names}
+    targets = [(t, name, subj) for t in target_src for name, subj in t.subjects.items()]
+    if not targets:
+        raise CLIError("--bootstrap needs subject RDMs as --target (an array of subjects "
+                       "[x sessions] x n x n, e.g. FILE.npz:KEY)")
+    n_boot = args.n_bootstrap or 1000
+    table = []
+    for src, tname, subj in targets:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", BootstrapWarning)
+            res = from_io(bootstrap_rsa, models, subj, args.method, args.bootstrap, n_boot,
+                          random_state=args.seed, names=names, backend=args.backend,
+                          device=args.device)
+        if not args.quiet:
+            for w in caught:
+                print(f"neuroprobe rsa: warning: {w.message}")
+        for row in res.rows():
+            source, model = rows_of[row["model"]]
+            other = row["other"]
+            table.append([source, model, rows_of[other][1] if other else "", src.label,
+                          tname] + [row[k] if isinstance(row[k], str) else
+                                    (str(row[k]) if isinstance(row[k], (int, np.integer))
+                                     else _fmt(float(row[k]))) for k in _BOOT_HEADER[5:]])
+        if not args.quiet:
+            for i, name in enumerate(names):
+                print(f"{name} vs {src.label}:{tname} [{args.bootstrap} bootstrap, "
+                      f"{res.n_valid}/{res.n_bootstrap}] {res.method} {res.mean[i]:.4g} "
+                      f"+- {res.sem[i]:.3g} (SEM), {100 * res.ci_level:.0f}% CI "
+                      f"{res.ci[i, 0]:.4g}..{res.ci[i, 1]:.4g}, p {res.pvalue_zero[i]:.3g}, "
+                      f"p vs lower noise ceiling {res.pvalue_noise_ceiling[i]:.3g}")
+    write_table(args.out, table, _BOOT_HEADER)
+    if not args.quiet:
+        print(f"wrote {len(table)} row(s) to {args.out}")
     return 0

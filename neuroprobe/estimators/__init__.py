@@ -8,6 +8,7 @@ __getattr__, __dir__, __all__ = attach(
         "VoxelwiseEncoder": ".encoding",
         "PLSEncoder": ".encoding",
         "RSAScorer": ".rsa",
+        "WeightedRSA": ".rsa_weighted",
         "CKAScorer": ".cka",
         "PermutationTest": ".permutation",
         "TimeResolved": ".temporal",

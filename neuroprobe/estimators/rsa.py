@@ -162,7 +162,9 @@ class RSAScorer(BaseEstimator):
         """(condensed stack, stim_ids or None) of ``target_rdm``."""
         rdm, ids = self.target_rdm, self.stim_ids
         if hasattr(rdm, "rdms") and hasattr(rdm, "stim_ids"):  # RDMData
-            rdm, ids = rdm.rdms, (ids if ids is not None else rdm.stim_ids)
+            from neuroprobe.rsa import check_same_ids
+
+            rdm, ids = rdm.rdms, check_same_ids(ids, rdm.stim_ids, "target_rdm (stim_ids)")
         T = np.atleast_2d(to_condensed(rdm, "target_rdm"))
         n = n_from_pairs(T.shape[1])
         if ids is not None and len(ids) != n:

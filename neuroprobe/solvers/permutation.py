@@ -20,7 +20,15 @@ from sklearn.utils import check_random_state
 
 from neuroprobe._utils import memory_budget
 from neuroprobe.solvers.backend import get_backend
-from neuroprobe.solvers.rdm import DOT_METHODS, KENDALL_METHODS, compare, kendall, prepare
+from neuroprobe.solvers.rdm import (
+    COV_METHODS,
+    DOT_METHODS,
+    KENDALL_METHODS,
+    compare,
+    cov_weight,
+    kendall,
+    prepare,
+)
 
 
 def chunk_sizes(n_permutations, chunk_size=None):
@@ -254,12 +262,17 @@ def rsa_null(models, targets, permutations, method="spearman", *, backend="numpy
                 for mi in range(km):
                     null[k, mi, t] = kendall(models[mi], perm_t, variant)
         return observed, null.reshape(n_perm, km * kt)
-    if method not in DOT_METHODS:
+    if method not in DOT_METHODS and method not in COV_METHODS:
         raise ValueError(f"unknown comparison method {method!r}")
     be = get_backend(backend, device)
     dtype = np.float64 if backend == "numpy" else np.float32
-    m_sq = be.asarray(_square(prepare(models, method, dtype), n).reshape(km, n * n))
-    t_sq = _square(prepare(targets, method, dtype), n).reshape(kt, n * n)
+    if method in COV_METHODS:  # whitened squares permute with the stimuli; no double count
+        m_sq, t_sq, half = cov_weight(models, method, dtype=dtype), cov_weight(
+            targets, method, dtype=dtype), 1.0
+    else:
+        m_sq = _square(prepare(models, method, dtype), n).reshape(km, n * n)
+        t_sq, half = _square(prepare(targets, method, dtype), n).reshape(kt, n * n), 0.5
+    m_sq = be.asarray(m_sq)
     itemsize = np.dtype(dtype).itemsize
     if batch_bytes is None:
         if be.name == "torch" and be.device.type == "cuda":
@@ -273,13 +286,13 @@ def rsa_null(models, targets, permutations, method="spearman", *, backend="numpy
             p = permutations[a : a + batch]
             flat = (p[:, :, None] * n + p[:, None, :]).reshape(len(p), n * n)
             for t in range(kt):  # one gather per target RDM (ROIs: few)
-                null[a : a + batch, :, t] = 0.5 * (t_sq[t][flat] @ m_sq.T)
+                null[a : a + batch, :, t] = half * (t_sq[t][flat] @ m_sq.T)
     else:
         t_sq = be.asarray(t_sq.reshape(kt, n, n))
         for a in range(0, n_perm, batch):
             p = be.asarray(permutations[a : a + batch])
             g = t_sq[:, p[:, :, None], p[:, None, :]].reshape(kt * p.shape[0], n * n)
             s = be.to_numpy(g @ m_sq.T).reshape(kt, p.shape[0], km)
-            null[a : a + batch] = 0.5 * np.transpose(s, (1, 2, 0))
+            null[a : a + batch] = half * np.transpose(s, (1, 2, 0))
             del g
     return observed, null.reshape(n_perm, km * kt)

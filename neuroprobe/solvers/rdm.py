@@ -19,7 +19,17 @@ neuroprobe     rsatoolbox ``method=``          definition
 ``kendall_tau_a`` ``"tau-a"``                  ``(concordant - discordant) / (m (m-1) / 2)``
 ``kendall_tau_b`` ``"kendall"`` / ``"tau-b"``  scipy ``kendalltau`` (tau-b)
 ``cosine``     ``"cosine"``                    cosine of the angle between the vectors
+``corr_cov``   ``"corr_cov"``                  ``pearson`` after whitening by the RDM
+                                               covariance (Diedrichsen et al. 2020)
+``cosine_cov`` ``"cosine_cov"``                ``cosine`` after the same whitening
 ============== ============================== ==========================================
+
+The whitened comparisons use the identity of Diedrichsen et al. (2020): with ``V`` the
+covariance of the distance estimates of i.i.d. patterns (rsatoolbox's ``_get_v``),
+``a' V^-1 b = <H A H, H B H>_F / 4`` where ``A``, ``B`` are the square RDMs and ``H`` the
+centring matrix; so the whitened cosine is the cosine of the double-centred square RDMs (a
+vectorised product, no ``m x m`` matrix). A 1-D ``sigma_k`` (pattern variances) scales
+entry ``(i, j)`` of the double-centred matrix by ``1 / sqrt(sigma_i sigma_j)`` as rsatoolbox.
 
 Dissimilarities: rsatoolbox's ``"euclidean"`` RDM is our ``"sqeuclidean"`` divided by the
 number of features; its ``"mahalanobis"`` is our ``"mahalanobis"`` squared, divided by the
@@ -37,7 +47,8 @@ from neuroprobe.solvers.backend import get_backend
 GRAM_METRICS = ("correlation", "cosine", "euclidean", "sqeuclidean", "mahalanobis")
 DOT_METHODS = ("pearson", "spearman", "rho_a", "cosine")
 KENDALL_METHODS = ("kendall_tau_a", "kendall_tau_b")
-COMPARE_METHODS = DOT_METHODS + KENDALL_METHODS
+COV_METHODS = ("corr_cov", "cosine_cov")
+COMPARE_METHODS = DOT_METHODS + KENDALL_METHODS + COV_METHODS
 
 
 def n_pairs(n):
@@ -220,14 +231,53 @@ def kendall(a, b, variant="b"):
     return float(min(1.0, max(-1.0, tau_a)))
 
 
-def compare(A, B, method="spearman", *, backend="numpy", device="cpu"):
-    """Comparison of every row of ``A`` (ka, m) with every row of ``B`` (kb, m) -> (ka, kb)."""
+def cov_weight(A, method="cosine_cov", sigma_k=None, dtype=np.float64):
+    """Rows of ``A`` (k, m) whitened by the RDM covariance, as unit vectors (k, n * n).
+
+    ``cov_weight(a) @ cov_weight(b)`` is rsatoolbox's ``compare(a, b, "cosine_cov")`` (or
+    ``"corr_cov"``, which removes each RDM's mean first): the cosine of the double-centred
+    square RDMs (see the module notes), optionally scaled by a 1-D ``sigma_k``.
+    """
+    A = np.atleast_2d(np.asarray(A, dtype=np.float64))
+    if method == "corr_cov":
+        A = A - A.mean(axis=1, keepdims=True)
+    G = -0.5 * to_square(A)
+    n = G.shape[-1]
+    row = G.mean(axis=2)
+    G = G - row[:, :, None] - row[:, None, :] + row.mean(axis=1)[:, None, None]
+    if sigma_k is not None:
+        sigma_k = np.asarray(sigma_k, dtype=np.float64)
+        if sigma_k.shape != (n,):
+            raise ValueError(
+                f"sigma_k must hold one variance per stimulus (shape ({n},)); got shape "
+                f"{sigma_k.shape} (a full pattern covariance is not supported)"
+            )
+        root = np.sqrt(sigma_k)
+        G = G / (root[:, None] * root[None, :])
+    G = G.reshape(G.shape[0], n * n)
+    norms = np.sqrt(np.einsum("ij,ij->i", G, G))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        G = G / norms[:, None]
+    return G.astype(dtype, copy=False)
+
+
+def compare(A, B, method="spearman", *, backend="numpy", device="cpu", sigma_k=None):
+    """Comparison of every row of ``A`` (ka, m) with every row of ``B`` (kb, m) -> (ka, kb).
+
+    ``sigma_k`` (pattern variances, shape (n,)) applies to the whitened methods only.
+    """
     A = np.atleast_2d(A)
     B = np.atleast_2d(B)
-    if method in DOT_METHODS:
+    if sigma_k is not None and method not in COV_METHODS:
+        raise ValueError(f"sigma_k applies to {COV_METHODS} only; got method={method!r}")
+    if method in DOT_METHODS or method in COV_METHODS:
         be = get_backend(backend, device)
         dtype = np.float64 if backend == "numpy" else np.float32
-        pa, pb = prepare(A, method, dtype), prepare(B, method, dtype)
+        if method in COV_METHODS:
+            pa, pb = (cov_weight(A, method, sigma_k, dtype),
+                      cov_weight(B, method, sigma_k, dtype))
+        else:
+            pa, pb = prepare(A, method, dtype), prepare(B, method, dtype)
         if be.name == "numpy" and A.shape[0] * B.shape[0] <= 400:
             # a few RDMs: einsum avoids the thread start-up of a multi-threaded BLAS call
             return np.einsum("ik,jk->ij", pa, pb)
@@ -304,3 +354,51 @@ def to_square(rdms):
     out[:, i, j] = a
     out[:, j, i] = a
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# cross-validated Poisson KL divergence (rsatoolbox "poisson_cv")
+# --------------------------------------------------------------------------------------------
+def poisson_cv(X, conditions, cv_groups, prior_lambda=1.0, prior_weight=0.1, last_fold=False):
+    """Cross-validated symmetrised KL divergence of Poisson rates (rsatoolbox ``poisson_cv``).
+
+    For each run ``f``: the condition means of the other runs (``A``) and of run ``f`` (``B``),
+    both shrunk towards ``prior_lambda`` (``(m + prior_lambda * prior_weight) / (1 +
+    prior_weight)``); ``K = A @ log(B).T``; the RDM entry ``(i, j)`` is ``(K_ii + K_jj - K_ij
+    - K_ji) / n_channels``. The RDM is the mean over runs (rsatoolbox 0.x returns the last
+    run's, ``last_fold=True``).
+
+    Parameters
+    ----------
+    X : array of shape (n_observations, n_channels), non-negative (e.g. spike counts)
+    conditions, cv_groups : arrays of shape (n_observations,)
+    prior_lambda, prior_weight : float
+    last_fold : bool, default=False
+
+    Returns
+    -------
+    rdm : ndarray of shape (n_conditions * (n_conditions - 1) / 2,)
+    labels : ndarray
+        The sorted unique conditions (the RDM's rows).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    labels, cond = np.unique(np.asarray(conditions), return_inverse=True)
+    folds, fold = np.unique(np.asarray(cv_groups), return_inverse=True)
+    n_cond, n_fold = labels.size, folds.size
+    sums = np.zeros((n_fold, n_cond, X.shape[1]))
+    np.add.at(sums, (fold, cond), X)
+    counts = np.zeros((n_fold, n_cond))
+    np.add.at(counts, (fold, cond), 1)
+    i, j = np.triu_indices(n_cond, 1)
+    out = np.zeros(i.size)
+    use = [n_fold - 1] if last_fold else range(n_fold)
+    for f in use:
+        other = np.arange(n_fold) != f
+        train = sums[other].sum(0) / counts[other].sum(0)[:, None]
+        test = sums[f] / counts[f][:, None]
+        train = (train + prior_lambda * prior_weight) / (1 + prior_weight)
+        test = (test + prior_lambda * prior_weight) / (1 + prior_weight)
+        K = train @ np.log(test).T
+        d = np.diag(K)
+        out += (d[i] + d[j] - K[i, j] - K[j, i]) / X.shape[1]
+    return out / len(use), labels

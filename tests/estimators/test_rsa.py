@@ -231,3 +231,18 @@ def test_parameter_constraints_sklearn_wording():
     a = RSAScorer(comparison="corr").fit(X, Y).score(X, Y)
     b = RSAScorer(comparison="pearson").fit(X, Y).score(X, Y)
     assert a == b
+
+
+def test_whitened_comparison_in_scorer_and_permutation_fast_path():
+    from neuroprobe.estimators.permutation import PermutationTest
+    from neuroprobe.rsa import compare_rdms, permutation_test_rdms
+
+    X, Y = _data(5, n=16)
+    est = RSAScorer(comparison="corr_cov").fit(X, Y)
+    assert est.score(X, Y) == pytest.approx(compare_rdms(
+        pdist(X, "correlation"), pdist(Y, "correlation"), "corr_cov"), rel=1e-10)
+    res = permutation_test_rdms(pdist(X, "correlation"), pdist(Y, "correlation"), "cosine_cov",
+                                n_permutations=20, random_state=0)
+    perm = PermutationTest(RSAScorer(comparison="cosine_cov"), n_permutations=20,
+                           random_state=0).fit(X, Y)
+    assert perm.pvalue_ == pytest.approx(float(res["pvalue"][0, 0]))

@@ -50,6 +50,16 @@ def test_pvalues_brute_force():
     assert np.all(P.fwe_pvalues(obs, null) >= P.pvalues(obs, null))
 
 
+def _whitened_cosine(a, b):
+    """Cosine of the double-centred square RDMs (Diedrichsen et al. 2020), written out."""
+    from scipy.spatial.distance import squareform
+
+    A, B = squareform(a), squareform(b)
+    H = np.eye(A.shape[0]) - 1.0 / A.shape[0]
+    A, B = H @ A @ H, H @ B @ H
+    return np.sum(A * B) / np.sqrt(np.sum(A * A) * np.sum(B * B))
+
+
 def _brute_null(Xm, Yt, perms, method):
     ref = {
         "pearson": lambda a, b: scipy.stats.pearsonr(a, b)[0],
@@ -60,6 +70,8 @@ def _brute_null(Xm, Yt, perms, method):
                                           * (scipy.stats.rankdata(b) - (a.size + 1) / 2))
         / (a.size**3 - a.size),
         "kendall_tau_a": None,
+        "corr_cov": lambda a, b: _whitened_cosine(a - a.mean(), b - b.mean()),
+        "cosine_cov": lambda a, b: _whitened_cosine(a, b),
     }[method]
     if ref is None:
         from neuroprobe.solvers.rdm import kendall

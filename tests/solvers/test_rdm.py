@@ -157,3 +157,79 @@ def test_kendall_constant_vector():
 def test_unknown_method():
     with pytest.raises(ValueError, match="method must be one of"):
         R.compare(np.ones((1, 3)), np.ones((1, 3)), "foo")
+
+
+@pytest.mark.parametrize("n", [5, 12])
+def test_whitened_comparisons_equal_rsatoolbox(n):
+    pytest.importorskip("rsatoolbox")
+    from rsatoolbox.rdm import RDMs, compare
+    from rsatoolbox.rdm.compare import _cosine_cov_weighted_slow
+
+    rng = np.random.default_rng(5)
+    m = n * (n - 1) // 2
+    A = np.vstack([rng.random((3, m)), _with_ties(rng, m) + 5])
+    B = rng.random((4, m))
+    sigma = rng.random(n) + 0.5
+    for method in R.COV_METHODS:
+        np.testing.assert_allclose(R.compare(A, B, method), compare(RDMs(A), RDMs(B), method),
+                                   rtol=1e-10, atol=1e-12, err_msg=method)
+        np.testing.assert_allclose(R.compare(A, B, method, sigma_k=sigma),
+                                   compare(RDMs(A), RDMs(B), method, sigma_k=sigma),
+                                   rtol=1e-10, atol=1e-12, err_msg=method)
+    # the whitening by the explicit inverse RDM covariance V (rsatoolbox's slow path, _get_v)
+    np.testing.assert_allclose(R.compare(A, B, "cosine_cov"), _cosine_cov_weighted_slow(A, B),
+                               atol=1e-6)
+
+
+def test_whitened_comparison_invariances():
+    rng = np.random.default_rng(6)
+    a, b = rng.random(28), rng.random(28)
+    assert R.compare(a, a, "corr_cov")[0, 0] == pytest.approx(1.0)
+    # corr_cov ignores an offset of the RDM, cosine_cov does not; both ignore scale
+    assert R.compare(a, 3 * b + 2, "corr_cov")[0, 0] == pytest.approx(
+        R.compare(a, b, "corr_cov")[0, 0])
+    assert R.compare(a, 3 * b, "cosine_cov")[0, 0] == pytest.approx(
+        R.compare(a, b, "cosine_cov")[0, 0])
+    assert R.compare(a, b + 2, "cosine_cov")[0, 0] != pytest.approx(
+        R.compare(a, b, "cosine_cov")[0, 0])
+    with pytest.raises(ValueError, match="sigma_k"):
+        R.compare(a, b, "pearson", sigma_k=np.ones(8))
+    with pytest.raises(ValueError, match="sigma_k"):
+        R.compare(a, b, "cosine_cov", sigma_k=np.ones(5))
+
+
+def test_poisson_cv_equals_rsatoolbox():
+    pytest.importorskip("rsatoolbox")
+    import contextlib
+    import io
+
+    from rsatoolbox.data import Dataset
+    from rsatoolbox.rdm import calc_rdm
+
+    from neuroprobe.rsa import compute_rdm
+
+    rng = np.random.default_rng(8)
+    cond = np.tile(np.arange(5), 4)
+    runs = np.repeat([0, 1], 10)  # two runs, two repetitions of each condition per run
+    X = rng.poisson(3.0 * rng.random((5, 12))[cond] + 0.5).astype(float)
+
+    def theirs(run_labels):
+        ds = Dataset(X, obs_descriptors={"c": cond, "r": run_labels})
+        with contextlib.redirect_stdout(io.StringIO()):
+            return calc_rdm(ds, method="poisson_cv", descriptor="c",
+                            cv_descriptor="r").get_vectors()[0]
+
+    # rsatoolbox returns the last run's RDM: equal with last_fold=True ...
+    np.testing.assert_allclose(R.poisson_cv(X, cond, runs, last_fold=True)[0], theirs(runs),
+                               rtol=1e-12)
+    # ... and our default is the mean over runs (each made the last by relabelling)
+    both = (theirs(runs) + theirs(1 - runs)) / 2
+    np.testing.assert_allclose(compute_rdm(X, "poisson_cv", conditions=cond, cv_groups=runs),
+                               both, rtol=1e-12)
+    with pytest.raises(ValueError, match="non-negative"):
+        compute_rdm(-X, "poisson_cv", conditions=cond, cv_groups=runs)
+    with pytest.raises(ValueError, match="at least 2 runs"):
+        compute_rdm(X, "poisson_cv", conditions=cond, cv_groups=np.zeros(20))
+    keep = ~((cond == 4) & (runs == 1))
+    with pytest.raises(ValueError, match="lacks conditions"):
+        compute_rdm(X[keep], "poisson_cv", conditions=cond[keep], cv_groups=runs[keep])
