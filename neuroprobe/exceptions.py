@@ -26,6 +26,7 @@ __all__ = [
     "ZeroVarianceWarning",
     "ConstantPatternWarning",
     "NeuroprobeWarning",
+    "TruncationWarning",
 ]
 
 
@@ -153,3 +154,15 @@ class ConstantPatternWarning(RuntimeWarning):
     def __init__(self, message, rows=(), name="X"):
         super().__init__(message)
         self.rows, self.name = list(rows), name
+
+
+class TruncationWarning(NeuroprobeWarning):
+    """Texts or word contexts longer than a model accepts were cut to its maximum length.
+
+    The message names the stimuli (or words) and their lengths; ``items`` holds
+    ``(name, n_tokens)`` pairs and ``max_length`` the model's limit.
+    """
+
+    def __init__(self, message, items=(), max_length=None):
+        super().__init__(message)
+        self.items, self.max_length = list(items), max_length
