@@ -92,7 +92,10 @@ def _processor(transformers, kind, text, where, is_folder):
                   "preprocessor_config.json", "feature_extractor.save_pretrained(folder)"),
     }[kind]
     try:
-        return loader.from_pretrained(where, local_files_only=True)
+        processor = loader.from_pretrained(where, local_files_only=True)
+        if kind == "text" and len(processor) <= 1:  # transformers 5 builds an empty one
+            raise OSError("no tokenizer files (the tokenizer it built has no vocabulary)")
+        return processor
     except (OSError, ValueError, TypeError, KeyError) as exc:
         if not is_folder:
             raise _unavailable(text, what, exc) from exc
