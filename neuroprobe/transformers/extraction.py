@@ -56,12 +56,14 @@ def _prepare(spec, source, i):
     raw = source.load(i)
     if isinstance(raw, torch.Tensor) and raw.is_floating_point():
         return raw.float()
-    if isinstance(raw, str) and spec.modality != "text":  # [text] a text set, a non-text model
+    if isinstance(raw, str) != (spec.modality == "text"):  # [text] text vs another modality
         from neuroprobe.exceptions import ModelError
 
+        got = "text" if isinstance(raw, str) else type(raw).__name__
         raise ModelError(
-            f"model {spec.name!r} takes {spec.modality} stimuli, got text (stimulus "
-            f"{source.ids[i]!r}); use a language model (e.g. 'hf:<folder>') for text stimuli"
+            f"model {spec.name!r} takes {spec.modality} stimuli, got {got} (stimulus "
+            f"{source.ids[i]!r}); pass {spec.modality} stimuli (text: a StimulusSet from "
+            "StimulusSet.from_texts, a CSV 'text' column or .txt files)"
         )
     try:
         return spec.preprocess(raw)

@@ -198,7 +198,7 @@ def test_errors(tmp_path):
         build_model(f"hf:{tmp_path / 'notok'}", weights=None)
     folder = lm_folder(tmp_path / "m", "gpt2")
     images = np.zeros((2, 8, 8, 3), dtype=np.uint8)
-    with pytest.raises(ModelError, match="takes text stimuli but got Image"):
+    with pytest.raises(ModelError, match="takes text stimuli, got Image"):
         DNNFeatureExtractor(f"hf:{folder}", weights=None, layers=["block0"]).fit_transform(images)
     texts = StimulusSet.from_texts(["a cat"])
     with pytest.raises(ModelError, match="takes image stimuli, got text"):
