@@ -197,7 +197,7 @@ def word_features(spec, transcript, layers, *, context=None, max_tokens=None,
         if too_long.size:
             k = int(too_long[0])
             raise ModelError(
-                f"word {int(index[k])} ({transcript.words[index[k]]!r}) alone has "
+                f"word {int(index[k])} ({str(transcript.words[index[k]])!r}) alone has "
                 f"{int(stops[k] - starts[k])} tokens, more than max_tokens={max_tokens}"
             )
         lo, hi, cut = _windows(starts, stops, None if context is None else int(context),
