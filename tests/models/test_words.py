@@ -44,8 +44,8 @@ def transcript(n=40, seed=0):
     rng = np.random.default_rng(seed)
     words = rng.choice(WHOLE + list(SPLIT), n).tolist()
     runs = np.repeat([3, 1], [n // 2, n - n // 2])  # labels out of order: kept by appearance
-    return Transcript(words, onsets=np.arange(n) * 0.3, offsets=np.arange(n) * 0.3 + 0.2,
-                      runs=runs)
+    onsets = np.r_[np.arange(n // 2), np.arange(n - n // 2)] * 0.3  # each run its own clock
+    return Transcript(words, onsets=onsets, offsets=onsets + 0.2, runs=runs)
 
 
 def brute_force(folder, tr, context, max_tokens, pooling, hidden_index):
