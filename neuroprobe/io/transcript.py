@@ -59,11 +59,11 @@ class Transcript:
 
     def __getitem__(self, key):
         """A sub-transcript (int, slice, indices or mask)."""
-        index = np.arange(len(self))[key]
-        index = np.atleast_1d(index)
-        pick = (lambda a: None if a is None else a[index])
-        return Transcript(self.words[index], pick(self._onsets), pick(self.offsets),
-                          self.runs[index], source=self.source)
+        index = np.atleast_1d(np.arange(len(self))[key])
+        onsets = None if self._onsets is None else self._onsets[index]
+        offsets = None if self.offsets is None else self.offsets[index]
+        return Transcript(self.words[index], onsets, offsets, self.runs[index],
+                          source=self.source)
 
     @property
     def onsets(self):

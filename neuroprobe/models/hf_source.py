@@ -1,10 +1,23 @@
-"""Hugging Face vision models: ``build_model("hf:<repo id or local folder>")`` (needs the ``zoo``
-extra: ``pip install neuroprobe[zoo]``).
+"""Hugging Face models: ``build_model("hf:<repo id or local folder>")`` (needs the ``zoo`` extra:
+``pip install neuroprobe[zoo]``).
 
-* **Network**: ``transformers.AutoModel`` (ViT, DINOv2, ... : models whose ``forward`` takes
-  ``pixel_values``) in ``eval()`` mode. Text and audio models are not supported yet.
-* **Preprocessing**: the model's ``AutoImageProcessor`` (resize, rescale, normalise), applied to
-  each decoded image; its settings are the ``preprocess_info``.
+* **Network**: ``transformers.AutoModel`` in ``eval()`` mode; the first argument of its
+  ``forward`` gives the stimulus modality:
+
+  - ``pixel_values``: vision (ViT, DINOv2, CLIP vision ...), modality ``"image"``;
+  - ``input_ids``: language (GPT-2, BERT, Llama-style decoders: the base model without its LM
+    head), modality ``"text"``, wrapped in :class:`HFTextModel` (same layer names);
+  - ``input_values`` / ``input_features``: audio (wav2vec2; Whisper: the encoder only,
+    ``get_encoder()``), modality ``"audio"``.
+
+  Stimuli of another modality raise :class:`~neuroprobe.exceptions.ModelError` saying what the
+  model takes.
+* **Preprocessing**: the model's ``AutoImageProcessor`` (resize, rescale, normalise, per image),
+  ``AutoTokenizer`` (:class:`HFTextPreprocess`: one text at a time, then a batch padded on the
+  tokenizer's ``padding_side`` to its longest text; longer texts than the model takes are cut
+  with a :class:`~neuroprobe.exceptions.TruncationWarning` naming the stimulus and its length) or
+  ``AutoFeatureExtractor`` (:class:`HFAudioPreprocess`: resampled to its rate first). Its
+  settings are the ``preprocess_info``.
 * **Weights**, always from local files (``local_files_only=True``: nothing is downloaded):
 
   - ``weights="DEFAULT"``: ``AutoModel.from_pretrained`` of a local folder (``save_pretrained``
@@ -12,17 +25,20 @@ extra: ``pip install neuroprobe[zoo]``).
   - ``weights=None``: random weights: the architecture of the folder's / cached repo's
     ``config.json`` (``AutoConfig.from_pretrained`` + ``AutoModel.from_config``), seeded by
     ``random_state`` (default seed 0). To build a random network from a config object, save it
-    first: ``config.save_pretrained(folder)`` and ``image_processor.save_pretrained(folder)``,
-    then ``build_model(f"hf:{folder}", weights=None)``.
+    first: ``config.save_pretrained(folder)`` and the processor / tokenizer / feature extractor
+    ``.save_pretrained(folder)``, then ``build_model(f"hf:{folder}", weights=None)``.
 
   A repo id that is not cached raises :class:`~neuroprobe.exceptions.WeightsUnavailableError`
-  naming the hub cache folder and how to fill it.
-* **Layers**: the library's module names plus the aliases ``embed`` (``embeddings``),
-  ``block0`` ... ``blockN`` (the encoder layers: ``hidden_states[i + 1]`` of
-  ``output_hidden_states=True``), ``norm`` (the final layer norm: ``last_hidden_state``) and
-  ``head`` (``classifier`` or ``pooler``). ``embed``, ``blockI`` and ``norm`` are token taps
-  applying ``token_pooling`` (:mod:`neuroprobe.models.tokens`), given in the name:
-  ``"hf:facebook/dinov2-small?token_pooling=cls"``.
+  naming the hub cache folder and how to fill it; a folder without its tokenizer (or image
+  processor, feature extractor) raises :class:`ModelError` naming the folder.
+* **Layers**: the library's module names plus the aliases ``embed`` (``embeddings``; GPT-2
+  ``drop``; Llama ``embed_tokens``: ``hidden_states[0]``), ``block0`` ... ``blockN`` (the layers:
+  ``hidden_states[i + 1]`` of ``output_hidden_states=True``, except that GPT-2, Llama and Whisper
+  apply their final norm to the last hidden state), ``norm`` (that final norm) and ``head``
+  (``classifier`` or ``pooler``). ``embed``, ``blockI`` and ``norm`` are token taps applying
+  ``token_pooling`` (:mod:`neuroprobe.models.tokens`; attention-mask aware for texts), given in
+  the name: ``"hf:facebook/dinov2-small?token_pooling=cls"``. Language models also have the layer
+  ``token_mask`` (the batch's attention mask).
 """
 
 from __future__ import annotations

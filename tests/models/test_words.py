@@ -124,4 +124,4 @@ def test_transcript_csv_and_missing_onsets(tmp_path):
         read_transcript(tmp_path / "bare.csv")
     bare = read_transcript(tmp_path / "bare.csv", require_onsets=False)
     with pytest.raises(StimulusError, match="has no onsets; .*one onset per word"):
-        bare.onsets
+        _ = bare.onsets
