@@ -461,9 +461,10 @@ class StimulusSet:
         Parameters
         ----------
         folder : str or path-like
-        modality : {"image", "audio", "video"}, optional
+        modality : {"image", "audio", "video", "text"}, optional
             Keep only files of this modality (default: all known extensions; the files found
-            must then share one modality).
+            must then share one modality; ``.txt`` files count only in a folder without image,
+            audio or video files, so notes beside the media are ignored).
         extensions : sequence of str, optional
             Keep only these extensions (``[".png", "jpg"]``, case-insensitive) instead of the
             modality's known ones. Hidden files (``.name``) are skipped.
@@ -502,6 +503,9 @@ class StimulusSet:
             ),
             key=lambda p: p.relative_to(folder).as_posix(),
         )
+        if modality is None and extensions is None:  # [text] .txt notes beside media files
+            media = [p for p in files if p.suffix.lower() not in EXTENSIONS["text"]]
+            files = media or files
         if not files:
             what = modality or "stimulus"
             raise StimulusError(

@@ -7,8 +7,8 @@ import torch
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-from neuroprobe.exceptions import ModelError, StimulusError, TruncationWarning  # noqa: E402
-from neuroprobe.io.transcript import Transcript, read_transcript  # noqa: E402
+from neuroprobe.exceptions import ModelError, TruncationWarning  # noqa: E402
+from neuroprobe.io.transcript import Transcript  # noqa: E402
 from neuroprobe.models import build_model  # noqa: E402
 from neuroprobe.models.words import is_causal, word_features, word_token_spans  # noqa: E402
 from tests._tolerance import assert_allclose_dtype  # noqa: E402
@@ -111,17 +111,3 @@ def test_truncation_message_and_errors(tmp_path):
     image = build_model("resnet18", weights=None)
     with pytest.raises(ModelError, match="need a language model"):
         word_features(image, tr, ["fc"])
-
-
-def test_transcript_csv_and_missing_onsets(tmp_path):
-    path = tmp_path / "story.csv"
-    path.write_text("word,onset,offset,run\nthe,0.5,0.7,1\ncat,0.7,1.0,1\nsat,0.2,0.4,2\n")
-    tr = read_transcript(path)
-    assert tr.words.tolist() == ["the", "cat", "sat"] and tr.onsets.tolist() == [0.5, 0.7, 0.2]
-    assert tr.runs.tolist() == [1, 1, 2]
-    (tmp_path / "bare.csv").write_text("word\nthe\ncat\n")
-    with pytest.raises(StimulusError, match="missing required column.*'onset'"):
-        read_transcript(tmp_path / "bare.csv")
-    bare = read_transcript(tmp_path / "bare.csv", require_onsets=False)
-    with pytest.raises(StimulusError, match="has no onsets; .*one onset per word"):
-        _ = bare.onsets
