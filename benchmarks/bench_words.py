@@ -91,6 +91,7 @@ def main(n_words=2000, context_tokens=256, batch_size=32, write=False):
     t_ref = time.perf_counter() - t0
     diff = max(float(np.abs(ours - ref).max()), float(np.abs(ours_one - ref[:, :128]).max()))
     load = os.getloadavg()[0]
+    n_passes = 1 + max(n_words - context_tokens, 0)  # one token per word: the shared prefix
     lines = [
         f"words: {n_words:,} words, {context_tokens}-token context (whole run so far, capped), "
         f"tiny GPT-2 (4 layers, 128 ch, random weights), 2 layers, batch {batch_size}",
@@ -130,7 +131,8 @@ def main(n_words=2000, context_tokens=256, batch_size=32, write=False):
             "outputs depend only on the tokens before them); each later word has its own "
             "256-token window (sliding windows cannot share keys/values exactly), so the "
             "token count is the brute force's minus the shared prefix, in "
-            f"{n_words // batch_size} batched calls instead of {n_words}, each stopping after "
+            f"{-(-n_passes // batch_size)} batched calls ({n_passes:,} windows, {batch_size} at "
+            f"a time) instead of {n_words:,}, each stopping after "
             "the last requested layer. On CPU a tiny GPT-2 is compute-bound (a batch of 32 "
             "windows costs about 32 single windows), so batching alone gains little here; the "
             "gains are the shared prefix and stopping early (more on a GPU, where batching "
