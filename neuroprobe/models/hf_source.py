@@ -46,6 +46,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import threading
 import warnings
 
 from torch import nn
@@ -232,6 +233,7 @@ class HFTextPreprocess:
     """
 
     def __init__(self, tokenizer, max_length, pad_to_max=False):
+        self._lock = threading.Lock()  # the extractor's decode threads share the tokenizer
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
         self.pad_to_max = bool(pad_to_max)
@@ -258,7 +260,8 @@ class HFTextPreprocess:
             raise _wrong_modality("text", text)
         from neuroprobe.exceptions import TruncationWarning
 
-        full = self.tokenizer(str(text), truncation=False)
+        with self._lock:  # a fast tokenizer's truncation setting is shared state
+            full = self.tokenizer(str(text), truncation=False)
         n = len(full["input_ids"])
         if n <= self.max_length:
             return dict(full)
@@ -270,17 +273,28 @@ class HFTextPreprocess:
         )
         item = (getattr(text, "stim_id", None) or str(text)[:40], n)
         warnings.warn(TruncationWarning(message, [item], self.max_length), stacklevel=2)
-        return dict(self.tokenizer(str(text), truncation=True, max_length=self.max_length))
+        with self._lock:
+            return dict(self.tokenizer(str(text), truncation=True, max_length=self.max_length))
 
     def collate(self, items):
         """Pad token-id dicts into one batch (``input_ids``, ``attention_mask`` tensors), on the
         tokenizer's ``padding_side``."""
-        return self.tokenizer.pad(
-            items,
-            padding="max_length" if self.pad_to_max else "longest",
-            max_length=self.max_length if self.pad_to_max else None,
-            return_tensors="pt",
-        )
+        with self._lock:
+            return self.tokenizer.pad(
+                items,
+                padding="max_length" if self.pad_to_max else "longest",
+                max_length=self.max_length if self.pad_to_max else None,
+                return_tensors="pt",
+            )
+
+    def __getstate__(self):  # copies (the build cache, joblib) get their own lock
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
 
 def _tokenizer_digest(tokenizer):

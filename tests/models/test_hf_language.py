@@ -304,3 +304,29 @@ def test_audio_features_equal_hidden_states(tmp_path, kind):
         spec.preprocess("a text")
     with pytest.raises(ModelError, match="no class token"):
         build_model(f"hf:{folder}?token_pooling=cls", weights=None)
+
+
+def test_pretrained_folder_copies_and_cache(tmp_path):
+    """weights='DEFAULT' loads the folder's weights (identity: their sha256); a deep copy (the
+    build cache) and the in-process activation cache give the same features."""
+    import copy
+
+    folder = lm_folder(tmp_path / "m", "gpt2")
+    torch.manual_seed(3)
+    trained = transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(folder))
+    trained.save_pretrained(folder)
+    spec = build_model(f"hf:{folder}?token_pooling=last")
+    assert spec.weights_id.startswith("sha256:")
+    stims = StimulusSet.from_texts(TEXTS)
+    features = DNNFeatureExtractor(spec, layers=["norm"], cache=False).fit_transform(stims)
+    for i, text in enumerate(TEXTS):
+        with torch.no_grad():
+            hidden = trained.eval()(**make_tokenizer()(text, return_tensors="pt")).last_hidden_state
+        assert_allclose_dtype(features[i], hidden[0, -1].numpy(), n_terms=64)
+    twin = copy.deepcopy(spec)
+    again = DNNFeatureExtractor(twin, layers=["norm"], cache=False).fit_transform(stims)
+    np.testing.assert_array_equal(again, features)
+    cached = DNNFeatureExtractor(f"hf:{folder}?token_pooling=last", layers=["norm"])
+    first = cached.fit_transform(stims)
+    np.testing.assert_array_equal(cached.transform(stims[[2, 0]]), first[[2, 0]])
+    np.testing.assert_array_equal(first, features)
