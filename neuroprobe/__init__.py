@@ -25,6 +25,8 @@ _EXPORTS = {
     "TimeResampler": ".transformers.resample",
     "Delayer": ".transformers.delays",
     "RunScaler": ".transformers.runs",
+    "WordFeatureExtractor": ".transformers.words",
+    "read_transcript": ".io.transcript",
     # estimators
     "VoxelwiseEncoder": ".estimators.encoding",
     "PLSEncoder": ".estimators.encoding",

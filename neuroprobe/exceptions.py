@@ -31,6 +31,7 @@ __all__ = [
     "ExchangeabilityWarning",
     "BandError",
     "BootstrapWarning",
+    "TruncationWarning",
 ]
 
 
@@ -189,3 +190,13 @@ class BootstrapWarning(NeuroprobeWarning):
     """Bootstrap samples left out of an inference (too few distinct stimuli or subjects, or an
     RDM constant on the sampled pairs): the estimates rest on ``n_valid`` of ``n_bootstrap``.
     """
+class TruncationWarning(NeuroprobeWarning):
+    """Texts or word contexts longer than a model accepts were cut to its maximum length.
+
+    The message names the stimuli (or words) and their lengths; ``items`` holds
+    ``(name, n_tokens)`` pairs and ``max_length`` the model's limit.
+    """
+
+    def __init__(self, message, items=(), max_length=None):
+        super().__init__(message)
+        self.items, self.max_length = list(items), max_length

@@ -1,7 +1,8 @@
 """Stimulus sets: which stimuli a study presented, where their files are, and their attributes.
 
 A :class:`StimulusSet` is the ``X`` of a neuroprobe pipeline. It holds stimulus IDs, file paths (or
-an in-memory array of images), one modality and per-stimulus attributes (label, condition, ...).
+an in-memory array of images, or texts), one modality and per-stimulus attributes (label,
+condition, ...).
 It indexes like a 1-D array -- ``stimset[train_idx]`` is a smaller ``StimulusSet`` and no file is
 read -- so scikit-learn's splitters, ``cross_validate`` and ``GridSearchCV`` accept it as ``X``.
 Files are decoded only on demand, by :meth:`StimulusSet.load` through :func:`neuroprobe.media.load`.
@@ -14,8 +15,10 @@ quoting; UTF-8, a byte-order mark is tolerated; a ``.tsv`` file is read tab-sepa
     house01,/data/stims/house01.png,0,"house, large",2.5
 
 - ``stim_id`` and ``path`` are required; ``path`` is relative to the CSV's folder or absolute.
-- ``modality`` (``image``/``audio``/``video``) is optional; without it the modality is inferred
-  from the file extensions. A set holds a single modality.
+- ``modality`` (``image``/``audio``/``video``/``text``) is optional; without it the modality is
+  inferred from the file extensions (``.txt``: text). A set holds a single modality.
+- Text stimuli: a ``text`` column instead of ``path`` holds the texts themselves (a text set,
+  :meth:`StimulusSet.from_texts`); ``.txt`` files in ``path`` are read as UTF-8 text.
 - Every other column becomes an attribute. A column whose non-empty cells are all integers
   becomes ``int64`` (``float64`` with NaN when it has empty cells); all numbers -> ``float64``
   with NaN for empty cells; anything else stays text (``str``, empty cells -> ``""``).
@@ -42,7 +45,7 @@ from neuroprobe.io.stimulus_table import text_array as _text_array
 
 __all__ = ["StimulusError", "StimulusSet", "as_stimulus_set", "read_dnnbrain_stim"]
 
-_MODALITIES = ("image", "audio", "video")
+_MODALITIES = ("image", "audio", "video", "text")
 _REQUIRED = ("stim_id", "path")
 _FLOAT_COLUMNS = ("onset", "duration")
 
@@ -164,10 +167,30 @@ def _normalise_key(key, n):
     return np.where(key < 0, key + n, key)
 
 
+def _texts(data):
+    """A 1-D ``str`` array of the texts ``data`` (StimulusError naming a non-string entry)."""
+    if isinstance(data, str) or (hasattr(data, "ndim") and data.ndim != 1):
+        raise StimulusError("texts must be a 1-D sequence of strings (one per stimulus)")
+    values = list(data)
+    bad = [i for i, v in enumerate(values) if not isinstance(v, str)]
+    if bad:
+        raise StimulusError(
+            f"texts must be strings; entry {bad[0]} is {type(values[bad[0]]).__name__}"
+        )
+    if not values:
+        raise StimulusError("empty stimulus set: no texts were given")
+    return _text_array(values)
+
+
 def _check_array_data(data):
-    """Validate the ``data`` of an array-backed set; return its type tag ("uint8" or "float")."""
+    """Validate the ``data`` of an array-backed set; return its type tag ("uint8", "float" or
+    "text")."""
     shape = tuple(data.shape)
     dtype = str(data.dtype)
+    if getattr(data.dtype, "kind", "") == "U":
+        if len(shape) != 1:
+            raise StimulusError(f"texts must be a 1-D sequence of strings; got shape {shape}")
+        return "text"
     if dtype in ("uint8", "torch.uint8"):
         ok = len(shape) == 3 or (len(shape) == 4 and shape[-1] in (1, 3, 4))
         if not ok:
@@ -268,15 +291,22 @@ class StimulusSet:
             self.root = base
             default_ids = _default_ids(abs_paths) if ids is None else None
         else:
-            if not hasattr(data, "shape"):
+            if modality == "text":
+                data = _texts(data)
+            elif not hasattr(data, "shape"):
                 data = np.asarray(data)
             n = int(data.shape[0]) if len(data.shape) else 0
             if n == 0:
                 raise StimulusError("empty stimulus set: the image array has no rows")
-            _check_array_data(data)
-            if modality not in (None, "image"):
-                raise StimulusError(f"array stimulus sets are images; got modality={modality!r}")
-            modality = "image"
+            kind = _check_array_data(data)
+            if kind == "text":
+                modality = "text"
+            elif modality not in (None, "image"):
+                raise StimulusError(
+                    f"array stimulus sets are images or texts; got modality={modality!r}"
+                )
+            else:
+                modality = "image"
             self._paths = None
             self._data = data
             self.root = None
@@ -317,6 +347,25 @@ class StimulusSet:
         return new
 
     @classmethod
+    def from_texts(cls, texts, *, ids=None, attributes=None):
+        """A text set: one stimulus per string (sentences, passages, captions).
+
+        Parameters
+        ----------
+        texts : sequence of str
+        ids : sequence of str, optional
+            Default ``"0", "1", ...``.
+        attributes : dict of str -> array-like, optional
+
+        Returns
+        -------
+        StimulusSet
+            ``modality == "text"``; :meth:`load` returns the string (a
+            :class:`~neuroprobe.media.text.Text` carrying its ID).
+        """
+        return cls(data=texts, ids=ids, attributes=attributes, modality="text")
+
+    @classmethod
     def from_csv(cls, path, *, modality=None, check_files=True):
         """Read a stimulus CSV (format in the module docstring).
 
@@ -339,10 +388,21 @@ class StimulusSet:
             Missing file or required columns (named), duplicate ids (named), malformed rows
             (line number), mixed modalities (an example of each), no rows, missing stimuli.
         """
-        from neuroprobe.io.stimulus_table import parse_columns, read_table
+        from neuroprobe.io.stimulus_table import parse_columns, read_table, text_table_required
 
-        table = read_table(path, required=_REQUIRED)
+        table = read_table(path, required=text_table_required(path, _REQUIRED))
         columns, lines, source = dict(table.columns), table.lines, table.source
+        if "path" not in columns:  # a text set: the `text` column holds the stimuli
+            ids = columns.pop("stim_id")
+            dup = [k for k, c in Counter(ids).items() if c > 1]
+            if dup:
+                raise StimulusError(f"{source}: duplicate stim_id value(s): {_listing(dup)}")
+            texts = columns.pop("text")
+            columns.pop("modality", None)
+            attributes = parse_columns(
+                columns, float_columns=_FLOAT_COLUMNS, source=source, lines=lines
+            )
+            return cls.from_texts(texts, ids=ids, attributes=attributes)
         ids = columns.pop("stim_id")
         dup = [k for k, c in Counter(ids).items() if c > 1]
         if dup:
@@ -401,9 +461,10 @@ class StimulusSet:
         Parameters
         ----------
         folder : str or path-like
-        modality : {"image", "audio", "video"}, optional
+        modality : {"image", "audio", "video", "text"}, optional
             Keep only files of this modality (default: all known extensions; the files found
-            must then share one modality).
+            must then share one modality; ``.txt`` files count only in a folder without image,
+            audio or video files, so notes beside the media are ignored).
         extensions : sequence of str, optional
             Keep only these extensions (``[".png", "jpg"]``, case-insensitive) instead of the
             modality's known ones. Hidden files (``.name``) are skipped.
@@ -442,6 +503,9 @@ class StimulusSet:
             ),
             key=lambda p: p.relative_to(folder).as_posix(),
         )
+        if modality is None and extensions is None:  # [text] .txt notes beside media files
+            media = [p for p in files if p.suffix.lower() not in EXTENSIONS["text"]]
+            files = media or files
         if not files:
             what = modality or "stimulus"
             raise StimulusError(
@@ -571,8 +635,14 @@ class StimulusSet:
 
     @property
     def data(self):
-        """The image array of an array-backed set, else None."""
+        """The image array (or the ``str`` array of a text set) of an array-backed set, else
+        None."""
         return self._data
+
+    @property
+    def texts(self):
+        """The texts of a text set built from strings (ndarray of str), else None."""
+        return self._data if self.modality == "text" else None
 
     @property
     def attributes(self):
@@ -583,6 +653,8 @@ class StimulusSet:
     def columns(self):
         """Names accepted by :meth:`column`."""
         base = ["stim_id", "modality"] if self._paths is None else ["stim_id", "path", "modality"]
+        if self.texts is not None:
+            base = ["stim_id", "text", "modality"]
         return base + list(self._attributes)
 
     def column(self, name):
@@ -597,6 +669,8 @@ class StimulusSet:
             return self._ids
         if name == "path" and self._paths is not None:
             return self._paths.astype(str)
+        if name == "text" and self.texts is not None:
+            return self._data
         if name == "modality":
             return np.full(len(self), self.modality)
         if name in self._attributes:
@@ -629,6 +703,14 @@ class StimulusSet:
         if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
             raise TypeError(f"load() takes one integer position, got {type(i).__name__}")
         (i,) = _normalise_key(int(i), len(self))
+        if self.modality == "text":  # a str carrying its ID (named in truncation warnings)
+            from neuroprobe.media.text import Text
+
+            if self._data is not None:
+                return Text(str(self._data[int(i)]), stim_id=self._ids[i])
+            from neuroprobe.media import load
+
+            return Text(load(self._paths[i], "text", **options), stim_id=self._ids[i])
         if self._data is None:
             from neuroprobe.media import load
 
@@ -667,7 +749,7 @@ class StimulusSet:
         """
         from neuroprobe.io.stimulus_table import write_table
 
-        if self._paths is None:
+        if self._paths is None and self.texts is None:
             raise StimulusError("an array-backed StimulusSet has no files to list in a CSV")
         folder = os.path.dirname(os.path.abspath(path))
         names = self.columns
@@ -679,6 +761,8 @@ class StimulusSet:
                 return value if rel.startswith("..") else Path(rel).as_posix()
             return value
 
+        if self.texts is not None:  # `text` column; the modality follows from it
+            names, columns = names[:2] + names[3:], columns[:2] + columns[3:]
         rows = ([cell(n, values[i]) for n, values in zip(names, columns)] for i in range(len(self)))
         write_table(path, names, rows)
 

@@ -147,7 +147,8 @@ def _header(reader, source, required):
         raise StimulusError(
             f"{source}: missing required column(s) {listing(missing)}; found columns "
             f"{listing(header, n=20)}. A stimulus CSV needs "
-            f"{' and '.join(repr(c) for c in required)}{hint}."
+            f"{' and '.join(repr(c) for c in required)}{hint} (or 'stim_id' and 'text' for "
+            "text stimuli)."
         )
     return header
 
@@ -168,6 +169,23 @@ def _rows(reader, source, n_cols):
         rows.append(cells)
         lines.append(reader.line_num)
     return rows, lines
+
+
+def text_table_required(path, required):
+    """The required columns of a stimulus CSV: ``required``, or ``("stim_id", "text")`` for a
+    text table (a ``text`` column and no ``path`` column: the cells are the stimuli)."""
+    path = Path(path)
+    if not path.is_file():
+        return tuple(required)
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        for row in csv.reader(f, delimiter=delimiter):
+            if any(cell.strip() for cell in row):
+                header = {cell.strip() for cell in row}
+                if "text" in header and "path" not in header:
+                    return tuple(c for c in required if c != "path") + ("text",)
+                break
+    return tuple(required)
 
 
 def read_table(path, *, required=()):

@@ -1,4 +1,4 @@
-"""Decoding of stimulus files: images, audio, video.
+"""Decoding of stimulus files: images, audio, video, text.
 
 ``load(path, modality)`` is the one entry point the rest of neuroprobe uses to turn a stimulus file
 into raw data:
@@ -6,7 +6,8 @@ into raw data:
 - ``"image"`` -> ``PIL.Image.Image`` in mode ``"RGB"`` (see :mod:`neuroprobe.media.image` for how
   grayscale, alpha, palette, 16-bit and CMYK images are converted);
 - ``"audio"`` -> ``(waveform, sample_rate)``: float32 mono 1-D numpy array and an int;
-- ``"video"`` -> ``(frames, fps)``: uint8 array ``(T, H, W, 3)`` and a float.
+- ``"video"`` -> ``(frames, fps)``: uint8 array ``(T, H, W, 3)`` and a float;
+- ``"text"`` -> :class:`neuroprobe.media.text.Text` (a ``str``; ``.txt`` files, UTF-8).
 
 Each modality lives in its own submodule (``neuroprobe.media.image``, ``.audio``, ``.video``) that
 defines ``load(path, **options)``; the submodules are imported on first use, so decoding images
@@ -26,12 +27,13 @@ __all__ = [
     "EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "MODALITIES",
+    "TEXT_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "load",
     "modality_from_path",
 ]
 
-MODALITIES = ("image", "audio", "video")
+MODALITIES = ("image", "audio", "video", "text")
 
 IMAGE_EXTENSIONS = frozenset(
     {
@@ -45,7 +47,11 @@ AUDIO_EXTENSIONS = frozenset(
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv"}
 )
-EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS, "video": VIDEO_EXTENSIONS}
+TEXT_EXTENSIONS = frozenset({".txt"})
+EXTENSIONS = {
+    "image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS, "video": VIDEO_EXTENSIONS,
+    "text": TEXT_EXTENSIONS,
+}
 
 _RAISE = object()
 
@@ -78,7 +84,7 @@ def modality_from_path(path, default=_RAISE):
     known = ", ".join(f"{m}: {' '.join(sorted(e))}" for m, e in EXTENSIONS.items())
     raise StimulusError(
         f"cannot tell the modality of {os.fspath(path)!r} from its extension {suffix!r}; "
-        f"known extensions are {known}. Pass modality='image'|'audio'|'video' explicitly."
+        f"known extensions are {known}. Pass modality='image'|'audio'|'video'|'text' explicitly."
     )
 
 
@@ -105,7 +111,7 @@ def load(path, modality=None, **options):
     ----------
     path : str or path-like
         The stimulus file.
-    modality : {"image", "audio", "video"} or None
+    modality : {"image", "audio", "video", "text"} or None
         ``None`` infers it from the extension (:func:`modality_from_path`).
     **options
         Passed to the modality's decoder, e.g. ``background=(255, 255, 255)`` for images (see

@@ -1,4 +1,5 @@
-"""Token pooling for layers with sequence outputs ``(B, T, C)`` (vision transformers).
+"""Token pooling for layers with sequence outputs ``(B, T, C)`` (vision transformers, language and
+audio models).
 
 A model source (:mod:`~neuroprobe.models.timm_source`, :mod:`~neuroprobe.models.hf_source`) adds
 one *tap* module per sequence layer with :func:`add_token_taps`: a forward hook of the layer calls
@@ -16,7 +17,20 @@ names still give the raw ``(B, T, C)`` output.
 * ``"none"`` (default): every token, channel first ``(B, C, T)``, so the extractor's
   ``pooling=`` (``"mean"``, ``"max"`` ...) pools over all tokens, prefix tokens included.
 
-Images in one batch have the same number of tokens, so no padding mask is involved here.
+Images in one batch have the same number of tokens, so no padding mask is involved there. Texts
+are padded to the longest of their batch: the language-model sources (:mod:`hf_source`) give each
+tap the batch's attention mask (:meth:`TokenPool.set_mask`) and the pooling respects it, so a
+text's features never depend on the other texts of its batch:
+
+* ``"cls"``: the first non-padding token (``[CLS]`` of BERT; with left padding too);
+* ``"mean"``: the mean over the non-padding tokens (special tokens included, padding never
+  counted);
+* ``"last"``: the last non-padding token (right or left padding);
+* ``"none"``: every token, padding positions set to 0; the padded length is fixed by the source
+  (the model's maximum length) so every batch has the same width, and the mask itself is the
+  layer ``token_mask`` of the model (``(T,)`` per text, 1 = token, 0 = padding), which
+  :meth:`~neuroprobe.transformers.DNNFeatureExtractor.extract_to_file` stores as a dataset
+  beside the layers.
 
 The option is given in the model name: ``"timm:vit_tiny_patch16_224?token_pooling=cls"``.
 """
@@ -28,14 +42,35 @@ from torch import nn
 from neuroprobe.exceptions import ModelError
 from neuroprobe.models.hooks import add_forward_hook, first_tensor
 
-__all__ = ["TOKEN_POOLINGS", "TokenPool", "add_token_taps", "pool_tokens", "split_options"]
+__all__ = [
+    "TOKEN_POOLINGS",
+    "TokenPool",
+    "add_token_taps",
+    "mask_layers",
+    "pool_tokens",
+    "split_options",
+]
 
 #: Accepted values of ``token_pooling``.
 TOKEN_POOLINGS = ("cls", "mean", "last", "none")
 
 
-def pool_tokens(tokens, how, num_prefix_tokens=1):
-    """Pool a ``(B, T, C)`` tensor over its tokens (see the module docstring for ``how``)."""
+def pool_tokens(tokens, how, num_prefix_tokens=1, mask=None):
+    """Pool a ``(B, T, C)`` tensor over its tokens (see the module docstring for ``how``).
+
+    Parameters
+    ----------
+    tokens : torch.Tensor, shape (B, T, C)
+    how : {"cls", "mean", "last", "none"}
+    num_prefix_tokens : int
+        Class / register tokens excluded from ``"mean"`` (without ``mask``).
+    mask : torch.Tensor of shape (B, T), optional
+        1 for tokens, 0 for padding (an attention mask). With a mask, ``"cls"`` is the first
+        token, ``"mean"`` averages the tokens (prefix tokens included), ``"last"`` is the last
+        token, ``"none"`` zeroes the padding; padding never enters the result.
+    """
+    if mask is not None:
+        return _pool_masked(tokens, how, mask)
     if how == "cls":
         if num_prefix_tokens < 1:
             raise ModelError("token_pooling='cls' needs a class token; this model has none")
@@ -49,6 +84,35 @@ def pool_tokens(tokens, how, num_prefix_tokens=1):
     raise ModelError(f"token_pooling must be one of {TOKEN_POOLINGS}, got {how!r}")
 
 
+def _pool_masked(tokens, how, mask):
+    import torch
+
+    mask = mask.to(tokens.device)
+    if mask.shape != tokens.shape[:2]:
+        raise ModelError(
+            f"attention mask of shape {tuple(mask.shape)} does not match tokens "
+            f"{tuple(tokens.shape)}"
+        )
+    keep = mask > 0
+    positions = torch.arange(tokens.shape[1], device=tokens.device).expand_as(keep)
+    rows = torch.arange(tokens.shape[0], device=tokens.device)
+    if how == "cls":
+        first = torch.where(keep, positions, tokens.shape[1]).amin(1).clamp(max=tokens.shape[1] - 1)
+        return tokens[rows, first]
+    if how == "last":
+        last = torch.where(keep, positions, -1).amax(1).clamp(min=0)
+        return tokens[rows, last]
+    weights = keep.to(tokens.dtype)[..., None]
+    # torch.where, not a product: padding rows of some models hold NaN (fully masked attention)
+    masked = torch.where(keep[..., None], tokens, torch.zeros((), dtype=tokens.dtype,
+                                                              device=tokens.device))
+    if how == "mean":
+        return masked.sum(1) / weights.sum(1).clamp(min=1)
+    if how == "none":
+        return masked.transpose(1, 2)
+    raise ModelError(f"token_pooling must be one of {TOKEN_POOLINGS}, got {how!r}")
+
+
 class TokenPool(nn.Module):
     """Tap module: a layer's ``(B, T, C)`` output (or a tuple holding it) -> pooled tokens."""
 
@@ -56,9 +120,14 @@ class TokenPool(nn.Module):
         super().__init__()
         self.how = how
         self.num_prefix_tokens = int(num_prefix_tokens)
+        self.mask = None
+
+    def set_mask(self, mask):
+        """The attention mask ``(B, T)`` of the batch about to run (``None`` after it)."""
+        self.mask = mask
 
     def forward(self, output):
-        return pool_tokens(first_tensor(output), self.how, self.num_prefix_tokens)
+        return pool_tokens(first_tensor(output), self.how, self.num_prefix_tokens, self.mask)
 
     def extra_repr(self):
         return f"how={self.how!r}, num_prefix_tokens={self.num_prefix_tokens}"
@@ -91,6 +160,20 @@ def add_token_taps(module, names, how, num_prefix_tokens=1):
         result[name] = f"token_taps.{key}"
     module._modules = {"token_taps": taps, **module._modules}
     return result
+
+
+def mask_layers(spec, layers, modules):
+    """``{"<layer>.token_mask": "token_mask"}`` for each ``token_pooling="none"`` tap among
+    ``layers`` (their module names ``modules``) of a model with a ``token_mask`` layer (texts
+    padded to a common length): the masks an ``.act.h5`` file stores beside those layers."""
+    names = set(spec.layer_names())
+    if "token_mask" not in names or (spec.preprocess_info or {}).get("token_pooling") != "none":
+        return {}
+    return {
+        f"{layer}.token_mask": "token_mask"
+        for layer, module in zip(layers, modules)
+        if module.startswith("token_taps.")
+    }
 
 
 def split_options(text, source):

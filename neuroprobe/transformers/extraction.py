@@ -56,6 +56,15 @@ def _prepare(spec, source, i):
     raw = source.load(i)
     if isinstance(raw, torch.Tensor) and raw.is_floating_point():
         return raw.float()
+    if isinstance(raw, str) != (spec.modality == "text"):  # [text] text vs another modality
+        from neuroprobe.exceptions import ModelError
+
+        got = "text" if isinstance(raw, str) else type(raw).__name__
+        raise ModelError(
+            f"model {spec.name!r} takes {spec.modality} stimuli, got {got} (stimulus "
+            f"{source.ids[i]!r}); pass {spec.modality} stimuli (text: a StimulusSet from "
+            "StimulusSet.from_texts, a CSV 'text' column or .txt files)"
+        )
     try:
         return spec.preprocess(raw)
     except ValueError as exc:  # [audio/video] e.g. a video shorter than one clip: name the file
@@ -660,14 +669,18 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
             resume=resume,
             stim_keys=source.keys(),  # contents: a replaced image invalidates a resume
         )
+        # padded tokens (token_pooling="none" of a language model): their masks beside the layers
+        from neuroprobe.models.tokens import mask_layers
+
+        masks = {} if self.pooling else mask_layers(self.model_, self._given_layers, self.layers_)
         try:
             start = writer.n_done
             created = False
             for chunk, acts, native in self._forward_batches(
-                source, np.arange(start, len(source)), self.layers_
+                source, np.arange(start, len(source)), self.layers_ + list(masks.values())
             ):
                 arrays = {}
-                for layer, module in zip(self._given_layers, self.layers_):
+                for layer, module in [*zip(self._given_layers, self.layers_), *masks.items()]:
                     arrays[layer] = self._select(layer, acts[module])
                     if not created:
                         writer.ensure_layer(
