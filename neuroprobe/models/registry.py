@@ -108,6 +108,7 @@ PLUGIN_MODULES: tuple[str, ...] = ("neuroprobe.models.audio", "neuroprobe.models
 SOURCE_MODULES: dict[str, str] = {
     "timm": "neuroprobe.models.timm_source",
     "hf": "neuroprobe.models.hf_source",
+    "open_clip": "neuroprobe.models.open_clip_source",
 }
 
 _REGISTRY: dict[str, tuple[Callable, str]] = {}
