@@ -5,8 +5,8 @@ extra: ``pip install neuroprobe[zoo]``).
   ``open_clip.list_models()`` and a pretrained tag of ``open_clip.list_pretrained_tags_by_model``;
   options after ``?``: ``tower=image`` (default) or ``tower=text``, and ``token_pooling=`` (image
   tower, as for timm: ``"cls"``, ``"mean"``, ``"last"``, ``"none"``).
-* **Network**: one tower of ``open_clip.create_model(name, pretrained=...)`` in ``eval()`` mode, as a
-  :class:`CLIPTower`: its forward is the library's own ``encode_image`` (image tower) or
+* **Network**: one tower of ``open_clip.create_model(name, pretrained=...)`` in ``eval()`` mode,
+  as a :class:`CLIPTower`: its forward is the library's own ``encode_image`` (image tower) or
   ``encode_text`` (text tower), unnormalised, followed by an identity module ``embedding`` so the
   embedding is a layer (the default layer). The tower keeps the library's module names
   (``visual.transformer.resblocks.0`` for the image tower; ``transformer.resblocks.0``,
@@ -28,10 +28,10 @@ extra: ``pip install neuroprobe[zoo]``).
   ``head`` (``embedding``); text tower: ``embed`` (``token_embedding``), ``blockI``, ``norm``
   (``ln_final``), ``head``. The image tower's ``embed`` / ``blockI`` / ``norm`` aliases point
   at token taps (:mod:`neuroprobe.models.tokens`: ``token_pooling``; ``"none"`` gives every token
-  channel first, as for timm); the library's module names give the raw ``(B, T, C)``. Text-tower block outputs stay ``(B, T, C)`` with ``T`` the
-  padded context (the general text modality, with attention-mask-aware pooling, is
-  :mod:`neuroprobe.models.tokens`' job; here text features are meant to be read at ``embedding``,
-  OpenCLIP's own end-of-text pooling).
+  channel first, as for timm); the library's module names give the raw ``(B, T, C)``. Text-tower
+  block outputs stay ``(B, T, C)`` with ``T`` the padded context (the general text modality,
+  with attention-mask-aware pooling, is :mod:`neuroprobe.models.tokens`' job; here text features
+  are meant to be read at ``embedding``, OpenCLIP's own end-of-text pooling).
 
 Text input is minimal here: :class:`CLIPTextPreprocess` turns a string into token ids; the
 multimodal :class:`~neuroprobe.transformers.CLIPEmbedder` feeds lists of strings or a text column

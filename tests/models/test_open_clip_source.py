@@ -54,8 +54,8 @@ def test_image_tower_equals_encode_image_and_intermediates(tiny, reference, pil_
             image=x, image_indices=[0, 1], normalize=False, image_output_fmt="NLC",
             image_output_extra_tokens=True)
         embedding = reference.encode_image(x)
-    assert ext.layers_ == ["embedding", "visual.transformer.resblocks.0",
-                           "visual.transformer.resblocks.1"]
+    assert ext.layers_ == ["embedding", "token_taps.visual_transformer_resblocks_0",
+                           "token_taps.visual_transformer_resblocks_1"]
     assert_allclose_dtype(features[:, ext.feature_slices_["head"]], embedding.numpy(), n_terms=32)
     for i in (0, 1):
         tokens = torch.cat([want["image_intermediates_prefix"][i],
