@@ -25,6 +25,7 @@ _EXPORTS = {
     "TimeResampler": ".transformers.resample",
     "Delayer": ".transformers.delays",
     "RunScaler": ".transformers.runs",
+    "CLIPEmbedder": ".transformers.multimodal",
     # estimators
     "VoxelwiseEncoder": ".estimators.encoding",
     "PLSEncoder": ".estimators.encoding",

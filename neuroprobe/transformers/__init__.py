@@ -17,5 +17,6 @@ __getattr__, __dir__, __all__ = attach(
         "TimeResampler": ".resample",
         "Delayer": ".delays",
         "RunScaler": ".runs",
+        "CLIPEmbedder": ".multimodal",
     },
 )
