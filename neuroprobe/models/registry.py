@@ -480,7 +480,7 @@ def _dummy_input(spec, input_shape):
     return torch.zeros((1, *input_shape))
 
 
-def list_layers(model, weights=None, input_shape=None):
+def list_layers(model, weights=None, input_shape=None, nodes=False):
     """Layers that can be captured, with their output shapes.
 
     Parameters
@@ -491,6 +491,10 @@ def list_layers(model, weights=None, input_shape=None):
         As in :func:`build_model` (shapes do not depend on the weights; ``None`` is fastest).
     input_shape : tuple, optional
         Input shape without the batch dimension; default from the preprocessing (crop size).
+    nodes : bool, default=False
+        Also list the torch.fx graph nodes as ``"fx:<node>"`` (after the modules, in execution
+        order; shape ``None`` for non-tensor nodes); :class:`~neuroprobe.exceptions.TraceError`
+        if the network does not trace (:mod:`neuroprobe.models.fx`).
 
     Returns
     -------
@@ -513,6 +517,10 @@ def list_layers(model, weights=None, input_shape=None):
     for name in names:
         value = out.get(name)
         result.append((name, tuple(value.shape[1:]) if value is not None else None))
+    if nodes:
+        from neuroprobe.models.fx import FX_PREFIX, node_shapes
+
+        result.extend((FX_PREFIX + name, shape) for name, shape in node_shapes(spec.module, x))
     return result
 
 
