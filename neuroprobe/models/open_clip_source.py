@@ -307,6 +307,11 @@ class CLIPImagePreprocess:
 
         if isinstance(image, torch.Tensor) and image.is_floating_point():
             return image  # already preprocessed
+        if isinstance(image, str):
+            raise ModelError(
+                "the OpenCLIP image tower takes images, got a string; for captions use the text "
+                "tower ('open_clip:<architecture>/<tag>?tower=text') or CLIPEmbedder"
+            )
         if not hasattr(image, "convert"):
             from PIL import Image
 

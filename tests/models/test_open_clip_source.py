@@ -99,6 +99,8 @@ def test_text_tower_equals_encode_text(tiny, reference):
         assert torch.equal(spec.module(tokens.float()), spec.module(tokens))
     with pytest.raises(ModelError, match="takes strings"):
         spec.preprocess(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ModelError, match="image tower takes images.*tower=text"):
+        build_model(f"open_clip:{tiny}", weights=None).preprocess("a cat")
 
 
 def test_token_pooling_cls_and_mean(tiny, reference):
