@@ -3,6 +3,8 @@ extra: ``pip install neuroprobe[zoo]``).
 
 * **Name**: ``"open_clip:ViT-B-32/laion2b_s34b_b79k"``: an architecture of
   ``open_clip.list_models()`` and a pretrained tag of ``open_clip.list_pretrained_tags_by_model``;
+  or OpenCLIP's own schemas ``"open_clip:hf-hub:<repo id>"`` (config and weights from the hub
+  cache) and ``"open_clip:local-dir:<folder>"`` (``open_clip_config.json`` + a checkpoint);
   options after ``?``: ``tower=image`` (default) or ``tower=text``, and ``token_pooling=`` (image
   tower, as for timm: ``"cls"``, ``"mean"``, ``"last"``, ``"none"``).
 * **Network**: one tower of ``open_clip.create_model(name, pretrained=...)`` in ``eval()`` mode,
@@ -69,6 +71,9 @@ __all__ = [
 ]
 
 TOWERS = ("image", "text")
+#: OpenCLIP's name schemas: the config and weights of a Hugging Face hub repo, or of a folder
+#: holding ``open_clip_config.json`` and a checkpoint.
+SCHEMAS = ("hf-hub:", "local-dir:")
 
 
 def _import_open_clip():
@@ -128,7 +133,10 @@ def parse_name(text):
     ``tag`` is ``None`` when not given; unknown options raise :class:`ModelError`.
     """
     spec, _, query = text.partition("?")
-    arch, _, tag = spec.partition("/")
+    if spec.startswith(SCHEMAS):  # config (and weights) from a hub repo or a local folder
+        arch, tag = spec, None
+    else:
+        arch, _, tag = spec.partition("/")
     options = {"tower": "image", "token_pooling": "none"}
     allowed = {"tower": TOWERS, "token_pooling": TOKEN_POOLINGS}
     for item in filter(None, query.split("&")):
@@ -150,6 +158,15 @@ def parse_name(text):
 
 
 def _check_arch(open_clip, arch):
+    if arch.startswith("local-dir:"):
+        folder = Path(os.path.expanduser(arch[len("local-dir:"):]))
+        if not (folder / "open_clip_config.json").is_file():
+            raise ModelError(
+                f"folder {str(folder)!r} (model 'open_clip:{arch}') holds no open_clip_config.json"
+            )
+        return
+    if arch.startswith("hf-hub:"):
+        return
     if arch not in open_clip.list_models():
         import difflib
 
@@ -164,6 +181,16 @@ def _check_arch(open_clip, arch):
 def _unavailable(arch, tag, exc):
     from open_clip.pretrained import get_pretrained_cfg
 
+    if arch.startswith("hf-hub:"):
+        hub, repo = _hub_cache_dir(), arch[len("hf-hub:"):]
+        return WeightsUnavailableError(
+            f"OpenCLIP model {arch!r} is not in the local Hugging Face hub cache {hub!r} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). On a "
+            f"machine with internet run `hf download {repo}` and copy the folder "
+            f"'models--{repo.replace('/', '--')}' of its hub cache into {hub!r} (set HF_HUB_CACHE "
+            "or HF_HOME to move it), or pass 'open_clip:local-dir:<folder>' holding "
+            "open_clip_config.json and the checkpoint."
+        )
     cfg = get_pretrained_cfg(arch, tag) or {}
     hub, clip_dir = _hub_cache_dir(), clip_cache_dir()
     where = []
@@ -203,14 +230,26 @@ def _create(arch, tag, weights, random_state):
                 f"unknown pretrained tag {tag!r} for OpenCLIP model {arch!r}; expected one of "
                 f"{', '.join(tags) or '(none: this architecture has no pretrained tags)'}"
             )
+    schema = arch.startswith(SCHEMAS)
     if is_random_weights(weights):
         seed = seed_from(random_state, DEFAULT_WEIGHTS_SEED)
         force = _tag_preprocess(arch, tag) if tag in open_clip.list_pretrained_tags_by_model(
             arch) else {}
-        with seeded(seed):
-            model = open_clip.create_model(arch, pretrained=None,
-                                           force_preprocess_cfg=force or None)
+        try:
+            with seeded(seed), offline():  # a schema's config is read from its cache / folder
+                model = open_clip.create_model(arch, pretrained=None, load_weights=False,
+                                               pretrained_text=False,
+                                               force_preprocess_cfg=force or None)
+        except RuntimeError as exc:
+            if not schema:
+                raise
+            raise _unavailable(arch, tag, exc) from exc
         return model, f"random(seed={seed},open_clip={open_clip.__version__})"
+    if schema and looks_like_path(weights):
+        raise ModelError(
+            f"weights={weights!r} for OpenCLIP model {arch!r}: a '{arch.split(':')[0]}:' name "
+            "brings its own weights; pass weights='DEFAULT' or None"
+        )
     if looks_like_path(weights):
         path = Path(weights)
         if not path.is_file():
@@ -229,6 +268,20 @@ def _create(arch, tag, weights, random_state):
             f"weights={weights!r} for OpenCLIP model {arch!r}; expected 'DEFAULT' (the tag's "
             "pretrained weights, from the local cache), None (random) or the path of a checkpoint"
         )
+    if schema:
+        try:
+            with offline():
+                model = open_clip.create_model(arch, require_pretrained=True)
+        except Exception as exc:  # noqa: BLE001 - hub and file errors vary
+            if arch.startswith("local-dir:"):
+                raise ModelError(f"cannot load OpenCLIP model {arch!r}: {exc}") from exc
+            raise _unavailable(arch, tag, exc) from exc
+        if arch.startswith("local-dir:"):
+            from open_clip.factory import _find_checkpoint_in_dir
+
+            ckpt = _find_checkpoint_in_dir(Path(os.path.expanduser(arch[len("local-dir:"):])))
+            return model, f"sha256:{file_sha256(ckpt)}"
+        return model, f"open_clip:{arch}"
     if not tag:
         tags = open_clip.list_pretrained_tags_by_model(arch)
         raise ModelError(

@@ -173,3 +173,40 @@ def test_bad_names(tiny):
         build_model(f"open_clip:{tiny}?tower=audio", weights=None)
     with pytest.raises(ModelError, match="weights file not found"):
         build_model(f"open_clip:{tiny}", weights="/no/such/file.pt")
+
+
+def test_local_dir_schema(tiny, reference, tmp_path):
+    import json
+
+    from tests._tiny_clip import TINY_CONFIG
+
+    folder = tmp_path / "clipdir"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CONFIG}))
+    torch.save(reference.state_dict(), folder / "open_clip_pytorch_model.bin")
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    tokens = open_clip.get_tokenizer(tiny)(TEXTS)
+    image = build_model(f"open_clip:local-dir:{folder}")
+    text = build_model(f"open_clip:local-dir:{folder}?tower=text")
+    assert image.weights_id.startswith("sha256:") and text.modality == "text"
+    with torch.no_grad():
+        assert_allclose_dtype(image.module(x).numpy(), reference.encode_image(x).numpy(),
+                              n_terms=32)
+        assert_allclose_dtype(text.module(tokens).numpy(), reference.encode_text(tokens).numpy(),
+                              n_terms=32)
+    random = build_model(f"open_clip:local-dir:{folder}", weights=None, random_state=1)
+    assert random.weights_id.startswith("random(seed=1")
+    assert not torch.equal(random.module.visual.conv1.weight, image.module.visual.conv1.weight)
+    with pytest.raises(ModelError, match="holds no open_clip_config.json"):
+        build_model(f"open_clip:local-dir:{tmp_path}")
+
+
+def test_hf_hub_schema_offline_error(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(WeightsUnavailableError) as info:
+        build_model("open_clip:hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
+    message = str(info.value)
+    assert str(tmp_path / "hub") in message
+    assert "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K" in message
