@@ -89,7 +89,8 @@ def ours(paths, layers, batch_size):
     return ext.fit_transform(paths), ext
 
 
-def run(paths, layers, batch_size, repeats):
+def run(paths, layer_sets, batch_size, repeats):
+    """Best wall / CPU times of both loops for each set of layers, all runs interleaved."""
     import torch
     from torchvision import models
 
@@ -98,37 +99,45 @@ def run(paths, layers, batch_size, repeats):
     spec = build_model("resnet18", weights=None, random_state=0)
     model = spec.module.eval()
     transform = models.ResNet18_Weights.DEFAULT.transforms()
-    thingsvision_loop(model, transform, paths[:4], layers[:1], 4)  # warm-up, both pipelines
-    ours(paths[:4], layers[:1], 4)
-    t_ref, t_ours, cpu_ref, cpu_ours = [], [], [], []
+    thingsvision_loop(model, transform, paths[:4], layer_sets[0][:1], 4)  # warm-up, both
+    ours(paths[:4], layer_sets[0][:1], 4)
+    times = {(k, who): ([], []) for k in range(len(layer_sets)) for who in ("ref", "ours")}
     for _ in range(repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
-        ref = thingsvision_loop(model, transform, paths, layers, batch_size)
-        t_ref.append(time.perf_counter() - t0)
-        cpu_ref.append(time.process_time() - c0)
-        c0, t0 = time.process_time(), time.perf_counter()
-        feats, ext = ours(paths, layers, batch_size)
-        t_ours.append(time.perf_counter() - t0)
-        cpu_ours.append(time.process_time() - c0)
-    for layer in layers:  # same numbers
-        got = feats[:, ext.feature_slices_[layer]]
-        np.testing.assert_allclose(got, ref[layer], rtol=1e-4, atol=1e-4)
+        for k, layers in enumerate(layer_sets):
+            c0, t0 = time.process_time(), time.perf_counter()
+            ref = thingsvision_loop(model, transform, paths, layers, batch_size)
+            times[k, "ref"][0].append(time.perf_counter() - t0)
+            times[k, "ref"][1].append(time.process_time() - c0)
+            c0, t0 = time.process_time(), time.perf_counter()
+            feats, ext = ours(paths, layers, batch_size)
+            times[k, "ours"][0].append(time.perf_counter() - t0)
+            times[k, "ours"][1].append(time.process_time() - c0)
+            for layer in layers:  # same numbers
+                np.testing.assert_allclose(feats[:, ext.feature_slices_[layer]], ref[layer],
+                                           rtol=1e-4, atol=1e-4)
     n = len(paths)
-    return {
-        "images": n, "layers": list(layers), "batch": batch_size, "repeats": repeats,
-        "threads": torch.get_num_threads(),
-        "ref_s": min(t_ref), "ours_s": min(t_ours),
-        "ref_ips": n / min(t_ref), "ours_ips": n / min(t_ours),
-        "speedup": min(t_ref) / min(t_ours),
-        "cpu_ratio": min(cpu_ref) / min(cpu_ours),
-    }
+    out = []
+    for k, layers in enumerate(layer_sets):
+        ref_s, ours_s = min(times[k, "ref"][0]), min(times[k, "ours"][0])
+        out.append({
+            "images": n, "layers": list(layers), "batch": batch_size, "repeats": repeats,
+            "threads": torch.get_num_threads(), "ref_s": ref_s, "ours_s": ours_s,
+            "ref_ips": n / ref_s, "ours_ips": n / ours_s, "speedup": ref_s / ours_s,
+            "cpu_ratio": min(times[k, "ref"][1]) / min(times[k, "ours"][1]),
+            "ref_all": times[k, "ref"][0], "ours_all": times[k, "ours"][0],
+        })
+    return out
+
+
+def _fmt(values):
+    return "/".join(f"{v:.0f}" for v in values)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", default=DEFAULT_IMAGES, help="folder of images")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     args = parser.parse_args(argv)
     import warnings
@@ -138,9 +147,8 @@ def main(argv=None):
                    if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     load_before = os.getloadavg()[0]
     t_start = time.perf_counter()
-    one = run(paths, LAYERS[-1:], args.batch_size, args.repeats)
+    one, many = run(paths, [LAYERS[-1:], LAYERS], args.batch_size, args.repeats)
     print("1 layer", one, flush=True)
-    many = run(paths, LAYERS, args.batch_size, args.repeats)
     print(f"{len(LAYERS)} layers", many, flush=True)
     load_after = os.getloadavg()[0]
     rows = [
@@ -157,7 +165,9 @@ def main(argv=None):
         "thingsvision: DataLoader (num_workers=0, its default) + one forward hook per "
         "`extract_features` call (one layer per pass); neuroprobe: `DNNFeatureExtractor"
         "(...).fit_transform(paths)`, all layers in one pass, decoding in 2 background threads. "
-        "Features checked equal.",
+        "Features checked equal. All wall times (s), in run order: 1 layer thingsvision "
+        f"{_fmt(one['ref_all'])}, neuroprobe {_fmt(one['ours_all'])}; {len(LAYERS)} layers "
+        f"thingsvision {_fmt(many['ref_all'])}, neuroprobe {_fmt(many['ours_all'])}.",
         "",
         "| layers | thingsvision loop | neuroprobe | speed-up (wall) | CPU-time ratio | goal |",
         "|---|---|---|---|---|---|",

@@ -33,8 +33,9 @@ Around the registry: :mod:`neuroprobe.models.preprocess` (preprocessing transfor
 Model sources
 -------------
 Names ``"prefix:rest"`` go to the builder registered with :func:`register_source`:
-``"timm:<name>"`` (:mod:`neuroprobe.models.timm_source`) and ``"hf:<repo id or folder>"``
-(:mod:`neuroprobe.models.hf_source`), imported on first use through :data:`SOURCE_MODULES`;
+``"timm:<name>"`` (:mod:`neuroprobe.models.timm_source`), ``"hf:<repo id or folder>"``
+(:mod:`neuroprobe.models.hf_source`) and ``"open_clip:<architecture>/<tag>"``
+(:mod:`neuroprobe.models.open_clip_source`), imported on first use through :data:`SOURCE_MODULES`;
 an unknown prefix raises :class:`ModelError` listing the known ones.
 
 Lazy registration
