@@ -27,7 +27,8 @@ from torch import nn
 from neuroprobe.exceptions import LayerError, TraceError
 from neuroprobe.models.layers import layer_names, unknown_layer
 
-__all__ = ["FX_PREFIX", "FxTap", "graph_nodes", "is_fx_layer", "node_shapes", "tap_graph"]
+__all__ = ["FX_PREFIX", "FxTap", "current_graph", "graph_nodes", "is_fx_layer", "node_shapes",
+           "tap_graph"]
 
 #: Prefix of layer names that are torch.fx graph nodes.
 FX_PREFIX = "fx:"
@@ -210,4 +211,20 @@ def tap_graph(module, fx_layers, module_layers=(), owner=None):
         if name not in present and name in modules:
             gm.add_submodule(name, modules[name])
     gm.eval()
+    gm.__dict__["_neuroprobe_source"] = (module, tuple(fx_layers), tuple(module_layers), owner,
+                                         frozenset(_hooked_modules(module)))
     return gm, result
+
+
+def current_graph(gm):
+    """``gm``, or a fresh :func:`tap_graph` of its network when hooks were added to (or removed
+    from) the network's modules since ``gm`` was traced.
+
+    A module traced through runs inside the graph without its hooks, so a hook added later (an
+    ablation with :func:`~neuroprobe.models.hooks.forward_hook`) would be skipped; tracing again
+    keeps every hooked module a leaf, so its hooks run. The taps keep their names.
+    """
+    module, fx_layers, module_layers, owner, hooked = gm.__dict__["_neuroprobe_source"]
+    if frozenset(_hooked_modules(module)) == hooked:
+        return gm
+    return tap_graph(module, list(fx_layers), list(module_layers), owner)[0]

@@ -441,6 +441,10 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
             n_batches = -(-len(indices) // int(self.batch_size))
             batches = tqdm(batches, total=n_batches, desc=f"{spec.name} batches", unit="batch")
         runner = getattr(self, "_runner", None)  # a traced graph with taps for "fx:" layers
+        if runner is not None:
+            from neuroprobe.models.fx import current_graph
+
+            runner = current_graph(runner)  # retraced if hooks (an ablation) were added since
         runner = spec.module if runner is None else runner
         with (
             torch.no_grad(),

@@ -106,3 +106,18 @@ def test_errors(net, images):
     # module layers alone still run the network itself (no trace)
     ext = DNNFeatureExtractor(_Branchy(), layers=["conv"], pooling="max").fit(images[:1])
     assert ext._runner is None and np.isfinite(ext.transform(images)).all()
+
+
+def test_hooks_added_after_fit_still_run(net, images):
+    """An ablation hook on a module that the trace went through (layer1) changes the fx nodes
+    after it, as it changes the module outputs."""
+    ext = DNNFeatureExtractor(net, layers=["fx:layer2.1.relu_1"], cache=False).fit(images[:1])
+    plain = DNNFeatureExtractor(net, layers=["layer2"], cache=False).fit(images[:1])
+    before = ext.transform(images[:2])
+    with forward_hook(ext.model_.module.layer1, lambda m, i, o: o * 0), \
+            forward_hook(plain.model_.module.layer1, lambda m, i, o: o * 0):
+        ablated = ext.transform(images[:2])
+        want = plain.transform(images[:2])
+    assert_allclose_dtype(ablated, want, n_terms=512)
+    assert not np.allclose(ablated, before)
+    assert_allclose_dtype(ext.transform(images[:2]), before, n_terms=512)  # hook gone
