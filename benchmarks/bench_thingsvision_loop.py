@@ -169,6 +169,12 @@ def main(argv=None):
         f"{_fmt(one['ref_all'])}, neuroprobe {_fmt(one['ours_all'])}; {len(LAYERS)} layers "
         f"thingsvision {_fmt(many['ref_all'])}, neuroprobe {_fmt(many['ours_all'])}.",
         "",
+        "A CPU-time ratio above ~1.3 with one layer means the reference loop spent more CPU on "
+        "the same work (decode, transform and forward each cost the same per image in "
+        "isolation); a likely cause, not verified, is the torch OpenMP worker spin-waiting while "
+        "the main thread decodes the next batch, which on this oversubscribed machine also slows "
+        "everything else.",
+        "",
         "| layers | thingsvision loop | neuroprobe | speed-up (wall) | CPU-time ratio | goal |",
         "|---|---|---|---|---|---|",
         f"| {one['layers'][0]} | {one['ref_ips']:.1f} img/s | {one['ours_ips']:.1f} img/s | "
