@@ -162,7 +162,7 @@ def main(argv=None):
         "",
         f"ResNet-18 (random weights), {many['images']} kriegeskorte92 PNGs (175 px) decoded from "
         f"file, torchvision's transform (resize 256, crop 224), batch {many['batch']}. "
-        "thingsvision: DataLoader (num_workers=0, its default) + one forward hook per "
+        "thingsvision: serial DataLoader (num_workers=0) + one forward hook per "
         "`extract_features` call (one layer per pass); neuroprobe: `DNNFeatureExtractor"
         "(...).fit_transform(paths)`, all layers in one pass, decoding in 2 background threads. "
         "Features checked equal. All wall times (s), in run order: 1 layer thingsvision "
