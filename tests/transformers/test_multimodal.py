@@ -92,3 +92,12 @@ def test_bad_input(tiny, stims):
         CLIPEmbedder(f"open_clip:{tiny}?tower=text", weights=None).fit(stims)
     with pytest.raises(ValueError, match="towers"):
         CLIPEmbedder(f"open_clip:{tiny}", weights=None, towers="audio").fit(stims)
+
+
+def test_text_only_file_from_strings(tiny, stims, tmp_path):
+    emb = CLIPEmbedder(f"open_clip:{tiny}", weights=None, towers="text", batch_size=2)
+    path = emb.extract_to_file(CAPTIONS, tmp_path / "text.act.h5")
+    _, text = _reference(tiny, stims, False)
+    reader = ActivationReader(path, "text:head").fit()
+    assert list(reader.stim_ids_) == ["0", "1", "2"]
+    assert_allclose_dtype(reader.transform(np.arange(3)), text, n_terms=32)
