@@ -27,6 +27,7 @@ _EXPORTS = {
     "RunScaler": ".transformers.runs",
     "WordFeatureExtractor": ".transformers.words",
     "read_transcript": ".io.transcript",
+    "CLIPEmbedder": ".transformers.multimodal",
     # estimators
     "VoxelwiseEncoder": ".estimators.encoding",
     "PLSEncoder": ".estimators.encoding",

@@ -15,6 +15,7 @@ __all__ = [
     "ModelError",
     "LayerError",
     "UnitError",
+    "TraceError",
     "WeightsUnavailableError",
     "RepeatedCallError",
     "DeviceError",
@@ -85,6 +86,11 @@ class LayerError(NeuroprobeError, KeyError):
 class UnitError(NeuroprobeError, ValueError):
     """A DNN unit (channel or position) that does not exist in its layer (the message gives the
     layer's shape). An unknown *layer* raises :class:`LayerError`."""
+
+
+class TraceError(ModelError):
+    """A network that ``torch.fx`` cannot trace, asked for ``"fx:<node>"`` layers (the message says
+    why and suggests module names, which need no trace)."""
 
 
 class WeightsUnavailableError(NeuroprobeError, RuntimeError):

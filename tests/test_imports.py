@@ -111,7 +111,8 @@ def test_extras_are_declared(extra):
 
 
 # --------------------------------------------------------------------------- static import audit
-_DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml"}
+_DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml",
+         "open_clip": "open_clip_torch"}
 # extras a user installs for a feature
 _LAZY_EXTRAS = ("audio", "video", "inspect", "meg", "zoo", "plot")
 

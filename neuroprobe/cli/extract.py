@@ -84,6 +84,8 @@ def register(subparsers):
     p.add_argument(
         "--input-shape", type=int, nargs="+", default=None, help="C H W (default: crop size)"
     )
+    p.add_argument("--nodes", action="store_true",
+                   help="also list torch.fx graph nodes (layers 'fx:<node>')")
     p.set_defaults(func=run_layers)
 
     p = add_command(subparsers, "info", **_COMMANDS["info"])
@@ -121,7 +123,7 @@ def run_layers(args):
     with quiet_random_weights():  # shapes and names only: random weights are fine here
         spec = build_model(args.model, weights=_weights(args.weights), random_state=0)
     shape = tuple(args.input_shape) if args.input_shape else None
-    layers = list_layers(spec, input_shape=shape)
+    layers = list_layers(spec, input_shape=shape, nodes=getattr(args, "nodes", False))
     by_module = {}
     for alias, module in spec.aliases.items():
         if alias != module:

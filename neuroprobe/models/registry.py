@@ -33,8 +33,9 @@ Around the registry: :mod:`neuroprobe.models.preprocess` (preprocessing transfor
 Model sources
 -------------
 Names ``"prefix:rest"`` go to the builder registered with :func:`register_source`:
-``"timm:<name>"`` (:mod:`neuroprobe.models.timm_source`) and ``"hf:<repo id or folder>"``
-(:mod:`neuroprobe.models.hf_source`), imported on first use through :data:`SOURCE_MODULES`;
+``"timm:<name>"`` (:mod:`neuroprobe.models.timm_source`), ``"hf:<repo id or folder>"``
+(:mod:`neuroprobe.models.hf_source`) and ``"open_clip:<architecture>/<tag>"``
+(:mod:`neuroprobe.models.open_clip_source`), imported on first use through :data:`SOURCE_MODULES`;
 an unknown prefix raises :class:`ModelError` listing the known ones.
 
 Lazy registration
@@ -108,6 +109,7 @@ PLUGIN_MODULES: tuple[str, ...] = ("neuroprobe.models.audio", "neuroprobe.models
 SOURCE_MODULES: dict[str, str] = {
     "timm": "neuroprobe.models.timm_source",
     "hf": "neuroprobe.models.hf_source",
+    "open_clip": "neuroprobe.models.open_clip_source",
 }
 
 _REGISTRY: dict[str, tuple[Callable, str]] = {}
@@ -479,7 +481,7 @@ def _dummy_input(spec, input_shape):
     return torch.zeros((1, *input_shape))
 
 
-def list_layers(model, weights=None, input_shape=None):
+def list_layers(model, weights=None, input_shape=None, nodes=False):
     """Layers that can be captured, with their output shapes.
 
     Parameters
@@ -490,6 +492,10 @@ def list_layers(model, weights=None, input_shape=None):
         As in :func:`build_model` (shapes do not depend on the weights; ``None`` is fastest).
     input_shape : tuple, optional
         Input shape without the batch dimension; default from the preprocessing (crop size).
+    nodes : bool, default=False
+        Also list the torch.fx graph nodes as ``"fx:<node>"`` (after the modules, in execution
+        order; shape ``None`` for non-tensor nodes); :class:`~neuroprobe.exceptions.TraceError`
+        if the network does not trace (:mod:`neuroprobe.models.fx`).
 
     Returns
     -------
@@ -512,6 +518,10 @@ def list_layers(model, weights=None, input_shape=None):
     for name in names:
         value = out.get(name)
         result.append((name, tuple(value.shape[1:]) if value is not None else None))
+    if nodes:
+        from neuroprobe.models.fx import FX_PREFIX, node_shapes
+
+        result.extend((FX_PREFIX + name, shape) for name, shape in node_shapes(spec.module, x))
     return result
 
 

@@ -18,5 +18,6 @@ __getattr__, __dir__, __all__ = attach(
         "Delayer": ".delays",
         "RunScaler": ".runs",
         "WordFeatureExtractor": ".words",
+        "CLIPEmbedder": ".multimodal",
     },
 )

@@ -190,6 +190,22 @@ def feature_names(layer, native_shape, pooled, channels=None):
     return [f"{layer}:c{c}:{pos}" for c in chans for pos in positions]
 
 
+def _resolve_layers(spec, layers):
+    """``(module names, runner)``: each layer's module name to capture, and the module to run
+    (``None``: the network itself; a tapped ``torch.fx`` graph when ``"fx:<node>"`` layers are
+    asked for, see :mod:`neuroprobe.models.fx`)."""
+    from neuroprobe.models.fx import is_fx_layer, tap_graph
+    from neuroprobe.models.registry import resolve_layer
+
+    resolved = {la: resolve_layer(spec, la) for la in layers if not is_fx_layer(la)}
+    fx = [la for la in layers if is_fx_layer(la)]
+    if not fx:
+        return [resolved[la] for la in layers], None
+    runner, taps = tap_graph(spec.module, fx, list(resolved.values()), owner=f"model {spec.name!r}")
+    resolved.update(taps)
+    return [resolved[la] for la in layers], runner
+
+
 # --------------------------------------------------------------------------------------------
 # The transformer
 # --------------------------------------------------------------------------------------------
@@ -209,7 +225,10 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         warned once per model name.
     layers : str or list of str
         Module names (``"features.10"``) or DNNBrain aliases (``"conv5"``); columns are concatenated
-        in this order. Default: the last module of the network.
+        in this order. Default: the last module of the network. ``"fx:<node>"`` names a torch.fx
+        graph node (``"fx:layer1.0.add"``, as torchvision's ``create_feature_extractor``; listed
+        by ``list_layers(model, nodes=True)``), captured with the modules in the same pass
+        (:mod:`neuroprobe.models.fx`).
     pooling : {None, "max", "mean", "median", "l1", "l2"}
         Pool every axis after the channel axis (space, time) per channel; ``"l1"``/``"l2"`` are the
         norms (sum of absolute values, root of the sum of squares). Layers with 1-D outputs are not
@@ -354,8 +373,6 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         return layers
 
     def _fit_model(self):
-        from neuroprobe.models.registry import resolve_layer
-
         check_params(self)  # every entry point (fit, extract_to_file, prefetch) builds through here
         spec = _build(self.model, self.weights, self.random_state)
         self.device_ = resolve_device(self.device)
@@ -364,7 +381,7 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         self.model_ = spec
         self._memory_key = (None, None)
         layers = self._layer_list()
-        self.layers_ = [resolve_layer(spec, layer) for layer in layers]
+        self.layers_, self._runner = _resolve_layers(spec, layers)
         self._given_layers = layers
         channels = self.channels or {}
         if not isinstance(channels, dict):
@@ -432,9 +449,15 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
 
             n_batches = -(-len(indices) // int(self.batch_size))
             batches = tqdm(batches, total=n_batches, desc=f"{spec.name} batches", unit="batch")
+        runner = getattr(self, "_runner", None)  # a traced graph with taps for "fx:" layers
+        if runner is not None:
+            from neuroprobe.models.fx import current_graph
+
+            runner = current_graph(runner)  # retraced if hooks (an ablation) were added since
+        runner = spec.module if runner is None else runner
         with (
             torch.no_grad(),
-            capture(spec.module, modules, repeat="error", transform=transform) as out,
+            capture(runner, modules, repeat="error", transform=transform) as out,
         ):
             for k, (chunk, batch) in enumerate(batches):
                 out.stop = k > 0  # the first pass runs whole, to detect repeated modules

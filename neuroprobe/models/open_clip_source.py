@@ -1,0 +1,507 @@
+"""OpenCLIP models: ``build_model("open_clip:<architecture>/<pretrained tag>")`` (needs the ``zoo``
+extra: ``pip install neuroprobe[zoo]``).
+
+* **Name**: ``"open_clip:ViT-B-32/laion2b_s34b_b79k"``: an architecture of
+  ``open_clip.list_models()`` and a pretrained tag of ``open_clip.list_pretrained_tags_by_model``;
+  or OpenCLIP's own schemas ``"open_clip:hf-hub:<repo id>"`` (config and weights from the hub
+  cache) and ``"open_clip:local-dir:<folder>"`` (``open_clip_config.json`` + a checkpoint);
+  options after ``?``: ``tower=image`` (default) or ``tower=text``, and ``token_pooling=`` (image
+  tower, as for timm: ``"cls"``, ``"mean"``, ``"last"``, ``"none"``).
+* **Network**: one tower of ``open_clip.create_model(name, pretrained=...)`` in ``eval()`` mode,
+  as a :class:`CLIPTower`: its forward is the library's own ``encode_image`` (image tower) or
+  ``encode_text`` (text tower), unnormalised, followed by an identity module ``embedding`` so the
+  embedding is a layer (the default layer). The tower keeps the library's module names
+  (``visual.transformer.resblocks.0`` for the image tower; ``transformer.resblocks.0``,
+  ``token_embedding``, ``ln_final`` for the text tower, or ``text.*`` for models with a custom text
+  tower), so hooks on them see exactly what OpenCLIP computes.
+* **Preprocessing**: image tower: OpenCLIP's evaluation transform,
+  ``open_clip.image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)``
+  (the tag's resize mode, interpolation, mean and std); text tower: OpenCLIP's tokenizer
+  (``open_clip.get_tokenizer(name)``): one string -> ``context_length`` token ids (int64).
+* **Weights**: ``weights="DEFAULT"``: the tag's weights, read *only* from the local caches (the
+  Hugging Face hub cache with ``HF_HUB_OFFLINE=1`` for the call, and OpenCLIP's URL cache
+  ``~/.cache/clip``); when missing, :class:`~neuroprobe.exceptions.WeightsUnavailableError` names
+  the model, both folders and how to fill them. A path: an OpenCLIP checkpoint file
+  (``create_model(name, pretrained=path)``). ``weights=None``: random weights
+  (``create_model(name, pretrained=None)`` under ``random_state``, default seed 0), with the tag's
+  preprocessing when a tag is named.
+* **Aliases**: image tower: ``embed`` (``visual.ln_pre``: the tokens entering the first block),
+  ``block0`` ... ``blockN`` (``visual.transformer.resblocks.I``), ``norm`` (``visual.ln_post``),
+  ``head`` (``embedding``); text tower: ``embed`` (``token_embedding``), ``blockI``, ``norm``
+  (``ln_final``), ``head``. The image tower's ``embed`` / ``blockI`` / ``norm`` aliases point
+  at token taps (:mod:`neuroprobe.models.tokens`: ``token_pooling``; ``"none"`` gives every token
+  channel first, as for timm); the library's module names give the raw ``(B, T, C)``. Text-tower
+  block outputs stay ``(B, T, C)`` with ``T`` the padded context (the general text modality,
+  with attention-mask-aware pooling, is :mod:`neuroprobe.models.tokens`' job; here text features
+  are meant to be read at ``embedding``, OpenCLIP's own end-of-text pooling).
+
+Text input is minimal here: :class:`CLIPTextPreprocess` turns a string into token ids; the
+multimodal :class:`~neuroprobe.transformers.CLIPEmbedder` feeds lists of strings or a text column
+of a :class:`~neuroprobe.stimuli.StimulusSet`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from torch import nn
+
+from neuroprobe._utils import seed_from
+from neuroprobe.exceptions import ModelError, WeightsUnavailableError
+from neuroprobe.models.registry import ModelSpec, register_source
+from neuroprobe.models.tokens import TOKEN_POOLINGS, add_token_taps
+from neuroprobe.models.weights import (
+    DEFAULT_WEIGHTS_SEED,
+    file_sha256,
+    is_random_weights,
+    looks_like_path,
+    seeded,
+)
+
+__all__ = [
+    "CLIPImagePreprocess",
+    "CLIPTextPreprocess",
+    "CLIPTower",
+    "build_open_clip",
+    "build_open_clip_towers",
+    "clip_cache_dir",
+    "parse_name",
+]
+
+TOWERS = ("image", "text")
+#: OpenCLIP's name schemas: the config and weights of a Hugging Face hub repo, or of a folder
+#: holding ``open_clip_config.json`` and a checkpoint.
+SCHEMAS = ("hf-hub:", "local-dir:")
+
+
+def _import_open_clip():
+    try:
+        import open_clip
+    except ImportError as exc:
+        raise ModelError(
+            "model source 'open_clip:' needs the open_clip_torch package: "
+            "pip install 'neuroprobe[zoo]'"
+        ) from exc
+    return open_clip
+
+
+def clip_cache_dir():
+    """OpenCLIP's cache of URL checkpoints (``~/.cache/clip``)."""
+    return os.path.expanduser("~/.cache/clip")
+
+
+def _hub_cache_dir():
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+@contextlib.contextmanager
+def offline():
+    """Inside: ``HF_HUB_OFFLINE=1`` (environment and ``huggingface_hub``'s constant), and
+    OpenCLIP's URL checkpoints are read from its cache folder only (never downloaded)."""
+    import open_clip.pretrained as pretrained
+    from huggingface_hub import constants
+
+    def local_only(url, cache_dir=None):
+        path = os.path.join(cache_dir or clip_cache_dir(), os.path.basename(url))
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} (for {url})")
+        return path
+
+    saved = (os.environ.get("HF_HUB_OFFLINE"), constants.HF_HUB_OFFLINE,
+             pretrained.download_pretrained_from_url)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants.HF_HUB_OFFLINE = True
+    pretrained.download_pretrained_from_url = local_only
+    try:
+        yield
+    finally:
+        if saved[0] is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved[0]
+        constants.HF_HUB_OFFLINE = saved[1]
+        pretrained.download_pretrained_from_url = saved[2]
+
+
+def parse_name(text):
+    """``"ViT-B-32/tag?tower=text&token_pooling=cls"`` -> ``(arch, tag, tower, token_pooling)``.
+
+    ``tag`` is ``None`` when not given; unknown options raise :class:`ModelError`.
+    """
+    spec, _, query = text.partition("?")
+    if spec.startswith(SCHEMAS):  # config (and weights) from a hub repo or a local folder
+        arch, tag = spec, None
+    else:
+        arch, _, tag = spec.partition("/")
+    options = {"tower": "image", "token_pooling": "none"}
+    allowed = {"tower": TOWERS, "token_pooling": TOKEN_POOLINGS}
+    for item in filter(None, query.split("&")):
+        key, sep, value = item.partition("=")
+        if key not in allowed or not sep:
+            raise ModelError(
+                f"unknown option {item!r} in model 'open_clip:{text}'; expected '?tower=' one of "
+                f"{', '.join(TOWERS)} and/or '&token_pooling=' one of {', '.join(TOKEN_POOLINGS)}"
+            )
+        if value not in allowed[key]:
+            raise ModelError(
+                f"{key}={value!r} in model 'open_clip:{text}'; expected one of "
+                f"{', '.join(allowed[key])}"
+            )
+        options[key] = value
+    if not arch:
+        raise ModelError(f"model 'open_clip:{text}' names no architecture after 'open_clip:'")
+    return arch, tag or None, options["tower"], options["token_pooling"]
+
+
+def _check_arch(open_clip, arch):
+    if arch.startswith("local-dir:"):
+        folder = Path(os.path.expanduser(arch[len("local-dir:"):]))
+        if not (folder / "open_clip_config.json").is_file():
+            raise ModelError(
+                f"folder {str(folder)!r} (model 'open_clip:{arch}') holds no open_clip_config.json"
+            )
+        return
+    if arch.startswith("hf-hub:"):
+        return
+    if arch not in open_clip.list_models():
+        import difflib
+
+        close = difflib.get_close_matches(arch, open_clip.list_models(), n=3)
+        raise ModelError(
+            f"unknown OpenCLIP architecture {arch!r}; expected a name of open_clip.list_models()"
+            + (f", e.g. {', '.join(repr(c) for c in close)}" if close else "")
+            + " (written 'open_clip:<architecture>/<pretrained tag>')"
+        )
+
+
+def _unavailable(arch, tag, exc):
+    from open_clip.pretrained import get_pretrained_cfg
+
+    if arch.startswith("hf-hub:"):
+        hub, repo = _hub_cache_dir(), arch[len("hf-hub:"):]
+        return WeightsUnavailableError(
+            f"OpenCLIP model {arch!r} is not in the local Hugging Face hub cache {hub!r} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). On a "
+            f"machine with internet run `hf download {repo}` and copy the folder "
+            f"'models--{repo.replace('/', '--')}' of its hub cache into {hub!r} (set HF_HUB_CACHE "
+            "or HF_HOME to move it), or pass 'open_clip:local-dir:<folder>' holding "
+            "open_clip_config.json and the checkpoint."
+        )
+    cfg = get_pretrained_cfg(arch, tag) or {}
+    hub, clip_dir = _hub_cache_dir(), clip_cache_dir()
+    where = []
+    if cfg.get("hf_hub"):
+        repo = cfg["hf_hub"].strip("/").split("/")
+        where.append(f"the folder 'models--{repo[0]}--{repo[1]}' of its hub cache into {hub!r}")
+    if cfg.get("url"):
+        where.append(f"the file {os.path.basename(cfg['url'])!r} ({cfg['url']}) into {clip_dir!r}")
+    return WeightsUnavailableError(
+        f"pretrained weights {tag!r} of OpenCLIP model {arch!r} are not in the local caches "
+        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Looked in the "
+        f"Hugging Face hub cache {hub!r} (set HF_HUB_CACHE or HF_HOME to move it) and in "
+        f"OpenCLIP's cache {clip_dir!r}. On a machine with internet run python -c \"import "
+        f"open_clip; open_clip.create_model('{arch}', pretrained='{tag}')\" and copy "
+        + (" or ".join(where) or f"the downloaded checkpoint into {clip_dir!r}")
+        + ", or pass weights=<path to the checkpoint file>, or weights=None for random "
+        "(untrained) weights."
+    )
+
+
+def _tag_preprocess(arch, tag):
+    """The preprocessing overrides of a pretrained tag (mean, std, interpolation, resize mode)."""
+    from open_clip.pretrained import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(arch, tag) if tag else {}
+    return {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if cfg.get(k)}
+
+
+def _create(arch, tag, weights, random_state):
+    """``(open_clip model, weights_id)``."""
+    open_clip = _import_open_clip()
+    _check_arch(open_clip, arch)
+    if tag and not is_random_weights(weights) and not looks_like_path(weights):
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+        if tag not in tags:
+            raise ModelError(
+                f"unknown pretrained tag {tag!r} for OpenCLIP model {arch!r}; expected one of "
+                f"{', '.join(tags) or '(none: this architecture has no pretrained tags)'}"
+            )
+    schema = arch.startswith(SCHEMAS)
+    if is_random_weights(weights):
+        seed = seed_from(random_state, DEFAULT_WEIGHTS_SEED)
+        force = _tag_preprocess(arch, tag) if tag in open_clip.list_pretrained_tags_by_model(
+            arch) else {}
+        try:
+            with seeded(seed), offline():  # a schema's config is read from its cache / folder
+                model = open_clip.create_model(arch, pretrained=None, load_weights=False,
+                                               pretrained_text=False,
+                                               force_preprocess_cfg=force or None)
+        except RuntimeError as exc:
+            if not schema:
+                raise
+            raise _unavailable(arch, tag, exc) from exc
+        return model, f"random(seed={seed},open_clip={open_clip.__version__})"
+    if schema and looks_like_path(weights):
+        raise ModelError(
+            f"weights={weights!r} for OpenCLIP model {arch!r}: a '{arch.split(':')[0]}:' name "
+            "brings its own weights; pass weights='DEFAULT' or None"
+        )
+    if looks_like_path(weights):
+        path = Path(weights)
+        if not path.is_file():
+            raise ModelError(f"weights file not found: {path}")
+        try:
+            model = open_clip.create_model(arch, pretrained=str(path),
+                                           force_preprocess_cfg=_tag_preprocess(arch, tag) or None)
+        except (RuntimeError, KeyError) as exc:
+            raise ModelError(
+                f"weights file {path} does not match OpenCLIP model {arch!r}: "
+                f"{str(exc).splitlines()[0]}"
+            ) from exc
+        return model, f"sha256:{file_sha256(path)}"
+    if not (isinstance(weights, str) and weights.upper() == "DEFAULT"):
+        raise ModelError(
+            f"weights={weights!r} for OpenCLIP model {arch!r}; expected 'DEFAULT' (the tag's "
+            "pretrained weights, from the local cache), None (random) or the path of a checkpoint"
+        )
+    if schema:
+        try:
+            with offline():
+                model = open_clip.create_model(arch, require_pretrained=True)
+        except Exception as exc:  # noqa: BLE001 - hub and file errors vary
+            if arch.startswith("local-dir:"):
+                raise ModelError(f"cannot load OpenCLIP model {arch!r}: {exc}") from exc
+            raise _unavailable(arch, tag, exc) from exc
+        if arch.startswith("local-dir:"):
+            from open_clip.factory import _find_checkpoint_in_dir
+
+            ckpt = _find_checkpoint_in_dir(Path(os.path.expanduser(arch[len("local-dir:"):])))
+            return model, f"sha256:{file_sha256(ckpt)}"
+        return model, f"open_clip:{arch}"
+    if not tag:
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+        raise ModelError(
+            f"OpenCLIP model {arch!r} names no pretrained tag; write 'open_clip:{arch}/<tag>' with "
+            f"a tag of {', '.join(tags) or '(none)'}, or pass weights=None for random weights"
+        )
+    try:
+        with offline():
+            model = open_clip.create_model(arch, pretrained=tag)
+    except Exception as exc:  # noqa: BLE001 - hub and file errors vary (RuntimeError, OSError, ...)
+        raise _unavailable(arch, tag, exc) from exc
+    return model, f"open_clip:{arch}/{tag}"
+
+
+class CLIPTower(nn.Module):
+    """One tower of an OpenCLIP model, with the library's module names.
+
+    ``forward(x)`` is the library's ``encode_image(x)`` (``tower="image"``) or
+    ``encode_text(x)`` (``tower="text"``, ``x`` the token ids), unnormalised, passed through the
+    identity module ``embedding`` so the embedding can be captured like any layer.
+
+    Parameters
+    ----------
+    clip : open_clip.CLIP or open_clip.CustomTextCLIP
+        The model; the tower takes over its modules (``visual``, or every other one), its
+        parameters and buffers (text tower) and its plain attributes, so the library's method runs
+        unchanged on them.
+    tower : {"image", "text"}
+    """
+
+    def __init__(self, clip, tower):
+        super().__init__()
+        if tower not in TOWERS:
+            raise ModelError(f"tower must be one of {TOWERS}, got {tower!r}")
+        self.tower = tower
+        image = tower == "image"
+        self._encode = type(clip).encode_image if image else type(clip).encode_text
+        for name, child in clip.named_children():
+            if (name == "visual") == image:
+                self.add_module(name, child)
+        if not image:
+            for name, param in clip.named_parameters(recurse=False):
+                if not name.startswith("logit_"):
+                    self.register_parameter(name, param)
+            for name, buf in clip.named_buffers(recurse=False):
+                self.register_buffer(name, buf, persistent=name in clip.state_dict())
+            for key, value in vars(clip).items():
+                if not key.startswith("_") and key != "training" and not hasattr(self, key):
+                    object.__setattr__(self, key, value)
+        self.embedding = nn.Identity()
+
+    def forward(self, x):
+        """The unnormalised embedding of a batch (images, or token ids for the text tower; float
+        token ids, as a float batch of the extractor carries them, are cast back to int64)."""
+        if self.tower == "text" and x.is_floating_point():
+            x = x.long()
+        return self.embedding(self._encode(self, x))
+
+
+class CLIPImagePreprocess:
+    """OpenCLIP's evaluation transform (``image_transform_v2``) for one decoded image."""
+
+    def __init__(self, preprocess_cfg):
+        from open_clip.transform import PreprocessCfg, image_transform_v2
+
+        cfg = PreprocessCfg(**preprocess_cfg)
+        self.transform = image_transform_v2(cfg, is_train=False)
+        size = cfg.size if isinstance(cfg.size, (tuple, list)) else (cfg.size, cfg.size)
+        self.info = {"kind": "open_clip.image_transform_v2",
+                     **{k: list(v) if isinstance(v, tuple) else v
+                        for k, v in dict(preprocess_cfg).items()},
+                     "input_shape": [cfg.num_channels, *size]}
+
+    def __call__(self, image):
+        import torch
+
+        if isinstance(image, torch.Tensor) and image.is_floating_point():
+            return image  # already preprocessed
+        if isinstance(image, str):
+            raise ModelError(
+                "the OpenCLIP image tower takes images, got a string; for captions use the text "
+                "tower ('open_clip:<architecture>/<tag>?tower=text') or CLIPEmbedder"
+            )
+        if not hasattr(image, "convert"):
+            from PIL import Image
+
+            image = Image.fromarray(image)
+        return self.transform(image.convert("RGB"))
+
+
+class CLIPTextPreprocess:
+    """OpenCLIP's tokenizer for one string -> ``(context_length,)`` int64 token ids.
+
+    Call :meth:`batch` for many strings at once (the tokenizer's own batching)."""
+
+    def __init__(self, tokenizer, arch):
+        self.tokenizer = tokenizer
+        self.context_length = int(getattr(tokenizer, "context_length", 77))
+        self.info = {"kind": "open_clip.get_tokenizer", "model": arch,
+                     "tokenizer": type(tokenizer).__name__, "context_length": self.context_length,
+                     "input_shape": [self.context_length]}
+
+    def batch(self, texts):
+        """Token ids ``(n, context_length)`` of a list of strings."""
+        texts = [str(t) for t in texts]
+        return self.tokenizer(texts)
+
+    def __call__(self, text):
+        if not isinstance(text, str):
+            raise ModelError(
+                f"the OpenCLIP text tower takes strings (captions), got {type(text).__name__}; "
+                "for images use the image tower ('?tower=image', the default)"
+            )
+        return self.batch([text])[0]
+
+
+def _tokenizer(arch):
+    open_clip = _import_open_clip()
+    try:
+        with offline():
+            return open_clip.get_tokenizer(arch)
+    except Exception as exc:  # noqa: BLE001 - HF tokenizer files missing offline
+        raise WeightsUnavailableError(
+            f"the tokenizer of OpenCLIP model {arch!r} is not in the local Hugging Face hub cache "
+            f"{_hub_cache_dir()!r} ({type(exc).__name__}: {exc}); on a machine with internet run "
+            f"python -c \"import open_clip; open_clip.get_tokenizer('{arch}')\" and copy the new "
+            "folder of its hub cache there"
+        ) from exc
+
+
+def _aliases(tower_module, tower):
+    names = {n for n, _ in tower_module.named_modules()}
+    prefix = "visual." if tower == "image" else ("text." if "text" in names else "")
+    aliases = {}
+    embed = ["ln_pre", "patch_dropout"] if tower == "image" else ["token_embedding"]
+    found = next((prefix + e for e in embed if prefix + e in names), None)
+    if found:
+        aliases["embed"] = found
+    blocks = prefix + "transformer.resblocks"
+    i = 0
+    while f"{blocks}.{i}" in names:
+        aliases[f"block{i}"] = f"{blocks}.{i}"
+        i += 1
+    norm = prefix + ("ln_post" if tower == "image" else "ln_final")
+    if norm in names:
+        aliases["norm"] = norm
+    aliases["head"] = "embedding"
+    return aliases
+
+
+def _tower_spec(clip, tower, arch, tag, weights_id, pooling):
+    module = CLIPTower(clip, tower).eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    aliases = _aliases(module, tower)
+    label = f"open_clip:{arch}" + (f"/{tag}" if tag else "")
+    if tower == "image":
+        preprocess = CLIPImagePreprocess(clip.visual.preprocess_cfg)
+        visual = clip.visual
+        token_layers = []
+        if getattr(visual, "transformer", None) is not None:  # a ViT: (B, T, C) token layers
+            token_layers = [v for k, v in aliases.items() if k not in ("head", "norm")]
+            if "norm" in aliases and not getattr(visual, "final_ln_after_pool", False):
+                token_layers.append(aliases["norm"])
+        if pooling != "none" and not token_layers:
+            raise ModelError(
+                f"token_pooling={pooling!r} for OpenCLIP model {arch!r}, whose image tower has "
+                "no token layers (not a vision transformer); use token_pooling='none'"
+            )
+        if token_layers:  # "none": every token, channel first (as timm / hf)
+            prefix = 1 if getattr(visual, "class_embedding", None) is not None else 0
+            taps = add_token_taps(module, token_layers, pooling, prefix)
+            aliases = {k: taps.get(v, v) for k, v in aliases.items()}
+        info = dict(preprocess.info, token_pooling=pooling)
+        name = label + (f"?token_pooling={pooling}" if pooling != "none" else "")
+        modality = "image"
+    else:
+        if pooling != "none":
+            raise ModelError(
+                f"token_pooling={pooling!r} for the text tower of OpenCLIP model {arch!r}: the "
+                "text tower takes token_pooling='none' only; read its 'embedding' layer "
+                "(OpenCLIP's end-of-text pooling)"
+            )
+        preprocess = CLIPTextPreprocess(_tokenizer(arch), arch)
+        info = dict(preprocess.info)
+        name = label + "?tower=text"
+        modality = "text"
+    return ModelSpec(module=module, preprocess=preprocess, modality=modality, name=name,
+                     weights_id=weights_id, aliases=aliases, preprocess_info=info)
+
+
+def build_open_clip_towers(text, weights="DEFAULT", random_state=None, token_pooling="none"):
+    """``(image_spec, text_spec)``: both towers of one OpenCLIP model (same weights, one build).
+
+    Parameters
+    ----------
+    text : str
+        ``"<architecture>/<tag>"`` (the name without ``"open_clip:"`` and without options).
+    weights, random_state
+        As in :func:`neuroprobe.models.build_model`.
+    token_pooling : str
+        Token pooling of the image tower's token layers.
+
+    Returns
+    -------
+    tuple of ModelSpec
+    """
+    arch, tag, _, _ = parse_name(text.partition("?")[0])
+    clip, weights_id = _create(arch, tag, weights, random_state)
+    clip.eval()
+    return (_tower_spec(clip, "image", arch, tag, weights_id, token_pooling),
+            _tower_spec(clip, "text", arch, tag, weights_id, "none"))
+
+
+def build_open_clip(text, weights="DEFAULT", random_state=None):
+    """The :class:`ModelSpec` of ``"open_clip:<text>"`` (see the module docstring)."""
+    arch, tag, tower, pooling = parse_name(text)
+    clip, weights_id = _create(arch, tag, weights, random_state)
+    clip.eval()
+    return _tower_spec(clip, tower, arch, tag, weights_id, pooling)
+
+
+register_source("open_clip", build_open_clip)
