@@ -218,7 +218,8 @@ class TemporalResponseFunction(MultiOutputMixin, RegressorMixin, BaseEstimator):
         cv = self._cv(runs, X.shape[0])
         if alphas is not None and len(np.atleast_1d(alphas)) == 1 and self.cv is None:
             cv = None   # one alpha: nothing to choose (closed-form leave-one-out scores)
-        groups = runs if (runs is not None and cv is not None and not isinstance(cv, KFold)) else None
+        use_groups = runs is not None and cv is not None and not isinstance(cv, KFold)
+        groups = runs if use_groups else None
         zero = self.edge == "zero"
         y_mean = Y.mean(axis=0)
         enc = VoxelwiseEncoder(alphas=alphas, cv=cv, fit_intercept=not zero,
