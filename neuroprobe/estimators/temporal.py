@@ -37,7 +37,11 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
     (n_stimuli, n_channels, n_times) or an :class:`~neuroprobe.io.epochs.EpochData`. At each
     window centre ``t`` the estimator sees ``y[:, :, t - r : t + r + 1]`` flattened to
     (n_stimuli, n_channels * (2r + 1)). For an :class:`~neuroprobe.estimators.RSAScorer` without a
-    fixed target RDM, all window RDMs come from one batched Gram product (fast path).
+    fixed target RDM, all window RDMs come from one batched Gram product (fast path). For a
+    :class:`~neuroprobe.estimators.VoxelwiseEncoder` whose targets are fitted independently
+    (per-target alphas, or OLS), every window's channels are stacked as targets of one fit
+    (channels x windows in the encoder's target batches, one decomposition of ``X`` per fold),
+    which equals fitting a clone per window.
 
     Parameters
     ----------
@@ -53,6 +57,8 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
     times_ : ndarray of int
         Sample index of each window centre.
     estimators_ : list of estimators (generic path only)
+    estimator_ : estimator (batched encoder path only)
+        The one encoder fitted on the windows stacked as targets.
     """
 
     _parameter_constraints = {
@@ -75,6 +81,20 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
                                                           "euclidean")
                 and est.comparison in ("spearman", "pearson"))
 
+    def _batched(self):
+        from .encoding import VoxelwiseEncoder
+
+        est = self.estimator
+        return isinstance(est, VoxelwiseEncoder) and (est.alpha_per_target
+                                                      or not est._solver().tuned)
+
+    def _stacked(self, Y):
+        """Every window's (channel x lag) columns side by side: (n, n_windows * c * width)."""
+        r = self.temporal_radius
+        view = np.lib.stride_tricks.sliding_window_view(Y, 2 * r + 1, axis=2)  # (n, c, w, width)
+        view = view[:, :, self.times_ - r]
+        return np.ascontiguousarray(view.transpose(0, 2, 1, 3)).reshape(Y.shape[0], -1)
+
     def _window(self, Y, t):
         r = self.temporal_radius
         return Y[:, :, t - r:t + r + 1].reshape(Y.shape[0], -1)
@@ -89,6 +109,8 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         self.times_ = _centres(Y.shape[2], self.temporal_radius, self.step)
         if self._fast():
             self.rsa_ = clone(self.estimator).fit(X, self._window(Y, self.times_[0]))
+        elif self._batched():
+            self.estimator_ = clone(self.estimator).fit(X, self._stacked(Y))
         else:
             self.estimators_ = [clone(self.estimator).fit(X, self._window(Y, t))
                                 for t in self.times_]
@@ -104,6 +126,9 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
             brain = window_rdms(Y, self.temporal_radius, est.target_metric or est.metric)
             return compare_rdms(models, brain[self.times_ - self.temporal_radius],
                                 est.comparison)
+        if self._batched():
+            scores = self.estimator_.score_targets(X, self._stacked(Y))
+            return np.asarray(scores, dtype=np.float64).reshape(len(self.times_), -1).T
         cols = []
         for est, t in zip(self.estimators_, self.times_):
             w = self._window(Y, t)

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage, stats
 from threadpoolctl import threadpool_limits
 
-__all__ = ["window_rdms", "compare_rdms", "permutation_null", "max_stat_fwe", "cluster_masses",
+__all__ = ["window_rdms", "compare_rdms", "cross_temporal_rsa", "permutation_null", "max_stat_fwe", "cluster_masses",
            "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp", "n_windows",
            "peak_latency"]
 
@@ -26,7 +26,28 @@ def n_windows(n_times, radius):
     return n_times - 2 * radius
 
 
-def window_rdms(X, radius=0, metric="correlation"):
+def _gram_input(X, radius, metric, dtype):
+    """X as (n_times, n_stimuli, n_channels) in ``dtype`` for the Gram product, and its scale.
+
+    float64: a plain transposed copy (scale 1). float32: first centred and scaled in ways the
+    distance is invariant to (up to the returned squared scale), so float32 keeps ~1e-7
+    relative accuracy: euclidean metrics lose the mean over stimuli of every (channel, time);
+    correlation loses each (stimulus, time) pattern's mean over channels at radius 0, else the
+    grand mean; all are divided by the grand standard deviation (sensor units are ~1e-13 T).
+    """
+    if np.dtype(dtype) == np.float64:
+        return np.ascontiguousarray(X.transpose(2, 0, 1)), 1.0, False
+    if metric == "correlation":
+        X = X - (X.mean(axis=1, keepdims=True) if radius == 0 else X.mean())
+    else:
+        X = X - X.mean(axis=0, keepdims=True)
+    scale = float(np.sqrt(np.mean(X * X)))
+    scale = scale if scale > 0 else 1.0
+    Xs = (X * (1.0 / scale)).astype(dtype, copy=False)
+    return np.ascontiguousarray(Xs.transpose(2, 0, 1)), scale ** 2, radius == 0
+
+
+def window_rdms(X, radius=0, metric="correlation", dtype=np.float64):
     """One condensed RDM per time window of ``2 * radius + 1`` samples.
 
     Parameters
@@ -36,10 +57,15 @@ def window_rdms(X, radius=0, metric="correlation"):
         Half-width of the window in samples (0: one RDM per time point).
     metric : {"correlation", "sqeuclidean", "euclidean"}
         Distance between the flattened (channel x window) patterns.
+    dtype : {numpy.float64, numpy.float32}, default=numpy.float64
+        Precision of the one batched Gram product. float32 halves its time; the data are then
+        first centred and scaled in ways the distance is invariant to, which keeps about 1e-7
+        relative accuracy of the distances (Spearman comparisons then differ from float64 by up
+        to ~1e-6: near-tied distances may swap ranks). Window sums and distances are float64.
 
     Returns
     -------
-    rdms : ndarray of shape (n_windows, n_stimuli * (n_stimuli - 1) // 2)
+    rdms : ndarray of shape (n_windows, n_stimuli * (n_stimuli - 1) // 2), float64
         Window ``w`` is centred on sample ``radius + w``.
     """
     if metric not in _METRICS:
@@ -47,46 +73,62 @@ def window_rdms(X, radius=0, metric="correlation"):
     X = np.asarray(X, dtype=np.float64)
     n, c, t = X.shape
     nw = n_windows(t, radius)
-    Xt = np.ascontiguousarray(X.transpose(2, 0, 1))             # (t, n, c)
+    Xt, scale2, centred = _gram_input(X, radius, metric, dtype)
     with threadpool_limits(limits=1, user_api="blas"):          # small GEMMs: threads only cost
         gram = Xt @ Xt.transpose(0, 2, 1)                        # (t, n, n), one batched matmul
-    rows = X.sum(axis=1).T                                       # (t, n)
-    width = 2 * radius + 1
-    csum = np.concatenate([np.zeros((1, n, n)), np.cumsum(gram, axis=0)])
-    G = csum[width:width + nw] - csum[:nw]
-    rsum = np.concatenate([np.zeros((1, n)), np.cumsum(rows, axis=0)])
-    S = rsum[width:width + nw] - rsum[:nw]
     iu = np.triu_indices(n, 1)
-    if metric == "correlation":
-        G = G - S[:, :, None] * S[:, None, :] / (c * width)
-        d = np.sqrt(np.clip(np.einsum("wii->wi", G), 0, None))
-        out = 1.0 - G[:, iu[0], iu[1]] / (d[:, iu[0]] * d[:, iu[1]])
+    width = 2 * radius + 1
+    S = None
+    if metric == "correlation" and not centred:
+        S = Xt.sum(axis=2, dtype=np.float64)                     # (t, n) pattern sums
+    if radius == 0:                                             # no window sums needed
+        G = gram
     else:
-        diag = np.einsum("wii->wi", G)
-        out = np.clip(diag[:, iu[0]] + diag[:, iu[1]] - 2 * G[:, iu[0], iu[1]], 0, None)
-        if metric == "euclidean":
-            out = np.sqrt(out)
-    return out
+        csum = np.concatenate([np.zeros((1, n, n)), np.cumsum(gram, axis=0, dtype=np.float64)])
+        G = csum[width:width + nw] - csum[:nw]
+        if S is not None:
+            rsum = np.concatenate([np.zeros((1, n)), np.cumsum(S, axis=0)])
+            S = rsum[width:width + nw] - rsum[:nw]
+    diag = np.einsum("wii->wi", G).astype(np.float64)
+    off = G[:, iu[0], iu[1]].astype(np.float64)
+    if metric == "correlation":
+        if S is not None:                                        # centre each window pattern
+            diag = diag - S * S / (c * width)
+            off = off - S[:, iu[0]] * S[:, iu[1]] / (c * width)
+        d = np.sqrt(np.clip(diag, 0, None))
+        return 1.0 - off / (d[:, iu[0]] * d[:, iu[1]])
+    out = np.clip(diag[:, iu[0]] + diag[:, iu[1]] - 2 * off, 0, None) * scale2
+    return np.sqrt(out) if metric == "euclidean" else out
 
 
 def _rank(V):
     """Average ranks on the last axis (as scipy.stats.rankdata); argsort path if no ties."""
     order = np.argsort(V, axis=-1)
-    sorted_v = np.take_along_axis(V, order, axis=-1)
-    ties = (np.diff(sorted_v, axis=-1) == 0).any(axis=-1)
-    ranks = np.empty_like(V)
+    sorted_v = np.sort(V, axis=-1)          # a second sort beats gathering V along ``order``
+    ties = (sorted_v[..., 1:] == sorted_v[..., :-1]).any(axis=-1)
+    ranks = np.empty(V.shape, dtype=np.float64)
     np.put_along_axis(ranks, order, np.arange(1, V.shape[-1] + 1, dtype=np.float64)[None], -1)
     if ties.any():
         ranks[ties] = stats.rankdata(V[ties], axis=-1)
-    return ranks
+    return ranks, ties
 
 
 def _standardise(V, method):
-    """Rows ranked (Spearman) and centred to unit norm, so a dot product is a correlation."""
+    """Rows ranked (Spearman) and centred to unit norm, so a dot product is a correlation.
+
+    Rows without ties rank to a permutation of ``1..m``, whose mean and norm are known: only
+    tied rows are centred and normed from their values.
+    """
     V = np.atleast_2d(np.asarray(V, dtype=np.float64))
     if method == "spearman":
-        V = _rank(V)
-    elif method != "pearson":
+        V, ties = _rank(V)
+        m = V.shape[-1]
+        V -= (m + 1) / 2.0
+        V *= 1.0 / np.sqrt(m * (m * m - 1) / 12.0) if m > 1 else np.nan
+        if ties.any():
+            V[ties] = _standardise(V[ties], "pearson")
+        return V
+    if method != "pearson":
         raise ValueError(f"comparison: expected 'spearman' or 'pearson'; got {method!r}")
     V = V - V.mean(axis=-1, keepdims=True)
     norm = np.linalg.norm(V, axis=-1, keepdims=True)
@@ -111,6 +153,41 @@ def compare_rdms(model_rdms, brain_rdms, comparison="spearman"):
         raise ValueError(f"model_rdms: {M.shape[1]} pairs but brain_rdms has {B.shape[1]}")
     with threadpool_limits(limits=1, user_api="blas"):          # a thin GEMM: one thread is faster
         return M @ B.T
+
+
+def cross_temporal_rsa(model, brain, *, model_radius=0, brain_radius=0,
+                       model_metric="correlation", brain_metric="correlation",
+                       comparison="spearman", dtype=np.float64):
+    """RSA of every model time with every brain time (video / audio networks unfold in time).
+
+    Parameters
+    ----------
+    model : ndarray of shape (n_stimuli, n_features, n_model_times), or a list of such arrays
+        (one per layer; their feature counts and time axes may differ).
+    brain : ndarray of shape (n_stimuli, n_channels, n_times)
+    model_radius, brain_radius : int
+        Half-widths of the model's and the brain's windows in samples.
+    model_metric, brain_metric : {"correlation", "sqeuclidean", "euclidean"}
+    comparison : {"spearman", "pearson"}
+    dtype : numpy dtype
+        Precision of the Gram products (see :func:`window_rdms`).
+
+    Returns
+    -------
+    r : ndarray of shape (n_model_windows, n_brain_windows), or a list of them per layer
+        ``r[i, j]``: the model RDM of window ``i`` against the brain RDM of window ``j``, all
+        from one product of the standardised model and brain RDMs.
+    """
+    brain_rdms = window_rdms(brain, brain_radius, brain_metric, dtype)
+    layers = model if isinstance(model, (list, tuple)) else [model]
+    for k, m in enumerate(layers):
+        if np.shape(m)[0] != np.shape(brain)[0]:
+            raise ValueError(f"model[{k}]: {np.shape(m)[0]} stimuli but brain has "
+                             f"{np.shape(brain)[0]}")
+    rdms = [window_rdms(m, model_radius, model_metric, dtype) for m in layers]
+    r = compare_rdms(np.concatenate(rdms), brain_rdms, comparison)
+    out = np.split(r, np.cumsum([x.shape[0] for x in rdms])[:-1])
+    return out if isinstance(model, (list, tuple)) else out[0]
 
 
 def _pair_index(n, perms):

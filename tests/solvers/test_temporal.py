@@ -121,7 +121,7 @@ def test_rank_matches_scipy_with_and_without_ties():
     V = rng.random((5, 30))
     V[2, :10] = 0.5
     V[4] = np.round(V[4], 1)
-    np.testing.assert_array_equal(_rank(V), stats.rankdata(V, axis=-1))
+    np.testing.assert_array_equal(_rank(V)[0], stats.rankdata(V, axis=-1))
 
 
 def test_cluster_fwe_brute_force():
@@ -196,3 +196,48 @@ def test_peak_latency_planted_and_brute_force():
     idx = rs.integers(0, 12, (200, 12))
     ref = np.stack([times[curves[i].mean(0).argmax(1)] for i in idx])
     np.testing.assert_allclose(boot, ref)
+
+
+@pytest.mark.parametrize("metric", ["correlation", "sqeuclidean", "euclidean"])
+@pytest.mark.parametrize("radius", [0, 2])
+def test_float32_gram_keeps_precision_in_sensor_units(metric, radius):
+    """MEG-like units (1e-13 T) with channel offsets 20x the signal: float32 Gram = scipy pdist
+    in float64 (correlation distances near 0 to 1e-6 absolute, float32's limit on 1 - r)."""
+    from scipy.spatial.distance import pdist
+
+    rng = np.random.default_rng(5)
+    X = 1e-13 * (rng.standard_normal((12, 7, 9)) + 20 * rng.standard_normal((1, 7, 1)))
+    got = window_rdms(X, radius, metric, dtype=np.float32)
+    assert got.dtype == np.float64
+    for w in range(got.shape[0]):
+        ref = pdist(X[:, :, w:w + 2 * radius + 1].reshape(12, -1), metric)
+        atol = 1e-6 if metric == "correlation" else 2e-5 * np.abs(ref).max()
+        np.testing.assert_allclose(got[w], ref, rtol=2e-5, atol=atol)
+        np.testing.assert_allclose(window_rdms(X, radius, metric, dtype=np.float64)[w], ref,
+                                   rtol=1e-10, atol=1e-12 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("comparison", ["spearman", "pearson"])
+def test_cross_temporal_rsa_equals_double_loop(comparison):
+    from scipy.spatial.distance import pdist
+
+    from neuroprobe.solvers.temporal import cross_temporal_rsa
+
+    rng = np.random.default_rng(7)
+    brain = rng.standard_normal((10, 6, 12))
+    layers = [rng.standard_normal((10, 4, 7)), rng.standard_normal((10, 9, 5))]
+    got = cross_temporal_rsa(layers, brain, model_radius=1, brain_radius=2,
+                             model_metric="euclidean", comparison=comparison)
+    corr = stats.spearmanr if comparison == "spearman" else stats.pearsonr
+    for m, r in zip(layers, got):
+        assert r.shape == (m.shape[2] - 2, 12 - 4)
+        for i in range(r.shape[0]):
+            a = pdist(m[:, :, i:i + 3].reshape(10, -1), "euclidean")
+            for j in range(r.shape[1]):
+                b = pdist(brain[:, :, j:j + 5].reshape(10, -1), "correlation")
+                assert r[i, j] == pytest.approx(corr(a, b)[0], abs=1e-10)
+    single = cross_temporal_rsa(layers[0], brain, model_radius=1, brain_radius=2,
+                                model_metric="euclidean", comparison=comparison)
+    np.testing.assert_allclose(single, got[0], atol=1e-12)
+    with pytest.raises(ValueError, match=r"model\[0\]: 9 stimuli"):
+        cross_temporal_rsa([layers[0][:9]], brain)
