@@ -12,7 +12,8 @@ from scipy import ndimage, stats
 from threadpoolctl import threadpool_limits
 
 __all__ = ["window_rdms", "compare_rdms", "cross_temporal_rsa", "permutation_null", "max_stat_fwe", "cluster_masses",
-           "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp", "n_windows",
+           "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp",
+           "permutation_cluster_test", "n_windows",
            "peak_latency"]
 
 _METRICS = ("correlation", "sqeuclidean", "euclidean")
@@ -381,6 +382,79 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
     labels, masses = cluster_masses(t_obs, threshold, tail)
     H0 = _max_mass(_tstat(flips[:, :, None] * X[None]), threshold, tail)
     return t_obs, labels, cluster_pvalues(masses, H0, tail), H0
+
+
+def _f_stat(X, onehot):
+    """One-way ANOVA F along the last axis for every group assignment (one matmul).
+
+    ``X`` (N, T); ``onehot`` (P, k, N) group indicators; returns (P, T).
+    """
+    N, k = X.shape[0], onehot.shape[1]
+    n_g = onehot.sum(axis=2)                                     # (P, k)
+    sums = onehot @ X                                            # (P, k, T)
+    total = X.sum(axis=0)
+    ss_tot = (X * X).sum(axis=0) - total * total / N             # invariant to permutation
+    ss_b = (sums * sums / n_g[:, :, None]).sum(axis=1) - total * total / N
+    ss_w = ss_tot - ss_b
+    return (ss_b / (k - 1)) / (ss_w / (N - k))
+
+
+def permutation_cluster_test(groups, threshold=None, n_permutations=1024, tail=1,
+                             random_state=None, chunk=256):
+    """Cluster-mass test of one-way ANOVA F over time between groups (as mne.stats').
+
+    Equal to ``mne.stats.permutation_cluster_test(groups, threshold, n_permutations, tail,
+    seed=random_state)`` with its default ``f_oneway`` statistic: the same F values, clusters,
+    and, for an integer (or ``RandomState``) ``random_state``, the same permutations (MNE draws
+    ``n_permutations - 1`` orders with ``RandomState.permutation``) and so the same ``H0`` and
+    p-values. Two groups: ``F = t ** 2`` of the two-sample t test.
+
+    Parameters
+    ----------
+    groups : list of ndarray of shape (n_observations_k, n_times)
+        At least two groups (subjects or trials per condition).
+    threshold : float or None
+        F threshold forming clusters; None: the 0.95 quantile of F(k - 1, N - k) (MNE's).
+    n_permutations : int
+        Including the identity.
+    tail : {1, 0, -1}
+        1 (F is non-negative): clusters of ``F > threshold``.
+    random_state : int, RandomState or None
+
+    Returns
+    -------
+    F_obs : ndarray of shape (n_times,)
+    labels : ndarray of int of shape (n_times,)
+    cluster_p : ndarray of shape (n_clusters,)
+    H0 : ndarray of shape (n_permutations,)
+        Max cluster mass per permutation, the observed data first.
+    """
+    from sklearn.utils import check_random_state
+
+    groups = [np.asarray(g, dtype=np.float64) for g in groups]
+    if len(groups) < 2 or any(g.ndim != 2 for g in groups):
+        raise ValueError("groups: expected a list of at least two (n_observations, n_times) "
+                         f"arrays; got shapes {[g.shape for g in groups]}")
+    if len({g.shape[1] for g in groups}) != 1:
+        raise ValueError(f"groups: different n_times {[g.shape[1] for g in groups]}")
+    X = np.concatenate(groups, axis=0)
+    N, k = X.shape[0], len(groups)
+    if threshold is None:
+        threshold = float(stats.f.ppf(0.95, k - 1, N - k))
+    codes = np.repeat(np.arange(k), [g.shape[0] for g in groups])
+    rng = check_random_state(random_state)
+    orders = np.stack([np.arange(N)] + [rng.permutation(N) for _ in range(n_permutations - 1)])
+    onehot_obs = (codes[None, :] == np.arange(k)[:, None]).astype(np.float64)[None]
+    F_obs = _f_stat(X, onehot_obs)[0]
+    labels, masses = cluster_masses(F_obs, threshold, tail)
+    H0 = np.empty(orders.shape[0])
+    for s in range(0, orders.shape[0], chunk):
+        o = orders[s:s + chunk]
+        # observation o[p, i] is put in the group of position i
+        member = np.zeros((o.shape[0], k, N))
+        member[np.arange(o.shape[0])[:, None], codes[None, :], o] = 1.0
+        H0[s:s + chunk] = _max_mass(_f_stat(X, member), threshold, tail)
+    return F_obs, labels, cluster_pvalues(masses, H0, tail), H0
 
 
 def cluster_pvalues(masses, H0, tail=0):

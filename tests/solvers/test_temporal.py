@@ -241,3 +241,29 @@ def test_cross_temporal_rsa_equals_double_loop(comparison):
     np.testing.assert_allclose(single, got[0], atol=1e-12)
     with pytest.raises(ValueError, match=r"model\[0\]: 9 stimuli"):
         cross_temporal_rsa([layers[0][:9]], brain)
+
+
+@pytest.mark.parametrize("n_groups", [2, 3])
+def test_permutation_cluster_test_equals_mne_stats(n_groups):
+    from neuroprobe.solvers.temporal import permutation_cluster_test
+
+    rng = np.random.default_rng(11)
+    groups = [rng.standard_normal((n, 50)) for n in (9, 7, 8)[:n_groups]]
+    groups[0][:, 10:20] += 1.2
+    groups[1][:, 30:36] -= 1.5
+    F, clusters, p, h0 = mne.stats.permutation_cluster_test(
+        groups, threshold=None, n_permutations=200, tail=1, seed=3, out_type="mask",
+        verbose=False)
+    F2, labels, p2, h02 = permutation_cluster_test(groups, None, 200, 1, random_state=3)
+    np.testing.assert_allclose(F2, F, rtol=1e-10)
+    if n_groups == 2:   # F = t ** 2 of the two-sample t test
+        t = stats.ttest_ind(groups[0], groups[1]).statistic
+        np.testing.assert_allclose(F2, t ** 2, rtol=1e-10)
+    assert len(clusters) == labels.max() >= 1
+    for c, pc in zip(clusters, p):          # same clusters (time order), masses and p-values
+        mask = np.zeros(50, bool)
+        mask[tuple(c)] = True                 # MNE gives 1-D clusters as slices
+        k = labels[mask][0]
+        np.testing.assert_array_equal(labels == k, mask)
+        np.testing.assert_allclose(p2[k - 1], pc)
+    np.testing.assert_allclose(h02, h0, rtol=1e-10)
