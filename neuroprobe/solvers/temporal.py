@@ -11,7 +11,8 @@ import numpy as np
 from scipy import ndimage, stats
 from threadpoolctl import threadpool_limits
 
-__all__ = ["window_rdms", "compare_rdms", "cross_temporal_rsa", "permutation_null", "max_stat_fwe", "cluster_masses",
+__all__ = ["window_rdms", "compare_rdms", "cross_temporal_rsa", "permutation_null",
+           "max_stat_fwe", "cluster_masses",
            "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp",
            "permutation_cluster_test", "n_windows",
            "peak_latency"]
