@@ -5,7 +5,8 @@ pyplot's global state or the backend (figures are built with ``Figure()`` and dr
 canvas), so they work in scripts, servers and tests alike. Save with :func:`save_figure`.
 
 One file per family: ``_style`` (construction and saving), ``network`` (inside the network),
-``study`` (layer profiles, RDMs), ``volume`` (brain slices).
+``study`` (layer profiles, RDMs), ``volume`` (brain slices), ``temporal`` (curves over time,
+peak latencies, temporal generalisation).
 """
 
 from neuroprobe.plotting._style import save_figure, to_rgb_image
@@ -20,6 +21,11 @@ from neuroprobe.plotting.network import (
     plot_training_history,
 )
 from neuroprobe.plotting.study import plot_layer_profile, plot_rdm_grid, plot_rsa_profile
+from neuroprobe.plotting.temporal import (
+    plot_peak_latencies,
+    plot_temporal_generalization,
+    plot_time_courses,
+)
 from neuroprobe.plotting.volume import plot_volume_slices
 
 __all__ = [
@@ -37,4 +43,7 @@ __all__ = [
     "plot_rsa_profile",
     "plot_rdm_grid",
     "plot_volume_slices",
+    "plot_time_courses",
+    "plot_peak_latencies",
+    "plot_temporal_generalization",
 ]
