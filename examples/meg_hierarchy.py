@@ -84,7 +84,7 @@ def main(argv=None):
 
     radius = 1                                     # 3-sample (15 ms) windows
     curves, brain_rdms = [], []
-    for s in range(args.subjects):
+    for _ in range(args.subjects):
         epochs = simulate_subject(layers, ids, rng)
         brain = read_epochs(epochs, reference_ids=ids)   # rows in the network's stimulus order
         curves.append(np.vstack([

@@ -103,8 +103,19 @@ def window_rdms(X, radius=0, metric="correlation", dtype=np.float64):
     return np.sqrt(out) if metric == "euclidean" else out
 
 
+_TIE_BITS = 36
+
+
 def _rank(V):
-    """Average ranks on the last axis (as scipy.stats.rankdata); argsort path if no ties."""
+    """Average ranks on the last axis (as scipy.stats.rankdata); argsort path if no ties.
+
+    Values are compared at ``2 ** -36`` of each row's largest magnitude: dissimilarities from
+    Gram products carry ~1e-15 relative rounding, so pairs that are exactly tied (integer spike
+    counts, repeated patterns; scipy's ``pdist`` computes each pair directly) could otherwise
+    differ in their last bits and be ranked apart.
+    """
+    scale = np.abs(V).max(axis=-1, keepdims=True)
+    V = np.round(V * (2.0 ** _TIE_BITS / np.where(scale > 0, scale, 1.0)))
     order = np.argsort(V, axis=-1)
     sorted_v = np.sort(V, axis=-1)          # a second sort beats gathering V along ``order``
     ties = (sorted_v[..., 1:] == sorted_v[..., :-1]).any(axis=-1)
