@@ -14,7 +14,8 @@ from threadpoolctl import threadpool_limits
 __all__ = ["window_rdms", "compare_rdms", "cross_temporal_rsa", "permutation_null",
            "max_stat_fwe", "cluster_masses",
            "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp",
-           "permutation_cluster_test", "n_windows",
+           "permutation_cluster_test", "n_windows", "channel_neighbourhoods",
+           "searchlight_rsa",
            "peak_latency"]
 
 _METRICS = ("correlation", "sqeuclidean", "euclidean")
@@ -103,13 +104,13 @@ def window_rdms(X, radius=0, metric="correlation", dtype=np.float64):
     return np.sqrt(out) if metric == "euclidean" else out
 
 
-_TIE_BITS = 36
+_TIE_BITS = 40
 
 
 def _rank(V):
     """Average ranks on the last axis (as scipy.stats.rankdata); argsort path if no ties.
 
-    Values are compared at ``2 ** -36`` of each row's largest magnitude: dissimilarities from
+    Values are compared at ``2 ** -40`` of each row's largest magnitude: dissimilarities from
     Gram products carry ~1e-15 relative rounding, so pairs that are exactly tied (integer spike
     counts, repeated patterns; scipy's ``pdist`` computes each pair directly) could otherwise
     differ in their last bits and be ranked apart.
@@ -201,6 +202,114 @@ def cross_temporal_rsa(model, brain, *, model_radius=0, brain_radius=0,
     r = compare_rdms(np.concatenate(rdms), brain_rdms, comparison)
     out = np.split(r, np.cumsum([x.shape[0] for x in rdms])[:-1])
     return out if isinstance(model, (list, tuple)) else out[0]
+
+
+def channel_neighbourhoods(positions, radius):
+    """Searchlight neighbourhoods of sensors: ``A[i, j]`` when ``|pos_i - pos_j| < radius``.
+
+    As mne-rsa's ``spatial_radius`` (strict inequality; every sensor is its own neighbour).
+
+    Parameters
+    ----------
+    positions : ndarray of shape (n_channels, 3)
+        Sensor positions (metres), e.g. ``[ch["loc"][:3] for ch in info["chs"]]``.
+    radius : float
+
+    Returns
+    -------
+    ndarray of bool of shape (n_channels, n_channels)
+    """
+    from scipy.spatial.distance import cdist
+
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.ndim != 2 or not np.all(np.isfinite(pos)):
+        raise ValueError("positions: expected finite (n_channels, 3) sensor positions (set a "
+                         "montage on the Epochs)")
+    A = cdist(pos, pos) < radius
+    np.fill_diagonal(A, True)
+    return A
+
+
+def searchlight_rsa(X, model_rdms, neighbours, radius=0, metric="correlation",
+                    comparison="spearman", chunk=8):
+    """Spatio-temporal searchlight RSA: every channel neighbourhood x every time window.
+
+    Equal to mne-rsa's ``rsa_epochs(..., spatial_radius=r, temporal_radius=...)``. The Gram
+    matrix of every (neighbourhood, time) comes from one (sparse) product of the per-channel
+    pattern products with the neighbourhood matrix, window sums by cumulative sums over time;
+    time windows are processed in chunks of ``chunk`` (memory ~ chunk x n_pairs x n_channels).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_stimuli, n_channels, n_times)
+    model_rdms : ndarray of shape (n_models, n_pairs)
+    neighbours : ndarray of bool of shape (n_centres, n_channels)
+        E.g. :func:`channel_neighbourhoods`.
+    radius : int
+        Temporal half-width in samples.
+    metric : {"correlation", "sqeuclidean", "euclidean"}
+    comparison : {"spearman", "pearson"}
+    chunk : int
+
+    Returns
+    -------
+    r : ndarray of shape (n_models, n_centres, n_windows)
+    """
+    from scipy import sparse
+
+    if metric not in _METRICS:
+        raise ValueError(f"metric: expected one of {_METRICS}; got {metric!r}")
+    X = np.asarray(X, dtype=np.float64)
+    n, c, t = X.shape
+    A = np.asarray(neighbours, dtype=bool)
+    if A.ndim != 2 or A.shape[1] != c:
+        raise ValueError(f"neighbours: expected (n_centres, {c}); got shape {A.shape}")
+    nw = n_windows(t, radius)
+    width = 2 * radius + 1
+    M = _standardise(model_rdms, comparison)
+    if M.shape[1] != n * (n - 1) // 2:
+        raise ValueError(f"model_rdms: {M.shape[1]} pairs but X has {n} stimuli")
+    At = sparse.csr_matrix(A.T.astype(np.float64)) if A.mean() < 0.25 else A.T.astype(float)
+    k = A.sum(axis=1) * width                                     # values per pattern
+    if metric == "correlation" and k.min() < 2:
+        raise ValueError(f"neighbours: centre {int(k.argmin())} has a single value per pattern "
+                         "(one sensor, one sample): the correlation metric needs more; use "
+                         "sqeuclidean or a wider radius")
+    iu = np.triu_indices(n, 1)
+    I, J = np.concatenate([iu[0], np.arange(n)]), np.concatenate([iu[1], np.arange(n)])
+    n_p = iu[0].size
+    out = np.empty((M.shape[0], A.shape[0], nw))
+    Xt = X.transpose(2, 0, 1)                                     # (t, n, c) view
+    for w0 in range(0, nw, chunk):
+        w1 = min(w0 + chunk, nw)
+        xs = np.ascontiguousarray(Xt[w0:w1 + width - 1])          # raw times of the windows
+        P = (xs[:, I, :] * xs[:, J, :]).reshape(-1, c)            # per-channel pair products
+        G = np.asarray(P @ At).reshape(xs.shape[0], I.size, -1)   # (times, pairs + n, centres)
+        G = _window_sum(G, width)                                 # (windows, pairs + n, centres)
+        off, diag = G[:, :n_p], G[:, n_p:]
+        if metric == "correlation":
+            S = _window_sum(np.asarray(xs.reshape(-1, c) @ At).reshape(xs.shape[0], n, -1),
+                            width)                                # (windows, n, centres)
+            diag = diag - S * S / k
+            off = off - S[:, iu[0]] * S[:, iu[1]] / k
+            d = np.sqrt(np.clip(diag, 0, None))
+            D = 1.0 - off / (d[:, iu[0]] * d[:, iu[1]])
+        else:
+            D = np.clip(diag[:, iu[0]] + diag[:, iu[1]] - 2 * off, 0, None)
+            if metric == "euclidean":
+                D = np.sqrt(D)
+        D = D.transpose(0, 2, 1).reshape(-1, n_p)                 # (windows * centres, pairs)
+        r = M @ _standardise(D, comparison).T                     # one GEMM per chunk
+        out[:, :, w0:w1] = r.reshape(M.shape[0], w1 - w0, -1).transpose(0, 2, 1)
+    return out
+
+
+def _window_sum(G, width):
+    """Sums of ``width`` consecutive entries along axis 0."""
+    if width == 1:
+        return G
+    csum = np.concatenate([np.zeros((1,) + G.shape[1:]), np.cumsum(G, axis=0)])
+    return csum[width:] - csum[:-width]
 
 
 def _pair_index(n, perms):

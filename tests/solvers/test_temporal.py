@@ -267,3 +267,32 @@ def test_permutation_cluster_test_equals_mne_stats(n_groups):
         np.testing.assert_array_equal(labels == k, mask)
         np.testing.assert_allclose(p2[k - 1], pc)
     np.testing.assert_allclose(h02, h0, rtol=1e-10)
+
+
+@pytest.mark.parametrize("metric,comparison,radius", [("correlation", "spearman", 1),
+                                                      ("sqeuclidean", "pearson", 0),
+                                                      ("euclidean", "spearman", 2)])
+def test_searchlight_rsa_equals_mne_rsa(metric, comparison, radius):
+    from scipy.spatial.distance import pdist
+
+    from neuroprobe.solvers.temporal import channel_neighbourhoods, searchlight_rsa
+
+    rng = np.random.default_rng(12)
+    names = ["Fp1", "Fp2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "Fz", "Cz", "Pz"]
+    info = mne.create_info(names, 100.0, "eeg")
+    X = rng.standard_normal((9, len(names), 10))
+    ep = mne.EpochsArray(X, info, verbose=False)
+    ep.set_montage(mne.channels.make_standard_montage("standard_1020"), verbose=False)
+    models = [pdist(rng.standard_normal((9, 3))) for _ in range(2)]
+    ref = mne_rsa.rsa_epochs(ep, models, spatial_radius=0.06, temporal_radius=radius / 100.0,
+                             epochs_rdm_metric=metric, rsa_metric=comparison,
+                             y=np.arange(9), verbose=False)
+    pos = np.array([ch["loc"][:3] for ch in ep.info["chs"]])
+    A = channel_neighbourhoods(pos, 0.06)
+    assert 1 < A.sum(axis=1).mean() < len(names)          # real neighbourhoods
+    got = searchlight_rsa(X, np.stack(models), A, radius, metric, comparison, chunk=3)
+    for m in range(2):
+        np.testing.assert_allclose(got[m], ref[m].data, atol=1e-6)
+    if metric == "correlation":     # a lone sensor and one sample: no correlation
+        with pytest.raises(ValueError, match="neighbours"):
+            searchlight_rsa(X, np.stack(models), np.eye(len(names), dtype=bool), 0)
