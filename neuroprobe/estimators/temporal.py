@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 
 from .._validation import HasMethods, Interval, fit_context
 from ..io.epochs import EpochData
-from ..solvers.temporal import compare_rdms, n_windows, window_rdms
+from ..solvers.temporal import compare_rdms, n_windows, searchlight_rsa, window_rdms
 
 __all__ = ["TimeResolved", "TemporalGeneralization"]
 
@@ -51,6 +51,10 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         Half-width of the window in samples (as mne-rsa's, after conversion to samples).
     step : int, default=1
         Samples between window centres.
+    spatial_neighbours : array-like of bool of shape (n_centres, n_channels), optional
+        Channel-neighbourhood searchlight (RSA fast path only): one curve per model and centre,
+        as mne-rsa's ``spatial_radius`` (neighbourhoods from
+        :func:`neuroprobe.solvers.temporal.channel_neighbourhoods`).
 
     Attributes
     ----------
@@ -65,12 +69,14 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         "estimator": [HasMethods(["fit", "score"])],
         "temporal_radius": [Interval(Integral, 0, None, closed="left")],
         "step": [Interval(Integral, 1, None, closed="left")],
+        "spatial_neighbours": ["array-like", None],
     }
 
-    def __init__(self, estimator, temporal_radius=0, step=1):
+    def __init__(self, estimator, temporal_radius=0, step=1, spatial_neighbours=None):
         self.estimator = estimator
         self.temporal_radius = temporal_radius
         self.step = step
+        self.spatial_neighbours = spatial_neighbours
 
     def _fast(self):
         from .rsa import RSAScorer
@@ -107,6 +113,10 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         if X.shape[0] != Y.shape[0]:
             raise ValueError(f"y: {Y.shape[0]} stimuli but X has {X.shape[0]}")
         self.times_ = _centres(Y.shape[2], self.temporal_radius, self.step)
+        if self.spatial_neighbours is not None and not self._fast():
+            raise ValueError("spatial_neighbours: the channel searchlight needs an RSAScorer "
+                             "without a fixed target RDM (correlation/euclidean metric, "
+                             "spearman/pearson comparison)")
         if self._fast():
             self.rsa_ = clone(self.estimator).fit(X, self._window(Y, self.times_[0]))
         elif self._batched():
@@ -123,6 +133,12 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         if self._fast():
             est = self.rsa_
             _, models = est._model_rdms(X)
+            metric = est.target_metric or est.metric
+            if self.spatial_neighbours is not None:       # (models, centres, windows)
+                r = searchlight_rsa(Y, models, np.asarray(self.spatial_neighbours, bool),
+                                    self.temporal_radius, metric, est.comparison)
+                r = r[:, :, self.times_ - self.temporal_radius]
+                return r.reshape(-1, r.shape[2])
             brain = window_rdms(Y, self.temporal_radius, est.target_metric or est.metric)
             return compare_rdms(models, brain[self.times_ - self.temporal_radius],
                                 est.comparison)

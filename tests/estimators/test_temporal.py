@@ -113,3 +113,20 @@ def test_batched_encoder_equals_per_window_clones(radius, step):
     # one shared alpha: not independent per window, so one clone per window
     shared = TimeResolved(VoxelwiseEncoder(alpha_per_target=False), temporal_radius=radius)
     assert not shared._batched()
+
+
+def test_spatial_searchlight_equals_time_resolved_per_neighbourhood():
+    X, Y = _planted(n=12, n_ch=6, n_times=14)
+    rng = np.random.default_rng(1)
+    A = rng.random((6, 6)) < 0.4
+    np.fill_diagonal(A, True)
+    sl = TimeResolved(RSAScorer(), temporal_radius=1, step=2, spatial_neighbours=A).fit(X, Y)
+    got = sl.score_targets(X, Y)
+    assert got.shape == (6, len(sl.times_))
+    for c in range(6):
+        ref = TimeResolved(RSAScorer(), temporal_radius=1, step=2).fit(X, Y[:, A[c]])
+        np.testing.assert_allclose(got[c], ref.score_targets(X, Y[:, A[c]])[0], atol=1e-10)
+    from neuroprobe import VoxelwiseEncoder
+
+    with pytest.raises(ValueError, match="spatial_neighbours"):
+        TimeResolved(VoxelwiseEncoder(), spatial_neighbours=A).fit(X, Y)
