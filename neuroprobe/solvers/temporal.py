@@ -117,11 +117,15 @@ def _rank(V):
     """
     scale = np.abs(V).max(axis=-1, keepdims=True)
     V = np.round(V * (2.0 ** _TIE_BITS / np.where(scale > 0, scale, 1.0)))
+    V = V.reshape(-1, V.shape[-1])
+    m = V.shape[1]
     order = np.argsort(V, axis=-1)
-    sorted_v = np.sort(V, axis=-1)          # a second sort beats gathering V along ``order``
-    ties = (sorted_v[..., 1:] == sorted_v[..., :-1]).any(axis=-1)
-    ranks = np.empty(V.shape, dtype=np.float64)
-    np.put_along_axis(ranks, order, np.arange(1, V.shape[-1] + 1, dtype=np.float64)[None], -1)
+    flat = (order + (np.arange(V.shape[0]) * m)[:, None]).ravel()   # flat take/put: faster
+    sorted_v = V.ravel()[flat].reshape(V.shape)                      # than *_along_axis
+    ties = (sorted_v[:, 1:] == sorted_v[:, :-1]).any(axis=-1)
+    ranks = np.empty(V.size, dtype=np.float64)
+    ranks[flat] = np.tile(np.arange(1, m + 1, dtype=np.float64), V.shape[0])
+    ranks = ranks.reshape(V.shape)
     if ties.any():
         ranks[ties] = stats.rankdata(V[ties], axis=-1)
     return ranks, ties
@@ -234,10 +238,11 @@ def searchlight_rsa(X, model_rdms, neighbours, radius=0, metric="correlation",
                     comparison="spearman", chunk=8):
     """Spatio-temporal searchlight RSA: every channel neighbourhood x every time window.
 
-    Equal to mne-rsa's ``rsa_epochs(..., spatial_radius=r, temporal_radius=...)``. The Gram
-    matrix of every (neighbourhood, time) comes from one (sparse) product of the per-channel
-    pattern products with the neighbourhood matrix, window sums by cumulative sums over time;
-    time windows are processed in chunks of ``chunk`` (memory ~ chunk x n_pairs x n_channels).
+    Equal to mne-rsa's ``rsa_epochs(..., spatial_radius=r, temporal_radius=...)``. Every
+    neighbourhood's channels are gathered (zero-padded to the largest neighbourhood), the Gram
+    matrices of all (time, neighbourhood) pairs come from one batched matmul per chunk of
+    ``chunk`` windows, window sums from cumulative sums over time, and the comparison with
+    every model from one GEMM (memory ~ chunk x n_centres x n_stimuli ** 2).
 
     Parameters
     ----------
@@ -255,8 +260,6 @@ def searchlight_rsa(X, model_rdms, neighbours, radius=0, metric="correlation",
     -------
     r : ndarray of shape (n_models, n_centres, n_windows)
     """
-    from scipy import sparse
-
     if metric not in _METRICS:
         raise ValueError(f"metric: expected one of {_METRICS}; got {metric!r}")
     X = np.asarray(X, dtype=np.float64)
@@ -269,37 +272,39 @@ def searchlight_rsa(X, model_rdms, neighbours, radius=0, metric="correlation",
     M = _standardise(model_rdms, comparison)
     if M.shape[1] != n * (n - 1) // 2:
         raise ValueError(f"model_rdms: {M.shape[1]} pairs but X has {n} stimuli")
-    At = sparse.csr_matrix(A.T.astype(np.float64)) if A.mean() < 0.25 else A.T.astype(float)
-    k = A.sum(axis=1) * width                                     # values per pattern
+    counts = A.sum(axis=1)
+    k = counts * width                                            # values per pattern
     if metric == "correlation" and k.min() < 2:
         raise ValueError(f"neighbours: centre {int(k.argmin())} has a single value per pattern "
                          "(one sensor, one sample): the correlation metric needs more; use "
                          "sqeuclidean or a wider radius")
+    # every neighbourhood's channels, padded with an all-zero channel (index c) to one width
+    kmax = int(counts.max())
+    nbr = np.full((A.shape[0], kmax), c)
+    rows, cols = np.nonzero(A)
+    nbr[rows, np.arange(rows.size) - np.searchsorted(rows, rows)] = cols
     iu = np.triu_indices(n, 1)
-    I, J = np.concatenate([iu[0], np.arange(n)]), np.concatenate([iu[1], np.arange(n)])
-    n_p = iu[0].size
     out = np.empty((M.shape[0], A.shape[0], nw))
-    Xt = X.transpose(2, 0, 1)                                     # (t, n, c) view
+    Xt = np.concatenate([X, np.zeros((n, 1, t))], axis=1).transpose(2, 0, 1)  # (t, n, c + 1)
     for w0 in range(0, nw, chunk):
         w1 = min(w0 + chunk, nw)
-        xs = np.ascontiguousarray(Xt[w0:w1 + width - 1])          # raw times of the windows
-        P = (xs[:, I, :] * xs[:, J, :]).reshape(-1, c)            # per-channel pair products
-        G = np.asarray(P @ At).reshape(xs.shape[0], I.size, -1)   # (times, pairs + n, centres)
-        G = _window_sum(G, width)                                 # (windows, pairs + n, centres)
-        off, diag = G[:, :n_p], G[:, n_p:]
-        if metric == "correlation":
-            S = _window_sum(np.asarray(xs.reshape(-1, c) @ At).reshape(xs.shape[0], n, -1),
-                            width)                                # (windows, n, centres)
-            diag = diag - S * S / k
-            off = off - S[:, iu[0]] * S[:, iu[1]] / k
+        xs = Xt[w0:w1 + width - 1]                                # raw times of the windows
+        xg = np.ascontiguousarray(xs[:, :, nbr].transpose(0, 2, 1, 3))  # (t, centres, n, kmax)
+        with threadpool_limits(limits=1, user_api="blas"):
+            G = _window_sum(xg @ xg.transpose(0, 1, 3, 2), width)  # (w, centres, n, n)
+        diag = np.einsum("wcii->wci", G)
+        off = G[:, :, iu[0], iu[1]]
+        if metric == "correlation":                               # centre each pattern
+            S = _window_sum(xg.sum(axis=3), width) / np.sqrt(k)[None, :, None]  # (w, centres, n)
+            diag = diag - S * S
+            off = off - S[:, :, iu[0]] * S[:, :, iu[1]]
             d = np.sqrt(np.clip(diag, 0, None))
-            D = 1.0 - off / (d[:, iu[0]] * d[:, iu[1]])
+            D = 1.0 - off / (d[:, :, iu[0]] * d[:, :, iu[1]])
         else:
-            D = np.clip(diag[:, iu[0]] + diag[:, iu[1]] - 2 * off, 0, None)
+            D = np.clip(diag[:, :, iu[0]] + diag[:, :, iu[1]] - 2 * off, 0, None)
             if metric == "euclidean":
                 D = np.sqrt(D)
-        D = D.transpose(0, 2, 1).reshape(-1, n_p)                 # (windows * centres, pairs)
-        r = M @ _standardise(D, comparison).T                     # one GEMM per chunk
+        r = M @ _standardise(D.reshape(-1, iu[0].size), comparison).T   # one GEMM per chunk
         out[:, :, w0:w1] = r.reshape(M.shape[0], w1 - w0, -1).transpose(0, 2, 1)
     return out
 
