@@ -1,5 +1,7 @@
 """Time-resolved RSA kernels: window RDMs from batched Gram products, batched comparison,
-vectorised stimulus-permutation nulls, cluster statistics over time and max-statistic FWE.
+cross-temporal RSA (model time x brain time), the channel x time searchlight, vectorised
+stimulus-permutation nulls, cluster statistics over time (sign-flip and one-way F cluster tests
+as mne.stats', TFCE), max-statistic FWE and bootstrap peak latencies.
 
 All functions are NumPy only (no Python loop over time points or permutations where a batched
 matmul does it) and never modify their inputs.
