@@ -60,31 +60,23 @@ def lags_from_times(tmin, tmax, sfreq):
                      dtype=np.int64)
 
 
-def _run_codes(runs, n):
-    codes = np.zeros(n, dtype=np.int64)
-    for k, idx in enumerate(run_indices(runs, n)):
-        codes[idx] = k
-    return codes
-
-
 def _lagged(X, lags, runs, edge, x_mean):
-    """The lagged design (n, n_lags * p), delay-major, and the row mask of complete lags."""
-    n, p = X.shape
+    """The lagged design (n, n_lags * p), delay-major (a :class:`Delayer`'s layout)."""
+    p = X.shape[1]
     delayer = Delayer(delays=lags).fit(X)
     if edge == "zero":
         return delayer.transform(X - x_mean, runs=runs)
     design = delayer.transform(X, runs=runs)
-    # per run and lag: centre the lagged copy on its own samples (MNE's fill_mean)
-    ones = np.ones((n, 1), dtype=X.dtype)
-    mask = Delayer(delays=lags).fit(ones).transform(ones, runs=runs)  # (n, n_lags)
-    codes = _run_codes(runs, n)
-    n_runs = int(codes.max()) + 1 if n else 0
-    sums = np.zeros((n_runs, design.shape[1]), dtype=np.float64)
-    np.add.at(sums, codes, design)
-    counts = np.zeros((n_runs, len(lags)), dtype=np.float64)
-    np.add.at(counts, codes, mask)
-    means = sums / np.repeat(np.maximum(counts, 1), p, axis=1)
-    design -= (means[codes] * np.repeat(mask, p, axis=1)).astype(design.dtype)
+    # per run and lag: centre the lagged copy on its own samples (MNE's fill_mean); the lags
+    # that fall outside the run stay 0 (the centred fill value)
+    for idx in run_indices(runs, X.shape[0]):
+        m = idx.size
+        for j, d in enumerate(lags):
+            if abs(d) >= m:
+                continue
+            rows = idx[d:] if d >= 0 else idx[:m + d]
+            cols = slice(j * p, (j + 1) * p)
+            design[rows, cols] -= design[rows, cols].mean(axis=0)
     return design
 
 
