@@ -296,3 +296,17 @@ def test_searchlight_rsa_equals_mne_rsa(metric, comparison, radius):
     if metric == "correlation":     # a lone sensor and one sample: no correlation
         with pytest.raises(ValueError, match="neighbours"):
             searchlight_rsa(X, np.stack(models), np.eye(len(names), dtype=bool), 0)
+
+
+def test_permutation_cluster_test_fwe_under_null():
+    """Two groups from one distribution: any cluster with p < 0.1 is a family-wise error."""
+    from neuroprobe.solvers.temporal import permutation_cluster_test
+
+    rng = np.random.default_rng(21)
+    hits = 0
+    for sim in range(60):
+        g = rng.standard_normal((16, 40))
+        _, labels, p, _ = permutation_cluster_test([g[:8], g[8:]], 4.0, 100, 1,
+                                                   random_state=sim)
+        hits += bool(p.size and p.min() < 0.1)
+    assert hits <= 13          # FWE 0.1 -> 6 expected; 13 is the binomial 99.8% bound
