@@ -36,6 +36,7 @@ _EXPORTS = {
     "PermutationTest": ".estimators.permutation",
     "TimeResolved": ".estimators.temporal",
     "TemporalGeneralization": ".estimators.temporal",
+    "TemporalResponseFunction": ".estimators.trf",
     "read_epochs": ".io.epochs",
     # functions
     "compute_rdm": ".rsa",

@@ -76,3 +76,21 @@ def test_readme_quickstart_is_the_tested_example():
         return [line for line in text.strip().splitlines() if line.strip()]
 
     assert code(snippet) == code(script)
+
+
+@pytest.mark.slow
+def test_meg_hierarchy_example_recovers_the_planted_order(tmp_path):
+    pytest.importorskip("mne")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "meg_hierarchy.py"), "--out", str(tmp_path),
+         "--subjects", "6", "--n-permutations", "200"],
+        capture_output=True, text=True, timeout=300, env=ENV,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == "planted order recovered: True"
+    peaks = [float(line.split("peak ")[1].split(" s")[0]) for line in lines[:-1]]
+    planted = [float(line.split("planted ")[1].split(" s")[0]) for line in lines[:-1]]
+    np.testing.assert_allclose(peaks, planted, atol=0.011)       # within two samples (200 Hz)
+    for name in ("rsa_time_courses.png", "peak_latencies.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroprobe.cli import temporal
 from neuroprobe.cli.main import CLIError, add_command, from_io
 from neuroprobe.io.arrays import (
     read_column,
@@ -296,6 +297,8 @@ def _zero_variance_lines(args):
 
 
 def run_encode(args):
+    if args.brain is not None or args.targets is None:  # refuses a missing --targets
+        return temporal.run_encode(args)
     with _zero_variance_lines(args):
         return _run_encode(args)
 
@@ -590,7 +593,7 @@ def _add_encode(subparsers):
     p.add_argument("--layer", action="append", required=True, help="the layer")
     p.add_argument(
         "--targets",
-        required=True,
+        default=None,
         help="brain responses: .npy, .npz[:KEY], .h5[:DATASET], NIfTI/CIFTI/GIFTI/MGH",
     )
     p.add_argument("--dataset", default=None, help="dataset in an .h5/.npz targets file")
@@ -641,6 +644,7 @@ def _add_encode(subparsers):
     p.add_argument("--backend", default=None, choices=["numpy", "torch"],
                    help="array backend of the solver (default: torch when --device is not cpu, "
                    "else numpy)")
+    temporal.add_arguments(p, "encode")  # --brain epochs.fif --time-resolved (layers x times)
 
 
 def _add_decode(subparsers):

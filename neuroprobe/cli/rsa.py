@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroprobe.cli import temporal
 from neuroprobe.cli.main import CLIError, add_command, from_io
 from neuroprobe.io.arrays import read_arrays, read_column, split_spec, write_table
 
@@ -83,7 +84,7 @@ def register(subparsers):
     p = add_command(subparsers, "rsa", run_rsa, {}, **_COMMANDS["rsa"])
     p.add_argument("--model", action="append", required=True,
                    help="model RDM source [NAME=]FILE[:KEY] (repeatable)")
-    p.add_argument("--target", action="append", required=True,
+    p.add_argument("--target", action="append", default=None,
                    help="target RDM source [NAME=]FILE[:KEY] (repeatable); subjects [x sessions] "
                         "x n x n arrays give subject-level rows")
     p.add_argument("--model-ids", default=None,
@@ -104,6 +105,7 @@ def register(subparsers):
                    help="bootstrap resamples of stimuli for noise-ceiling intervals")
     p.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
     _add_bootstrap_arguments(p)
+    temporal.add_arguments(p, "rsa")  # --brain epochs.fif --time-resolved
 
 
 # ------------------------------------------------------------------------------------- input
@@ -482,6 +484,8 @@ def run_rsa(args):
     """Compare RDMs; write one CSV row per (model, target[, subject]) and level."""
     if getattr(args, "bootstrap", None):
         return _run_bootstrap(args)
+    if args.brain is not None or args.target is None:  # refuses a missing --target
+        return temporal.run_rsa(args, _load_rdm_source)
     model_src, target_src = _load_sources(args)
     models = np.vstack([m.rdms for m in model_src])
     targets = np.vstack([t.rdms for t in target_src])

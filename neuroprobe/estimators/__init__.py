@@ -13,5 +13,6 @@ __getattr__, __dir__, __all__ = attach(
         "PermutationTest": ".permutation",
         "TimeResolved": ".temporal",
         "TemporalGeneralization": ".temporal",
+        "TemporalResponseFunction": ".trf",
     },
 )

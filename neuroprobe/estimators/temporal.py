@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 
 from .._validation import HasMethods, Interval, fit_context
 from ..io.epochs import EpochData
-from ..solvers.temporal import compare_rdms, n_windows, window_rdms
+from ..solvers.temporal import compare_rdms, n_windows, searchlight_rsa, window_rdms
 
 __all__ = ["TimeResolved", "TemporalGeneralization"]
 
@@ -37,7 +37,11 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
     (n_stimuli, n_channels, n_times) or an :class:`~neuroprobe.io.epochs.EpochData`. At each
     window centre ``t`` the estimator sees ``y[:, :, t - r : t + r + 1]`` flattened to
     (n_stimuli, n_channels * (2r + 1)). For an :class:`~neuroprobe.estimators.RSAScorer` without a
-    fixed target RDM, all window RDMs come from one batched Gram product (fast path).
+    fixed target RDM, all window RDMs come from one batched Gram product (fast path). For a
+    :class:`~neuroprobe.estimators.VoxelwiseEncoder` whose targets are fitted independently
+    (per-target alphas, or OLS), every window's channels are stacked as targets of one fit
+    (channels x windows in the encoder's target batches, one decomposition of ``X`` per fold),
+    which equals fitting a clone per window.
 
     Parameters
     ----------
@@ -47,24 +51,32 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         Half-width of the window in samples (as mne-rsa's, after conversion to samples).
     step : int, default=1
         Samples between window centres.
+    spatial_neighbours : array-like of bool of shape (n_centres, n_channels), optional
+        Channel-neighbourhood searchlight (RSA fast path only): one curve per model and centre,
+        as mne-rsa's ``spatial_radius`` (neighbourhoods from
+        :func:`neuroprobe.solvers.temporal.channel_neighbourhoods`).
 
     Attributes
     ----------
     times_ : ndarray of int
         Sample index of each window centre.
     estimators_ : list of estimators (generic path only)
+    estimator_ : estimator (batched encoder path only)
+        The one encoder fitted on the windows stacked as targets.
     """
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "score"])],
         "temporal_radius": [Interval(Integral, 0, None, closed="left")],
         "step": [Interval(Integral, 1, None, closed="left")],
+        "spatial_neighbours": ["array-like", None],
     }
 
-    def __init__(self, estimator, temporal_radius=0, step=1):
+    def __init__(self, estimator, temporal_radius=0, step=1, spatial_neighbours=None):
         self.estimator = estimator
         self.temporal_radius = temporal_radius
         self.step = step
+        self.spatial_neighbours = spatial_neighbours
 
     def _fast(self):
         from .rsa import RSAScorer
@@ -74,6 +86,20 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
                 and (est.target_metric or est.metric) in ("correlation", "sqeuclidean",
                                                           "euclidean")
                 and est.comparison in ("spearman", "pearson"))
+
+    def _batched(self):
+        from .encoding import VoxelwiseEncoder
+
+        est = self.estimator
+        return isinstance(est, VoxelwiseEncoder) and (est.alpha_per_target
+                                                      or not est._solver().tuned)
+
+    def _stacked(self, Y):
+        """Every window's (channel x lag) columns side by side: (n, n_windows * c * width)."""
+        r = self.temporal_radius
+        view = np.lib.stride_tricks.sliding_window_view(Y, 2 * r + 1, axis=2)  # (n, c, w, width)
+        view = view[:, :, self.times_ - r]
+        return np.ascontiguousarray(view.transpose(0, 2, 1, 3)).reshape(Y.shape[0], -1)
 
     def _window(self, Y, t):
         r = self.temporal_radius
@@ -87,8 +113,14 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         if X.shape[0] != Y.shape[0]:
             raise ValueError(f"y: {Y.shape[0]} stimuli but X has {X.shape[0]}")
         self.times_ = _centres(Y.shape[2], self.temporal_radius, self.step)
+        if self.spatial_neighbours is not None and not self._fast():
+            raise ValueError("spatial_neighbours: the channel searchlight needs an RSAScorer "
+                             "without a fixed target RDM (correlation/euclidean metric, "
+                             "spearman/pearson comparison)")
         if self._fast():
             self.rsa_ = clone(self.estimator).fit(X, self._window(Y, self.times_[0]))
+        elif self._batched():
+            self.estimator_ = clone(self.estimator).fit(X, self._stacked(Y))
         else:
             self.estimators_ = [clone(self.estimator).fit(X, self._window(Y, t))
                                 for t in self.times_]
@@ -101,9 +133,18 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         if self._fast():
             est = self.rsa_
             _, models = est._model_rdms(X)
+            metric = est.target_metric or est.metric
+            if self.spatial_neighbours is not None:       # (models, centres, windows)
+                r = searchlight_rsa(Y, models, np.asarray(self.spatial_neighbours, bool),
+                                    self.temporal_radius, metric, est.comparison)
+                r = r[:, :, self.times_ - self.temporal_radius]
+                return r.reshape(-1, r.shape[2])
             brain = window_rdms(Y, self.temporal_radius, est.target_metric or est.metric)
             return compare_rdms(models, brain[self.times_ - self.temporal_radius],
                                 est.comparison)
+        if self._batched():
+            scores = self.estimator_.score_targets(X, self._stacked(Y))
+            return np.asarray(scores, dtype=np.float64).reshape(len(self.times_), -1).T
         cols = []
         for est, t in zip(self.estimators_, self.times_):
             w = self._window(Y, t)

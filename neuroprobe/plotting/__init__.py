@@ -6,7 +6,8 @@ canvas), so they work in scripts, servers and tests alike. Save with :func:`save
 
 One file per family: ``_style`` (construction and saving), ``network`` (inside the network),
 ``study`` (layer profiles, RDMs), ``uncertainty`` (intervals, significance, RDM panels, MDS,
-histograms), ``volume`` (brain slices), ``maps`` (brain maps on volumes and surfaces).
+histograms), ``volume`` (brain slices), ``maps`` (brain maps on volumes and surfaces), ``temporal``
+(curves over time, peak latencies, temporal generalisation).
 """
 
 from neuroprobe.plotting._style import (
@@ -41,6 +42,11 @@ from neuroprobe.plotting.network import (
     plot_training_history,
 )
 from neuroprobe.plotting.study import plot_layer_profile, plot_rdm_grid, plot_rsa_profile
+from neuroprobe.plotting.temporal import (
+    plot_peak_latencies,
+    plot_temporal_generalization,
+    plot_time_courses,
+)
 from neuroprobe.plotting.uncertainty import (
     layer_ci,
     mds_embedding,
@@ -55,6 +61,9 @@ from neuroprobe.plotting.uncertainty import (
 from neuroprobe.plotting.volume import plot_volume_slices
 
 __all__ = [
+    "plot_time_courses",
+    "plot_peak_latencies",
+    "plot_temporal_generalization",
     "COLORS",
     "FONT",
     "PALETTE",

@@ -1,5 +1,7 @@
 """Time-resolved RSA kernels: window RDMs from batched Gram products, batched comparison,
-vectorised stimulus-permutation nulls, cluster statistics over time and max-statistic FWE.
+cross-temporal RSA (model time x brain time), the channel x time searchlight, vectorised
+stimulus-permutation nulls, cluster statistics over time (sign-flip and one-way F cluster tests
+as mne.stats', TFCE), max-statistic FWE and bootstrap peak latencies.
 
 All functions are NumPy only (no Python loop over time points or permutations where a batched
 matmul does it) and never modify their inputs.
@@ -11,8 +13,11 @@ import numpy as np
 from scipy import ndimage, stats
 from threadpoolctl import threadpool_limits
 
-__all__ = ["window_rdms", "compare_rdms", "permutation_null", "max_stat_fwe", "cluster_masses",
-           "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp", "n_windows",
+__all__ = ["window_rdms", "compare_rdms", "cross_temporal_rsa", "permutation_null",
+           "max_stat_fwe", "cluster_masses",
+           "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp",
+           "permutation_cluster_test", "n_windows", "channel_neighbourhoods",
+           "searchlight_rsa",
            "peak_latency"]
 
 _METRICS = ("correlation", "sqeuclidean", "euclidean")
@@ -26,7 +31,28 @@ def n_windows(n_times, radius):
     return n_times - 2 * radius
 
 
-def window_rdms(X, radius=0, metric="correlation"):
+def _gram_input(X, radius, metric, dtype):
+    """X as (n_times, n_stimuli, n_channels) in ``dtype`` for the Gram product, and its scale.
+
+    float64: a plain transposed copy (scale 1). float32: first centred and scaled in ways the
+    distance is invariant to (up to the returned squared scale), so float32 keeps ~1e-7
+    relative accuracy: euclidean metrics lose the mean over stimuli of every (channel, time);
+    correlation loses each (stimulus, time) pattern's mean over channels at radius 0, else the
+    grand mean; all are divided by the grand standard deviation (sensor units are ~1e-13 T).
+    """
+    if np.dtype(dtype) == np.float64:
+        return np.ascontiguousarray(X.transpose(2, 0, 1)), 1.0, False
+    if metric == "correlation":
+        X = X - (X.mean(axis=1, keepdims=True) if radius == 0 else X.mean())
+    else:
+        X = X - X.mean(axis=0, keepdims=True)
+    scale = float(np.sqrt(np.mean(X * X)))
+    scale = scale if scale > 0 else 1.0
+    Xs = (X * (1.0 / scale)).astype(dtype, copy=False)
+    return np.ascontiguousarray(Xs.transpose(2, 0, 1)), scale ** 2, radius == 0
+
+
+def window_rdms(X, radius=0, metric="correlation", dtype=np.float64):
     """One condensed RDM per time window of ``2 * radius + 1`` samples.
 
     Parameters
@@ -36,10 +62,15 @@ def window_rdms(X, radius=0, metric="correlation"):
         Half-width of the window in samples (0: one RDM per time point).
     metric : {"correlation", "sqeuclidean", "euclidean"}
         Distance between the flattened (channel x window) patterns.
+    dtype : {numpy.float64, numpy.float32}, default=numpy.float64
+        Precision of the one batched Gram product. float32 halves its time; the data are then
+        first centred and scaled in ways the distance is invariant to, which keeps about 1e-7
+        relative accuracy of the distances (Spearman comparisons then differ from float64 by up
+        to ~1e-6: near-tied distances may swap ranks). Window sums and distances are float64.
 
     Returns
     -------
-    rdms : ndarray of shape (n_windows, n_stimuli * (n_stimuli - 1) // 2)
+    rdms : ndarray of shape (n_windows, n_stimuli * (n_stimuli - 1) // 2), float64
         Window ``w`` is centred on sample ``radius + w``.
     """
     if metric not in _METRICS:
@@ -47,46 +78,77 @@ def window_rdms(X, radius=0, metric="correlation"):
     X = np.asarray(X, dtype=np.float64)
     n, c, t = X.shape
     nw = n_windows(t, radius)
-    Xt = np.ascontiguousarray(X.transpose(2, 0, 1))             # (t, n, c)
+    Xt, scale2, centred = _gram_input(X, radius, metric, dtype)
     with threadpool_limits(limits=1, user_api="blas"):          # small GEMMs: threads only cost
         gram = Xt @ Xt.transpose(0, 2, 1)                        # (t, n, n), one batched matmul
-    rows = X.sum(axis=1).T                                       # (t, n)
-    width = 2 * radius + 1
-    csum = np.concatenate([np.zeros((1, n, n)), np.cumsum(gram, axis=0)])
-    G = csum[width:width + nw] - csum[:nw]
-    rsum = np.concatenate([np.zeros((1, n)), np.cumsum(rows, axis=0)])
-    S = rsum[width:width + nw] - rsum[:nw]
     iu = np.triu_indices(n, 1)
-    if metric == "correlation":
-        G = G - S[:, :, None] * S[:, None, :] / (c * width)
-        d = np.sqrt(np.clip(np.einsum("wii->wi", G), 0, None))
-        out = 1.0 - G[:, iu[0], iu[1]] / (d[:, iu[0]] * d[:, iu[1]])
+    width = 2 * radius + 1
+    S = None
+    if metric == "correlation" and not centred:
+        S = Xt.sum(axis=2, dtype=np.float64)                     # (t, n) pattern sums
+    if radius == 0:                                             # no window sums needed
+        G = gram
     else:
-        diag = np.einsum("wii->wi", G)
-        out = np.clip(diag[:, iu[0]] + diag[:, iu[1]] - 2 * G[:, iu[0], iu[1]], 0, None)
-        if metric == "euclidean":
-            out = np.sqrt(out)
-    return out
+        csum = np.concatenate([np.zeros((1, n, n)), np.cumsum(gram, axis=0, dtype=np.float64)])
+        G = csum[width:width + nw] - csum[:nw]
+        if S is not None:
+            rsum = np.concatenate([np.zeros((1, n)), np.cumsum(S, axis=0)])
+            S = rsum[width:width + nw] - rsum[:nw]
+    diag = np.einsum("wii->wi", G).astype(np.float64)
+    off = G[:, iu[0], iu[1]].astype(np.float64)
+    if metric == "correlation":
+        if S is not None:                                        # centre each window pattern
+            diag = diag - S * S / (c * width)
+            off = off - S[:, iu[0]] * S[:, iu[1]] / (c * width)
+        d = np.sqrt(np.clip(diag, 0, None))
+        return 1.0 - off / (d[:, iu[0]] * d[:, iu[1]])
+    out = np.clip(diag[:, iu[0]] + diag[:, iu[1]] - 2 * off, 0, None) * scale2
+    return np.sqrt(out) if metric == "euclidean" else out
+
+
+_TIE_BITS = 40
 
 
 def _rank(V):
-    """Average ranks on the last axis (as scipy.stats.rankdata); argsort path if no ties."""
+    """Average ranks on the last axis (as scipy.stats.rankdata); argsort path if no ties.
+
+    Values are compared at ``2 ** -40`` of each row's largest magnitude: dissimilarities from
+    Gram products carry ~1e-15 relative rounding, so pairs that are exactly tied (integer spike
+    counts, repeated patterns; scipy's ``pdist`` computes each pair directly) could otherwise
+    differ in their last bits and be ranked apart.
+    """
+    scale = np.abs(V).max(axis=-1, keepdims=True)
+    V = np.round(V * (2.0 ** _TIE_BITS / np.where(scale > 0, scale, 1.0)))
+    V = V.reshape(-1, V.shape[-1])
+    m = V.shape[1]
     order = np.argsort(V, axis=-1)
-    sorted_v = np.take_along_axis(V, order, axis=-1)
-    ties = (np.diff(sorted_v, axis=-1) == 0).any(axis=-1)
-    ranks = np.empty_like(V)
-    np.put_along_axis(ranks, order, np.arange(1, V.shape[-1] + 1, dtype=np.float64)[None], -1)
+    flat = (order + (np.arange(V.shape[0]) * m)[:, None]).ravel()   # flat take/put: faster
+    sorted_v = V.ravel()[flat].reshape(V.shape)                      # than *_along_axis
+    ties = (sorted_v[:, 1:] == sorted_v[:, :-1]).any(axis=-1)
+    ranks = np.empty(V.size, dtype=np.float64)
+    ranks[flat] = np.tile(np.arange(1, m + 1, dtype=np.float64), V.shape[0])
+    ranks = ranks.reshape(V.shape)
     if ties.any():
         ranks[ties] = stats.rankdata(V[ties], axis=-1)
-    return ranks
+    return ranks, ties
 
 
 def _standardise(V, method):
-    """Rows ranked (Spearman) and centred to unit norm, so a dot product is a correlation."""
+    """Rows ranked (Spearman) and centred to unit norm, so a dot product is a correlation.
+
+    Rows without ties rank to a permutation of ``1..m``, whose mean and norm are known: only
+    tied rows are centred and normed from their values.
+    """
     V = np.atleast_2d(np.asarray(V, dtype=np.float64))
     if method == "spearman":
-        V = _rank(V)
-    elif method != "pearson":
+        V, ties = _rank(V)
+        m = V.shape[-1]
+        V -= (m + 1) / 2.0
+        V *= 1.0 / np.sqrt(m * (m * m - 1) / 12.0) if m > 1 else np.nan
+        if ties.any():
+            V[ties] = _standardise(V[ties], "pearson")
+        return V
+    if method != "pearson":
         raise ValueError(f"comparison: expected 'spearman' or 'pearson'; got {method!r}")
     V = V - V.mean(axis=-1, keepdims=True)
     norm = np.linalg.norm(V, axis=-1, keepdims=True)
@@ -111,6 +173,150 @@ def compare_rdms(model_rdms, brain_rdms, comparison="spearman"):
         raise ValueError(f"model_rdms: {M.shape[1]} pairs but brain_rdms has {B.shape[1]}")
     with threadpool_limits(limits=1, user_api="blas"):          # a thin GEMM: one thread is faster
         return M @ B.T
+
+
+def cross_temporal_rsa(model, brain, *, model_radius=0, brain_radius=0,
+                       model_metric="correlation", brain_metric="correlation",
+                       comparison="spearman", dtype=np.float64):
+    """RSA of every model time with every brain time (video / audio networks unfold in time).
+
+    Parameters
+    ----------
+    model : ndarray of shape (n_stimuli, n_features, n_model_times), or a list of such arrays
+        (one per layer; their feature counts and time axes may differ).
+    brain : ndarray of shape (n_stimuli, n_channels, n_times)
+    model_radius, brain_radius : int
+        Half-widths of the model's and the brain's windows in samples.
+    model_metric, brain_metric : {"correlation", "sqeuclidean", "euclidean"}
+    comparison : {"spearman", "pearson"}
+    dtype : numpy dtype
+        Precision of the Gram products (see :func:`window_rdms`).
+
+    Returns
+    -------
+    r : ndarray of shape (n_model_windows, n_brain_windows), or a list of them per layer
+        ``r[i, j]``: the model RDM of window ``i`` against the brain RDM of window ``j``, all
+        from one product of the standardised model and brain RDMs.
+    """
+    brain_rdms = window_rdms(brain, brain_radius, brain_metric, dtype)
+    layers = model if isinstance(model, (list, tuple)) else [model]
+    for k, m in enumerate(layers):
+        if np.shape(m)[0] != np.shape(brain)[0]:
+            raise ValueError(f"model[{k}]: {np.shape(m)[0]} stimuli but brain has "
+                             f"{np.shape(brain)[0]}")
+    rdms = [window_rdms(m, model_radius, model_metric, dtype) for m in layers]
+    r = compare_rdms(np.concatenate(rdms), brain_rdms, comparison)
+    out = np.split(r, np.cumsum([x.shape[0] for x in rdms])[:-1])
+    return out if isinstance(model, (list, tuple)) else out[0]
+
+
+def channel_neighbourhoods(positions, radius):
+    """Searchlight neighbourhoods of sensors: ``A[i, j]`` when ``|pos_i - pos_j| < radius``.
+
+    As mne-rsa's ``spatial_radius`` (strict inequality; every sensor is its own neighbour).
+
+    Parameters
+    ----------
+    positions : ndarray of shape (n_channels, 3)
+        Sensor positions (metres), e.g. ``[ch["loc"][:3] for ch in info["chs"]]``.
+    radius : float
+
+    Returns
+    -------
+    ndarray of bool of shape (n_channels, n_channels)
+    """
+    from scipy.spatial.distance import cdist
+
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.ndim != 2 or not np.all(np.isfinite(pos)):
+        raise ValueError("positions: expected finite (n_channels, 3) sensor positions (set a "
+                         "montage on the Epochs)")
+    A = cdist(pos, pos) < radius
+    np.fill_diagonal(A, True)
+    return A
+
+
+def searchlight_rsa(X, model_rdms, neighbours, radius=0, metric="correlation",
+                    comparison="spearman", chunk=8):
+    """Spatio-temporal searchlight RSA: every channel neighbourhood x every time window.
+
+    Equal to mne-rsa's ``rsa_epochs(..., spatial_radius=r, temporal_radius=...)``. Every
+    neighbourhood's channels are gathered (zero-padded to the largest neighbourhood), the Gram
+    matrices of all (time, neighbourhood) pairs come from one batched matmul per chunk of
+    ``chunk`` windows, window sums from cumulative sums over time, and the comparison with
+    every model from one GEMM (memory ~ chunk x n_centres x n_stimuli ** 2).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_stimuli, n_channels, n_times)
+    model_rdms : ndarray of shape (n_models, n_pairs)
+    neighbours : ndarray of bool of shape (n_centres, n_channels)
+        E.g. :func:`channel_neighbourhoods`.
+    radius : int
+        Temporal half-width in samples.
+    metric : {"correlation", "sqeuclidean", "euclidean"}
+    comparison : {"spearman", "pearson"}
+    chunk : int
+
+    Returns
+    -------
+    r : ndarray of shape (n_models, n_centres, n_windows)
+    """
+    if metric not in _METRICS:
+        raise ValueError(f"metric: expected one of {_METRICS}; got {metric!r}")
+    X = np.asarray(X, dtype=np.float64)
+    n, c, t = X.shape
+    A = np.asarray(neighbours, dtype=bool)
+    if A.ndim != 2 or A.shape[1] != c:
+        raise ValueError(f"neighbours: expected (n_centres, {c}); got shape {A.shape}")
+    nw = n_windows(t, radius)
+    width = 2 * radius + 1
+    M = _standardise(model_rdms, comparison)
+    if M.shape[1] != n * (n - 1) // 2:
+        raise ValueError(f"model_rdms: {M.shape[1]} pairs but X has {n} stimuli")
+    counts = A.sum(axis=1)
+    k = counts * width                                            # values per pattern
+    if metric == "correlation" and k.min() < 2:
+        raise ValueError(f"neighbours: centre {int(k.argmin())} has a single value per pattern "
+                         "(one sensor, one sample): the correlation metric needs more; use "
+                         "sqeuclidean or a wider radius")
+    # every neighbourhood's channels, padded with an all-zero channel (index c) to one width
+    kmax = int(counts.max())
+    nbr = np.full((A.shape[0], kmax), c)
+    rows, cols = np.nonzero(A)
+    nbr[rows, np.arange(rows.size) - np.searchsorted(rows, rows)] = cols
+    iu = np.triu_indices(n, 1)
+    out = np.empty((M.shape[0], A.shape[0], nw))
+    Xt = np.concatenate([X, np.zeros((n, 1, t))], axis=1).transpose(2, 0, 1)  # (t, n, c + 1)
+    for w0 in range(0, nw, chunk):
+        w1 = min(w0 + chunk, nw)
+        xs = Xt[w0:w1 + width - 1]                                # raw times of the windows
+        xg = np.ascontiguousarray(xs[:, :, nbr].transpose(0, 2, 1, 3))  # (t, centres, n, kmax)
+        with threadpool_limits(limits=1, user_api="blas"):
+            G = _window_sum(xg @ xg.transpose(0, 1, 3, 2), width)  # (w, centres, n, n)
+        diag = np.einsum("wcii->wci", G)
+        off = G[:, :, iu[0], iu[1]]
+        if metric == "correlation":                               # centre each pattern
+            S = _window_sum(xg.sum(axis=3), width) / np.sqrt(k)[None, :, None]  # (w, centres, n)
+            diag = diag - S * S
+            off = off - S[:, :, iu[0]] * S[:, :, iu[1]]
+            d = np.sqrt(np.clip(diag, 0, None))
+            D = 1.0 - off / (d[:, :, iu[0]] * d[:, :, iu[1]])
+        else:
+            D = np.clip(diag[:, :, iu[0]] + diag[:, :, iu[1]] - 2 * off, 0, None)
+            if metric == "euclidean":
+                D = np.sqrt(D)
+        r = M @ _standardise(D.reshape(-1, iu[0].size), comparison).T   # one GEMM per chunk
+        out[:, :, w0:w1] = r.reshape(M.shape[0], w1 - w0, -1).transpose(0, 2, 1)
+    return out
+
+
+def _window_sum(G, width):
+    """Sums of ``width`` consecutive entries along axis 0."""
+    if width == 1:
+        return G
+    csum = np.concatenate([np.zeros((1,) + G.shape[1:]), np.cumsum(G, axis=0)])
+    return csum[width:] - csum[:-width]
 
 
 def _pair_index(n, perms):
@@ -304,6 +510,79 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
     labels, masses = cluster_masses(t_obs, threshold, tail)
     H0 = _max_mass(_tstat(flips[:, :, None] * X[None]), threshold, tail)
     return t_obs, labels, cluster_pvalues(masses, H0, tail), H0
+
+
+def _f_stat(X, onehot):
+    """One-way ANOVA F along the last axis for every group assignment (one matmul).
+
+    ``X`` (N, T); ``onehot`` (P, k, N) group indicators; returns (P, T).
+    """
+    N, k = X.shape[0], onehot.shape[1]
+    n_g = onehot.sum(axis=2)                                     # (P, k)
+    sums = onehot @ X                                            # (P, k, T)
+    total = X.sum(axis=0)
+    ss_tot = (X * X).sum(axis=0) - total * total / N             # invariant to permutation
+    ss_b = (sums * sums / n_g[:, :, None]).sum(axis=1) - total * total / N
+    ss_w = ss_tot - ss_b
+    return (ss_b / (k - 1)) / (ss_w / (N - k))
+
+
+def permutation_cluster_test(groups, threshold=None, n_permutations=1024, tail=1,
+                             random_state=None, chunk=256):
+    """Cluster-mass test of one-way ANOVA F over time between groups (as mne.stats').
+
+    Equal to ``mne.stats.permutation_cluster_test(groups, threshold, n_permutations, tail,
+    seed=random_state)`` with its default ``f_oneway`` statistic: the same F values, clusters,
+    and, for an integer (or ``RandomState``) ``random_state``, the same permutations (MNE draws
+    ``n_permutations - 1`` orders with ``RandomState.permutation``) and so the same ``H0`` and
+    p-values. Two groups: ``F = t ** 2`` of the two-sample t test.
+
+    Parameters
+    ----------
+    groups : list of ndarray of shape (n_observations_k, n_times)
+        At least two groups (subjects or trials per condition).
+    threshold : float or None
+        F threshold forming clusters; None: the 0.95 quantile of F(k - 1, N - k) (MNE's).
+    n_permutations : int
+        Including the identity.
+    tail : {1, 0, -1}
+        1 (F is non-negative): clusters of ``F > threshold``.
+    random_state : int, RandomState or None
+
+    Returns
+    -------
+    F_obs : ndarray of shape (n_times,)
+    labels : ndarray of int of shape (n_times,)
+    cluster_p : ndarray of shape (n_clusters,)
+    H0 : ndarray of shape (n_permutations,)
+        Max cluster mass per permutation, the observed data first.
+    """
+    from sklearn.utils import check_random_state
+
+    groups = [np.asarray(g, dtype=np.float64) for g in groups]
+    if len(groups) < 2 or any(g.ndim != 2 for g in groups):
+        raise ValueError("groups: expected a list of at least two (n_observations, n_times) "
+                         f"arrays; got shapes {[g.shape for g in groups]}")
+    if len({g.shape[1] for g in groups}) != 1:
+        raise ValueError(f"groups: different n_times {[g.shape[1] for g in groups]}")
+    X = np.concatenate(groups, axis=0)
+    N, k = X.shape[0], len(groups)
+    if threshold is None:
+        threshold = float(stats.f.ppf(0.95, k - 1, N - k))
+    codes = np.repeat(np.arange(k), [g.shape[0] for g in groups])
+    rng = check_random_state(random_state)
+    orders = np.stack([np.arange(N)] + [rng.permutation(N) for _ in range(n_permutations - 1)])
+    onehot_obs = (codes[None, :] == np.arange(k)[:, None]).astype(np.float64)[None]
+    F_obs = _f_stat(X, onehot_obs)[0]
+    labels, masses = cluster_masses(F_obs, threshold, tail)
+    H0 = np.empty(orders.shape[0])
+    for s in range(0, orders.shape[0], chunk):
+        o = orders[s:s + chunk]
+        # observation o[p, i] is put in the group of position i
+        member = np.zeros((o.shape[0], k, N))
+        member[np.arange(o.shape[0])[:, None], codes[None, :], o] = 1.0
+        H0[s:s + chunk] = _max_mass(_f_stat(X, member), threshold, tail)
+    return F_obs, labels, cluster_pvalues(masses, H0, tail), H0
 
 
 def cluster_pvalues(masses, H0, tail=0):

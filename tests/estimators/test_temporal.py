@@ -90,3 +90,43 @@ def test_sklearn_contract_and_gridsearch():
     assert search.best_params_["temporal_radius"] in (0, 1)
     ref = TimeResolved(RSAScorer(), temporal_radius=1).fit(X[10:], Y[10:]).score(X[:10], Y[:10])
     np.testing.assert_allclose(search.cv_results_["split0_test_score"][1], ref)
+
+
+@pytest.mark.parametrize("radius,step", [(0, 1), (2, 3)])
+def test_batched_encoder_equals_per_window_clones(radius, step):
+    from neuroprobe import VoxelwiseEncoder
+
+    X, Y = _planted(n=40, n_ch=6, n_times=20)
+    enc = VoxelwiseEncoder(alphas=[0.1, 1.0, 10.0, 100.0], cv=4, dtype="float64")
+    fast = TimeResolved(enc, temporal_radius=radius, step=step).fit(X, Y)
+    assert hasattr(fast, "estimator_") and not hasattr(fast, "estimators_")
+    slow = TimeResolved(enc, temporal_radius=radius, step=step)
+    slow._batched = lambda: False                    # force one clone per window
+    slow.fit(X, Y)
+    np.testing.assert_allclose(fast.score_targets(X, Y), slow.score_targets(X, Y), atol=1e-10)
+    assert fast.score_targets(X, Y).shape == (6 * (2 * radius + 1), len(fast.times_))
+    for est, t in zip(slow.estimators_, fast.times_):   # same alphas per channel and window
+        w = np.searchsorted(fast.times_, t)
+        n_t = 6 * (2 * radius + 1)
+        np.testing.assert_array_equal(est.best_alphas_,
+                                      fast.estimator_.best_alphas_[w * n_t:(w + 1) * n_t])
+    # one shared alpha: not independent per window, so one clone per window
+    shared = TimeResolved(VoxelwiseEncoder(alpha_per_target=False), temporal_radius=radius)
+    assert not shared._batched()
+
+
+def test_spatial_searchlight_equals_time_resolved_per_neighbourhood():
+    X, Y = _planted(n=12, n_ch=6, n_times=14)
+    rng = np.random.default_rng(1)
+    A = rng.random((6, 6)) < 0.4
+    np.fill_diagonal(A, True)
+    sl = TimeResolved(RSAScorer(), temporal_radius=1, step=2, spatial_neighbours=A).fit(X, Y)
+    got = sl.score_targets(X, Y)
+    assert got.shape == (6, len(sl.times_))
+    for c in range(6):
+        ref = TimeResolved(RSAScorer(), temporal_radius=1, step=2).fit(X, Y[:, A[c]])
+        np.testing.assert_allclose(got[c], ref.score_targets(X, Y[:, A[c]])[0], atol=1e-10)
+    from neuroprobe import VoxelwiseEncoder
+
+    with pytest.raises(ValueError, match="spatial_neighbours"):
+        TimeResolved(VoxelwiseEncoder(), spatial_neighbours=A).fit(X, Y)

@@ -71,3 +71,28 @@ def test_bad_input():
     ep = mne.EpochsArray(X, info, verbose=False)
     with pytest.raises(ValueError, match="picks"):
         read_epochs(ep, stim_ids=ids)
+
+
+def test_spike_counts_route():
+    """Multi-unit spike counts (n_stimuli, n_units, n_bins), integers, in a shuffled stimulus
+    order: rows reordered by ID, counts kept exactly (as float), and time-resolved RSA over
+    bins equal to a per-bin scipy loop."""
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    from neuroprobe import RSAScorer, TimeResolved
+
+    rng = np.random.default_rng(3)
+    ids = np.array([f"img{i}" for i in range(10)])
+    counts = rng.poisson(3.0, (10, 7, 12))                      # 10 stimuli, 7 units, 12 bins
+    order = rng.permutation(10)
+    bins = 0.025 + 0.05 * np.arange(12)                          # bin centres, 50 ms bins
+    ep = read_epochs(counts[order], times=bins, stim_ids=ids[order], reference_ids=ids)
+    assert ep.data.dtype == np.float64 and ep.sfreq == pytest.approx(20.0)
+    np.testing.assert_array_equal(ep.data, counts)
+    np.testing.assert_array_equal(ep.stim_ids, ids)
+    feats = rng.standard_normal((10, 4))
+    curve = TimeResolved(RSAScorer(), temporal_radius=0).fit(feats, ep).score_targets(feats, ep)
+    ref = [spearmanr(pdist(feats, "correlation"), pdist(counts[:, :, b], "correlation"))[0]
+           for b in range(12)]
+    np.testing.assert_allclose(curve[0], ref, atol=1e-10)

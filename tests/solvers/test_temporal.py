@@ -121,7 +121,7 @@ def test_rank_matches_scipy_with_and_without_ties():
     V = rng.random((5, 30))
     V[2, :10] = 0.5
     V[4] = np.round(V[4], 1)
-    np.testing.assert_array_equal(_rank(V), stats.rankdata(V, axis=-1))
+    np.testing.assert_array_equal(_rank(V)[0], stats.rankdata(V, axis=-1))
 
 
 def test_cluster_fwe_brute_force():
@@ -196,3 +196,117 @@ def test_peak_latency_planted_and_brute_force():
     idx = rs.integers(0, 12, (200, 12))
     ref = np.stack([times[curves[i].mean(0).argmax(1)] for i in idx])
     np.testing.assert_allclose(boot, ref)
+
+
+@pytest.mark.parametrize("metric", ["correlation", "sqeuclidean", "euclidean"])
+@pytest.mark.parametrize("radius", [0, 2])
+def test_float32_gram_keeps_precision_in_sensor_units(metric, radius):
+    """MEG-like units (1e-13 T) with channel offsets 20x the signal: float32 Gram = scipy pdist
+    in float64 (correlation distances near 0 to 1e-6 absolute, float32's limit on 1 - r)."""
+    from scipy.spatial.distance import pdist
+
+    rng = np.random.default_rng(5)
+    X = 1e-13 * (rng.standard_normal((12, 7, 9)) + 20 * rng.standard_normal((1, 7, 1)))
+    got = window_rdms(X, radius, metric, dtype=np.float32)
+    assert got.dtype == np.float64
+    for w in range(got.shape[0]):
+        ref = pdist(X[:, :, w:w + 2 * radius + 1].reshape(12, -1), metric)
+        atol = 1e-6 if metric == "correlation" else 2e-5 * np.abs(ref).max()
+        np.testing.assert_allclose(got[w], ref, rtol=2e-5, atol=atol)
+        np.testing.assert_allclose(window_rdms(X, radius, metric, dtype=np.float64)[w], ref,
+                                   rtol=1e-10, atol=1e-12 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("comparison", ["spearman", "pearson"])
+def test_cross_temporal_rsa_equals_double_loop(comparison):
+    from scipy.spatial.distance import pdist
+
+    from neuroprobe.solvers.temporal import cross_temporal_rsa
+
+    rng = np.random.default_rng(7)
+    brain = rng.standard_normal((10, 6, 12))
+    layers = [rng.standard_normal((10, 4, 7)), rng.standard_normal((10, 9, 5))]
+    got = cross_temporal_rsa(layers, brain, model_radius=1, brain_radius=2,
+                             model_metric="euclidean", comparison=comparison)
+    corr = stats.spearmanr if comparison == "spearman" else stats.pearsonr
+    for m, r in zip(layers, got):
+        assert r.shape == (m.shape[2] - 2, 12 - 4)
+        for i in range(r.shape[0]):
+            a = pdist(m[:, :, i:i + 3].reshape(10, -1), "euclidean")
+            for j in range(r.shape[1]):
+                b = pdist(brain[:, :, j:j + 5].reshape(10, -1), "correlation")
+                assert r[i, j] == pytest.approx(corr(a, b)[0], abs=1e-10)
+    single = cross_temporal_rsa(layers[0], brain, model_radius=1, brain_radius=2,
+                                model_metric="euclidean", comparison=comparison)
+    np.testing.assert_allclose(single, got[0], atol=1e-12)
+    with pytest.raises(ValueError, match=r"model\[0\]: 9 stimuli"):
+        cross_temporal_rsa([layers[0][:9]], brain)
+
+
+@pytest.mark.parametrize("n_groups", [2, 3])
+def test_permutation_cluster_test_equals_mne_stats(n_groups):
+    from neuroprobe.solvers.temporal import permutation_cluster_test
+
+    rng = np.random.default_rng(11)
+    groups = [rng.standard_normal((n, 50)) for n in (9, 7, 8)[:n_groups]]
+    groups[0][:, 10:20] += 1.2
+    groups[1][:, 30:36] -= 1.5
+    F, clusters, p, h0 = mne.stats.permutation_cluster_test(
+        groups, threshold=None, n_permutations=200, tail=1, seed=3, out_type="mask",
+        verbose=False)
+    F2, labels, p2, h02 = permutation_cluster_test(groups, None, 200, 1, random_state=3)
+    np.testing.assert_allclose(F2, F, rtol=1e-10)
+    if n_groups == 2:   # F = t ** 2 of the two-sample t test
+        t = stats.ttest_ind(groups[0], groups[1]).statistic
+        np.testing.assert_allclose(F2, t ** 2, rtol=1e-10)
+    assert len(clusters) == labels.max() >= 1
+    for c, pc in zip(clusters, p):          # same clusters (time order), masses and p-values
+        mask = np.zeros(50, bool)
+        mask[tuple(c)] = True                 # MNE gives 1-D clusters as slices
+        k = labels[mask][0]
+        np.testing.assert_array_equal(labels == k, mask)
+        np.testing.assert_allclose(p2[k - 1], pc)
+    np.testing.assert_allclose(h02, h0, rtol=1e-10)
+
+
+@pytest.mark.parametrize("metric,comparison,radius", [("correlation", "spearman", 1),
+                                                      ("sqeuclidean", "pearson", 0),
+                                                      ("euclidean", "spearman", 2)])
+def test_searchlight_rsa_equals_mne_rsa(metric, comparison, radius):
+    from scipy.spatial.distance import pdist
+
+    from neuroprobe.solvers.temporal import channel_neighbourhoods, searchlight_rsa
+
+    rng = np.random.default_rng(12)
+    names = ["Fp1", "Fp2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "Fz", "Cz", "Pz"]
+    info = mne.create_info(names, 100.0, "eeg")
+    X = rng.standard_normal((9, len(names), 10))
+    ep = mne.EpochsArray(X, info, verbose=False)
+    ep.set_montage(mne.channels.make_standard_montage("standard_1020"), verbose=False)
+    models = [pdist(rng.standard_normal((9, 3))) for _ in range(2)]
+    ref = mne_rsa.rsa_epochs(ep, models, spatial_radius=0.06, temporal_radius=radius / 100.0,
+                             epochs_rdm_metric=metric, rsa_metric=comparison,
+                             y=np.arange(9), verbose=False)
+    pos = np.array([ch["loc"][:3] for ch in ep.info["chs"]])
+    A = channel_neighbourhoods(pos, 0.06)
+    assert 1 < A.sum(axis=1).mean() < len(names)          # real neighbourhoods
+    got = searchlight_rsa(X, np.stack(models), A, radius, metric, comparison, chunk=3)
+    for m in range(2):
+        np.testing.assert_allclose(got[m], ref[m].data, atol=1e-6)
+    if metric == "correlation":     # a lone sensor and one sample: no correlation
+        with pytest.raises(ValueError, match="neighbours"):
+            searchlight_rsa(X, np.stack(models), np.eye(len(names), dtype=bool), 0)
+
+
+def test_permutation_cluster_test_fwe_under_null():
+    """Two groups from one distribution: any cluster with p < 0.1 is a family-wise error."""
+    from neuroprobe.solvers.temporal import permutation_cluster_test
+
+    rng = np.random.default_rng(21)
+    hits = 0
+    for sim in range(60):
+        g = rng.standard_normal((16, 40))
+        _, labels, p, _ = permutation_cluster_test([g[:8], g[8:]], 4.0, 100, 1,
+                                                   random_state=sim)
+        hits += bool(p.size and p.min() < 0.1)
+    assert hits <= 13          # FWE 0.1 -> 6 expected; 13 is the binomial 99.8% bound
