@@ -1,0 +1,167 @@
+"""Searchlight statistics for a batch of centres: one gather and batched matrix products.
+
+The members of a batch of centres are gathered into a padded ``(batch, n, k_max)`` block
+(padding masked to zero), so every centre's RDM is one slice of a batched Gram product, on numpy
+or torch (GPU). Comparisons with the model RDMs are one matrix product of the prepared centre
+RDMs with the prepared model RDMs; the permutation null is the same product with the prepared
+model RDMs permuted (a stimulus permutation only permutes the entries of a prepared RDM), so the
+brain data are never refitted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuroprobe.solvers import rdm as _rdm
+
+__all__ = ["BATCH_METRICS", "gather_index", "batch_rdms", "prepare_rows", "permuted_models",
+           "membership"]
+
+BATCH_METRICS = ("correlation", "euclidean", "sqeuclidean", "crossnobis")
+
+
+def gather_index(nb, start, stop):
+    """Padded members of centres ``start..stop``: ``(index, valid, sizes)``.
+
+    ``index`` is ``(stop - start, k_max)`` (padding points at column 0), ``valid`` the bool
+    mask of real members, ``sizes`` the member counts.
+    """
+    sizes = np.diff(nb.indptr[start:stop + 1])
+    k_max = max(int(sizes.max()), 1) if sizes.size else 1
+    lo, hi = nb.indptr[start], nb.indptr[stop]
+    rows = np.repeat(np.arange(stop - start), sizes)
+    pos = np.arange(hi - lo) - np.repeat(nb.indptr[start:stop] - lo, sizes)
+    index = np.zeros((stop - start, k_max), dtype=np.int64)
+    valid = np.zeros((stop - start, k_max), dtype=bool)
+    index[rows, pos] = nb.indices[lo:hi]
+    valid[rows, pos] = True
+    return index, valid, sizes
+
+
+def membership(nb, n_columns):
+    """Sparse ``(n_columns, n_centers)`` 0/1 matrix: column ``c`` marks the members of ``c``."""
+    from scipy import sparse
+
+    cols = np.repeat(np.arange(len(nb)), nb.sizes)
+    return sparse.csc_matrix((np.ones(nb.indices.size), (nb.indices, cols)),
+                             shape=(n_columns, len(nb)))
+
+
+def _xp(be):
+    return np if be.name == "numpy" else be.torch
+
+
+def _mask(valid, like, be):
+    """``valid`` as a 0/1 array of the dtype (and device) of ``like``."""
+    if be.name == "numpy":
+        return valid.astype(like.dtype)
+    return be.asarray(valid).to(like.dtype)
+
+
+def _gather(X, index, valid, be):
+    """``X[..., index]`` with the padding set to 0: shape ``X.shape[:-1] + index.shape``."""
+    G = X[..., be.asarray(index)]
+    return G * _mask(valid, G, be)
+
+
+def batch_rdms(data, index, valid, sizes, metric, be, *, remove_mean=False):
+    """Condensed RDMs of one batch of centres, ``(batch, n_pairs)``, on backend ``be``.
+
+    Parameters
+    ----------
+    data : array (n, p) on ``be``, or a pair ``(train, test)`` of arrays (n_runs, n, p) for
+        ``"crossnobis"`` (the test means already multiplied by the diagonal noise precision).
+    index, valid, sizes : from :func:`gather_index`
+    metric : {"correlation", "euclidean", "sqeuclidean", "crossnobis"}
+    be : backend of :mod:`neuroprobe.solvers.backend`
+
+    Notes
+    -----
+    ``"correlation"`` is 1 - Pearson r over the centre's members (NaN for a constant pattern);
+    ``"euclidean"`` / ``"sqeuclidean"`` as scipy ``pdist``; ``"crossnobis"`` equals
+    :func:`neuroprobe.crossnobis.crossnobis_rdm` on the centre's columns (divided by the centre's
+    member count).
+    """
+    xp = _xp(be)
+    k = be.asarray(np.maximum(sizes, 1), dtype=np.float64 if be.name == "numpy" else np.float32)
+    if metric == "crossnobis":
+        train, test = data
+        A = xp.moveaxis(_gather(train, index, valid, be), 2, 0)  # (B, F, n, k)
+        T = xp.moveaxis(_gather(test, index, valid, be), 2, 0)
+        if remove_mean:
+            v = _mask(valid, A, be)[:, None, None, :]
+            A = (A - A.sum(axis=-1, keepdims=True) / k[:, None, None, None]) * v
+            T = (T - T.sum(axis=-1, keepdims=True) / k[:, None, None, None]) * v
+        K = A @ xp.swapaxes(T, -1, -2)  # (B, F, n, n)
+        d = xp.einsum("bfii->bfi", K)
+        D = (d[..., :, None] + d[..., None, :] - K - xp.swapaxes(K, -1, -2)).mean(axis=1)
+        n = D.shape[-1]
+        i, j = np.triu_indices(n, 1)
+        return D[:, i, j] / k[:, None]
+    G = xp.moveaxis(_gather(data, index, valid, be), 1, 0)  # (B, n, k)
+    n = G.shape[1]
+    i, j = np.triu_indices(n, 1)
+    if metric == "correlation":
+        v = _mask(valid, G, be)[:, None, :]
+        Z = (G - G.sum(axis=-1, keepdims=True) / k[:, None, None]) * v
+        Z = Z / xp.sqrt((Z * Z).sum(axis=-1, keepdims=True))
+        C = Z @ xp.swapaxes(Z, -1, -2)
+        return 1.0 - C[:, i, j]
+    if metric in ("euclidean", "sqeuclidean"):
+        Q = G @ xp.swapaxes(G, -1, -2)
+        d = xp.einsum("bii->bi", Q)
+        D = xp.clip(d[:, i] + d[:, j] - 2.0 * Q[:, i, j], 0, None)
+        return xp.sqrt(D) if metric == "euclidean" else D
+    raise ValueError(f"metric must be one of {list(BATCH_METRICS)}; got {metric!r}")
+
+
+def _average_ranks(R, be):
+    """Average ranks (ties share the mean rank, as ``scipy.stats.rankdata``) of each row."""
+    if be.name == "numpy":
+        return _rdm.rank_rows(R)
+    torch = be.torch
+    s = torch.sort(R, dim=1).values
+    left = torch.searchsorted(s, R.contiguous(), right=False)
+    right = torch.searchsorted(s, R.contiguous(), right=True)
+    return (left + right + 1).to(R.dtype) / 2
+
+
+def prepare_rows(R, method, be):
+    """Rows of ``R`` transformed so that ``method(a, b) == prepare(a) @ prepare(b)``.
+
+    As :func:`neuroprobe.solvers.rdm.prepare` (pearson, spearman, rho_a, cosine), on ``be``.
+    NaN rows stay NaN.
+    """
+    if be.name == "numpy":
+        return _rdm.prepare(R, method)
+    xp = _xp(be)
+    m = R.shape[1]
+    nan_rows = xp.isnan(R).any(axis=1)
+    if method in ("spearman", "rho_a"):
+        R = _average_ranks(xp.nan_to_num(R), be)
+    if method in ("pearson", "spearman", "rho_a"):
+        R = R - R.mean(axis=1, keepdims=True)
+    if method == "rho_a":
+        R = R * float(np.sqrt(12.0 / (m**3 - m)))
+    else:
+        R = R / xp.sqrt((R * R).sum(axis=1, keepdims=True))
+    R[nan_rows] = float("nan")
+    return R
+
+
+def permuted_models(prepared, permutations):
+    """Prepared model RDMs under stimulus permutations, ``(n_permutations * n_models, m)``.
+
+    Row ``k * n_models + q`` is model ``q`` with its stimuli relabelled by ``permutations[k]``
+    (entry ``(i, j)`` is the original ``(p[i], p[j])``), permutation-major.
+    """
+    prepared = np.atleast_2d(prepared)
+    n_models, m = prepared.shape
+    n = _rdm.n_from_pairs(m)
+    sq = np.zeros((n_models, n, n), dtype=prepared.dtype)
+    i, j = np.triu_indices(n, 1)
+    sq[:, i, j] = prepared
+    sq[:, j, i] = prepared
+    p = np.asarray(permutations, dtype=np.int64)
+    out = sq[:, p[:, i], p[:, j]]  # (n_models, n_perm, m)
+    return np.ascontiguousarray(np.swapaxes(out, 0, 1)).reshape(-1, m)
