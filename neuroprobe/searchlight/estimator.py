@@ -155,6 +155,9 @@ class Searchlight(BaseEstimator):
     pvalues_fwe_ : ndarray of shape (n_centers, n_models) or None
     null_max_ : ndarray of shape (n_permutations, n_models) or None
         Maximum over centres of every permutation's map.
+    permutations_ : ndarray of shape (n_permutations, n_stimuli) or None
+        Permutation ``k`` relabels stimulus ``i`` of the model as ``permutations_[k, i]`` (RSA:
+        the model RDM of ``y[p]``; encoding: the data ``X[p]``).
     model_rdms_ : ndarray of shape (n_models, n_pairs) or None
     model_names_ : list of str
     n_features_in_ : int
@@ -379,7 +382,7 @@ class Searchlight(BaseEstimator):
         null_max = None
         if PP is not None:
             null_max = np.max(np.stack([m for _, m in out]), axis=0)
-        return observed, null_max, M, names
+        return observed, null_max, M, names, perms
 
     def _run_encoding(self, X, y, nb, groups, permute):
         from neuroprobe.solvers.backend import get_backend
@@ -418,19 +421,20 @@ class Searchlight(BaseEstimator):
             parts = Parallel(n_jobs=self.n_jobs)(
                 delayed(run)(perms[a:a + chunk]) for a in range(0, len(perms), chunk))
             null_max = np.concatenate(parts)[:, None]
-        return observed, null_max
+        return observed, null_max, perms
 
     def _compute(self, X, y, fit_params, permute):
         nb = self._geometry(X.shape[1])
         conditions = fit_params.get("conditions")
         if self.analysis == "rsa":
-            observed, null_max, M, names = self._run_rsa(
+            observed, null_max, M, names, perms = self._run_rsa(
                 X, y, nb, conditions, fit_params.get("cv_groups"), fit_params.get("stim_ids"),
                 permute)
         else:
-            observed, null_max = self._run_encoding(X, y, nb, fit_params.get("groups"), permute)
+            observed, null_max, perms = self._run_encoding(X, y, nb, fit_params.get("groups"),
+                                                           permute)
             M, names = None, [self.scoring]
-        return nb, observed, null_max, M, names
+        return nb, observed, null_max, M, names, perms
 
     @staticmethod
     def _fit_params(conditions, cv_groups, stim_ids, groups):
@@ -466,7 +470,7 @@ class Searchlight(BaseEstimator):
         """
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=3)
         params = self._fit_params(conditions, cv_groups, stim_ids, groups)
-        nb, observed, null_max, M, names = self._compute(X, y, params, permute=True)
+        nb, observed, null_max, M, names, perms = self._compute(X, y, params, permute=True)
         self.neighbourhoods_ = nb
         self.centers_ = nb.centers
         self.score_map_ = observed
@@ -474,6 +478,7 @@ class Searchlight(BaseEstimator):
         self.pvalues_fwe_ = None if null_max is None else _fwe(observed, null_max)
         self.model_rdms_ = M
         self.model_names_ = names
+        self.permutations_ = perms
         return self
 
     def score_map(self, X, y=None, *, conditions=None, cv_groups=None, stim_ids=None,
