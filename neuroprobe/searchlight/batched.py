@@ -14,7 +14,7 @@ import numpy as np
 
 from neuroprobe.solvers import rdm as _rdm
 
-__all__ = ["BATCH_METRICS", "gather_index", "batch_rdms", "prepare_rows", "permuted_models",
+__all__ = ["BATCH_METRICS", "gather_index", "batch_rdms", "column_major", "prepare_rows", "permuted_models",
            "membership"]
 
 BATCH_METRICS = ("correlation", "euclidean", "sqeuclidean", "crossnobis")
@@ -58,10 +58,20 @@ def _mask(valid, like, be):
     return be.asarray(valid).to(like.dtype)
 
 
-def _gather(X, index, valid, be):
-    """``X[..., index]`` with the padding set to 0: shape ``X.shape[:-1] + index.shape``."""
-    G = X[..., be.asarray(index)]
-    return G * _mask(valid, G, be)
+def column_major(data):
+    """The layout :func:`batch_rdms` gathers from: ``(p, n)`` patterns, or for crossnobis
+    ``(p, n_runs, n)`` train and test means (C-contiguous, so a gather of columns is a block
+    of contiguous rows and every centre's matrix is BLAS-ready)."""
+    if isinstance(data, tuple):
+        return tuple(np.ascontiguousarray(np.moveaxis(d, -1, 0)) for d in data)
+    return np.ascontiguousarray(np.asarray(data).T)
+
+
+def _gather(XT, index, valid, be):
+    """``XT[index]`` with the padding set to 0: shape ``index.shape + XT.shape[1:]``."""
+    G = XT[be.asarray(index)]
+    v = _mask(valid, G, be)
+    return G * v.reshape(v.shape + (1,) * (G.ndim - 2))
 
 
 def batch_rdms(data, index, valid, sizes, metric, be, *, remove_mean=False):
@@ -69,8 +79,9 @@ def batch_rdms(data, index, valid, sizes, metric, be, *, remove_mean=False):
 
     Parameters
     ----------
-    data : array (n, p) on ``be``, or a pair ``(train, test)`` of arrays (n_runs, n, p) for
-        ``"crossnobis"`` (the test means already multiplied by the diagonal noise precision).
+    data : array (p, n) on ``be``, or a pair ``(train, test)`` of arrays (p, n_runs, n) for
+        ``"crossnobis"`` (the test means already multiplied by the diagonal noise precision);
+        see :func:`column_major`.
     index, valid, sizes : from :func:`gather_index`
     metric : {"correlation", "euclidean", "sqeuclidean", "crossnobis"}
     be : backend of :mod:`neuroprobe.solvers.backend`
@@ -86,29 +97,32 @@ def batch_rdms(data, index, valid, sizes, metric, be, *, remove_mean=False):
     k = be.asarray(np.maximum(sizes, 1), dtype=np.float64 if be.name == "numpy" else np.float32)
     if metric == "crossnobis":
         train, test = data
-        A = xp.moveaxis(_gather(train, index, valid, be), 2, 0)  # (B, F, n, k)
-        T = xp.moveaxis(_gather(test, index, valid, be), 2, 0)
+        A = _gather(train, index, valid, be)  # (B, k, F, n)
+        T = _gather(test, index, valid, be)
         if remove_mean:
-            v = _mask(valid, A, be)[:, None, None, :]
-            A = (A - A.sum(axis=-1, keepdims=True) / k[:, None, None, None]) * v
-            T = (T - T.sum(axis=-1, keepdims=True) / k[:, None, None, None]) * v
-        K = A @ xp.swapaxes(T, -1, -2)  # (B, F, n, n)
+            v = _mask(valid, A, be)[:, :, None, None]
+            A = (A - A.sum(axis=1, keepdims=True) / k[:, None, None, None]) * v
+            T = (T - T.sum(axis=1, keepdims=True) / k[:, None, None, None]) * v
+        A, T = xp.moveaxis(A, 1, 2), xp.moveaxis(T, 1, 2)  # (B, F, k, n)
+        if be.name == "numpy":
+            A, T = np.ascontiguousarray(A), np.ascontiguousarray(T)
+        K = xp.swapaxes(A, -1, -2) @ T  # (B, F, n, n)
         d = xp.einsum("bfii->bfi", K)
         D = (d[..., :, None] + d[..., None, :] - K - xp.swapaxes(K, -1, -2)).mean(axis=1)
         n = D.shape[-1]
         i, j = np.triu_indices(n, 1)
         return D[:, i, j] / k[:, None]
-    G = xp.moveaxis(_gather(data, index, valid, be), 1, 0)  # (B, n, k)
-    n = G.shape[1]
+    G = _gather(data, index, valid, be)  # (B, k, n)
+    n = G.shape[2]
     i, j = np.triu_indices(n, 1)
     if metric == "correlation":
-        v = _mask(valid, G, be)[:, None, :]
-        Z = (G - G.sum(axis=-1, keepdims=True) / k[:, None, None]) * v
-        Z = Z / xp.sqrt((Z * Z).sum(axis=-1, keepdims=True))
-        C = Z @ xp.swapaxes(Z, -1, -2)
+        v = _mask(valid, G, be)[:, :, None]
+        Z = (G - G.sum(axis=1, keepdims=True) / k[:, None, None]) * v
+        Z = Z / xp.sqrt((Z * Z).sum(axis=1, keepdims=True))
+        C = xp.swapaxes(Z, -1, -2) @ Z
         return 1.0 - C[:, i, j]
     if metric in ("euclidean", "sqeuclidean"):
-        Q = G @ xp.swapaxes(G, -1, -2)
+        Q = xp.swapaxes(G, -1, -2) @ G
         d = xp.einsum("bii->bi", Q)
         D = xp.clip(d[:, i] + d[:, j] - 2.0 * Q[:, i, j], 0, None)
         return xp.sqrt(D) if metric == "euclidean" else D
@@ -116,9 +130,19 @@ def batch_rdms(data, index, valid, sizes, metric, be, *, remove_mean=False):
 
 
 def _average_ranks(R, be):
-    """Average ranks (ties share the mean rank, as ``scipy.stats.rankdata``) of each row."""
+    """Average ranks (ties share the mean rank, as ``scipy.stats.rankdata``) of each row.
+
+    One argsort per row gives the ordinal ranks; only rows with ties (rare for the distances
+    of continuous data) go through ``rankdata``.
+    """
     if be.name == "numpy":
-        return _rdm.rank_rows(R)
+        order = np.argsort(R, axis=1)
+        ranks = np.empty(R.shape, dtype=R.dtype)
+        np.put_along_axis(ranks, order, np.arange(1, R.shape[1] + 1, dtype=R.dtype)[None], axis=1)
+        ties = (np.diff(np.take_along_axis(R, order, axis=1), axis=1) == 0).any(axis=1)
+        if ties.any():
+            ranks[ties] = _rdm.rank_rows(R[ties])
+        return ranks
     torch = be.torch
     s = torch.sort(R, dim=1).values
     left = torch.searchsorted(s, R.contiguous(), right=False)
@@ -132,8 +156,6 @@ def prepare_rows(R, method, be):
     As :func:`neuroprobe.solvers.rdm.prepare` (pearson, spearman, rho_a, cosine), on ``be``.
     NaN rows stay NaN.
     """
-    if be.name == "numpy":
-        return _rdm.prepare(R, method)
     xp = _xp(be)
     m = R.shape[1]
     nan_rows = xp.isnan(R).any(axis=1)

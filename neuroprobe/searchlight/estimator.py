@@ -38,7 +38,7 @@ def _average(X, conditions):
     labels, inverse = np.unique(conditions, return_inverse=True)
     sums = np.zeros((labels.size, X.shape[1]))
     np.add.at(sums, inverse, X)
-    return sums / np.bincount(inverse)[:, None], labels
+    return (sums / np.bincount(inverse)[:, None]).astype(X.dtype, copy=False), labels
 
 
 def _rsa_task(starts, nb, data, metric, remove_mean, method, PM, PP, n_models, backend, device,
@@ -48,7 +48,10 @@ def _rsa_task(starts, nb, data, metric, remove_mean, method, PM, PP, n_models, b
     from neuroprobe.solvers.rdm import compare
 
     be = get_backend(backend, device)
-    dtype = np.float64 if be.name == "numpy" else np.float32
+    dtype = (data[0] if isinstance(data, tuple) else data).dtype
+    dtype = dtype if be.name == "numpy" and dtype == np.float32 else (
+        np.float64 if be.name == "numpy" else np.float32)
+    data = _b.column_major(data)
     data = tuple(be.asarray(d, dtype) for d in data) if isinstance(data, tuple) else \
         be.asarray(data, dtype)
     pm = be.asarray(PM, dtype)
@@ -344,7 +347,7 @@ class Searchlight(BaseEstimator):
         per_centre = 8 * (4 * n * kmax + 3 * n * n + 3 * n * (n - 1) // 2 + 2 * n_null)
         if self.metric == "crossnobis":
             per_centre *= 4
-        cap = 4096 if self.backend == "torch" else 256
+        cap = 4096 if self.backend == "torch" else 64  # CPU: batches that stay in cache
         return int(np.clip(memory_budget() // 4 // per_centre, 1, cap))
 
     def _permutations(self, n):
@@ -398,7 +401,7 @@ class Searchlight(BaseEstimator):
         H = _enc.cv_hat_matrix(F, folds, self.alpha)
         S = _b.membership(nb, X.shape[1])
         be = get_backend(self.backend, self.device)
-        dtype = np.float64 if be.name == "numpy" else np.float32
+        dtype = X.dtype if be.name == "numpy" else np.float32
         Hb, Xb = be.asarray(H, dtype), be.asarray(X, dtype)
 
         def stats_of(Y):
@@ -468,7 +471,7 @@ class Searchlight(BaseEstimator):
         -------
         self
         """
-        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=3)
+        X = validate_data(self, X, dtype=(np.float64, np.float32), ensure_min_samples=3)
         params = self._fit_params(conditions, cv_groups, stim_ids, groups)
         nb, observed, null_max, M, names, perms = self._compute(X, y, params, permute=True)
         self.neighbourhoods_ = nb
@@ -485,7 +488,8 @@ class Searchlight(BaseEstimator):
                   groups=None):
         """The map of new data ``X`` (same columns), ``(n_centers, n_models)``; no permutations."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64, ensure_min_samples=3)
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32),
+                          ensure_min_samples=3)
         params = self._fit_params(conditions, cv_groups, stim_ids, groups)
         return self._compute(X, y, params, permute=False)[1]
 
@@ -496,7 +500,7 @@ class Searchlight(BaseEstimator):
         finite = values[np.isfinite(values)]
         return float(finite.max()) if finite.size else float("nan")
 
-    def to_image(self, what="score", model=None, *, masker=None):
+    def to_image(self, what="score", model=None, *, masker=None, description=None):
         """The map as an image of the data's format (NIfTI / GIFTI / CIFTI), NaN off centres.
 
         Parameters
@@ -506,6 +510,8 @@ class Searchlight(BaseEstimator):
             One model (index or name); default all (one map per model).
         masker : BrainMasker, optional
             Default: the ``masker`` parameter.
+        description : str, optional
+            Stored in the image (see :meth:`BrainMasker.inverse_transform`).
         """
         check_is_fitted(self)
         masker = masker if masker is not None else self.masker
@@ -524,7 +530,8 @@ class Searchlight(BaseEstimator):
             values = values[:, [k]]
         full = np.full((values.shape[1], self.n_features_in_), np.nan, np.float32)
         full[:, self.centers_] = values.T
-        return masker.inverse_transform(full[0] if full.shape[0] == 1 else full, fill=np.nan)
+        return masker.inverse_transform(full[0] if full.shape[0] == 1 else full, fill=np.nan,
+                                        description=description)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the map's columns (the models, or the encoding scoring)."""
