@@ -63,7 +63,7 @@ def bench_volume(args):
     rows = {}
     nb, t_nb, m_nb = _timed(lambda: volume_neighbourhoods(mask, 3.0).to_columns(cols))
     for method, ours in (("corr", "pearson"), ("spearman", "spearman")):
-        sl, t_map, m_map = _timed(lambda: Searchlight(
+        sl, t_map, m_map = _timed(lambda ours=ours: Searchlight(
             neighbourhoods=nb, model_rdms=model, comparison=ours, backend=args.backend,
             device=args.device).fit(X))
         rows[method] = dict(t_nb=t_nb, t_map=t_map, peak=max(m_nb, m_map), sl=sl)

@@ -32,6 +32,7 @@ _EXPORTS = {
     "PermutationTest": ".estimators.permutation",
     "TimeResolved": ".estimators.temporal",
     "TemporalGeneralization": ".estimators.temporal",
+    "Searchlight": ".searchlight.estimator",
     "read_epochs": ".io.epochs",
     # functions
     "compute_rdm": ".rsa",

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroprobe.cli.main import CLIError, add_command, from_io
+from neuroprobe.cli.main import add_command, from_io
+from neuroprobe.exceptions import CLIError
 
 EPILOG = """\
 Data: brain images with one volume / map per stimulus (NIfTI 4-D or a list of 3-D volumes,

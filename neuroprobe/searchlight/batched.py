@@ -14,8 +14,8 @@ import numpy as np
 
 from neuroprobe.solvers import rdm as _rdm
 
-__all__ = ["BATCH_METRICS", "gather_index", "batch_rdms", "column_major", "prepare_rows", "permuted_models",
-           "membership"]
+__all__ = ["BATCH_METRICS", "gather_index", "batch_rdms", "column_major", "prepare_rows",
+           "permuted_models", "membership"]
 
 BATCH_METRICS = ("correlation", "euclidean", "sqeuclidean", "crossnobis")
 
