@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 import tracemalloc
 
@@ -31,13 +32,15 @@ def _brain(shape=(64, 64, 40)):
     return (g**2).sum(-1) < 1
 
 
-def _timed(fn):
+def _timed(fn, what=""):
     tracemalloc.start()
     t = time.perf_counter()
     out = fn()
     dt = time.perf_counter() - t
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
+    if what:
+        print(f"  {what}: {dt:.1f} s, peak {peak:.0f} MiB", file=sys.stderr, flush=True)
     return out, dt, peak
 
 
@@ -61,11 +64,12 @@ def bench_volume(args):
     X = r.normal(size=(n, cols.size)).astype(np.float32)
     model = compute_rdm(r.normal(size=(n, 10)))
     rows = {}
-    nb, t_nb, m_nb = _timed(lambda: volume_neighbourhoods(mask, 3.0).to_columns(cols))
+    nb, t_nb, m_nb = _timed(lambda: volume_neighbourhoods(mask, 3.0).to_columns(cols),
+                            "ours: neighbourhoods")
     for method, ours in (("corr", "pearson"), ("spearman", "spearman")):
         sl, t_map, m_map = _timed(lambda ours=ours: Searchlight(
             neighbourhoods=nb, model_rdms=model, comparison=ours, backend=args.backend,
-            device=args.device).fit(X))
+            device=args.device).fit(X), f"ours: map ({ours})")
         rows[method] = dict(t_nb=t_nb, t_map=t_map, peak=max(m_nb, m_map), sl=sl)
     # rsatoolbox: neighbourhoods on the whole mask, RDMs and evaluation on a subset of centres
     if args.skip_ref_neighbourhoods:
@@ -73,7 +77,8 @@ def bench_volume(args):
         centers, neighbors = cols, [cols[nb.members(i)] for i in range(len(nb))]
     else:
         (centers, neighbors), t_ref_nb, _ = _timed(lambda: get_volume_searchlight(
-            mask, radius=3, threshold=1.0, truncate_at_boundary=True))
+            mask, radius=3, threshold=1.0, truncate_at_boundary=True),
+            "rsatoolbox: get_volume_searchlight")
     assert np.array_equal(centers, cols[nb.centers])
     sub = np.sort(r.choice(len(centers), args.ref_centres, replace=False))
     full = np.zeros((n, mask.size), np.float64)
@@ -86,7 +91,7 @@ def bench_volume(args):
                                               eval_fixed, method=method)
             return np.array([np.squeeze(e.evaluations) for e in res])
 
-        values, t_sub, m_ref = _timed(ref)
+        values, t_sub, m_ref = _timed(ref, f"rsatoolbox: RDMs + eval ({method}, subset)")
         ours = row["sl"].score_map_[sub, 0]
         row.update(t_ref_nb=t_ref_nb, t_ref_map=t_sub / len(sub) * len(centers),
                    t_ref_sub=t_sub, peak_ref=m_ref,
@@ -94,11 +99,12 @@ def bench_volume(args):
     # FWE with 100 permutations (ours)
     _, t_perm, m_perm = _timed(lambda: Searchlight(
         neighbourhoods=nb, model_rdms=model, n_permutations=100, random_state=0,
-        backend=args.backend, device=args.device).fit(X))
+        backend=args.backend, device=args.device).fit(X), "ours: 100 permutations")
     # encoding searchlight
     F = r.normal(size=(n, 20))
     _, t_enc, m_enc = _timed(lambda: Searchlight(
-        "encoding", neighbourhoods=nb, backend=args.backend, device=args.device).fit(X, F))
+        "encoding", neighbourhoods=nb, backend=args.backend, device=args.device).fit(X, F),
+        "ours: encoding")
     return dict(mask=int(mask.sum()), n_centres=len(nb), size=int(np.median(nb.sizes)),
                 rows=rows, t_perm=t_perm, m_perm=m_perm, t_enc=t_enc, m_enc=m_enc)
 
@@ -119,12 +125,13 @@ def bench_surface(args):
                  for (c, f), off in zip(meshes, (0, n_lh))]
         return concat_neighbourhoods(parts, n_lh + meshes[1][0].shape[0])
 
-    nb, t_nb, m_nb = _timed(neighbourhoods)
+    nb, t_nb, m_nb = _timed(neighbourhoods, "ours: fsaverage5 discs")
     r = np.random.default_rng(1)
     X = r.normal(size=(92, nb.shape[0])).astype(np.float32)
     model = compute_rdm(r.normal(size=(92, 10)))
     _, t_map, m_map = _timed(lambda: Searchlight(
-        neighbourhoods=nb, model_rdms=model, backend=args.backend, device=args.device).fit(X))
+        neighbourhoods=nb, model_rdms=model, backend=args.backend, device=args.device).fit(X),
+        "ours: fsaverage5 map")
     return dict(n=nb.shape[0], size=int(np.median(nb.sizes)), t_nb=t_nb, t_map=t_map,
                 peak=max(m_nb, m_map))
 
