@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -10,6 +11,7 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import check_cv
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from neuroprobe._utils import memory_budget
 from neuroprobe._validation import HasMethods, Interval, StrOptions, fit_context
@@ -61,7 +63,11 @@ def _rsa_task(starts, nb, data, metric, remove_mean, method, PM, PP, n_models, b
         e = min(s + batch, len(nb))
         index, valid, sizes = _b.gather_index(nb, s, e)
         with np.errstate(invalid="ignore", divide="ignore"):
-            R = _b.batch_rdms(data, index, valid, sizes, metric, be, remove_mean=remove_mean)
+            # many tiny per-centre products: one BLAS thread each (threaded BLAS only adds
+            # synchronisation, which stalls on a loaded machine); n_jobs parallelises batches
+            with threadpool_limits(1, user_api="blas") if be.name == "numpy" else nullcontext():
+                R = _b.batch_rdms(data, index, valid, sizes, metric, be,
+                                  remove_mean=remove_mean)
             if method not in DOT_METHODS:  # Kendall: no dot-product form (a loop; slow)
                 observed.append(compare(be.to_numpy(R), PM, method))
                 continue
