@@ -47,7 +47,6 @@ def _rsa_task(starts, nb, data, metric, remove_mean, method, PM, PP, n_models, b
               batch):
     """Observed comparisons of the centres of ``starts`` and the max of their null."""
     from neuroprobe.solvers.backend import get_backend
-    from neuroprobe.solvers.rdm import compare
 
     be = get_backend(backend, device)
     dtype = (data[0] if isinstance(data, tuple) else data).dtype
@@ -59,25 +58,35 @@ def _rsa_task(starts, nb, data, metric, remove_mean, method, PM, PP, n_models, b
     pm = be.asarray(PM, dtype)
     pp = None if PP is None else be.asarray(PP, dtype)
     observed, null_max = [], None
-    for s in starts:
-        e = min(s + batch, len(nb))
-        index, valid, sizes = _b.gather_index(nb, s, e)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # many tiny per-centre products: one BLAS thread each (threaded BLAS only adds
-            # synchronisation, which stalls on a loaded machine); n_jobs parallelises batches
-            with threadpool_limits(1, user_api="blas") if be.name == "numpy" else nullcontext():
-                R = _b.batch_rdms(data, index, valid, sizes, metric, be,
-                                  remove_mean=remove_mean)
-            if method not in DOT_METHODS:  # Kendall: no dot-product form (a loop; slow)
-                observed.append(compare(be.to_numpy(R), PM, method))
-                continue
-            P = _b.prepare_rows(R, method, be)
-            observed.append(np.asarray(be.to_numpy(P @ pm.T), dtype=np.float64))
-            if pp is not None:
-                null = be.to_numpy(P @ pp.T).reshape(e - s, -1, n_models)
-                m = np.nanmax(np.where(np.isnan(null), -np.inf, null), axis=0)
-                null_max = m if null_max is None else np.maximum(null_max, m)
+    # small per-batch products: one BLAS thread (threaded BLAS only adds synchronisation, which
+    # stalls on a loaded machine); n_jobs parallelises over batches of centres
+    limit = threadpool_limits(1, user_api="blas") if be.name == "numpy" else nullcontext()
+    with limit:
+        for s in starts:
+            observed, null_max = _rsa_batch(s, min(s + batch, len(nb)), nb, data, metric,
+                                            remove_mean, method, PM, pm, pp, n_models, be,
+                                            observed, null_max)
     return np.concatenate(observed), null_max
+
+
+def _rsa_batch(s, e, nb, data, metric, remove_mean, method, PM, pm, pp, n_models, be,
+               observed, null_max):
+    """One batch of centres ``s..e``: appends its comparisons, updates the null maximum."""
+    from neuroprobe.solvers.rdm import compare
+
+    index, valid, sizes = _b.gather_index(nb, s, e)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        R = _b.batch_rdms(data, index, valid, sizes, metric, be, remove_mean=remove_mean)
+        if method not in DOT_METHODS:  # Kendall: no dot-product form (a loop; slow)
+            observed.append(compare(be.to_numpy(R), PM, method))
+            return observed, null_max
+        P = _b.prepare_rows(R, method, be)
+        observed.append(np.asarray(be.to_numpy(P @ pm.T), dtype=np.float64))
+        if pp is not None:
+            null = be.to_numpy(P @ pp.T).reshape(e - s, -1, n_models)
+            m = np.nanmax(np.where(np.isnan(null), -np.inf, null), axis=0)
+            null_max = m if null_max is None else np.maximum(null_max, m)
+    return observed, null_max
 
 
 class Searchlight(BaseEstimator):
