@@ -177,8 +177,9 @@ def main(argv=None):
             f"{row['err']:.1e} | {row['peak']:.0f} / {row['peak_ref']:.0f} |")
     lines += [
         "",
-        f"- With 100 stimulus permutations (max-statistic FWE over all centres; the model RDM "
-        f"is permuted, nothing refitted): {vol['t_perm']:.1f} s, peak {vol['m_perm']:.0f} MiB.",
+        f"- Spearman with 100 stimulus permutations (max-statistic FWE over all centres; the "
+        f"model RDM is permuted, nothing refitted): {vol['t_perm']:.1f} s, peak "
+        f"{vol['m_perm']:.0f} MiB.",
         f"- Encoding searchlight (ridge alpha=1, 5-fold, 20 features, pooled R2 per sphere): "
         f"{vol['t_enc']:.1f} s for all centres, peak {vol['m_enc']:.0f} MiB.",
         f"- fsaverage5 surface searchlight: {surf['n']} vertices (both hemispheres, pial), "
