@@ -174,9 +174,13 @@ def run_searchlight(args):
     if args.runs:
         fit["cv_groups"] = from_io(read_column, args.runs, ids, "--runs", numeric=False)
     mesh = None
-    if args.mesh:
-        mesh = args.mesh[0] if len(args.mesh) == 1 and masker.format_ == "gifti" else tuple(
-            args.mesh)
+    if args.mesh and masker.format_ == "gifti":
+        if len(args.mesh) != 1:
+            raise CLIError(f"--mesh: GIFTI data of one hemisphere need one mesh; got "
+                           f"{len(args.mesh)}")
+        mesh = args.mesh[0]
+    elif args.mesh:  # CIFTI: the left cortex first, then the right one
+        mesh = dict(zip(("CORTEX_LEFT", "CORTEX_RIGHT"), args.mesh))
     y, models = None, None
     if args.analysis == "rsa":
         if not args.model:

@@ -221,3 +221,32 @@ def test_bad_input():
 @parametrize_with_checks([Searchlight(), Searchlight(analysis="encoding")])
 def test_sklearn_contract(estimator, check):
     check(estimator)
+
+
+def test_stride_through_masker_and_score_map_on_new_data():
+    mask, _, masker, X, r = _volume(10, shape=(8, 8, 6))
+    F = r.normal(size=(X.shape[0], 3))
+    sl = Searchlight(masker=masker, radius=2, radius_unit="voxels", stride=2).fit(X, F)
+    coords = np.argwhere(mask)[sl.centers_]
+    assert np.all(coords % 2 == 0) and len(sl.centers_) == np.all(
+        np.argwhere(mask) % 2 == 0, axis=1).sum()
+    X2 = r.normal(size=X.shape)
+    np.testing.assert_allclose(sl.score_map(X2, F),
+                               Searchlight(masker=masker, radius=2, radius_unit="voxels",
+                                           stride=2).fit(X2, F).score_map_)
+
+
+@pytest.mark.gpu
+def test_cuda_equals_numpy():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    r = np.random.default_rng(11)
+    nb = line_neighbourhoods(200, 6)
+    X, F = r.normal(size=(20, 200)), r.normal(size=(20, 4))
+    for kw in ({}, {"analysis": "encoding"}):
+        a = Searchlight(neighbourhoods=nb, n_permutations=30, random_state=0, **kw).fit(X, F)
+        b = Searchlight(neighbourhoods=nb, n_permutations=30, random_state=0, backend="torch",
+                        device="cuda", **kw).fit(X, F)
+        assert_allclose_dtype(b.score_map_, a.score_map_, dtype=np.float32, n_terms=400)
+        assert_allclose_dtype(b.null_max_, a.null_max_, dtype=np.float32, n_terms=400)
