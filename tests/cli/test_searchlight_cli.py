@@ -100,3 +100,27 @@ def test_surface_encoding_map(tmp_path, capsys):
     assert main(["searchlight", str(tmp_path / "lh.func.gii"), "--analysis", "encoding",
                  "--features", str(tmp_path / "F.npy"), "--out", str(tmp_path / "x.nii")]) == 1
     assert "gifti data give maps written as .gii" in capsys.readouterr().err
+
+
+def test_cifti_map(tmp_path):
+    from tests.searchlight.test_spaces import _cifti
+
+    path, coords, faces, *_ = _cifti(tmp_path, n=7)
+    mesh = nib.gifti.GiftiImage(darrays=[
+        nib.gifti.GiftiDataArray(coords.astype(np.float32), intent="NIFTI_INTENT_POINTSET"),
+        nib.gifti.GiftiDataArray(faces.astype(np.int32), intent="NIFTI_INTENT_TRIANGLE")])
+    mesh.to_filename(tmp_path / "L.surf.gii")
+    model = compute_rdm(np.random.default_rng(4).normal(size=(7, 3)))
+    np.save(tmp_path / "model.npy", model)
+    out = tmp_path / "rsa.dscalar.nii"
+    assert main(["searchlight", str(path), "--mesh", str(tmp_path / "L.surf.gii"),
+                 "--radius", "7", "--model", str(tmp_path / "model.npy"),
+                 "--out", str(out)]) == 0
+    masker = BrainMasker().fit(str(path))
+    X = masker.transform(str(path))
+    sl = Searchlight(masker=masker, mesh={"CORTEX_LEFT": (coords, faces)}, radius=7,
+                     model_rdms=model).fit(X)
+    img = nib.load(out)
+    assert img.header.get_axis(1) == masker.brain_models_
+    np.testing.assert_allclose(np.asarray(img.dataobj)[0], sl.score_map_[:, 0], rtol=1e-5,
+                               equal_nan=True)
