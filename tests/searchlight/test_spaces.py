@@ -147,3 +147,25 @@ def test_line_neighbourhoods():
     assert nb.members(0).tolist() == [0, 1, 2] and nb.members(5).tolist() == [3, 4, 5, 6, 7]
     with pytest.raises(ValueError, match="radius must be > 0"):
         line_neighbourhoods(10, 0)
+
+
+def test_gifti_pair_hemispheres_offset(tmp_path):
+    coords, faces = _icosphere(2, r=20.0)
+    r = np.random.default_rng(3)
+    paths = []
+    for h in ("lh", "rh"):
+        gii = nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(
+            r.normal(size=len(coords)).astype(np.float32), intent="NIFTI_INTENT_SHAPE",
+            datatype="NIFTI_TYPE_FLOAT32") for _ in range(5)])
+        paths.append(tmp_path / f"{h}.func.gii")
+        gii.to_filename(paths[-1])
+    masker = BrainMasker().fit(tuple(str(p) for p in paths))
+    nb = masker_neighbourhoods(masker, 7.0, mesh=((coords, faces), (coords, faces)))
+    one = surface_neighbourhoods(coords, faces, 7.0)
+    n = len(coords)
+    assert len(nb) == 2 * n
+    for c in (0, 17, n + 5, 2 * n - 1):
+        expect = one.members(c % n) + (n if c >= n else 0)
+        assert np.array_equal(nb.members(c), expect)
+    with pytest.raises(ValueError, match="need a pair"):
+        masker_neighbourhoods(masker, 7.0, mesh=(coords, faces))
