@@ -37,6 +37,7 @@ _EXPORTS = {
     "TimeResolved": ".estimators.temporal",
     "TemporalGeneralization": ".estimators.temporal",
     "TemporalResponseFunction": ".estimators.trf",
+    "Searchlight": ".searchlight.estimator",
     "read_epochs": ".io.epochs",
     # functions
     "compute_rdm": ".rsa",

@@ -124,6 +124,7 @@ def _bad_arguments(name, study):
         "hrf": ["--features", missing, "--events", missing, "--tr", "2", "--n-scans", "10",
                 "--out", out],
         "roi": [missing, "--out", out],
+        "searchlight": [missing, "--model", missing, "--out", study["dir"] / "sl.nii.gz"],
         "demo": ["--quick", "--out", study["csv"]],  # --out is a file, not a folder
         "topstim": inspect + ["--k", "2"],
         "saliency": inspect,
