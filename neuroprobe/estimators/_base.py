@@ -14,6 +14,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from neuroprobe._progress import progress
 from neuroprobe._utils import check_finite, renamed_y
 from neuroprobe.ceilings import normalize_scores
 from neuroprobe.io.targets import as_targets, read_batch
@@ -283,7 +284,10 @@ def run_batches(worker, Y, batch, dtype, out, n_jobs=None, args=(), chosen=None)
 
     n_bad, first = 0, None
     tasks = (call(cols) for cols in _batches(n_targets, batch))
-    for res in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
+    n_batches = len(range(0, n_targets, batch)) if batch else 1
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
+    for res in progress(results, total=n_batches, desc="target batches", unit="batch",
+                        enabled=n_batches > 1):
         cols = res["cols"]
         if "bad" in res:
             n_bad += res["bad"][0]

@@ -13,6 +13,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from neuroprobe._progress import progress
 from neuroprobe._utils import memory_budget
 from neuroprobe._validation import HasMethods, Interval, StrOptions, fit_context
 from neuroprobe.io.rdm import RDMData
@@ -62,7 +63,7 @@ def _rsa_task(starts, nb, data, metric, remove_mean, method, PM, PP, n_models, b
     # stalls on a loaded machine); n_jobs parallelises over batches of centres
     limit = threadpool_limits(1, user_api="blas") if be.name == "numpy" else nullcontext()
     with limit:
-        for s in starts:
+        for s in progress(starts, desc="searchlight", unit="batch"):
             observed, null_max = _rsa_batch(s, min(s + batch, len(nb)), nb, data, metric,
                                             remove_mean, method, PM, pm, pp, n_models, be,
                                             observed, null_max)
