@@ -10,6 +10,7 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils import check_array, get_tags
 
+from neuroprobe._progress import progress
 from neuroprobe._sklearn_compat import (
     _check_feature_names,
     _check_n_features,
@@ -50,7 +51,7 @@ def _generic_null(estimator, X, Y, permutations, cv, groups, scorer, multi):
     """Refit the estimator on each permutation of ``Y`` (rows)."""
     return np.stack([
         np.atleast_1d(_cv_statistic(estimator, X, _safe_indexing(Y, p), cv, groups, scorer, multi))
-        for p in permutations
+        for p in progress(permutations, desc="permutations (refits)", unit="perm")
     ])
 
 
