@@ -28,6 +28,7 @@ _EXPORTS = {
     # estimators
     "VoxelwiseEncoder": ".estimators.encoding",
     "PLSEncoder": ".estimators.encoding",
+    "BandedRidgeEncoder": ".estimators.banded",
     "RSAScorer": ".estimators.rsa",
     "PermutationTest": ".estimators.permutation",
     "TimeResolved": ".estimators.temporal",

@@ -22,6 +22,7 @@ __all__ = [
     "ExtractionBusyError",
     "IncompleteActivationsError",
     "ConstantPatternError",
+    "BandError",
     "CLIError",
     "ZeroVarianceWarning",
     "ConstantPatternWarning",
@@ -120,6 +121,11 @@ class ExtractionBusyError(NeuroprobeError, RuntimeError):
 
 class IncompleteActivationsError(NeuroprobeError, ValueError):
     """The activation file is incomplete (an interrupted extraction)."""
+
+
+class BandError(NeuroprobeError, ValueError):
+    """Bad ``bands`` of a banded model: a band naming no feature, overlapping bands, features in
+    no band. The message names the band and what was expected."""
 
 
 class CLIError(NeuroprobeError):
