@@ -1,4 +1,4 @@
-"""Banded ridge encoding: one regularisation per feature space per voxel (:class:`BandedRidgeEncoder`).
+"""Banded ridge encoding: one regularisation per feature space per voxel (BandedRidgeEncoder).
 
 A thin scikit-learn estimator over :mod:`neuroprobe.solvers.banded`: it resolves the bands from
 feature names, slices or index lists, builds the CV folds (``"leave-one-run-out"`` over
@@ -15,7 +15,7 @@ from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut, check_c
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from neuroprobe._utils import memory_budget, renamed_y
+from neuroprobe._utils import memory_budget
 from neuroprobe._validation import Integral, Interval, StrOptions, fit_context
 from neuroprobe.estimators._base import (
     _bad_summary,
