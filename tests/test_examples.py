@@ -76,3 +76,14 @@ def test_readme_quickstart_is_the_tested_example():
         return [line for line in text.strip().splitlines() if line.strip()]
 
     assert code(snippet) == code(script)
+
+
+def test_naturalistic_encoding_example_recovers_the_planted_layers(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "naturalistic_encoding.py")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert "solver kernel" in lines[0]
+    for line in lines[-2:]:  # split R^2 and band weights pick the planted layer
+        assert line.startswith("voxels whose largest")
+        assert int(line.rsplit(" ", 1)[-1].rstrip("%")) >= 80, line
