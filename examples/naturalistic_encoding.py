@@ -96,8 +96,8 @@ def main():
         share = np.nanmean(split[b, vox] / r2[vox])
         print(f"{layer:13s} | {vox.sum():6d} | {', '.join(f'{g:.2f}' for g in gam):>16s} | "
               f"{share:.2f}")
-    print(f"voxels whose largest split R^2 is the planted layer: {np.mean(by_split == truth):.0%}")
-    print(f"voxels whose largest band weight is the planted layer: {np.mean(by_gamma == truth):.0%}")
+    for what, guess in (("split R^2", by_split), ("band weight", by_gamma)):
+        print(f"voxels whose largest {what} is the planted layer: {np.mean(guess == truth):.0%}")
 
 
 if __name__ == "__main__":
