@@ -307,7 +307,7 @@ def _centred_batch(plan, read, cols):
 
 
 def banded_ridge_cv(plan, Y, candidates, alphas, *, scoring="r2", batch=None, n_jobs=None,
-                    cache_bytes=2**30):
+                    cache_bytes=2**30, kernel_route="auto"):
     """Cross-validated search over (candidate, alpha) for every target.
 
     Parameters
@@ -325,6 +325,11 @@ def banded_ridge_cv(plan, Y, candidates, alphas, *, scoring="r2", batch=None, n_
         Target batches of one candidate in parallel threads (joblib).
     cache_bytes : int
         Centred target batches are kept between candidates when they fit in this many bytes.
+    kernel_route : {"auto", "direct", "resolvent"}
+        Kernel folds: ``"resolvent"`` forms the (n_alphas * n_test, n_train) matrix of every
+        alpha once per fold and candidate (:func:`neuroprobe.solvers.ridge.cv_scores`);
+        ``"direct"`` projects each batch through ``U^T y_train`` instead (cheaper when there
+        are fewer targets than ``n_alphas * n_test``, the ``"auto"`` rule).
 
     Returns
     -------
@@ -363,9 +368,17 @@ def banded_ridge_cv(plan, Y, candidates, alphas, *, scoring="r2", batch=None, n_
             cache[i] = yb
         return yb
 
+    # kernel folds: the all-alpha resolvent (ridge's route, n_alphas n_te n_tr^2 per fold and
+    # candidate) pays off only for many targets; otherwise project through U^T y_tr
+    max_test = max((len(te) for _, te in plan.folds), default=0)
+    direct = plan.kind == "kernel" and (
+        kernel_route == "direct" or (kernel_route == "auto" and n_targets < len(alphas) * max_test))
+
     def work(rp, i, cols):
-        scores = _ridge.cv_scores(rp, batch_of(i, cols), a_be, scoring)
-        return cols, scores
+        yb = batch_of(i, cols)
+        if direct:
+            return cols, _kernel_scores_direct(rp, yb, a_be, scoring)
+        return cols, _ridge.cv_scores(rp, yb, a_be, scoring)
 
     for c in range(n_cand):
         rp = candidate_plan(plan, candidates[c])
@@ -388,6 +401,23 @@ def banded_ridge_cv(plan, Y, candidates, alphas, *, scoring="r2", batch=None, n_
     best_cand[best_cand < 0] = min(plan.n_bands, n_cand - 1) if plan.n_bands > 1 else 0
     return {"best_candidate": best_cand, "best_alpha": best_alpha, "cv_scores": cv,
             "y_mean": y_mean, "const": const}
+
+
+def _kernel_scores_direct(rp, y, alphas, scoring):
+    """Mean held-out scores (n_alphas, t) of kernel folds through ``U^T y_train``."""
+    be = rp.backend
+    out = []
+    for fold in rp.folds:
+        y_tr = y[be.asarray(fold.train)]
+        y_te = y[be.asarray(fold.test)]
+        my = y_tr.mean(axis=0) if rp.fit_intercept else None
+        z = fold.eigvecs.T @ (y_tr - my if my is not None else y_tr)
+        w = _ridge._inverse_weights(be, fold.eigvals, alphas)
+        pred = _ridge._project(fold.proj_test, w, z)
+        if my is not None:
+            pred += my
+        out.append(be.to_numpy(_ridge.score_predictions(y_te, pred, scoring)))
+    return _ridge.nanmean0(np.stack(out))
 
 
 def _reader(Y):

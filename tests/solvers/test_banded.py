@@ -97,6 +97,28 @@ def test_float32_close_to_float64(sizes, n):
     np.testing.assert_allclose(out[np.float32], out[np.float64], atol=2e-4)
 
 
+@pytest.mark.parametrize("route", ["direct", "resolvent"])
+def test_kernel_routes_equal_brute_force(route):
+    X, Y, bands = _data(50, (40, 60))
+    folds = list(KFold(4).split(X))
+    cands = banded.simplex_candidates(2, 5, random_state=0)
+    plan = banded.make_banded_plan(X, bands, folds, backend=get_backend("numpy"),
+                                   dtype=np.float64)
+    res = banded.banded_ridge_cv(plan, Y, cands, ALPHAS, kernel_route=route, batch=2)
+    np.testing.assert_allclose(res["cv_scores"], _brute_force(X, Y, bands, folds, cands,
+                                                              ALPHAS)[0], rtol=1e-7, atol=1e-9)
+
+
+def test_threads_give_the_same_result():
+    X, Y, bands = _data(60, (10, 15), t=12)
+    folds = list(KFold(3).split(X))
+    cands = banded.simplex_candidates(2, 4, random_state=0)
+    plan = banded.make_banded_plan(X, bands, folds, backend=get_backend("numpy"))
+    one = banded.banded_ridge_cv(plan, Y, cands, ALPHAS, batch=3)
+    two = banded.banded_ridge_cv(plan, Y, cands, ALPHAS, batch=3, n_jobs=2)
+    np.testing.assert_array_equal(one["cv_scores"], two["cv_scores"])
+
+
 def test_primal_and_kernel_paths_agree():
     X, Y, bands = _data(60, (10, 15))
     folds = list(KFold(3).split(X))
