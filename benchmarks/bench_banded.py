@@ -76,12 +76,16 @@ def sgemm_gflops(size=2000, repeat=3):
 
 def kernel_flops(n, p, t, n_cand, n_alphas, k=N_RUNS):
     """2 x multiply-adds of the kernel path's products (solvers/banded.py): the band Grams, per
-    candidate and fold the held-out projection and the all-alpha resolvent, every target's
-    held-out predictions; the refit (dual, then X^T dual). Eigendecompositions not counted."""
+    candidate and fold the held-out projection, ``U^T y_train`` or the all-alpha resolvent, every
+    target's held-out predictions; the refit (dual, then X^T dual). Eigendecompositions not
+    counted."""
     n_te = n / k
     n_tr = n - n_te
     grams = n * n * p
-    per_fold = n_te * n_tr * n_tr * (1 + n_alphas) + n_alphas * n_te * n_tr * t
+    if t < n_alphas * n_te:  # the "direct" route: U^T y_train, then every alpha's predictions
+        per_fold = n_te * n_tr * n_tr + n_tr * n_tr * t + n_alphas * n_te * n_tr * t
+    else:  # the all-alpha resolvent, then one product per target
+        per_fold = n_te * n_tr * n_tr * (1 + n_alphas) + n_alphas * n_te * n_tr * t
     refit = 2 * n * n * t + n * p * t
     return 2 * (grams + n_cand * k * per_fold + refit)
 

@@ -109,6 +109,31 @@ def test_kernel_routes_equal_brute_force(route):
                                                               ALPHAS)[0], rtol=1e-7, atol=1e-9)
 
 
+def test_float32_alpha_factorisation_keeps_the_scores():
+    """20 alphas over 9 decades: the direct kernel route factorises the alpha weights (k < 20);
+    the scores stay those of the brute-force search to float32 accuracy."""
+    X, Y, bands = _data(50, (40, 60), t=10)
+    folds = list(KFold(4).split(X))
+    cands = banded.simplex_candidates(2, 4, random_state=0)
+    alphas = np.logspace(-2, 7, 20)
+    be = get_backend("numpy")
+    plan = banded.make_banded_plan(X, bands, folds, backend=be, dtype=np.float32)
+    rp = banded.candidate_plan(plan, cands[2])
+    w = _ridge_weights(be, rp.folds[0].eigvals, alphas)
+    left, right = banded._alpha_factors(be, w)
+    assert right.shape[0] < 15
+    np.testing.assert_allclose(left @ right, w, atol=1e-6 * np.abs(w).max(axis=1)[:, None].max())
+    res = banded.banded_ridge_cv(plan, Y, cands, alphas, kernel_route="direct")
+    ref = _brute_force(X, Y, bands, folds, cands, alphas)[0]
+    np.testing.assert_allclose(res["cv_scores"], ref, atol=2e-5)
+
+
+def _ridge_weights(be, s, alphas):
+    from neuroprobe.solvers import ridge
+
+    return ridge._inverse_weights(be, s, alphas.astype(np.float32))
+
+
 def test_threads_give_the_same_result():
     X, Y, bands = _data(60, (10, 15), t=12)
     folds = list(KFold(3).split(X))
