@@ -31,6 +31,7 @@ _EXPORTS = {
     # estimators
     "VoxelwiseEncoder": ".estimators.encoding",
     "PLSEncoder": ".estimators.encoding",
+    "BandedRidgeEncoder": ".estimators.banded",
     "RSAScorer": ".estimators.rsa",
     "WeightedRSA": ".estimators.rsa_weighted",
     "PermutationTest": ".estimators.permutation",

@@ -23,6 +23,7 @@ __all__ = [
     "ExtractionBusyError",
     "IncompleteActivationsError",
     "ConstantPatternError",
+    "BandError",
     "CLIError",
     "ReportError",
     "BrainMapError",
@@ -30,7 +31,6 @@ __all__ = [
     "ConstantPatternWarning",
     "NeuroprobeWarning",
     "ExchangeabilityWarning",
-    "BandError",
     "BootstrapWarning",
     "TruncationWarning",
 ]
@@ -138,9 +138,12 @@ class BrainMapError(NeuroprobeError, ValueError):
     """A brain map that cannot be drawn as given: its shape matches no masker or mesh, or its
     p-value map is of another shape (the message names the file or argument and what was
     expected)."""
+
+
 class BandError(NeuroprobeError, ValueError):
-    """Feature bands (variance partitioning, comparisons of feature sets) that name no feature,
-    overlap, or do not fit ``X``; the message names the band and what was expected."""
+    """Bad feature bands (banded models, variance partitioning, comparisons of feature sets): a
+    band naming no feature, overlapping bands, features in no band, or bands that do not fit
+    ``X``. The message names the band and what was expected."""
 
 
 class CLIError(NeuroprobeError):

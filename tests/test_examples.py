@@ -94,3 +94,14 @@ def test_meg_hierarchy_example_recovers_the_planted_order(tmp_path):
     np.testing.assert_allclose(peaks, planted, atol=0.011)       # within two samples (200 Hz)
     for name in ("rsa_time_courses.png", "peak_latencies.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_naturalistic_encoding_example_recovers_the_planted_layers(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "naturalistic_encoding.py")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert "solver kernel" in lines[0]
+    for line in lines[-2:]:  # split R^2 and band weights pick the planted layer
+        assert line.startswith("voxels whose largest")
+        assert int(line.rsplit(" ", 1)[-1].rstrip("%")) >= 80, line

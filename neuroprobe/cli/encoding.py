@@ -304,13 +304,12 @@ def run_encode(args):
 
 
 def _run_encode(args):
+    from sklearn.model_selection import LeaveOneGroupOut
+
     from neuroprobe.estimators.permutation import PermutationTest
     from neuroprobe.model_selection import cross_val_score_targets, default_cv, describe_cv
 
-    if len(args.layer or []) != 1:
-        raise CLIError("encode needs exactly one --layer")
-    feats, stim_ids = _read_layers(args.input, args.layer)
-    X = feats[args.layer[0]]
+    X, stim_ids, names = _encode_features(args)
     targets = _Targets(args.targets, args.mask, args.dataset)
     try:
         from neuroprobe._utils import check_output_path
@@ -321,13 +320,10 @@ def _run_encode(args):
         )
         for path in outputs:  # folder and permissions, before the long computation
             check_output_path(path)  # (the suffix was checked by check_out)
-        index = _rows_by_ids(targets, args.targets, args.target_ids, stim_ids, X.shape[0],
-                             "--target-ids")
-        if index is not None:  # activations in the targets' stimulus order
-            X, stim_ids = X[index], [stim_ids[i] for i in index]
-        groups = _read_vector(args.groups, stim_ids, "--groups") if args.groups else None
-        enc = _encoder(args)
-        splitter = default_cv(args.cv, None, groups, args.seed, classifier=False)
+        X, names, groups = _time_axis(args, targets, X, stim_ids, names)
+        enc = _encoder(args, names)
+        splitter = (LeaveOneGroupOut() if args.runs else
+                    default_cv(args.cv, None, groups, args.seed, classifier=False))
         scores = cross_val_score_targets(
             enc, X, targets.Y, cv=splitter, groups=groups, n_jobs=args.n_jobs
         )
@@ -363,6 +359,74 @@ def _run_encode(args):
     print(f"{line}; wrote {', '.join(written)}")
 
 
+def _encode_features(args):
+    """``(X, stim_ids, names)`` of ``encode``: one ``--layer``, or the ``--bands`` layers side by
+    side (feature names ``"<layer>:<i>"``, the bands' prefixes)."""
+    if args.bands:
+        if args.layer:
+            raise CLIError("give either --layer (one layer) or --bands (several), not both")
+        if args.model == "pls" or _penalty(args) != "l2":
+            raise CLIError("--bands fits banded ridge: it needs --model ridge (the default)")
+        if args.n_permutations:
+            raise CLIError("--n-permutations is not available with --bands yet (time-series "
+                           "permutations of banded models)")
+        layers = list(dict.fromkeys(args.bands))
+    elif len(args.layer or []) != 1:
+        raise CLIError("encode needs exactly one --layer (or --bands LAYER ...)")
+    else:
+        layers = args.layer
+    feats, stim_ids = _read_layers(args.input, layers)
+    X = np.hstack([feats[layer] for layer in layers]) if len(layers) > 1 else feats[layers[0]]
+    names = [f"{layer}:{i}" for layer in layers for i in range(feats[layer].shape[1])]
+    return X, stim_ids, names
+
+
+def _time_axis(args, targets, X, stim_ids, names):
+    """Rows of X matched to the targets: resampled to the scans (``--resample``) or aligned by
+    stimulus ID; then FIR delays within runs (``--delays``). Returns ``(X, names, groups)``."""
+    from neuroprobe.transformers.delays import Delayer
+    from neuroprobe.transformers.resample import TimeResampler
+
+    runs = _read_vector(args.runs, stim_ids, "--runs") if args.runs else None
+    if args.runs and args.groups:
+        raise CLIError("give either --runs (leave-one-run-out) or --groups, not both")
+    if args.resample:
+        if not (args.times and args.tr and args.n_scans):
+            raise CLIError(f"--resample {args.resample} needs --times FILE:COLUMN (the time of "
+                           "each activation row in its run), --tr and --n-scans")
+        times = _read_vector(args.times, stim_ids, "--times")
+        n_scans = args.n_scans[0] if len(args.n_scans) == 1 else args.n_scans
+        try:
+            res = TimeResampler(tr=args.tr, n_scans=n_scans, times=times, runs=runs,
+                                method=args.resample).fit(X)
+        except ValueError as exc:
+            raise CLIError(f"--resample: {exc}") from None
+        X = res.transform(X)
+        runs = res.scan_runs_ if runs is not None else None
+        if targets.Y.shape[0] != X.shape[0]:
+            raise CLIError(f"--targets {args.targets} has {targets.Y.shape[0]} rows but "
+                           f"--n-scans gives {X.shape[0]} scans")
+        groups = runs
+    else:
+        index = _rows_by_ids(targets, args.targets, args.target_ids, stim_ids, X.shape[0],
+                             "--target-ids")
+        if index is not None:  # activations in the targets' stimulus order
+            X, stim_ids = X[index], [stim_ids[i] for i in index]
+            runs = runs[index] if runs is not None and len(runs) == len(index) else runs
+        groups = runs if args.runs else (
+            _read_vector(args.groups, stim_ids, "--groups") if args.groups else None)
+    if args.runs and len(np.unique(runs)) < 2:
+        raise CLIError("--runs: leave-one-run-out needs at least 2 runs; got 1")
+    if args.delays:
+        try:
+            delayer = Delayer(delays=tuple(args.delays)).fit(X)
+            X = delayer.transform(X, runs=runs)
+        except ValueError as exc:
+            raise CLIError(f"--delays: {exc}") from None
+        names = list(delayer.get_feature_names_out(names))
+    return X, names, groups
+
+
 def _write_cv_sidecar(args, splitter, enc, groups, maps):
     """``OUT.json`` beside the maps of ``encode``: the splitters and settings that made them."""
     import json
@@ -372,7 +436,9 @@ def _write_cv_sidecar(args, splitter, enc, groups, maps):
 
     inner = None
     if hasattr(enc, "alphas"):  # VoxelwiseEncoder: inner folds choose the alphas (its own rule)
-        if enc.cv is None:
+        if isinstance(enc.cv, str):
+            inner = f"{enc.cv} within each outer training set"
+        elif enc.cv is None:
             inner = "leave-one-out"
         elif isinstance(enc.cv, int):
             kind = f"GroupKFold(n_splits={enc.cv})" if groups is not None else (
@@ -383,7 +449,11 @@ def _write_cv_sidecar(args, splitter, enc, groups, maps):
     meta = {
         "command": "encode",
         "input": str(args.input),
-        "layer": args.layer[0],
+        "layer": args.layer[0] if args.layer else None,
+        "bands": args.bands,
+        "delays": args.delays,
+        "runs": args.runs,
+        "resample": args.resample,
         "targets": str(args.targets),
         "model": args.model,
         "penalty": None if args.model == "pls" else _penalty(args),
@@ -405,8 +475,9 @@ def _map_description(args, kind):
     # ridge / ols permutations use the fast path: the CV score at its best alpha (not nested)
     fast = args.model != "pls" and _penalty(args) in ("l2", None)
     stat = f"{args.cv}-fold CV {score}" + (" at best alpha" if fast else "")
+    outer = "leave-one-run-out" if getattr(args, "runs", None) else f"{args.cv} outer CV"
     text = {
-        "score": f"neuroprobe encode {score}: mean of {args.cv} outer CV folds",
+        "score": f"neuroprobe encode {score}: mean of {outer} folds",
         "pvalue": f"neuroprobe perm. p of {stat}",
         "pvalue_fwe": f"neuroprobe FWE p (max-stat) of {stat}",
     }[kind]
@@ -423,11 +494,30 @@ def _penalty(args):
     return _MODEL_TO_PENALTY[args.model]
 
 
-def _encoder(args):
+def _encoder(args, names=None):
     """The encoder of ``neuroprobe encode`` from its arguments."""
     from neuroprobe.estimators.encoding import PLSEncoder, VoxelwiseEncoder
 
     backend = args.backend or ("torch" if args.device != "cpu" else "numpy")
+    if getattr(args, "bands", None):
+        from neuroprobe.estimators.banded import BandedRidgeEncoder
+
+        return BandedRidgeEncoder(
+            bands=[f"{layer}:" for layer in dict.fromkeys(args.bands)],
+            feature_names=names,
+            alphas=_alphas(args.alphas) if args.alphas else None,
+            cv="leave-one-run-out" if args.runs else args.inner_cv,
+            scoring=args.scoring,
+            backend=backend,
+            device=args.device,
+            random_state=args.seed,
+        )
+    if getattr(args, "runs", None):
+        from sklearn.model_selection import LeaveOneGroupOut
+
+        inner = LeaveOneGroupOut()
+    else:
+        inner = args.inner_cv
     if args.model == "pls":
         return PLSEncoder(
             n_components=args.n_components, scoring=args.scoring, backend=backend,
@@ -435,7 +525,7 @@ def _encoder(args):
         )
     return VoxelwiseEncoder(
         alphas=_alphas(args.alphas) if args.alphas else None,
-        cv=args.inner_cv,
+        cv=inner,
         scoring=args.scoring,
         penalty=_penalty(args),
         backend=backend,
@@ -590,7 +680,23 @@ def _add_probe(subparsers):
 def _add_encode(subparsers):
     p = add_command(subparsers, "encode", run_encode, {}, **_COMMANDS["encode"])
     p.add_argument("input", help="activation file (.act.h5)")
-    p.add_argument("--layer", action="append", required=True, help="the layer")
+    p.add_argument("--layer", action="append", help="the layer (or --bands)")
+    p.add_argument("--bands", nargs="+", metavar="LAYER",
+                   help="banded ridge over these layers (one regularisation per layer per "
+                   "voxel, BandedRidgeEncoder) instead of one --layer")
+    p.add_argument("--delays", nargs="+", type=int, metavar="K",
+                   help="FIR delays in scans (e.g. 1 2 3 4), within runs (Delayer)")
+    p.add_argument("--runs", metavar="FILE:COLUMN",
+                   help="run of each activation row: leave-one-run-out CV (outer and inner), "
+                   "delays and resampling within runs")
+    p.add_argument("--resample", choices=["lanczos", "sinc", "average", "nearest"],
+                   help="resample the activations from their --times to the scans "
+                   "(TimeResampler); needs --times, --tr, --n-scans")
+    p.add_argument("--times", metavar="FILE:COLUMN",
+                   help="time (s) of each activation row from its run's first scan")
+    p.add_argument("--tr", type=float, help="repetition time in seconds (--resample)")
+    p.add_argument("--n-scans", type=int, nargs="+",
+                   help="scans per run (one number, or one per run in sorted run order)")
     p.add_argument(
         "--targets",
         default=None,

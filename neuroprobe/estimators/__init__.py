@@ -7,6 +7,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "VoxelwiseEncoder": ".encoding",
         "PLSEncoder": ".encoding",
+        "BandedRidgeEncoder": ".banded",
         "RSAScorer": ".rsa",
         "WeightedRSA": ".rsa_weighted",
         "CKAScorer": ".cka",

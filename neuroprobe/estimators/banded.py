@@ -1,0 +1,461 @@
+"""Banded ridge encoding: one regularisation per feature space per voxel (BandedRidgeEncoder).
+
+A thin scikit-learn estimator over :mod:`neuroprobe.solvers.banded`: it resolves the bands from
+feature names, slices or index lists, builds the CV folds (``"leave-one-run-out"`` over
+``groups``, any splitter), and dispatches to the solver.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut, check_cv
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from neuroprobe._utils import memory_budget
+from neuroprobe._validation import Integral, Interval, StrOptions, fit_context
+from neuroprobe.estimators._base import (
+    _bad_summary,
+    _batches,
+    _EncoderMixin,
+    _raise_non_finite,
+    _warn_constant,
+)
+from neuroprobe.estimators.encoding import _SHARED_CONSTRAINTS, _check_alphas
+from neuroprobe.exceptions import BandError
+from neuroprobe.io.targets import as_targets, read_batch
+from neuroprobe.solvers import banded as _banded
+from neuroprobe.solvers import ridge as _ridge
+from neuroprobe.solvers.backend import get_backend
+
+__all__ = ["BandedRidgeEncoder", "resolve_bands"]
+
+DEFAULT_ALPHAS = np.logspace(-2, 7, 20)
+
+
+# --------------------------------------------------------------------------- bands
+def _strip_step(name):
+    """A feature name without the ``"<step>__"`` prefixes of FeatureUnion / ColumnTransformer."""
+    return str(name).rsplit("__", 1)[-1]
+
+
+def _prefix_mask(names, prefix):
+    """Names that start with ``prefix``, as given or after their ``"<step>__"`` prefixes."""
+    return np.array([str(n).startswith(prefix) or _strip_step(n).startswith(prefix)
+                     for n in names], dtype=bool)
+
+
+def _band_label(prefix):
+    return str(prefix).rstrip(":") or str(prefix)
+
+
+def _columns_of(spec, names, n_features, label):
+    """Column indices of one band spec: a prefix, a slice, an index list or a list of names."""
+    if isinstance(spec, str):
+        if names is None:
+            raise BandError(
+                f"bands: band {label!r} is a feature-name prefix but X has no feature names; "
+                "pass a pandas DataFrame (in a Pipeline: set_output(transform='pandas')), "
+                "feature_names=, or bands as slices / column indices"
+            )
+        cols = np.flatnonzero(_prefix_mask(names, spec))
+        if cols.size == 0:
+            known = sorted({_strip_step(n).split(":", 1)[0] + ":" for n in names})
+            raise BandError(
+                f"bands: prefix {spec!r} names no feature of X; the feature-name prefixes are "
+                f"{known[:20]}{' ...' if len(known) > 20 else ''}"
+            )
+        return cols
+    if isinstance(spec, slice):
+        cols = np.arange(n_features)[spec]
+    else:
+        values = list(np.ravel(np.asarray(spec, dtype=object)))
+        if values and all(isinstance(v, str) for v in values):
+            if names is None:
+                raise BandError(f"bands: band {label!r} lists feature names but X has none")
+            index = {str(n): i for i, n in enumerate(names)}
+            missing = [v for v in values if v not in index]
+            if missing:
+                raise BandError(f"bands: band {label!r} names unknown features {missing[:5]}")
+            cols = np.array([index[v] for v in values], dtype=np.intp)
+        else:
+            cols = np.asarray(spec)
+            if cols.dtype == bool:
+                cols = np.flatnonzero(cols)
+            if not np.issubdtype(cols.dtype, np.integer) or np.any(cols < -n_features) or \
+                    np.any(cols >= n_features):
+                raise BandError(
+                    f"bands: band {label!r} must hold column indices in [0, {n_features}); "
+                    f"got {spec!r}"
+                )
+            cols = np.arange(n_features)[cols]
+    if cols.size == 0:
+        raise BandError(f"bands: band {label!r} selects no column of X ({n_features} features)")
+    return np.asarray(cols, dtype=np.intp)
+
+
+def resolve_bands(bands, feature_names=None, n_features=None):
+    """The columns of each band: ``{name: int array}`` in band order.
+
+    Parameters
+    ----------
+    bands : None, list or dict
+        ``None``: one band per layer (the text before the first ``":"`` of every feature name,
+        after any ``"<step>__"`` prefix) when every name has one, else a single band of all
+        features. A list of prefixes (``["conv3:", "fc1:"]``), slices or index lists; a dict
+        ``name -> prefix / slice / index list / list of feature names``.
+    feature_names : array-like of str, optional
+    n_features : int
+
+    Returns
+    -------
+    dict of str to ndarray
+
+    Raises
+    ------
+    BandError
+        A band that selects no feature, overlapping bands, or features in no band.
+    """
+    names = None if feature_names is None else [str(n) for n in feature_names]
+    n_features = len(names) if n_features is None else int(n_features)
+    if bands is None:
+        if names is not None and all(":" in _strip_step(n) for n in names):
+            owner = [_strip_step(n).split(":", 1)[0] for n in names]
+            order = list(dict.fromkeys(owner))
+            owner = np.asarray(owner)
+            return {layer: np.flatnonzero(owner == layer) for layer in order}
+        return {"all": np.arange(n_features)}
+    if isinstance(bands, dict):
+        items = list(bands.items())
+    else:
+        if isinstance(bands, (str, slice)):
+            bands = [bands]
+        items = [(_band_label(b) if isinstance(b, str) else f"band{i}", b)
+                 for i, b in enumerate(bands)]
+    if not items:
+        raise BandError("bands must name at least one band; got an empty list")
+    out = {}
+    owner = np.full(n_features, -1)
+    for i, (label, spec) in enumerate(items):
+        cols = _columns_of(spec, names, n_features, label)
+        clash = owner[cols] >= 0
+        if np.any(clash):
+            other = items[int(owner[cols][clash][0])][0]
+            raise BandError(
+                f"bands: bands {other!r} and {label!r} overlap ({int(clash.sum())} shared "
+                "feature(s)); every feature must belong to exactly one band"
+            )
+        owner[cols] = i
+        out[str(label)] = cols
+    rest = np.flatnonzero(owner < 0)
+    if rest.size:
+        which = [names[j] for j in rest[:3]] if names is not None else list(rest[:3])
+        raise BandError(
+            f"bands: {rest.size} feature(s) of X belong to no band (e.g. {which}); add a band "
+            "for them or drop them before the encoder"
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- estimator
+class BandedRidgeEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Banded ridge: per target, one weight per feature space (band) and one alpha, chosen by CV.
+
+    Each target's model is ridge on ``[sqrt(g_1) X_1, ..., sqrt(g_k) X_k]`` with penalty
+    ``alpha`` (band ``b`` penalised by ``alpha / g_b``), the band weights ``g`` on the simplex
+    (Dupré la Tour et al. 2022). The candidates are the simplex corners (each band alone), its
+    centre and seeded Dirichlet draws (``candidates``), or an exact grid (``grid``); for each
+    candidate the fold decompositions are computed once for all targets (primal when
+    n_features <= n_samples, else kernel, where each band's Gram matrix is computed once and
+    the candidates only reweight it: :mod:`neuroprobe.solvers.banded`). Each target keeps the
+    (candidate, alpha) of best mean CV score, refitted on all samples.
+
+    Parameters
+    ----------
+    bands : None, list or dict, default=None
+        The feature spaces: prefixes of the feature names (``["conv3:", "fc1:"]``: the
+        extractor's names, also after a FeatureUnion / ColumnTransformer's ``"<step>__"``),
+        slices or column-index lists, or a dict ``name -> prefix / slice / indices / names``.
+        ``None``: one band per layer prefix when every feature name has one, else one band
+        (plain ridge). Feature names come from a pandas X (in a Pipeline:
+        ``set_output(transform="pandas")``) or ``feature_names``.
+    alphas : array-like of float, default=None
+        Global regularisation grid; ``None``: ``np.logspace(-2, 7, 20)``.
+    candidates : int or array-like (n_candidates, n_bands), default=20
+        ``int``: that many band-weight vectors (the corners, the centre, Dirichlet draws seeded
+        by ``random_state``); an array: explicit weights (rows rescaled to sum 1).
+    grid : int or None, default=None
+        Use the exact simplex grid of step ``1 / grid`` instead (for 2-3 bands).
+    cv : int, "leave-one-run-out", splitter or iterable, default=5
+        ``"leave-one-run-out"``: ``LeaveOneGroupOut`` over ``groups`` (the runs);
+        ``int``: ``GroupKFold`` with ``groups``, else ``KFold`` (unshuffled: contiguous blocks).
+    scoring : {"r2", "correlation", "explained_variance"}, default="r2"
+        Chooses the hyperparameters and is returned by ``score`` / ``score_targets``.
+    fit_intercept : bool, default=True
+    solver : {"auto", "primal", "kernel"}, default="auto"
+    feature_names : array-like of str or None, default=None
+        Names of X's columns when X is a plain array (e.g. ``union.get_feature_names_out()``).
+    n_targets_batch : int or None, default=None
+        Targets per batch (``None``: from the memory budget).
+    dtype : {"float32", "float64"}, default="float32"
+    n_jobs : int or None, default=None
+        Target batches of each candidate in parallel threads (joblib).
+    backend : {"numpy", "torch"}, default="numpy"
+    device : str, default="cpu"
+    random_state : int, RandomState or None, default=None
+        Seed of the Dirichlet draws (``None``: 0, so that fits are reproducible).
+
+    Attributes
+    ----------
+    coef_ : ndarray (n_features, n_targets)
+    intercept_ : ndarray (n_targets,)
+    best_alphas_ : ndarray (n_targets,)
+    best_gammas_ : ndarray (n_bands, n_targets)
+        Each target's band weights (columns sum to 1).
+    cv_scores_ : ndarray (n_candidates, n_targets)
+        Mean CV score of every candidate at its best alpha (as himalaya's ``cv_scores_``).
+    candidates_ : ndarray (n_candidates, n_bands)
+    alphas_ : ndarray (n_alphas,)
+    bands_ : dict of str to ndarray
+        The columns of each band.
+    band_names_ : list of str
+    solver_ : str
+        ``"primal"`` or ``"kernel"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neuroprobe import BandedRidgeEncoder
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((120, 30))
+    >>> Y = X[:, :10] @ rng.standard_normal((10, 50)) + rng.standard_normal((120, 50))
+    >>> runs = np.repeat(np.arange(4), 30)
+    >>> enc = BandedRidgeEncoder(bands=[slice(0, 10), slice(10, 30)],
+    ...                          cv="leave-one-run-out").fit(X, Y, groups=runs)
+    >>> enc.best_gammas_.shape
+    (2, 50)
+    """
+
+    _parameter_constraints = {
+        **_SHARED_CONSTRAINTS,
+        "scoring": [StrOptions({"r2", "correlation", "explained_variance"})],
+        "bands": [list, dict, tuple, str, slice, None],
+        "alphas": ["array-like", None],
+        "candidates": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "grid": [Interval(Integral, 1, None, closed="left"), None],
+        "cv": ["cv_object", StrOptions({"leave-one-run-out"})],
+        "fit_intercept": ["boolean"],
+        "solver": [StrOptions({"auto", "primal", "kernel"})],
+        "feature_names": ["array-like", None],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        bands=None,
+        alphas=None,
+        candidates=20,
+        grid=None,
+        cv=5,
+        scoring="r2",
+        fit_intercept=True,
+        solver="auto",
+        feature_names=None,
+        n_targets_batch=None,
+        dtype="float32",
+        n_jobs=None,
+        backend="numpy",
+        device="cpu",
+        random_state=None,
+    ):
+        self.bands = bands
+        self.alphas = alphas
+        self.candidates = candidates
+        self.grid = grid
+        self.cv = cv
+        self.scoring = scoring
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.feature_names = feature_names
+        self.n_targets_batch = n_targets_batch
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+        self.backend = backend
+        self.device = device
+        self.random_state = random_state
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _names(self, n_features):
+        names = getattr(self, "feature_names_in_", None)
+        if names is None and self.feature_names is not None:
+            names = np.asarray(self.feature_names, dtype=object)
+            if names.ndim != 1 or len(names) != n_features:
+                raise BandError(
+                    f"feature_names has {names.size} names but X has {n_features} columns"
+                )
+        return names
+
+    def _candidate_grid(self, n_bands):
+        if self.grid is not None:
+            return _banded.simplex_grid(n_bands, int(self.grid))
+        if isinstance(self.candidates, numbers.Integral):
+            if n_bands > 1 and self.candidates < n_bands + 1:
+                raise ValueError(
+                    f"candidates={self.candidates} is too few for {n_bands} bands: at least "
+                    f"n_bands + 1 = {n_bands + 1} (the corners and the centre)"
+                )
+            seed = 0 if self.random_state is None else check_random_state(self.random_state)
+            return _banded.simplex_candidates(n_bands, int(self.candidates), random_state=seed)
+        cand = np.asarray(self.candidates, dtype=np.float64)
+        if cand.ndim != 2 or cand.shape[1] != n_bands or np.any(cand < 0) or \
+                not np.all(cand.sum(axis=1) > 0) or not np.all(np.isfinite(cand)):
+            raise ValueError(
+                f"candidates must be an int or an array (n_candidates, {n_bands}) of "
+                f"non-negative weights with a positive sum per row; got shape {cand.shape}"
+            )
+        return cand / cand.sum(axis=1, keepdims=True)
+
+    def _folds(self, X, groups):
+        cv = self.cv
+        n = X.shape[0]
+        if isinstance(cv, str):  # "leave-one-run-out"
+            if groups is None:
+                raise ValueError(
+                    "cv='leave-one-run-out' needs groups: pass fit(X, y, groups=runs) (one run "
+                    "label per sample)"
+                )
+            cv = LeaveOneGroupOut()
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape[0] != n:
+                raise ValueError(f"groups has {groups.shape[0]} labels; X has {n} samples")
+            n_groups = len(np.unique(groups))
+            need = 2 if isinstance(cv, LeaveOneGroupOut) else (
+                int(cv) if isinstance(cv, numbers.Integral) else None)
+            if need is not None and n_groups < need:
+                raise ValueError(
+                    f"cv={self.cv!r} needs at least {need} runs in groups; got {n_groups}"
+                )
+            if isinstance(cv, numbers.Integral):
+                cv = GroupKFold(int(cv))
+        elif isinstance(cv, numbers.Integral):
+            if int(cv) > n:
+                raise ValueError(f"cv={cv} folds but there are only {n} samples")
+            cv = KFold(int(cv))
+        cv = check_cv(cv)
+        folds = [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(X, None, groups)]
+        if any(len(tr) == 0 or len(te) == 0 for tr, te in folds):
+            raise ValueError("cv produced an empty training or test fold")
+        return folds
+
+    def _batch_size(self, n, p, n_alphas, max_test, dtype):
+        if self.n_targets_batch is not None:
+            return int(self.n_targets_batch)
+        per = _ridge.batch_bytes_per_target(n, min(n, p), n_alphas, max_test, min(n, p),
+                                            dtype.itemsize)
+        return _ridge.auto_batch_size(10**9, per, memory_budget() // 4)
+
+    # -- fit ---------------------------------------------------------------------------------
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, groups=None):
+        """Choose each target's band weights and alpha by cross-validation, then refit.
+
+        Parameters
+        ----------
+        X : array-like (n_samples, n_features)
+        y : array-like (n_samples, n_targets) or (n_samples,), or h5py.Dataset
+            Read in batches of columns (never modified).
+        groups : array-like (n_samples,), optional
+            Run labels: grouped folds (``cv="leave-one-run-out"`` needs them).
+
+        Returns
+        -------
+        self
+        """
+        X, Y, was_1d, dtype = self._validate_fit_data(X, y)
+        n, p = X.shape
+        alphas = DEFAULT_ALPHAS.copy() if self.alphas is None else _check_alphas(
+            self.alphas, type(self).__name__)
+        bands = resolve_bands(self.bands, self._names(p), p)
+        cands = self._candidate_grid(len(bands))
+        folds = self._folds(X, groups)
+        be = get_backend(self.backend, self.device)
+        plan = _banded.make_banded_plan(X, list(bands.values()), folds,
+                                        fit_intercept=self.fit_intercept, backend=be,
+                                        dtype=dtype, solver=self.solver)
+        batch = self._batch_size(n, p, len(alphas), max(len(te) for _, te in folds), dtype)
+        self._check_targets(Y, batch, dtype)
+        res = _banded.banded_ridge_cv(plan, Y, cands, alphas, scoring=self.scoring, batch=batch,
+                                      n_jobs=self.n_jobs, cache_bytes=memory_budget() // 4)
+        _warn_constant(res["const"])
+        coef, intercept = _banded.banded_refit(plan, Y, cands, res["best_candidate"],
+                                               res["best_alpha"], batch=batch)
+        self.bands_, self.band_names_ = bands, list(bands)
+        self.candidates_, self.alphas_ = cands, alphas
+        self.best_alphas_ = res["best_alpha"]
+        self.best_gammas_ = cands[res["best_candidate"]].T.copy()
+        self.cv_scores_ = res["cv_scores"]
+        self.solver_ = plan.kind
+        self.n_targets_ = Y.shape[1]
+        self._fitted_1d = was_1d
+        if was_1d:
+            coef, intercept = coef[:, 0], float(intercept[0])
+        self.coef_, self.intercept_ = coef, intercept
+        return self
+
+    @staticmethod
+    def _check_targets(Y, batch, dtype):
+        n_bad, first = 0, None
+        for cols in _batches(Y.shape[1], batch):
+            count, where = _bad_summary(read_batch(Y, cols, dtype), cols.start)
+            n_bad += count
+            first = first or where
+        if n_bad:
+            _raise_non_finite(n_bad, first, Y.shape[0] * Y.shape[1])
+
+    # -- scores ------------------------------------------------------------------------------
+    def score_targets(self, X, y=None, *, split=False, normalize=None):
+        """Held-out score of every target, or each band's share of the held-out R^2.
+
+        Parameters
+        ----------
+        X : array-like (n_samples, n_features)
+        y : array-like (n_samples, n_targets) or (n_samples,)
+        split : bool, default=False
+            Return each band's contribution to the R^2 (the product measure of St-Yves &
+            Naselaris 2018, himalaya's ``r2_score_split``): ``(n_bands, n_targets)``, summing
+            over bands to the R^2 of the joint prediction (whatever ``scoring``). The intercept
+            minus the held-out mean of y is shared equally among the bands.
+        normalize : array-like (n_targets,), optional
+            Explainable variance per target (as :meth:`VoxelwiseEncoder.score_targets`); with
+            ``split`` each band's share is divided by it.
+
+        Returns
+        -------
+        ndarray (n_targets,), or (n_bands, n_targets) with ``split``
+        """
+        if not split:
+            return super().score_targets(X, y, normalize=normalize)
+        check_is_fitted(self)
+        X = self._check_X(X)
+        Y, _ = as_targets(y, X.shape[0], name="y")
+        coef = self.coef_.reshape(X.shape[1], -1)
+        if Y.shape[1] != coef.shape[1]:
+            raise ValueError(f"y has {Y.shape[1]} targets; the model was fitted on "
+                             f"{coef.shape[1]}")
+        intercept = np.reshape(self.intercept_, -1)
+        out = np.empty((len(self.bands_), coef.shape[1]))
+        batch = max(1, int(2**24 // max(1, X.shape[0] * len(self.bands_))))
+        for cols in _batches(coef.shape[1], batch):
+            yb = read_batch(Y, cols, np.float64)
+            preds = np.stack([X[:, idx] @ coef[idx, cols] for idx in self.bands_.values()])
+            out[:, cols] = _banded.split_r2(yb, preds, intercept[cols] - yb.mean(axis=0))
+        if normalize is not None:
+            from neuroprobe.ceilings import normalize_scores
+
+            out = np.stack([normalize_scores(row, normalize, kind="r2/ev") for row in out])
+        return out
