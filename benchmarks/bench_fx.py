@@ -10,7 +10,8 @@ pass, and vs torchlens when it is installed (issue 16, section 5).
   does not trace with ``torch.fx`` (the benchmark prints the error neuroprobe raises); its 20
   module outputs (``h.I.ln_1``, ``h.I.attn``, ``h.I.mlp.c_fc`` ...) are captured with module hooks
   in one pass instead.
-* torchlens (``log_forward_pass``), when importable: the same network, every tensor logged.
+* torchlens (``trace``; ``log_forward_pass`` before 2.0), when importable: the same network,
+  every tensor logged.
 
 Ratios are the best of ``--repeats`` interleaved runs of each variant on the same input, in one
 process.
@@ -101,8 +102,14 @@ def _torchlens(net, x):
     except ImportError:
         return None
 
-    def run():
-        torchlens.log_forward_pass(net, x, layers_to_save="all")
+    if hasattr(torchlens, "trace"):  # torchlens >= 2: every tensor saved by default
+
+        def run():
+            torchlens.trace(net, x)
+    else:
+
+        def run():
+            torchlens.log_forward_pass(net, x, layers_to_save="all")
 
     return run
 
