@@ -429,7 +429,7 @@ def _kernel_scores_direct(rp, y, alphas, scoring):
         my = y_tr.mean(axis=0) if rp.fit_intercept else None
         z = fold.eigvecs.T @ (y_tr - my if my is not None else y_tr)
         w = _ridge._inverse_weights(be, fold.eigvals, alphas)
-        factors = _alpha_factors(be, w)
+        factors = _ridge.alpha_factors(be, w)
         if factors is None:
             pred = _ridge._project(fold.proj_test, w, z)
         else:  # k < n_alphas projections, combined per alpha
@@ -440,34 +440,6 @@ def _kernel_scores_direct(rp, y, alphas, scoring):
             pred += my
         out.append(be.to_numpy(_ridge.score_predictions(y_te, pred, scoring)))
     return _ridge.nanmean0(np.stack(out))
-
-
-def _alpha_factors(be, w, factor=10.0):
-    """``(left, right)`` with ``w ~= left @ right`` (n_alphas x k, k x r), or None when k would
-    not be smaller than the number of alphas.
-
-    The rows ``1 / (s + alpha)`` of the alphas form a Cauchy-like matrix, numerically of low
-    rank: after scaling each row to unit norm its singular values fall below
-    ``factor * eps(dtype)`` of the largest after about 9 of 20 alphas spanning 9 decades in
-    float32 (about 14 in float64). Truncating there changes each alpha's held-out predictions by
-    a relative ``~factor * eps`` (the rounding of the computation itself) and divides the
-    dominant product of the kernel folds (``n_alphas * n_test * n_train`` per target) by
-    ``n_alphas / k``.
-    """
-    wn = be.to_numpy(w).astype(np.float64)
-    n_alphas = wn.shape[0]
-    if n_alphas < 4:
-        return None
-    norms = np.linalg.norm(wn, axis=1)
-    norms[norms == 0] = 1.0
-    u, sv, vt = np.linalg.svd(wn / norms[:, None], full_matrices=False)
-    eps = np.finfo(np.float32 if str(w.dtype).endswith("float32") else np.float64).eps
-    k = int((sv > sv[0] * factor * eps).sum())
-    if k >= n_alphas - 1:
-        return None
-    dtype = be.to_numpy(w[:1, :1]).dtype
-    left = (u[:, :k] * sv[:k] * norms[:, None]).astype(dtype)
-    return be.asarray(left), be.asarray(np.ascontiguousarray(vt[:k]).astype(dtype))
 
 
 def _reader(Y):
