@@ -55,7 +55,13 @@ from neuroprobe._utils import seed_from
 from neuroprobe.exceptions import ModelError, WeightsUnavailableError
 from neuroprobe.models.registry import ModelSpec, register_source
 from neuroprobe.models.tokens import add_token_taps, split_options
-from neuroprobe.models.weights import DEFAULT_WEIGHTS_SEED, is_random_weights, module_digest, seeded
+from neuroprobe.models.weights import (
+    DEFAULT_WEIGHTS_SEED,
+    hub_cache_dir,
+    is_random_weights,
+    module_digest,
+    seeded,
+)
 
 __all__ = ["build_hf", "hf_aliases", "HFImagePreprocess"]
 
@@ -70,12 +76,6 @@ def _import_transformers():
     return transformers
 
 
-def _cache_dir():
-    from huggingface_hub import constants
-
-    return str(constants.HF_HUB_CACHE)
-
-
 def _location(text):
     """``(where, is_folder)``; a missing folder raises :class:`ModelError`."""
     if os.path.isdir(os.path.expanduser(text)):
@@ -86,7 +86,7 @@ def _location(text):
 
 
 def _unavailable(text, what, exc):
-    cache = _cache_dir()
+    cache = hub_cache_dir()
     return WeightsUnavailableError(
         f"the {what} of Hugging Face model {text!r} is not in the local hub cache {cache!r} "
         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). On a machine "

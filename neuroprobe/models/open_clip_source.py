@@ -55,6 +55,8 @@ from neuroprobe.models.tokens import TOKEN_POOLINGS, add_token_taps
 from neuroprobe.models.weights import (
     DEFAULT_WEIGHTS_SEED,
     file_sha256,
+    hub_cache_dir,
+    hub_offline,
     is_random_weights,
     looks_like_path,
     seeded,
@@ -92,18 +94,11 @@ def clip_cache_dir():
     return os.path.expanduser("~/.cache/clip")
 
 
-def _hub_cache_dir():
-    from huggingface_hub import constants
-
-    return str(constants.HF_HUB_CACHE)
-
-
 @contextlib.contextmanager
 def offline():
     """Inside: ``HF_HUB_OFFLINE=1`` (environment and ``huggingface_hub``'s constant), and
     OpenCLIP's URL checkpoints are read from its cache folder only (never downloaded)."""
     import open_clip.pretrained as pretrained
-    from huggingface_hub import constants
 
     def local_only(url, cache_dir=None):
         path = os.path.join(cache_dir or clip_cache_dir(), os.path.basename(url))
@@ -111,20 +106,8 @@ def offline():
             raise FileNotFoundError(f"{path} (for {url})")
         return path
 
-    saved = (os.environ.get("HF_HUB_OFFLINE"), constants.HF_HUB_OFFLINE,
-             pretrained.download_pretrained_from_url)
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    constants.HF_HUB_OFFLINE = True
-    pretrained.download_pretrained_from_url = local_only
-    try:
+    with hub_offline(pretrained, "download_pretrained_from_url", local_only):
         yield
-    finally:
-        if saved[0] is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = saved[0]
-        constants.HF_HUB_OFFLINE = saved[1]
-        pretrained.download_pretrained_from_url = saved[2]
 
 
 def parse_name(text):
@@ -182,7 +165,7 @@ def _unavailable(arch, tag, exc):
     from open_clip.pretrained import get_pretrained_cfg
 
     if arch.startswith("hf-hub:"):
-        hub, repo = _hub_cache_dir(), arch[len("hf-hub:"):]
+        hub, repo = hub_cache_dir(), arch[len("hf-hub:"):]
         return WeightsUnavailableError(
             f"OpenCLIP model {arch!r} is not in the local Hugging Face hub cache {hub!r} "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). On a "
@@ -192,7 +175,7 @@ def _unavailable(arch, tag, exc):
             "open_clip_config.json and the checkpoint."
         )
     cfg = get_pretrained_cfg(arch, tag) or {}
-    hub, clip_dir = _hub_cache_dir(), clip_cache_dir()
+    hub, clip_dir = hub_cache_dir(), clip_cache_dir()
     where = []
     if cfg.get("hf_hub"):
         repo = cfg["hf_hub"].strip("/").split("/")
@@ -406,7 +389,7 @@ def _tokenizer(arch):
     except Exception as exc:  # noqa: BLE001 - HF tokenizer files missing offline
         raise WeightsUnavailableError(
             f"the tokenizer of OpenCLIP model {arch!r} is not in the local Hugging Face hub cache "
-            f"{_hub_cache_dir()!r} ({type(exc).__name__}: {exc}); on a machine with internet run "
+            f"{hub_cache_dir()!r} ({type(exc).__name__}: {exc}); on a machine with internet run "
             f"python -c \"import open_clip; open_clip.get_tokenizer('{arch}')\" and copy the new "
             "folder of its hub cache there"
         ) from exc

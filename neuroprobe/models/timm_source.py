@@ -33,6 +33,8 @@ from neuroprobe.models.tokens import add_token_taps, split_options
 from neuroprobe.models.weights import (
     DEFAULT_WEIGHTS_SEED,
     file_sha256,
+    hub_cache_dir,
+    hub_offline,
     is_random_weights,
     load_state_dict_file,
     looks_like_path,
@@ -52,21 +54,12 @@ def _import_timm():
     return timm
 
 
-def hub_cache_dir():
-    """The Hugging Face hub cache folder (``HF_HUB_CACHE``; default ``~/.cache/huggingface/hub``).
-    """
-    from huggingface_hub import constants
-
-    return str(constants.HF_HUB_CACHE)
-
-
 @contextlib.contextmanager
 def offline():
     """Inside: ``HF_HUB_OFFLINE=1`` (environment and ``huggingface_hub``'s constant) and timm's URL
     downloads read torch.hub's ``checkpoints`` folder only."""
     import timm.models._builder as builder
     import torch
-    from huggingface_hub import constants
 
     def local_only(url, *args, **kwargs):
         path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
@@ -74,20 +67,8 @@ def offline():
             raise FileNotFoundError(f"{path} (for {url})")
         return torch.load(path, map_location="cpu", weights_only=True)
 
-    saved = (os.environ.get("HF_HUB_OFFLINE"), constants.HF_HUB_OFFLINE,
-             builder.load_state_dict_from_url)
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    constants.HF_HUB_OFFLINE = True
-    builder.load_state_dict_from_url = local_only
-    try:
+    with hub_offline(builder, "load_state_dict_from_url", local_only):
         yield
-    finally:
-        if saved[0] is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = saved[0]
-        constants.HF_HUB_OFFLINE = saved[1]
-        builder.load_state_dict_from_url = saved[2]
 
 
 def _unavailable(name, exc):

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
@@ -195,3 +196,36 @@ def weights_unavailable(enum, name, exc):
         "weights=None for random (untrained) weights."
     )
 
+
+
+@contextlib.contextmanager
+def hub_offline(owner=None, name=None, replacement=None):
+    """Inside: ``HF_HUB_OFFLINE=1`` (the environment and ``huggingface_hub``'s constant) and, when
+    given, ``owner.<name>`` replaced by ``replacement`` (a library's URL download, pointed at its
+    local cache); everything restored on exit. The one offline switch of the model sources."""
+    from huggingface_hub import constants
+
+    saved_env, saved_const = os.environ.get("HF_HUB_OFFLINE"), constants.HF_HUB_OFFLINE
+    saved_attr = getattr(owner, name) if owner is not None else None
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants.HF_HUB_OFFLINE = True
+    if owner is not None:
+        setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        if saved_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved_env
+        constants.HF_HUB_OFFLINE = saved_const
+        if owner is not None:
+            setattr(owner, name, saved_attr)
+
+
+def hub_cache_dir():
+    """The Hugging Face hub cache folder (``HF_HUB_CACHE``; default
+    ``~/.cache/huggingface/hub``)."""
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
