@@ -280,20 +280,9 @@ def candidate_plan(plan, gamma, *, full=False):
             rp.full_eigvals, rp.full_eigvecs = s, v
             return rp
         rp.folds = []
-        p = plan.n_features
         for (train, test), (sub, mx) in zip(plan.folds, plan.fold_parts):
             s, v = R._eigh(be, sub * d[:, None] * d[None, :])
-            mxs, x_te = mx * d, xs[be.asarray(test)]
-            fold = R.FoldDecomposition(train, test, "primal", s, v, None, mxs, x_te)
-            fold.moments = p <= len(test)
-            if fold.moments:
-                m_te = x_te.mean(axis=0)
-                a_v = (x_te - m_te) @ v
-                fold.test_mean, fold.gram_test = m_te, a_v.T @ a_v
-                fold.offset = (m_te - mxs) @ v
-            else:
-                fold.proj_test = (x_te - mxs) @ v
-            rp.folds.append(fold)
+            rp.folds.append(R.primal_fold(train, test, s, v, mx * d, xs[be.asarray(test)]))
         return rp
     rp = R.RidgePlan(be, plan.X, plan.x_mean, "kernel", None, fit_intercept=plan.fit_intercept,
                      centred=False)

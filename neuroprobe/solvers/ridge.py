@@ -247,6 +247,23 @@ def _kernel_gram(backend, X, x_mean, fit_intercept, max_offset=8.0):
     return centred_cross_gram(backend, X, X, x_mean, apply=mean)
 
 
+def primal_fold(train, test, s, v, mx, x_te):
+    """The primal :class:`FoldDecomposition` of eigenpairs ``(s, v)`` of the fold's training
+    cross-product, training mean ``mx`` and held-out rows ``x_te``: scored from (p x p) moments
+    when ``p <= n_test`` (they beat explicit predictions, n_te x p per alpha), else through the
+    held-out projection."""
+    fold = FoldDecomposition(train, test, "primal", s, v, None, mx, x_te)
+    fold.moments = x_te.shape[1] <= len(test)
+    if fold.moments:
+        m_te = x_te.mean(axis=0)
+        a_v = (x_te - m_te) @ v
+        fold.test_mean, fold.gram_test = m_te, a_v.T @ a_v
+        fold.offset = (m_te - mx) @ v
+    else:
+        fold.proj_test = (x_te - mx) @ v
+    return fold
+
+
 def make_plan(X, folds=None, *, fit_intercept=True, backend, dtype=np.float32, solver="auto"):
     """Decompose X once per fold and once on all samples.
 
@@ -302,18 +319,7 @@ def make_plan(X, folds=None, *, fit_intercept=True, backend, dtype=np.float32, s
             if fit_intercept:
                 sub = sub - n_tr * (mx[:, None] * mx[None, :])
             s, v = _eigh(backend, sub)
-            fold = FoldDecomposition(train, test, kind, s, None, None, mx, x_te)
-            fold.eigvecs = v
-            # moments (r x r per alpha) beat explicit predictions (n_te x r per alpha) when r < n_te
-            fold.moments = p <= len(test)
-            if fold.moments:
-                m_te = x_te.mean(axis=0)
-                a_v = (x_te - m_te) @ v
-                fold.test_mean, fold.gram_test = m_te, a_v.T @ a_v
-                fold.offset = (m_te - mx) @ v
-            else:
-                fold.proj_test = (x_te - mx) @ v
-            plan.folds.append(fold)
+            plan.folds.append(primal_fold(train, test, s, v, mx, x_te))
         else:
             k_tr = gram[tr][:, tr]
             k_te = gram[te][:, tr]
