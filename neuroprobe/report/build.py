@@ -250,13 +250,13 @@ def _encode(result, figures):
     meta = result.metadata
     maps = [p for p in result.files if p.suffix != ".json"]
     score_map = maps[0]
-    flat, volume = _map_flat(score_map)
+    read = [_map_flat(path) for path in maps]  # each map file read once
+    flat, volume = read[0]
     keep = _kept(flat, volume)
     values = flat[keep]
     scoring = meta.get("scoring", "score")
     rows, figs, pvalues = [], [], None
-    for path in maps:
-        f, vol = _map_flat(path)
+    for path, (f, vol) in zip(maps, read, strict=True):
         v = f[_kept(f, vol)]
         rows.append([path.name, int(v.size), float(np.mean(v)) if v.size else float("nan"),
                      float(np.median(v)) if v.size else float("nan"),
