@@ -133,6 +133,12 @@ def run_layers(args):
     for name, out_shape in layers:
         text = "not called" if out_shape is None else json.dumps(list(out_shape))
         print(f"{name:<{width}}  {text:<18}  {' '.join(by_module.get(name, []))}")
+    from neuroprobe.models.tokens import pads_to_set
+
+    if pads_to_set(spec):  # token_pooling="none" of a text model: the axis depends on the set
+        n = shape[0] if shape else spec.preprocess_info["input_shape"][0]
+        print(f"token axis (last axis of the token layers and of token_mask): the longest "
+              f"tokenised text of the stimulus set (shown here for a dummy input of {n} tokens)")
     return 0
 
 

@@ -14,8 +14,9 @@
   model takes.
 * **Preprocessing**: the model's ``AutoImageProcessor`` (resize, rescale, normalise, per image),
   ``AutoTokenizer`` (:class:`HFTextPreprocess`: one text at a time, then a batch padded on the
-  tokenizer's ``padding_side`` to its longest text; longer texts than the model takes are cut
-  with a :class:`~neuroprobe.exceptions.TruncationWarning` naming the stimulus and its length) or
+  tokenizer's ``padding_side`` to its longest text, or, with ``token_pooling="none"``, to the
+  longest text of the whole stimulus set; longer texts than the model takes are cut with a
+  :class:`~neuroprobe.exceptions.TruncationWarning` naming the stimulus and its length) or
   ``AutoFeatureExtractor`` (:class:`HFAudioPreprocess`: resampled to its rate first). Its
   settings are the ``preprocess_info``.
 * **Weights**, always from local files (``local_files_only=True``: nothing is downloaded):
@@ -38,7 +39,8 @@
   (``classifier`` or ``pooler``). ``embed``, ``blockI`` and ``norm`` are token taps applying
   ``token_pooling`` (:mod:`neuroprobe.models.tokens`; attention-mask aware for texts), given in
   the name: ``"hf:facebook/dinov2-small?token_pooling=cls"``. Language models also have the layer
-  ``token_mask`` (the batch's attention mask).
+  ``token_mask`` (the batch's attention mask); with ``token_pooling="none"`` their token axis is
+  the longest text of the stimulus set.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from torch import nn
 from neuroprobe._utils import seed_from
 from neuroprobe.exceptions import ModelError, WeightsUnavailableError
 from neuroprobe.models.registry import ModelSpec, register_source
-from neuroprobe.models.tokens import add_token_taps, split_options
+from neuroprobe.models.tokens import TokenMask, add_token_taps, split_options
 from neuroprobe.models.weights import (
     DEFAULT_WEIGHTS_SEED,
     hub_cache_dir,
@@ -227,16 +229,17 @@ class HFTextPreprocess:
         The model's maximum number of tokens; longer texts are truncated (on the tokenizer's
         ``truncation_side``) with a :class:`~neuroprobe.exceptions.TruncationWarning` naming the
         stimulus and its length.
-    pad_to_max : bool
-        Pad every batch to ``max_length`` (``token_pooling="none"``: equal widths across batches)
-        instead of to its longest text.
+    pad_to_set : bool
+        ``token_pooling="none"``: batches are padded to the length the extractor gives
+        :meth:`collate` (the longest text of the stimulus set, from :meth:`n_tokens`), so every
+        batch has the same width; otherwise to the longest text of each batch.
     """
 
-    def __init__(self, tokenizer, max_length, pad_to_max=False):
+    def __init__(self, tokenizer, max_length, pad_to_set=False):
         self._lock = threading.Lock()  # the extractor's decode threads share the tokenizer
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
-        self.pad_to_max = bool(pad_to_max)
+        self.pad_to_set = bool(pad_to_set)
         if tokenizer.pad_token is None:  # GPT-2 style: any id works, padding is masked out
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         if tokenizer.pad_token is None:
@@ -250,9 +253,9 @@ class HFTextPreprocess:
             "padding_side": tokenizer.padding_side,
             "truncation_side": tokenizer.truncation_side,
             "max_length": self.max_length,
-            "padding": "max_length" if self.pad_to_max else "longest",
+            "padding": "longest of the stimulus set" if self.pad_to_set else "longest",
             "vocab_sha1": _tokenizer_digest(tokenizer),
-            "input_shape": [self.max_length if self.pad_to_max else min(8, self.max_length)],
+            "input_shape": [min(8, self.max_length)],
         }
 
     def __call__(self, text):
@@ -276,14 +279,31 @@ class HFTextPreprocess:
         with self._lock:
             return dict(self.tokenizer(str(text), truncation=True, max_length=self.max_length))
 
-    def collate(self, items):
+    def n_tokens(self, texts):
+        """Number of tokens of each text as :meth:`__call__` gives it (special tokens included,
+        truncated to ``max_length``; no warning here)."""
+        if not texts:
+            return []
+        with self._lock:
+            ids = self.tokenizer([str(t) for t in texts], truncation=False)["input_ids"]
+        return [min(len(row), self.max_length) for row in ids]
+
+    def collate(self, items, length=None):
         """Pad token-id dicts into one batch (``input_ids``, ``attention_mask`` tensors), on the
-        tokenizer's ``padding_side``."""
+        tokenizer's ``padding_side``: to ``length`` tokens when given (at least the longest
+        item), else to the longest item."""
+        if length is not None:
+            longest = max(len(item["input_ids"]) for item in items)
+            if longest > length:
+                raise ValueError(
+                    f"a text of {longest} tokens in a batch padded to {length} tokens (the "
+                    "longest text of the stimulus set)"
+                )
         with self._lock:
             return self.tokenizer.pad(
                 items,
-                padding="max_length" if self.pad_to_max else "longest",
-                max_length=self.max_length if self.pad_to_max else None,
+                padding="longest" if length is None else "max_length",
+                max_length=None if length is None else int(length),
                 return_tensors="pt",
             )
 
@@ -336,13 +356,6 @@ class HFAudioPreprocess:
         return out[key][0]
 
 
-class _MaskTap(nn.Module):
-    """The layer ``token_mask``: the batch's attention mask ``(B, T)`` as float (1 = token)."""
-
-    def forward(self, mask):
-        return mask.float()
-
-
 class HFTextModel(nn.Module):
     """A Hugging Face language model called with one tokenised batch.
 
@@ -363,7 +376,7 @@ class HFTextModel(nn.Module):
         modules = model._modules
         items = list(modules.items())
         modules.clear()  # in place: the model and this view keep one dict
-        modules["token_mask"] = _MaskTap()
+        modules["token_mask"] = TokenMask()
         modules.update(items)
         object.__setattr__(self, "_modules", modules)
         self.taps = list(taps)

@@ -5,8 +5,8 @@ extra: ``pip install neuroprobe[zoo]``).
   ``open_clip.list_models()`` and a pretrained tag of ``open_clip.list_pretrained_tags_by_model``;
   or OpenCLIP's own schemas ``"open_clip:hf-hub:<repo id>"`` (config and weights from the hub
   cache) and ``"open_clip:local-dir:<folder>"`` (``open_clip_config.json`` + a checkpoint);
-  options after ``?``: ``tower=image`` (default) or ``tower=text``, and ``token_pooling=`` (image
-  tower, as for timm: ``"cls"``, ``"mean"``, ``"last"``, ``"none"``).
+  options after ``?``: ``tower=image`` (default) or ``tower=text``, and ``token_pooling=``
+  (``"cls"``, ``"mean"``, ``"last"``, ``"none"``; see **Aliases**).
 * **Network**: one tower of ``open_clip.create_model(name, pretrained=...)`` in ``eval()`` mode,
   as a :class:`CLIPTower`: its forward is the library's own ``encode_image`` (image tower) or
   ``encode_text`` (text tower), unnormalised, followed by an identity module ``embedding`` so the
@@ -28,14 +28,20 @@ extra: ``pip install neuroprobe[zoo]``).
 * **Aliases**: image tower: ``embed`` (``visual.ln_pre``: the tokens entering the first block),
   ``block0`` ... ``blockN`` (``visual.transformer.resblocks.I``), ``norm`` (``visual.ln_post``),
   ``head`` (``embedding``); text tower: ``embed`` (``token_embedding``), ``blockI``, ``norm``
-  (``ln_final``), ``head``. The image tower's ``embed`` / ``blockI`` / ``norm`` aliases point
-  at token taps (:mod:`neuroprobe.models.tokens`: ``token_pooling``; ``"none"`` gives every token
-  channel first, as for timm); the library's module names give the raw ``(B, T, C)``. Text-tower
-  block outputs stay ``(B, T, C)`` with ``T`` the padded context (the general text modality,
-  with attention-mask-aware pooling, is :mod:`neuroprobe.models.tokens`' job; here text features
-  are meant to be read at ``embedding``, OpenCLIP's own end-of-text pooling).
+  (``ln_final``), ``head``. The ``embed`` / ``blockI`` / ``norm`` aliases of both towers point at
+  token taps (:mod:`neuroprobe.models.tokens`: ``token_pooling``); the library's module names give
+  the raw ``(B, T, C)``. Image tower: ``"none"`` gives every token channel first, as for timm.
+  Text tower: the taps are attention-mask aware, the mask being ``token ids != pad id`` (OpenCLIP
+  pads with 0 after the end-of-text token): ``"cls"`` is the start-of-text token, ``"mean"`` the
+  mean over the real tokens, ``"last"`` the end-of-text token (where ``encode_text`` pools: the
+  argmax of the ids for the default tokenizer), ``"none"`` every token of a batch cut to the
+  longest text of the stimulus set (padding zeroed; the mask is the layer ``token_mask``, stored
+  beside each layer in ``.act.h5`` files). The network always runs on the full
+  ``context_length``, so ``embedding`` equals ``encode_text``. A text tower that appends a class
+  token (CoCa) has no taps (``token_pooling="none"`` only; read ``embedding``).
 
-Text input is minimal here: :class:`CLIPTextPreprocess` turns a string into token ids; the
+Text input: :class:`CLIPTextPreprocess` turns a string into token ids;
+:class:`~neuroprobe.transformers.DNNFeatureExtractor` takes a text stimulus set, and the
 multimodal :class:`~neuroprobe.transformers.CLIPEmbedder` feeds lists of strings or a text column
 of a :class:`~neuroprobe.stimuli.StimulusSet`.
 """
@@ -51,7 +57,7 @@ from torch import nn
 from neuroprobe._utils import seed_from
 from neuroprobe.exceptions import ModelError, WeightsUnavailableError
 from neuroprobe.models.registry import ModelSpec, register_source
-from neuroprobe.models.tokens import TOKEN_POOLINGS, add_token_taps
+from neuroprobe.models.tokens import TOKEN_POOLINGS, TokenMask, add_token_taps
 from neuroprobe.models.weights import (
     DEFAULT_WEIGHTS_SEED,
     file_sha256,
@@ -286,6 +292,13 @@ class CLIPTower(nn.Module):
     ``encode_text(x)`` (``tower="text"``, ``x`` the token ids), unnormalised, passed through the
     identity module ``embedding`` so the embedding can be captured like any layer.
 
+    Text tower: ``x`` may be narrower than the model's ``context_length`` (a batch cut to the
+    longest text of its stimulus set, :meth:`CLIPTextPreprocess.collate`); it is padded back with
+    ``pad_id`` before ``encode_text``, so the network computes exactly what OpenCLIP computes.
+    The layer ``token_mask`` is ``x != pad_id`` (first ``x.shape[1]`` positions) and the token
+    taps get that mask (:mod:`neuroprobe.models.tokens`: ``"mean"`` over the real tokens, ``"last"``
+    the end-of-text token, ``"none"`` the first ``x.shape[1]`` tokens, padding zeroed).
+
     Parameters
     ----------
     clip : open_clip.CLIP or open_clip.CustomTextCLIP
@@ -293,15 +306,21 @@ class CLIPTower(nn.Module):
         parameters and buffers (text tower) and its plain attributes, so the library's method runs
         unchanged on them.
     tower : {"image", "text"}
+    pad_id : int, default=0
+        Text tower: the token id of padding (OpenCLIP's default tokenizer pads with 0).
     """
 
-    def __init__(self, clip, tower):
+    def __init__(self, clip, tower, pad_id=0):
         super().__init__()
         if tower not in TOWERS:
             raise ModelError(f"tower must be one of {TOWERS}, got {tower!r}")
         self.tower = tower
         image = tower == "image"
         self._encode = type(clip).encode_image if image else type(clip).encode_text
+        self.pad_id = int(pad_id)
+        self.taps = []
+        if not image:
+            self.token_mask = TokenMask()
         for name, child in clip.named_children():
             if (name == "visual") == image:
                 self.add_module(name, child)
@@ -319,9 +338,26 @@ class CLIPTower(nn.Module):
     def forward(self, x):
         """The unnormalised embedding of a batch (images, or token ids for the text tower; float
         token ids, as a float batch of the extractor carries them, are cast back to int64)."""
-        if self.tower == "text" and x.is_floating_point():
+        if self.tower == "image":
+            return self.embedding(self._encode(self, x))
+        import torch
+
+        if x.is_floating_point():
             x = x.long()
-        return self.embedding(self._encode(self, x))
+        width = x.shape[1]
+        context = int(getattr(self, "context_length", None) or getattr(
+            getattr(self, "text", None), "context_length", width))
+        if width < context:  # a batch cut to its set's longest text: padding back
+            x = torch.nn.functional.pad(x, (0, context - width), value=self.pad_id)
+        mask = x != self.pad_id
+        for tap in self.taps:
+            tap.set_mask(mask, length=width)
+        try:
+            self.token_mask(mask[:, :width])
+            return self.embedding(self._encode(self, x))
+        finally:
+            for tap in self.taps:
+                tap.set_mask(None)
 
 
 class CLIPImagePreprocess:
@@ -358,19 +394,59 @@ class CLIPImagePreprocess:
 class CLIPTextPreprocess:
     """OpenCLIP's tokenizer for one string -> ``(context_length,)`` int64 token ids.
 
-    Call :meth:`batch` for many strings at once (the tokenizer's own batching)."""
+    Call :meth:`batch` for many strings at once (the tokenizer's own batching).
 
-    def __init__(self, tokenizer, arch):
+    Parameters
+    ----------
+    tokenizer : open_clip tokenizer
+    arch : str
+    pad_id : int, default=0
+        The token id of padding.
+    pad_to_set : bool, default=False
+        ``token_pooling="none"``: :meth:`collate` cuts a batch to the length the extractor gives
+        it (the longest text of the stimulus set, from :meth:`n_tokens`).
+    """
+
+    def __init__(self, tokenizer, arch, pad_id=0, pad_to_set=False):
         self.tokenizer = tokenizer
         self.context_length = int(getattr(tokenizer, "context_length", 77))
+        self.pad_id = int(pad_id)
         self.info = {"kind": "open_clip.get_tokenizer", "model": arch,
                      "tokenizer": type(tokenizer).__name__, "context_length": self.context_length,
                      "input_shape": [self.context_length]}
+        if pad_to_set:
+            self.info.update(padding="longest of the stimulus set", pad_id=self.pad_id)
 
     def batch(self, texts):
         """Token ids ``(n, context_length)`` of a list of strings."""
         texts = [str(t) for t in texts]
         return self.tokenizer(texts)
+
+    def n_tokens(self, texts):
+        """Each text's number of tokens: one past its last non-padding token (start- and
+        end-of-text included; OpenCLIP truncates to ``context_length``)."""
+        import torch
+
+        if not texts:
+            return []
+        real = self.batch(texts) != self.pad_id
+        positions = torch.arange(1, real.shape[1] + 1).expand_as(real)
+        return torch.where(real, positions, 0).amax(1).tolist()
+
+    def collate(self, items, length=None):
+        """Stack token ids into a batch; with ``length``, keep the first ``length`` positions
+        (the rest must be padding: the :class:`CLIPTower` pads them back)."""
+        import torch
+
+        batch = torch.stack([torch.as_tensor(item) for item in items])
+        if length is None or length >= batch.shape[1]:
+            return batch
+        if (batch[:, length:] != self.pad_id).any():
+            raise ValueError(
+                f"a text of more than {length} tokens in a batch cut to {length} tokens (the "
+                "longest text of the stimulus set)"
+            )
+        return batch[:, :length]
 
     def __call__(self, text):
         if not isinstance(text, str):
@@ -415,12 +491,38 @@ def _aliases(tower_module, tower):
     return aliases
 
 
+def _pad_id(clip, tokenizer):
+    """The padding token id: the custom text tower's ``pad_id``, else the tokenizer's (a Hugging
+    Face tokenizer inside OpenCLIP's), else 0 (OpenCLIP's default tokenizer)."""
+    text = getattr(clip, "text", None)
+    if isinstance(getattr(text, "pad_id", None), int):
+        return int(text.pad_id)
+    pad = getattr(getattr(tokenizer, "tokenizer", None), "pad_token_id", None)
+    return int(pad) if isinstance(pad, int) else 0
+
+
+def _text_token_layers(module, aliases):
+    """Module names of the text tower's ``(B, T, C)`` outputs: token embedding, residual blocks,
+    the final norm; none for a tower whose blocks are not batch first or that appends a class
+    token (CoCa: its blocks have one token more than the ids, its norm sees the pooled token)."""
+    text = getattr(module, "text", module)
+    transformer = getattr(text, "transformer", None)
+    if transformer is None or not getattr(transformer, "batch_first", True):
+        return []
+    if getattr(text, "cls_emb", None) is not None:
+        return []
+    return [v for k, v in aliases.items() if k != "head"]
+
+
 def _tower_spec(clip, tower, arch, tag, weights_id, pooling):
-    module = CLIPTower(clip, tower).eval()
+    tokenizer = None if tower == "image" else _tokenizer(arch)
+    pad_id = 0 if tokenizer is None else _pad_id(clip, tokenizer)
+    module = CLIPTower(clip, tower, pad_id=pad_id).eval()
     for p in module.parameters():
         p.requires_grad_(False)
     aliases = _aliases(module, tower)
     label = f"open_clip:{arch}" + (f"/{tag}" if tag else "")
+    collate = None
     if tower == "image":
         preprocess = CLIPImagePreprocess(clip.visual.preprocess_cfg)
         visual = clip.visual
@@ -442,18 +544,28 @@ def _tower_spec(clip, tower, arch, tag, weights_id, pooling):
         name = label + (f"?token_pooling={pooling}" if pooling != "none" else "")
         modality = "image"
     else:
-        if pooling != "none":
+        token_layers = _text_token_layers(module, aliases)
+        if pooling != "none" and not token_layers:
             raise ModelError(
-                f"token_pooling={pooling!r} for the text tower of OpenCLIP model {arch!r}: the "
-                "text tower takes token_pooling='none' only; read its 'embedding' layer "
-                "(OpenCLIP's end-of-text pooling)"
+                f"token_pooling={pooling!r} for the text tower of OpenCLIP model {arch!r}, whose "
+                "blocks give no (batch, token, channel) outputs with one position per token id "
+                "(a CoCa-style class token, or not batch first); use token_pooling='none' and "
+                "read its 'embedding' layer (OpenCLIP's end-of-text pooling)"
             )
-        preprocess = CLIPTextPreprocess(_tokenizer(arch), arch)
-        info = dict(preprocess.info)
-        name = label + "?tower=text"
+        preprocess = CLIPTextPreprocess(tokenizer, arch, pad_id, pad_to_set=bool(token_layers)
+                                        and pooling == "none")
+        if token_layers:  # the attention mask is ids != pad_id; "cls": the start-of-text token
+            taps = add_token_taps(module, token_layers, pooling, 1)
+            tap_modules = dict(module.named_modules())
+            module.taps = [tap_modules[t] for t in taps.values()]
+            aliases = {k: taps.get(v, v) for k, v in aliases.items()}
+            collate = preprocess.collate
+        info = dict(preprocess.info, token_pooling=pooling if token_layers else None)
+        name = label + "?tower=text" + (f"&token_pooling={pooling}" if pooling != "none" else "")
         modality = "text"
     return ModelSpec(module=module, preprocess=preprocess, modality=modality, name=name,
-                     weights_id=weights_id, aliases=aliases, preprocess_info=info)
+                     weights_id=weights_id, aliases=aliases, collate=collate,
+                     preprocess_info=info)
 
 
 def build_open_clip_towers(text, weights="DEFAULT", random_state=None, token_pooling="none"):

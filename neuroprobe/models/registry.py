@@ -502,7 +502,10 @@ def list_layers(model, weights=None, input_shape=None, nodes=False):
     list of (str, tuple or None)
         ``(module name, output shape without the batch dimension)`` in ``named_modules()`` order;
         the shape is ``None`` for modules not called in the forward pass. Aliases are in
-        ``build_model(model).aliases``.
+        ``build_model(model).aliases``. Text models with ``token_pooling="none"``
+        (:func:`neuroprobe.models.tokens.pads_to_set`): the token axis of the token layers and
+        of ``token_mask`` is the longest text of the stimulus set they will run on; here it is
+        the dummy input's length (``input_shape``).
     """
     import torch
 

@@ -1,7 +1,8 @@
 """Token pooling for layers with sequence outputs ``(B, T, C)`` (vision transformers, language and
 audio models).
 
-A model source (:mod:`~neuroprobe.models.timm_source`, :mod:`~neuroprobe.models.hf_source`) adds
+A model source (:mod:`~neuroprobe.models.timm_source`, :mod:`~neuroprobe.models.hf_source`,
+:mod:`~neuroprobe.models.open_clip_source`) adds
 one *tap* module per sequence layer with :func:`add_token_taps`: a forward hook of the layer calls
 the tap with the layer's output (the network itself is unchanged), and the tap returns the pooled
 tokens, channel first, so :class:`~neuroprobe.transformers.DNNFeatureExtractor` treats them like
@@ -15,22 +16,35 @@ names still give the raw ``(B, T, C)`` output.
   tokens) excluded, as timm's ``global_pool="avg"``; ``(B, C)``;
 * ``"last"``: the last token, ``(B, C)``;
 * ``"none"`` (default): every token, channel first ``(B, C, T)``, so the extractor's
-  ``pooling=`` (``"mean"``, ``"max"`` ...) pools over all tokens, prefix tokens included.
+  ``pooling=`` (``"mean"``, ``"max"`` ...) pools over all tokens, prefix tokens included (for
+  texts the zeroed padding too: ``token_pooling="mean"`` is the mean over the real tokens).
 
-Images in one batch have the same number of tokens, so no padding mask is involved there. Texts
-are padded to the longest of their batch: the language-model sources (:mod:`hf_source`) give each
-tap the batch's attention mask (:meth:`TokenPool.set_mask`) and the pooling respects it, so a
-text's features never depend on the other texts of its batch:
+Images in one batch have the same number of tokens, so no padding mask is involved there (for
+vision transformers ``"none"`` is the fixed number of patches, prefix tokens included). Texts are
+padded, and the language-model sources (:mod:`hf_source`, the OpenCLIP text tower of
+:mod:`open_clip_source`) give each tap the batch's attention mask (:meth:`TokenPool.set_mask`)
+and the pooling respects it, so a text's features never depend on the other texts of its batch:
 
-* ``"cls"``: the first non-padding token (``[CLS]`` of BERT; with left padding too);
+* ``"cls"``: the first non-padding token (``[CLS]`` of BERT, OpenCLIP's start-of-text; with left
+  padding too);
 * ``"mean"``: the mean over the non-padding tokens (special tokens included, padding never
   counted);
-* ``"last"``: the last non-padding token (right or left padding);
-* ``"none"``: every token, padding positions set to 0; the padded length is fixed by the source
-  (the model's maximum length) so every batch has the same width, and the mask itself is the
-  layer ``token_mask`` of the model (``(T,)`` per text, 1 = token, 0 = padding), which
-  :meth:`~neuroprobe.transformers.DNNFeatureExtractor.extract_to_file` stores as a dataset
-  beside the layers.
+* ``"last"``: the last non-padding token (right or left padding; OpenCLIP's end-of-text token,
+  where ``encode_text`` pools);
+* ``"none"``: every token, padding positions set to 0. Every text is padded to the **longest
+  tokenised text of the stimulus set** (:func:`set_length`, computed over the whole set before
+  the first batch runs: :class:`~neuroprobe.transformers.DNNFeatureExtractor` fixes it in ``fit``
+  as ``n_tokens_``, and :meth:`~neuroprobe.transformers.DNNFeatureExtractor.extract_to_file`
+  over the file's stimuli), so every batch has the same token axis and a text's features and
+  mask do not depend on its batch nor on the batch size. The token axis of these layers therefore
+  depends on the set (``list_layers`` shows it for a dummy input of ``input_shape`` tokens). The
+  mask itself is the layer ``token_mask`` of the model (:class:`TokenMask`; ``(T,)`` per text,
+  1 = token, 0 = padding), which ``extract_to_file`` stores as a dataset
+  ``<layer>.token_mask`` beside each such layer.
+
+A text preprocessing that pads to its set has ``n_tokens(texts)`` (each text's tokenised length
+after truncation, padding excluded) and ``collate(items, length=None)`` (pad a batch to
+``length`` tokens instead of to its longest text); :func:`pads_to_set` tells whether a model is one.
 
 The option is given in the model name: ``"timm:vit_tiny_patch16_224?token_pooling=cls"``.
 """
@@ -44,10 +58,13 @@ from neuroprobe.models.hooks import add_forward_hook, first_tensor
 
 __all__ = [
     "TOKEN_POOLINGS",
+    "TokenMask",
     "TokenPool",
     "add_token_taps",
     "mask_layers",
+    "pads_to_set",
     "pool_tokens",
+    "set_length",
     "split_options",
 ]
 
@@ -121,16 +138,33 @@ class TokenPool(nn.Module):
         self.how = how
         self.num_prefix_tokens = int(num_prefix_tokens)
         self.mask = None
+        self.length = None
 
-    def set_mask(self, mask):
-        """The attention mask ``(B, T)`` of the batch about to run (``None`` after it)."""
+    def set_mask(self, mask, length=None):
+        """The attention mask ``(B, T)`` of the batch about to run (``None`` after it).
+
+        ``length``: ``"none"`` keeps only the first ``length`` tokens (a source that runs its
+        network on a fixed context, right padded, and was given a batch of ``length`` tokens:
+        OpenCLIP's text tower); the tokens cut are padding."""
         self.mask = mask
+        self.length = None if length is None else int(length)
 
     def forward(self, output):
-        return pool_tokens(first_tensor(output), self.how, self.num_prefix_tokens, self.mask)
+        pooled = pool_tokens(first_tensor(output), self.how, self.num_prefix_tokens, self.mask)
+        if self.how == "none" and self.length is not None:
+            pooled = pooled[..., : self.length]
+        return pooled
 
     def extra_repr(self):
         return f"how={self.how!r}, num_prefix_tokens={self.num_prefix_tokens}"
+
+
+class TokenMask(nn.Module):
+    """The layer ``token_mask`` of a language model: the batch's attention mask ``(B, T)`` as
+    float (1 = token, 0 = padding); the source calls it with the mask of each batch."""
+
+    def forward(self, mask):
+        return mask.float()
 
 
 def _tap_hook(module, inputs, output):
@@ -174,6 +208,39 @@ def mask_layers(spec, layers, modules):
         for layer, module in zip(layers, modules)
         if module.startswith("token_taps.")
     }
+
+
+def pads_to_set(spec):
+    """Whether ``spec`` (a :class:`~neuroprobe.models.ModelSpec`) pads texts to the longest text
+    of the stimulus set: a text model with ``token_pooling="none"`` whose preprocessing has
+    ``n_tokens``."""
+    info = spec.preprocess_info or {}
+    return (spec.modality == "text" and info.get("token_pooling") == "none"
+            and callable(getattr(spec.preprocess, "n_tokens", None)))
+
+
+def set_length(spec, texts):
+    """The token axis of ``token_pooling="none"`` for a set of texts: the longest tokenised
+    length (after truncation to the model's maximum) over ``texts``, at least 1.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        A model for which :func:`pads_to_set` holds.
+    texts : sequence of str
+        Every text of the stimulus set.
+
+    Returns
+    -------
+    lengths : numpy.ndarray of int
+        Each text's number of tokens.
+    length : int
+        ``max(lengths)`` (1 for an empty set).
+    """
+    import numpy as np
+
+    lengths = np.asarray(spec.preprocess.n_tokens([str(t) for t in texts]), dtype=np.int64)
+    return lengths, max(int(lengths.max()) if lengths.size else 1, 1)
 
 
 def split_options(text, source):

@@ -8,6 +8,7 @@ running the network.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections import deque
@@ -87,9 +88,13 @@ def _shape_runs(items):
     return runs
 
 
-def _iter_batches(spec, source, indices, batch_size, workers=None):
-    """Yield ``(chunk_indices, batch_tensor)``, decoding the next batches in background threads."""
+def _iter_batches(spec, source, indices, batch_size, workers=None, length=None):
+    """Yield ``(chunk_indices, batch_tensor)``, decoding the next batches in background threads.
+
+    ``length``: texts padded to that many tokens (``spec.collate(items, length=length)``: the
+    longest text of the stimulus set, so every batch has the same width)."""
     workers = DECODE_WORKERS if workers is None else workers
+    collate = spec.collate if length is None else functools.partial(spec.collate, length=length)
     indices = np.asarray(indices, dtype=np.int64)
     chunks = [indices[s : s + batch_size] for s in range(0, len(indices), batch_size)]
     if source.kind == "tensor":
@@ -104,7 +109,7 @@ def _iter_batches(spec, source, indices, batch_size, workers=None):
         # once and alone in its row, so the features do not depend on the batch (batch
         # invariance).
         items = [_prepare(spec, source, i) for i in chunk]
-        return [(chunk[a:b], spec.collate(items[a:b])) for a, b in _shape_runs(items)]
+        return [(chunk[a:b], collate(items[a:b])) for a, b in _shape_runs(items)]
 
     if workers <= 0:
         for chunk in chunks:
@@ -264,6 +269,10 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
     feature_slices_ : dict of str -> slice
         Layer (as given) -> its columns in the output of :meth:`transform`.
     n_features_out_ : int
+    n_tokens_ : int or None
+        Texts with ``token_pooling="none"`` (:mod:`neuroprobe.models.tokens`): the token axis of
+        the token layers, the longest tokenised text of the set given to ``fit`` (every text of
+        ``transform`` is padded to it; a longer one raises). ``None`` for other models.
     device_ : torch.device
 
     Notes
@@ -308,7 +317,8 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
     (``prefetch`` fills it for every candidate in one pass). The key holds everything that
     determines a row: the model's name, weights id, preprocessing and modality, a SHA-1 of every
     weight and buffer of the built network (another seed, another weights file or a fine-tuned
-    module is another key), the pooling, the device type, the layer and the stimulus identity
+    module is another key), the pooling, the token axis of texts padded to their set
+    (``n_tokens_``), the device type, the layer and the stimulus identity
     (file path + size + mtime, or a hash of the array row's contents). Channels are selected after
     the cache. A cached row is the same float32 row the network gave. ``cache=False`` turns it
     off.
@@ -392,7 +402,8 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         self._channels = {k: np.asarray(v, dtype=np.int64).ravel() for k, v in channels.items()}
         return self
 
-    def _finish_fit(self, native_shapes):
+    def _finish_fit(self, native_shapes, length=None):
+        self.n_tokens_ = length
         self.layer_shapes_ = {}
         self.feature_slices_ = {}
         start = 0
@@ -428,8 +439,9 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         return array
 
     # ---------------------------------------------------------------- the forward passes
-    def _forward_batches(self, source, indices, modules):
-        """Yield ``(chunk, {module: pooled array}, native_shapes)`` batch by batch."""
+    def _forward_batches(self, source, indices, modules, length=None):
+        """Yield ``(chunk, {module: pooled array}, native_shapes)`` batch by batch (texts padded
+        to ``length`` tokens when given, see :meth:`_set_length`)."""
         import torch
 
         from neuroprobe.models.hooks import capture
@@ -443,7 +455,7 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
             native[name] = tuple(tensor.shape[1:])
             return _pool(tensor, pooling)
 
-        batches = _iter_batches(spec, source, indices, int(self.batch_size))
+        batches = _iter_batches(spec, source, indices, int(self.batch_size), length=length)
         if self.verbose:
             from tqdm.auto import tqdm
 
@@ -474,11 +486,12 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
                 acts = {m: out[m].float().cpu().numpy() for m in modules}
                 yield chunk, acts, dict(native)
 
-    def _cache(self):
+    def _cache(self, length=None):
         """The activation store: the disk cache (``memory``), the in-process one, or None.
 
         None while the network carries a transient forward hook (an ablation, a user's hook):
-        its outputs may differ from the cached ones, so they are computed afresh."""
+        its outputs may differ from the cached ones, so they are computed afresh. ``length``
+        (texts padded to a set's longest) is part of the key: rows of another length differ."""
         from neuroprobe.models.hooks import has_transient_hooks
 
         if has_transient_hooks(self.model_.module):
@@ -487,9 +500,10 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         if location is not None:
             from neuroprobe.models.registry import spec_identity
 
-            identity = json.dumps(
-                {"spec": spec_identity(self.model_), "pooling": self.pooling}, sort_keys=True
-            )
+            identity = {"spec": spec_identity(self.model_), "pooling": self.pooling}
+            if length is not None:
+                identity["n_tokens"] = int(length)
+            identity = json.dumps(identity, sort_keys=True)
             return DiskActivationCache(location, identity)
         if not self.cache:
             return None
@@ -497,20 +511,22 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         stamp = weights_stamp(self.model_.module)
         if getattr(self, "_memory_key", (None, None))[0] != stamp:
             self._memory_key = (stamp, memory_identity(self.model_, self.pooling, self.device_))
-        return ACTIVATIONS.view(self._memory_key[1])
+        key = self._memory_key[1]
+        return ACTIVATIONS.view(key if length is None else _sha1(key, "n_tokens", int(length)))
 
-    def _activations(self, source, sink):
+    def _activations(self, source, sink, length=None):
         """Compute the activations of ``source`` and pass each block to ``sink(positions, acts)``.
 
         Returns the native shapes (module -> shape). With a cache, only missing
-        (stimulus, layer) pairs run the network.
+        (stimulus, layer) pairs run the network. ``length``: texts padded to that many tokens.
         """
         modules = list(dict.fromkeys(self.layers_))
-        cache = self._cache()
+        cache = self._cache(length)
         n = len(source)
         if cache is None:
             native = {}
-            for chunk, acts, shapes in self._forward_batches(source, np.arange(n), modules):
+            for chunk, acts, shapes in self._forward_batches(source, np.arange(n), modules,
+                                                             length):
                 sink(chunk, acts)
                 native = shapes
             return native
@@ -523,7 +539,8 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
             todo = sorted(set().union(*missing.values()))
             needed = [m for m in modules if missing[m]]
             if todo:
-                for chunk, acts, shapes in self._forward_batches(source, np.asarray(todo), needed):
+                for chunk, acts, shapes in self._forward_batches(source, np.asarray(todo), needed,
+                                                                 length):
                     for m in needed:
                         want = np.isin(chunk, missing[m])
                         if want.any():
@@ -545,7 +562,7 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
             blocks.append(block.reshape(n_rows, -1))
         return np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
 
-    def _compute(self, source):
+    def _compute(self, source, length=None):
         out = {}
 
         def sink(chunk, acts):
@@ -560,8 +577,33 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
                 )
             out["X"][chunk] = block
 
-        native = self._activations(source, sink)
+        native = self._activations(source, sink, length)
         return out["X"], native
+
+    def _set_length(self, source, fitted=None):
+        """The token axis of a text set for a model padding texts to their set
+        (``token_pooling="none"``, :func:`neuroprobe.models.tokens.pads_to_set`): the longest
+        tokenised text of ``source`` (all of it, before any batch runs), or ``fitted`` (the
+        ``n_tokens_`` of ``fit``; a longer text raises). ``None`` for other models and inputs."""
+        from neuroprobe.models.tokens import pads_to_set, set_length
+
+        if (source.kind != "stimset" or getattr(source.X, "modality", None) != "text"
+                or not pads_to_set(self.model_)):
+            return fitted  # other stimuli: the batches name a modality mismatch
+        texts = [source.load(i) for i in range(len(source))]
+        lengths, longest = set_length(self.model_, texts)
+        if fitted is None:
+            return longest
+        if longest > fitted:
+            i = int(np.argmax(lengths))
+            raise ValueError(
+                f"stimulus {str(source.ids[i])!r} has {longest} tokens but the extractor was "
+                f"fitted on texts of at most {fitted} tokens: with token_pooling='none' every "
+                "text is padded to the longest text of the set given to fit (the width of the "
+                "features); fit on every text to transform, or use token_pooling='mean', 'last' "
+                "or 'cls'"
+            )
+        return fitted
 
     # ---------------------------------------------------------------- sklearn API
     def fit(self, X=None, y=None):
@@ -584,29 +626,37 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         self._fit_model()
         if X is None:  # shapes from a zero input of the model's input size (no cache involved)
             from neuroprobe.models.registry import _dummy_input
+            from neuroprobe.models.tokens import pads_to_set
 
             x = _dummy_input(self.model_, None)
             native = None
             source = StimulusSource(x)
             for _, _, shapes in self._forward_batches(source, np.arange(1), self.layers_):
                 native = shapes
+            length = int(x.shape[1]) if pads_to_set(self.model_) else None
         else:
-            _, native = self._compute(StimulusSource(X).subset([0]))
-        self._finish_fit(native)
+            source = StimulusSource(X)
+            length = self._set_length(source)
+            _, native = self._compute(source.subset([0]), length)
+        self._finish_fit(native, length)
         return self
 
     def fit_transform(self, X, y=None, **fit_params):
         """Fit and return the features of ``X`` with a single pass over the stimuli."""
         self._fit_model()
-        features, native = self._compute(StimulusSource(X))
-        self._finish_fit(native)
+        source = StimulusSource(X)
+        length = self._set_length(source)
+        features, native = self._compute(source, length)
+        self._finish_fit(native, length)
         return features
 
     def transform(self, X):
         """Features of ``X``: float32 ``(n_stimuli, n_features_out_)``, layers in the given
         order."""
         check_is_fitted(self, "feature_slices_")
-        features, _ = self._compute(StimulusSource(X))
+        source = StimulusSource(X)
+        features, _ = self._compute(source, self._set_length(source, getattr(self, "n_tokens_",
+                                                                                    None)))
         if features.shape[1] != self.n_features_out_:
             raise ValueError(
                 f"X gives {features.shape[1]} features but the extractor was fitted with "
@@ -649,10 +699,11 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         if layers is not None:
             helper.set_params(layers=list(layers), channels=None)
         helper._fit_model()
-        helper._activations(StimulusSource(X), lambda chunk, acts: None)
+        source = StimulusSource(X)
+        helper._activations(source, lambda chunk, acts: None, helper._set_length(source))
         return self
 
-    def extract_to_file(self, X, path, *, resume=True):
+    def extract_to_file(self, X, path, *, resume=True, n_tokens=None):
         """Stream the activations of every layer of ``X`` into an ``.act.h5`` file.
 
         Peak memory does not grow with the number of stimuli (batches are written as they come). The
@@ -663,11 +714,19 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         A second process writing the same ``path`` raises
         :class:`~neuroprobe.io.activations.ExtractionBusyError` and touches nothing.
 
+        Texts with ``token_pooling="none"``: every text is padded to the longest tokenised text
+        of ``X`` (``n_tokens``, computed over all of ``X`` before the first batch, also on a
+        resume, and recorded as ``preprocess["n_tokens"]``), so every layer has one fixed shape
+        ``(n, C, n_tokens)``; the masks are stored as ``<layer>.token_mask`` ``(n, n_tokens)``.
+
         Parameters
         ----------
         X : StimulusSet, list of paths, uint8 array or float tensor
         path : str or path-like
         resume : bool
+        n_tokens : int, optional
+            Texts with ``token_pooling="none"`` only: pad to this many tokens instead of the
+            longest text of ``X`` (at least that; shards of one set share the set's length).
 
         Returns
         -------
@@ -679,13 +738,23 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
         if not hasattr(self, "model_"):
             self._fit_model()
         source = StimulusSource(X)
+        length = self._set_length(source)
+        if n_tokens is not None and length is not None:
+            if int(n_tokens) < length:
+                raise ValueError(
+                    f"n_tokens={n_tokens} is shorter than the longest text of X ({length} tokens)"
+                )
+            length = int(n_tokens)
+        preprocess = self.model_.preprocess_info
+        if length is not None:
+            preprocess = dict(preprocess, n_tokens=length)
         channels = {k: v.tolist() for k, v in self._channels.items()} or None
         writer = ActivationWriter(
             path,
             source.ids,
             model=self.model_.name,
             weights_id=self.model_.weights_id,
-            preprocess=self.model_.preprocess_info,
+            preprocess=preprocess,
             layers=self._given_layers,
             pooling=self.pooling,
             channels=channels,
@@ -700,7 +769,8 @@ class DNNFeatureExtractor(TransformerMixin, BaseEstimator):
             start = writer.n_done
             created = False
             for chunk, acts, native in self._forward_batches(
-                source, np.arange(start, len(source)), self.layers_ + list(masks.values())
+                source, np.arange(start, len(source)), self.layers_ + list(masks.values()),
+                length,
             ):
                 arrays = {}
                 for layer, module in [*zip(self._given_layers, self.layers_), *masks.items()]:

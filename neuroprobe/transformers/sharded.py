@@ -8,8 +8,9 @@ of ``GridSearchCV(n_jobs=...)``), so ``with joblib.parallel_config(backend="dask
 each shard of stimuli runs the network on a worker (which builds the model once per shard), the
 shard's activations come back to the calling process, and the calling process alone writes the
 HDF5 file, in stimulus order. Workers need the stimuli (file paths readable on every worker, or the
-array itself, which joblib ships) but no shared output directory. The result equals
-``extractor.extract_to_file(X, path)`` (tested).
+array itself, which joblib ships) but no shared output directory. Texts padded to their set
+(``token_pooling="none"``) are padded to the longest text of the whole set in every shard. The
+result equals ``extractor.extract_to_file(X, path)`` (tested).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from sklearn.base import clone
 __all__ = ["extract_to_file_sharded"]
 
 
-def _extract_shard(extractor, X_shard):
+def _extract_shard(extractor, X_shard, n_tokens=None):
     """Run ``extractor`` on one shard; return the file attributes and every layer's array."""
     from neuroprobe.io.activations import open_activations
 
     est = clone(extractor)
     with tempfile.TemporaryDirectory(prefix="neuroprobe-shard-") as tmp:
-        path = est.extract_to_file(X_shard, Path(tmp) / "shard.act.h5", resume=False)
+        path = est.extract_to_file(X_shard, Path(tmp) / "shard.act.h5", resume=False,
+                                   n_tokens=n_tokens)
         with open_activations(path) as f:
             layers = [(layer, f.layer_attrs(layer), f.read(layer)) for layer in f.layers]
             return {"attrs": dict(f.attrs), "layers": layers}
@@ -86,7 +88,13 @@ def extract_to_file_sharded(extractor, X, path, *, n_shards=None, shard_size=Non
 
     source = StimulusSource(X)
     shards = _shards(len(source), n_shards, shard_size)
-    tasks = (delayed(_extract_shard)(extractor, source.subset(idx).X) for idx in shards)
+    n_tokens = None
+    if getattr(source.X, "modality", None) == "text":  # one token axis for every shard
+        template = clone(extractor)
+        template._fit_model()
+        n_tokens = template._set_length(source)
+    tasks = (delayed(_extract_shard)(extractor, source.subset(idx).X, n_tokens)
+             for idx in shards)
     writer = None
     try:
         results = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)

@@ -1,6 +1,8 @@
 """Hugging Face language and audio models: features equal ``output_hidden_states=True`` with
-hand-written masked mean / CLS / last; batch invariance under padding (both sides); .act.h5 round
-trip and resume for a text set; offline errors; modality errors; CLI on a language model."""
+hand-written masked mean / CLS / last; batch invariance under padding (both sides, batch sizes
+and batch compositions); token_pooling='none' padded to the longest text of the set (length from
+the tokenizer itself); .act.h5 round trip and bit-exact resume for a text set; offline errors;
+modality errors; CLI on a language model."""
 
 import numpy as np
 import pytest
@@ -109,26 +111,64 @@ def test_batch_invariance(tmp_path, side, how):
         stims = StimulusSet.from_texts(TEXTS)
         together = DNNFeatureExtractor(model, weights=None, layers=layers, batch_size=4,
                                        cache=False).fit_transform(stims)
-        alone = DNNFeatureExtractor(model, weights=None, layers=layers, batch_size=1,
-                                    cache=False).fit_transform(stims)
+        fitted = DNNFeatureExtractor(model, weights=None, layers=layers, batch_size=1,
+                                     cache=False)
+        alone = fitted.fit_transform(stims)
         assert_allclose_dtype(together, alone, n_terms=64, err_msg=f"{kind} {side} {how}")
+        # another composition: the two short texts share a batch (padded to the set's longest
+        # text, fixed at fit, for "none"), in another order
+        fitted.set_params(batch_size=2)
+        pair = fitted.transform(stims[[3, 1]])
+        assert_allclose_dtype(pair, together[[3, 1]], n_terms=64, err_msg=f"{kind} {side} {how}")
 
 
-def test_none_pooling_mask(tmp_path):
-    """token_pooling='none': every text padded to the model's maximum length, padding zeroed,
-    the mask in layer token_mask; the tokens equal the hidden states."""
-    folder = lm_folder(tmp_path / "m", "bert", "left", max_length=16)
+def _n_tokens(texts, padding_side="right"):
+    """Each text's token count by the tokenizer itself (independent of neuroprobe)."""
+    return [len(ids) for ids in make_tokenizer(padding_side)(list(texts))["input_ids"]]
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "bert"])
+def test_none_pooling_pads_to_longest_of_set(tmp_path, kind):
+    """token_pooling='none': every text padded to the longest text of the set (not the model's
+    maximum length), padding zeroed, the mask in layer token_mask; the tokens equal the hidden
+    states of the text run alone."""
+    folder = lm_folder(tmp_path / "m", kind, "left", max_length=32)
     ext = DNNFeatureExtractor(f"hf:{folder}?token_pooling=none", weights=None,
-                              layers=["block0", "token_mask"], batch_size=4, cache=False)
+                              layers=["block0", "token_mask"], batch_size=3, cache=False)
     features = ext.fit_transform(StimulusSet.from_texts(TEXTS))
-    assert ext.layer_shapes_ == {"block0": (32, 16), "token_mask": (16,)}
-    tokens, mask = features[:, :512].reshape(4, 32, 16), features[:, 512:]
-    for i, text in enumerate(TEXTS):
-        n = len(text.split())
-        np.testing.assert_array_equal(mask[i], np.r_[np.zeros(16 - n), np.ones(n)])  # left pad
-        np.testing.assert_array_equal(tokens[i][:, : 16 - n], 0)
+    n = max(_n_tokens(TEXTS))
+    assert n == 12 and ext.n_tokens_ == n
+    assert ext.layer_shapes_ == {"block0": (32, n), "token_mask": (n,)}
+    assert features.shape == (4, 32 * n + n)
+    tokens, mask = features[:, : 32 * n].reshape(4, 32, n), features[:, 32 * n :]
+    for i, (text, k) in enumerate(zip(TEXTS, _n_tokens(TEXTS))):
+        np.testing.assert_array_equal(mask[i], np.r_[np.zeros(n - k), np.ones(k)])  # left pad
+        np.testing.assert_array_equal(tokens[i][:, : n - k], 0)
         want = _hidden_alone(folder, text)[1][0].numpy().T
-        assert_allclose_dtype(tokens[i][:, 16 - n :], want, n_terms=64)
+        assert_allclose_dtype(tokens[i][:, n - k :], want, n_terms=64)
+    # a subset: the longest of that set; the fitted length stays for transform
+    short = StimulusSet.from_texts([TEXTS[1], TEXTS[3]])
+    again = DNNFeatureExtractor(f"hf:{folder}?token_pooling=none", weights=None,
+                                layers=["block0"], cache=False)
+    assert again.fit_transform(short).shape == (2, 32 * max(_n_tokens([TEXTS[1], TEXTS[3]])))
+    assert again.transform(short[[1]]).shape == (1, 32 * 4)
+    with pytest.raises(ValueError, match=r"stimulus '0' has 12 tokens .* at most 4 tokens"):
+        again.transform(StimulusSet.from_texts([TEXTS[2]]))
+
+
+def test_none_pooling_cache_keyed_by_length(tmp_path):
+    """The in-process cache keeps rows of another token axis apart (a set with a shorter longest
+    text gets rows of its own width, equal to an uncached run)."""
+    folder = lm_folder(tmp_path / "m", "gpt2", "right")
+    model = f"hf:{folder}?token_pooling=none"
+    stims = StimulusSet.from_texts(TEXTS)
+    cached = DNNFeatureExtractor(model, weights=None, layers=["block1"], batch_size=2)
+    cached.fit_transform(stims)
+    got = cached.fit_transform(stims[[1, 3]])
+    want = DNNFeatureExtractor(model, weights=None, layers=["block1"], batch_size=2,
+                               cache=False).fit_transform(stims[[1, 3]])
+    assert cached.n_tokens_ == 4 and got.shape == (2, 32 * 4)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_truncation_warns_and_names_stimulus(tmp_path):
@@ -142,18 +182,13 @@ def test_truncation_warns_and_names_stimulus(tmp_path):
     assert_allclose_dtype(features[0], hidden[-1].numpy(), n_terms=64)
 
 
-def test_act_h5_round_trip_and_resume(tmp_path, monkeypatch):
-    from neuroprobe.io.activations import ActivationWriter, open_activations
+def _interrupt_then_resume(monkeypatch, ext, stims, path):
+    """``extract_to_file`` interrupted at its second batch, then rerun; returns the rows at which
+    the rerun wrote its batches."""
+    from neuroprobe.io.activations import ActivationWriter
 
-    folder = lm_folder(tmp_path / "m", "gpt2")
-    stims = StimulusSet.from_texts(TEXTS, ids=["a", "b", "c", "d"])
-    model = f"hf:{folder}?token_pooling=mean"
-    ext = DNNFeatureExtractor(model, weights=None, layers=["block0", "norm"], batch_size=2,
-                              cache=False)
-    want = ext.fit_transform(stims)
-    path = tmp_path / "text.act.h5"
-    writes = []
     original = ActivationWriter.write
+    writes = []
 
     def fail_second(self, start, arrays):
         writes.append(start)
@@ -164,12 +199,25 @@ def test_act_h5_round_trip_and_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(ActivationWriter, "write", fail_second)
     with pytest.raises(KeyboardInterrupt):
         ext.extract_to_file(stims, path)
-    monkeypatch.setattr(ActivationWriter, "write", original)
     resumed = []
     monkeypatch.setattr(ActivationWriter, "write",
                         lambda self, s, a: (resumed.append(s), original(self, s, a))[1])
     ext.extract_to_file(stims, path)
-    assert resumed == [2]  # the first batch was kept
+    monkeypatch.setattr(ActivationWriter, "write", original)
+    return resumed
+
+
+def test_act_h5_round_trip_and_resume(tmp_path, monkeypatch):
+    from neuroprobe.io.activations import open_activations
+
+    folder = lm_folder(tmp_path / "m", "gpt2")
+    stims = StimulusSet.from_texts(TEXTS, ids=["a", "b", "c", "d"])
+    model = f"hf:{folder}?token_pooling=mean"
+    ext = DNNFeatureExtractor(model, weights=None, layers=["block0", "norm"], batch_size=2,
+                              cache=False)
+    want = ext.fit_transform(stims)
+    path = tmp_path / "text.act.h5"
+    assert _interrupt_then_resume(monkeypatch, ext, stims, path) == [2]  # first batch kept
     with open_activations(path) as f:
         assert list(f.stim_ids) == ["a", "b", "c", "d"]
         assert f.attrs["preprocess"]["kind"] == "transformers.AutoTokenizer"
@@ -180,14 +228,59 @@ def test_act_h5_round_trip_and_resume(tmp_path, monkeypatch):
 def test_none_mask_stored_beside_layer(tmp_path):
     from neuroprobe.io.activations import open_activations
 
-    folder = lm_folder(tmp_path / "m", "gpt2", max_length=12)
+    folder = lm_folder(tmp_path / "m", "gpt2", max_length=20)
     ext = DNNFeatureExtractor(f"hf:{folder}?token_pooling=none", weights=None,
                               layers=["block0"], batch_size=2)
     path = ext.extract_to_file(StimulusSet.from_texts(TEXTS), tmp_path / "none.act.h5")
+    n = max(_n_tokens(TEXTS))
     with open_activations(path) as f:
-        assert f.shape("block0") == (4, 32, 12)
+        assert f.shape("block0") == (4, 32, n) and f.attrs["preprocess"]["n_tokens"] == n
         mask = f.read("block0.token_mask")
-    np.testing.assert_array_equal(mask.sum(1), [len(t.split()) for t in TEXTS])
+    np.testing.assert_array_equal(mask.sum(1), _n_tokens(TEXTS))
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_none_act_h5_resume_is_bit_exact(tmp_path, monkeypatch, side):
+    """token_pooling='none' into an .act.h5 file: the longest text is in the first batch, so a
+    resume that measured only the texts left would pad them shorter; the resumed file equals an
+    uninterrupted one bit for bit, and the in-memory features."""
+    from neuroprobe.io.activations import open_activations
+
+    folder = lm_folder(tmp_path / "m", "gpt2", side)
+    order = [2, 0, 1, 3]  # 12 and 6 tokens first, then 2 and 4
+    stims = StimulusSet.from_texts([TEXTS[i] for i in order], ids=["c", "a", "b", "d"])
+    model = f"hf:{folder}?token_pooling=none"
+    ext = DNNFeatureExtractor(model, weights=None, layers=["block0", "norm"], batch_size=2,
+                              cache=False)
+    whole = ext.extract_to_file(stims, tmp_path / "whole.act.h5")
+    path = tmp_path / "resumed.act.h5"
+    assert _interrupt_then_resume(monkeypatch, ext, stims, path) == [2]  # first batch kept
+    n = max(_n_tokens(TEXTS))
+    features = ext.fit_transform(stims)
+    with open_activations(whole) as a, open_activations(path) as b:
+        assert a.layers == b.layers and "block0.token_mask" in a.layers
+        for layer in a.layers:
+            np.testing.assert_array_equal(b.read(layer), a.read(layer), err_msg=layer)
+        assert b.shape("block0") == (4, 32, n) and b.shape("norm.token_mask") == (4, n)
+        stored = np.concatenate([b.read("block0").reshape(4, -1), b.read("norm").reshape(4, -1)],
+                                axis=1)
+    np.testing.assert_array_equal(stored, features)
+
+
+def test_none_sharded_equals_one_file(tmp_path):
+    """Shards of a text set pad to the longest text of the whole set."""
+    from neuroprobe.io.activations import open_activations
+    from neuroprobe.transformers.sharded import extract_to_file_sharded
+
+    folder = lm_folder(tmp_path / "m", "bert", "right")
+    ext = DNNFeatureExtractor(f"hf:{folder}?token_pooling=none", weights=None,
+                              layers=["block1"], batch_size=2, cache=False)
+    stims = StimulusSet.from_texts(TEXTS)
+    one = ext.extract_to_file(stims, tmp_path / "one.act.h5")
+    sharded = extract_to_file_sharded(ext, stims, tmp_path / "sharded.act.h5", n_shards=2)
+    with open_activations(one) as a, open_activations(sharded) as b:
+        for layer in ("block1", "block1.token_mask"):
+            np.testing.assert_array_equal(b.read(layer), a.read(layer))
 
 
 def test_errors(tmp_path):
@@ -233,6 +326,12 @@ def test_list_layers_and_cli(tmp_path, capsys):
     assert main(["layers", "--model", model, "--weights", "none"]) == 0
     listing = capsys.readouterr().out
     assert "block1" in listing and "token_taps.h_1" in listing
+    assert "token axis" not in listing
+    none = f"hf:{folder}?token_pooling=none"
+    assert main(["layers", "--model", none, "--weights", "none"]) == 0
+    listing = capsys.readouterr().out
+    assert "longest tokenised text of the stimulus set" in listing
+    assert dict(list_layers(none))["token_taps.h_1"] == (32, 8)  # the dummy input's 8 tokens
     table = tmp_path / "texts.csv"
     table.write_text("stim_id,text\n" + "".join(f"t{i},{t}\n" for i, t in enumerate(TEXTS)))
     out = tmp_path / "lm.act.h5"

@@ -15,6 +15,7 @@ from PIL import Image  # noqa: E402
 from neuroprobe.exceptions import ModelError, WeightsUnavailableError  # noqa: E402
 from neuroprobe.models import build_model, list_layers  # noqa: E402
 from neuroprobe.models.hooks import capture  # noqa: E402
+from neuroprobe.stimuli import StimulusSet  # noqa: E402
 from neuroprobe.transformers.extraction import DNNFeatureExtractor  # noqa: E402
 from tests._tiny_clip import register_tiny_clip  # noqa: E402
 from tests._tolerance import assert_allclose_dtype  # noqa: E402
@@ -85,13 +86,14 @@ def test_text_tower_equals_encode_text(tiny, reference):
     assert torch.equal(spec.preprocess.batch(TEXTS), tokens)
     assert torch.equal(spec.preprocess(TEXTS[1]), tokens[1])
     assert spec.modality == "text" and spec.name.endswith("?tower=text")
-    layers = [spec.aliases[a] for a in ("block0", "block1", "head")]
+    assert spec.aliases["block0"] == "token_taps.transformer_resblocks_0"  # a token tap
+    layers = ["transformer.resblocks.0", "transformer.resblocks.1", spec.aliases["head"]]
     with torch.no_grad(), capture(spec.module, layers) as out:
         spec.module(tokens)
         want = reference.forward_intermediates(text=tokens, text_indices=[0, 1], normalize=False)
         embedding = reference.encode_text(tokens)
     assert_allclose_dtype(out["embedding"].numpy(), embedding.numpy(), n_terms=32)
-    for i in (0, 1):
+    for i in (0, 1):  # the library's module names: the raw (B, T, C)
         assert_allclose_dtype(out[layers[i]].numpy(), want["text_intermediates"][i].numpy(),
                               n_terms=32)
     # token ids carried as floats (an extractor's float batch) give the same embedding
@@ -114,8 +116,92 @@ def test_token_pooling_cls_and_mean(tiny, reference):
         ext = DNNFeatureExtractor(f"open_clip:{tiny}?token_pooling={how}", weights=None,
                                   layers=["block1"])
         assert_allclose_dtype(ext.fit_transform(x), hand.numpy(), n_terms=32)
-    with pytest.raises(ModelError, match="text tower takes token_pooling='none'"):
-        build_model(f"open_clip:{tiny}?tower=text&token_pooling=cls", weights=None)
+    with pytest.raises(ModelError, match="token_pooling='max'"):
+        build_model(f"open_clip:{tiny}?tower=text&token_pooling=max", weights=None)
+
+
+def _text_reference(tiny, reference):
+    """OpenCLIP's own tokens, mask (ids != 0), block outputs, final-norm tokens and embedding."""
+    tokens = open_clip.get_tokenizer(tiny)(TEXTS)
+    with torch.no_grad():
+        want = reference.forward_intermediates(text=tokens, text_indices=[0, 1], normalize=False)
+        blocks = [t.numpy() for t in want["text_intermediates"]]
+        norm = reference.ln_final(want["text_intermediates"][1]).numpy()
+        embedding = reference.encode_text(tokens).numpy()
+    lengths = (tokens != 0).sum(1).numpy()
+    return tokens, lengths, blocks, norm, embedding
+
+
+HAND_TEXT = {  # over the real tokens 0 .. n - 1 of each text (start- to end-of-text)
+    "mean": lambda t, n: t[:n].mean(0),
+    "cls": lambda t, n: t[0],
+    "last": lambda t, n: t[n - 1],
+}
+
+
+@pytest.mark.parametrize("how", ["mean", "cls", "last"])
+def test_text_tower_token_pooling_is_mask_aware(tiny, reference, how):
+    """Text-tower taps pool over the real tokens only; 'last' is the end-of-text token, where
+    encode_text pools (argmax of the ids), so norm 'last' @ text_projection is encode_text; the
+    features do not depend on the batch size or on the other texts of a batch."""
+    tokens, lengths, blocks, norm, embedding = _text_reference(tiny, reference)
+    assert len(set(lengths)) == len(TEXTS)  # texts of different lengths: padding differs
+    stims = StimulusSet.from_texts(TEXTS)
+    layers = ["block0", "block1", "norm", "head"]
+    ext = DNNFeatureExtractor(f"open_clip:{tiny}?tower=text&token_pooling={how}", weights=None,
+                              layers=layers, batch_size=3, cache=False)
+    features = ext.fit_transform(stims)
+    assert ext.n_tokens_ is None and ext.layer_shapes_["block0"] == (32,)
+    for i, n in enumerate(lengths):
+        want = np.concatenate([HAND_TEXT[how](t[i], n) for t in (*blocks, norm)] + [embedding[i]])
+        assert_allclose_dtype(features[i], want, n_terms=64, err_msg=f"{how} text {i}")
+    if how == "last":
+        eot = tokens.argmax(-1).numpy()  # open_clip's text_global_pool(pool_type="argmax")
+        np.testing.assert_array_equal(eot, lengths - 1)
+        projection = reference.text_projection.detach().numpy()
+        pooled = features[:, ext.feature_slices_["norm"]] @ projection
+        assert_allclose_dtype(pooled, embedding, n_terms=64)
+    alone = DNNFeatureExtractor(f"open_clip:{tiny}?tower=text&token_pooling={how}", weights=None,
+                                layers=layers, batch_size=1, cache=False)
+    assert_allclose_dtype(alone.fit_transform(stims), features, n_terms=64)
+    alone.set_params(batch_size=2)
+    assert_allclose_dtype(alone.transform(stims[[2, 0]]), features[[2, 0]], n_terms=64)
+
+
+def test_text_tower_none_pads_to_longest_of_set(tiny, reference, tmp_path):
+    """'none': every token of a batch cut to the longest text of the set (not the context
+    length), padding zeroed, mask = ids != 0; batch invariant; encode_text unchanged; the
+    .act.h5 file equals the in-memory features and stores the mask."""
+    from neuroprobe.io.activations import open_activations
+
+    tokens, lengths, blocks, norm, embedding = _text_reference(tiny, reference)
+    n = int(lengths.max())
+    assert n < tokens.shape[1]  # shorter than the context: the cut is visible
+    stims = StimulusSet.from_texts(TEXTS)
+    layers = ["block1", "norm", "token_mask", "head"]
+    model = f"open_clip:{tiny}?tower=text"
+    ext = DNNFeatureExtractor(model, weights=None, layers=layers, batch_size=2, cache=False)
+    features = ext.fit_transform(stims)
+    assert ext.n_tokens_ == n
+    assert ext.layer_shapes_ == {"block1": (32, n), "norm": (32, n), "token_mask": (n,),
+                                 "head": (16,)}
+    mask = (tokens[:, :n] != 0).numpy()
+    for name, want in (("block1", blocks[1]), ("norm", norm)):
+        got = features[:, ext.feature_slices_[name]].reshape(3, 32, n)
+        want = np.where(mask[:, None], want[:, :n].transpose(0, 2, 1), 0)
+        assert_allclose_dtype(got, want, n_terms=64, err_msg=name)
+    np.testing.assert_array_equal(features[:, ext.feature_slices_["token_mask"]], mask)
+    assert_allclose_dtype(features[:, ext.feature_slices_["head"]], embedding, n_terms=64)
+    one = DNNFeatureExtractor(model, weights=None, layers=layers, batch_size=1, cache=False)
+    assert_allclose_dtype(one.fit_transform(stims), features, n_terms=64)
+    one.set_params(batch_size=2)
+    assert_allclose_dtype(one.transform(stims[[1, 0]]), features[[1, 0]], n_terms=64)
+    path = ext.extract_to_file(stims, tmp_path / "text.act.h5")
+    with open_activations(path) as f:
+        assert f.shape("block1") == (3, 32, n)
+        np.testing.assert_array_equal(f.read("block1.token_mask"), mask)
+        stored = np.concatenate([f.read(la).reshape(3, -1) for la in layers], axis=1)
+    np.testing.assert_array_equal(stored, features)
 
 
 def test_seeds_and_checkpoint_file(tiny, reference, tmp_path):

@@ -42,3 +42,28 @@ def test_unmasked_pooling_and_errors():
         pool_tokens(tokens, "mean", 1, torch.ones(2, 3))
     with pytest.raises(ModelError, match="token_pooling must be one of"):
         pool_tokens(tokens, "max", 1, torch.ones(2, 4))
+
+
+def test_tap_cuts_none_to_the_given_length():
+    """A tap given ``length`` (OpenCLIP's text tower run on its full context for a batch cut to
+    its set's longest text) keeps the first ``length`` tokens of "none", padding zeroed; the
+    pooled values ignore ``length``."""
+    from neuroprobe.models.tokens import TokenPool
+
+    gen = torch.Generator().manual_seed(1)
+    tokens = torch.randn(3, 8, 2, generator=gen)
+    mask = torch.zeros(3, 8, dtype=torch.bool)
+    for r, n in enumerate([5, 2, 3]):
+        mask[r, :n] = True
+    for how in ("none", "mean", "last"):
+        tap = TokenPool(how)
+        tap.set_mask(mask, length=5)
+        got = tap(tokens)
+        tap.set_mask(mask)
+        full = tap(tokens)
+        if how == "none":
+            assert got.shape == (3, 2, 5)
+            np.testing.assert_array_equal(got, full[..., :5])
+            assert (full[..., 5:] == 0).all()
+        else:
+            np.testing.assert_array_equal(got, full)
