@@ -23,6 +23,14 @@ path, or 'none' for random weights seeded by --seed. An interrupted run resumes 
 same arguments (and unchanged stimulus files; a changed one makes it start over). One extraction
 per --out at a time. Until it completes, the file is OUT.partial and no command reads it
 ('neuroprobe info OUT.partial' shows how far it got).
+
+image and caption embeddings of the same stimuli (one OpenCLIP model, both towers):
+  neuroprobe extract --model open_clip:ViT-B-32/laion2b_s34b_b79k --layers head \
+      --stimuli stims.csv --captions stims.csv:caption --out clip.act.h5
+  # layers image:head and text:head, rows aligned by stim_id; --text-layers picks text-tower
+  # layers (default head), --normalize L2-normalises the embeddings (CLIPEmbedder)
+--captions takes FILE.csv:COLUMN: a column of the --stimuli CSV, or of another CSV whose stim_id
+column names the same stimuli (rows are matched by it).
 """
 
 LAYERS_EPILOG = """example:
@@ -77,6 +85,13 @@ def register(subparsers):
     p.add_argument(
         "--no-resume", action="store_true", help="start over even if a partial file exists"
     )
+    p.add_argument("--captions", metavar="FILE.csv:COLUMN", default=None,
+                   help="with an open_clip: model, also embed each stimulus's caption with the "
+                   "text tower (layers image:<layer> and text:<layer> in one file)")
+    p.add_argument("--text-layers", nargs="+", default=None,
+                   help="text-tower layers with --captions (default: head, the embedding)")
+    p.add_argument("--normalize", action="store_true",
+                   help="with --captions: L2-normalise the embedding rows (head)")
 
     p = add_command(subparsers, "layers", **_COMMANDS["layers"])
     p.add_argument("--model", required=True)
@@ -100,7 +115,12 @@ _weights = weights_argument
 def run_extract(args):
     from neuroprobe.transformers.extraction import DNNFeatureExtractor
 
+    if args.captions is None and (args.text_layers or args.normalize):
+        raise CLIError("--text-layers and --normalize apply to --captions (image and caption "
+                       "embeddings of an open_clip: model)")
     stimuli = load_stimuli(args.stimuli)
+    if args.captions is not None:
+        return _extract_captions(args, stimuli)
     extractor = DNNFeatureExtractor(
         args.model,
         weights=_weights(args.weights),
@@ -148,4 +168,51 @@ def run_info(args):
     if not os.path.exists(args.file):
         raise CLIError(f"{args.file!r}: no such file")
     print(describe(args.file))
+    return 0
+
+
+def _caption_stimuli(stimuli, spec):
+    """``(stimuli with the caption column, column name)`` of ``--captions FILE.csv:COLUMN``."""
+    import numpy as np
+
+    from neuroprobe.cli.main import from_io
+    from neuroprobe.io.arrays import read_column, split_spec
+    from neuroprobe.stimuli import StimulusSet
+
+    path, column = split_spec(spec)
+    if column is None:
+        raise CLIError(f"--captions {spec!r}: give FILE.csv:COLUMN (the column of captions)")
+    texts = from_io(read_column, spec, list(stimuli.ids), "--captions", numeric=False)
+    if len(texts) != len(stimuli):
+        raise CLIError(f"--captions {spec}: {len(texts)} captions for {len(stimuli)} stimuli")
+    if column in stimuli.columns and np.array_equal(
+            np.asarray(stimuli.column(column)).astype(str), texts.astype(str)):
+        return stimuli, column
+    if stimuli.paths is None:
+        raise CLIError("--captions needs stimulus files (a CSV or folder of images)")
+    attributes = {k: v for k, v in stimuli.attributes.items() if k != column}
+    attributes[column] = texts.astype(str)
+    return StimulusSet(list(stimuli.paths), ids=list(stimuli.ids), attributes=attributes,
+                       modality=stimuli.modality, check_files=False), column
+
+
+def _extract_captions(args, stimuli):
+    """``extract --captions``: CLIPEmbedder's image and text layers in one .act.h5."""
+    from neuroprobe.transformers.multimodal import CLIPEmbedder
+
+    if not str(args.model).lower().startswith("open_clip:"):
+        raise CLIError(f"--captions embeds captions with the text tower of an OpenCLIP model; "
+                       f"--model {args.model!r} is not one (give open_clip:<architecture>/<tag>)")
+    stimuli, column = _caption_stimuli(stimuli, args.captions)
+    embedder = CLIPEmbedder(
+        args.model, weights=_weights(args.weights), text_column=column,
+        image_layers=list(args.layers), text_layers=list(args.text_layers or ["head"]),
+        normalize=args.normalize, pooling=args.pooling, batch_size=args.batch_size,
+        device=args.device, random_state=args.seed)
+    path = embedder.extract_to_file(stimuli, args.out, resume=not args.no_resume)
+    if not args.quiet:
+        layers = [f"image:{la}" for la in args.layers] + [
+            f"text:{la}" for la in (args.text_layers or ["head"])]
+        print(f"wrote {path} ({len(stimuli)} stimuli with captions from {args.captions}, "
+              f"layers {', '.join(layers)})")
     return 0

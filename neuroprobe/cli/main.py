@@ -57,6 +57,7 @@ def build_parser():
 #: a folder are in ``FOLDER_OUTPUTS``; the others are checked for a writable folder only).
 OUT_SUFFIXES = {
     "extract": (".h5", ".hdf5"),
+    "words": (".h5", ".hdf5"),
     "reduce": (".npz",),
     "probe": (".csv",),
     "decode": (".csv",),

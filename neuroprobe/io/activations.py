@@ -10,6 +10,10 @@ Format
 * dataset ``stim_ids``: utf-8 strings.
 * dataset ``stim_keys`` (when known): identity of each stimulus's content, a SHA-1 of the file's
   path, size and modification time, or of the array row.
+* group ``columns/`` (optional): per-row values stored beside the activations, one 1-D dataset
+  each (float64 numbers or utf-8 strings), e.g. the ``onset``, ``offset`` and ``run`` of each
+  word of ``neuroprobe words``; read with :meth:`ActivationFile.column` or as ``FILE:NAME`` by
+  :func:`neuroprobe.io.arrays.read_column` (``encode --times words.act.h5:onset``).
 * root attributes: ``model``, ``weights_id``, ``preprocess`` (JSON), ``layers`` (JSON list),
   ``pooling`` (``"none"`` when unpooled), ``channels`` (JSON), ``neuroprobe_version``,
   ``n_stimuli``, ``complete`` (bool), ``n_done`` (rows written so far).
@@ -180,6 +184,12 @@ class ActivationWriter:
         Layer -> kept channel indices.
     resume : bool
         Continue a matching ``<path>.partial`` file (default) instead of starting over.
+    stim_keys : sequence of str, optional
+        Identity of each row's content (a resumed file's written rows must match).
+    columns : dict of str -> array-like, optional
+        Per-row values stored in ``columns/`` (numbers as float64, else strings); written when
+        the file is created and again on a resume (they are not part of the identity: let
+        ``stim_keys`` cover what the rows depend on).
 
     Attributes
     ----------
@@ -200,6 +210,7 @@ class ActivationWriter:
         channels=None,
         resume=True,
         stim_keys=None,
+        columns=None,
     ):
         self.path = Path(path)
         self.tmp = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
@@ -210,6 +221,7 @@ class ActivationWriter:
         )
         if self.stim_keys is not None and len(self.stim_keys) != n:
             raise ValueError(f"{len(self.stim_keys)} stimulus keys for {n} stimulus IDs")
+        self.columns = {str(k): _column_values(v, k, n) for k, v in (columns or {}).items()}
         self.identity = {
             "model": str(model),
             "weights_id": str(weights_id),
@@ -252,6 +264,7 @@ class ActivationWriter:
                 mem.create_dataset(
                     "stim_keys", data=self.stim_keys, dtype=h5py.string_dtype("utf-8")
                 )
+            _write_columns(mem, self.columns)
             mem.create_group("layers")
             mem.flush()
             image = mem.id.get_file_image()
@@ -326,6 +339,9 @@ class ActivationWriter:
                 )
             if old_keys is None or not np.array_equal(old_keys, self.stim_keys):
                 handle["stim_keys"][...] = self.stim_keys  # rows not yet written: new contents
+        if self.columns:
+            _write_columns(handle, self.columns)
+            handle.flush()
         self.n_done = n_done
         return handle
 
@@ -465,6 +481,31 @@ class ActivationWriter:
         self.close()
 
 
+def _column_values(values, name, n):
+    """``values`` as a float64 array (all numbers) or an object array of str, of length ``n``."""
+    values = np.asarray(values)
+    if values.shape != (n,):
+        raise ValueError(f"column {name!r} has shape {values.shape}; expected ({n},)")
+    if values.dtype.kind in "biuf":
+        return values.astype(np.float64)
+    return np.asarray([str(v) for v in values], dtype=object)
+
+
+def _write_columns(handle, columns):
+    import h5py
+
+    if not columns:
+        return
+    group = handle.require_group("columns")
+    for name, values in columns.items():
+        if name in group:
+            del group[name]
+        if values.dtype == object:
+            group.create_dataset(name, data=values, dtype=h5py.string_dtype("utf-8"))
+        else:
+            group.create_dataset(name, data=values)
+
+
 def _attr(value):
     if isinstance(value, bytes):
         return value.decode()
@@ -589,6 +630,7 @@ class ActivationFile:
         ]
         self._datasets = names
         self.stim_ids = self._file["stim_ids"].asstr()[:].astype(str)
+        self.columns = list(self._file["columns"]) if "columns" in self._file else []
         self.complete = bool(attrs.get("complete", True))
         self.n_done = int(attrs.get("n_done", len(self.stim_ids)))
         if not self.complete and not allow_incomplete:
@@ -607,6 +649,16 @@ class ActivationFile:
                 f"{close[0] if close else None!r}. Layers in the file: {', '.join(self.layers)}"
             )
         return self._file["layers"][self._datasets[layer]]
+
+    def column(self, name):
+        """The per-row values of column ``name`` (float64, or str); KeyError lists them."""
+        if name not in self.columns:
+            raise KeyError(f"{self.path} has no column {name!r}; its columns: "
+                           f"{', '.join(self.columns) or 'none'}")
+        dset = self._file["columns"][name]
+        if _is_string_dataset(dset):
+            return dset.asstr()[:].astype(str)
+        return dset[...].astype(np.float64)
 
     def shape(self, layer):
         """Shape ``(n_stimuli, ...)`` of a layer's dataset."""
@@ -666,6 +718,13 @@ class ActivationFile:
         return f"ActivationFile({str(self.path)!r}, layers={self.layers}, n={len(self.stim_ids)})"
 
 
+def _is_string_dataset(dset):
+    """Whether an HDF5 dataset holds strings."""
+    import h5py
+
+    return h5py.check_string_dtype(dset.dtype) is not None or dset.dtype.kind in "SO"
+
+
 def open_activations(path, *, allow_incomplete=False):
     """Open an ``.act.h5`` file for reading; use as a context manager or call ``.close()``.
 
@@ -693,8 +752,10 @@ def describe(path):
             f"  pooling: {a.get('pooling')}   neuroprobe: {a.get('neuroprobe_version')}",
             f"  stimuli: {n} (first: {', '.join(f.stim_ids[:3])})"
             + ("   contents recorded (resume checks them)" if "stim_keys" in f._file else ""),
-            "  layers:",
         ]
+        if f.columns:
+            lines.append(f"  columns (one value per row): {', '.join(f.columns)}")
+        lines.append("  layers:")
         for layer in f.layers:
             la = f.layer_attrs(layer)
             shape = f.shape(layer)

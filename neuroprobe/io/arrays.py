@@ -54,15 +54,18 @@ def _read_rows(path):
 
 
 def read_column(spec, ids=None, what="--labels", warn=None, *, numeric=True):
-    """Values of one column of a CSV / TSV file (``FILE.csv:COLUMN``), or a ``.npy`` / ``.txt``.
+    """Values of one column of a CSV / TSV file (``FILE.csv:COLUMN``), or a ``.npy`` / ``.txt``,
+    or of an HDF5 file (``FILE.h5:NAME``: a 1-D dataset, or a column stored beside the
+    activations of an ``.act.h5``, e.g. ``words.act.h5:onset``).
 
-    Rows of a table with a ``stim_id`` column are put in the order of ``ids`` when given (every
-    stimulus of ``ids`` must be in the table). Numeric columns come back as floats.
+    Rows of a table with a ``stim_id`` column (an HDF5 file with ``stim_ids``) are put in the
+    order of ``ids`` when given (every stimulus of ``ids`` must be in the table). Numeric
+    columns come back as floats.
 
     Parameters
     ----------
     spec : str
-        ``FILE.csv:COLUMN``, ``FILE.tsv:COLUMN``, ``FILE.npy`` or ``FILE.txt``.
+        ``FILE.csv:COLUMN``, ``FILE.tsv:COLUMN``, ``FILE.h5:NAME``, ``FILE.npy`` or ``FILE.txt``.
     ids : sequence of str, optional
         Stimulus IDs of the rows the values are for.
     what : str
@@ -86,8 +89,17 @@ def read_column(spec, ids=None, what="--labels", warn=None, *, numeric=True):
         return np.load(path, allow_pickle=False)
     if suffix == ".txt":
         return np.loadtxt(path, dtype=str)
+    if suffix in (".h5", ".hdf5"):
+        values, file_ids = _h5_column(path, key, what)
+        if ids is not None and file_ids is not None:
+            from neuroprobe.io.ids import align_ids
+
+            values = values[align_ids(ids, file_ids, what=f"{what} {path}",
+                                      reference="the input", subset=True)]
+        return _numeric(values) if numeric else values.astype(str)
     if suffix not in (".csv", ".tsv"):
-        raise ValueError(f"{what}: expected FILE.csv:COLUMN, .tsv, .npy or .txt; got {path}")
+        raise ValueError(f"{what}: expected FILE.csv:COLUMN, .tsv, FILE.h5:NAME, .npy or .txt; "
+                         f"got {path}")
     rows = _read_rows(path)
     columns = list(rows[0]) if rows else []
     if key is None or key not in columns:
@@ -105,10 +117,39 @@ def read_column(spec, ids=None, what="--labels", warn=None, *, numeric=True):
         (warn or warnings.warn)(message)
     if not numeric:
         return np.array(values)
+    return _numeric(values)
+
+
+def _numeric(values):
+    """Floats when every value is a number, else the values as given."""
+    if np.asarray(values).dtype.kind in "biuf":
+        return np.asarray(values, dtype=np.float64)
     try:
         return np.array([float(v) for v in values])
     except ValueError:
         return np.array(values)
+
+
+def _h5_column(path, key, what):
+    """``(values, stim_ids or None)`` of the 1-D dataset ``key`` of an HDF5 file: the group
+    ``columns/`` of an ``.act.h5`` first, then the root."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        group = f["columns"] if isinstance(f.get("columns"), h5py.Group) else None
+        available = list(group) if group is not None else []
+        available += [k for k, v in f.items() if isinstance(v, h5py.Dataset) and v.ndim == 1
+                      and k not in ("stim_ids", "stim_keys")]
+        if key is None or key not in available:
+            raise KeyError(f"{what}: give a column as {path}:NAME; 1-D columns in it: "
+                           f"{', '.join(available) or 'none'}")
+        dset = group[key] if group is not None and key in group else f[key]
+        is_str = h5py.check_string_dtype(dset.dtype) is not None or dset.dtype.kind in "SO"
+        values = dset.asstr()[:].astype(str) if is_str else dset[...]
+        ids = f["stim_ids"].asstr()[:].astype(str).tolist() if "stim_ids" in f else None
+        if ids is not None and len(ids) != len(values):
+            ids = None
+    return np.asarray(values), ids
 
 
 def read_arrays(path, keys=None):

@@ -39,7 +39,8 @@ import numpy as np
 
 from neuroprobe.exceptions import ModelError, TruncationWarning
 
-__all__ = ["WORD_POOLINGS", "is_causal", "word_features", "word_token_spans"]
+__all__ = ["WORD_POOLINGS", "is_causal", "truncated_contexts", "word_features",
+           "word_token_spans"]
 
 #: How a word's subword tokens become one vector.
 WORD_POOLINGS = ("last", "mean")
@@ -132,8 +133,77 @@ def _windows(starts, stops, context, max_tokens):
     return lo, hi, cut
 
 
+def _check(spec, word_pooling, max_tokens, context):
+    """The model's token limit as the window cap: ``max_tokens`` checked against it."""
+    if spec.modality != "text" or not hasattr(spec.preprocess, "tokenizer"):
+        raise ModelError(
+            f"word features need a language model ('hf:<folder or repo id>' of a model taking "
+            f"input_ids); model {spec.name!r} takes {spec.modality} stimuli"
+        )
+    if word_pooling not in WORD_POOLINGS:
+        raise ModelError(f"word_pooling must be one of {WORD_POOLINGS}, got {word_pooling!r}")
+    limit = int(spec.preprocess.max_length)
+    if max_tokens is None:
+        max_tokens = limit
+    elif int(max_tokens) > limit:
+        raise ModelError(
+            f"max_tokens={max_tokens} is longer than model {spec.name!r} allows ({limit} tokens, "
+            "its maximum length); pass max_tokens <= that"
+        )
+    if context is not None and int(context) < 0:
+        raise ModelError(f"context must be a number of preceding words >= 0 or None, got {context}")
+    return int(max_tokens)
+
+
+def _plan(spec, transcript, context, max_tokens):
+    """Per run: ``(ids, starts, stops, lo, hi, index)`` of every word's window, and the
+    truncated words ``(run label, word, kept tokens, context tokens)``."""
+    tokenizer = spec.preprocess.tokenizer
+    runs, truncated = [], []
+    for label, index in transcript.run_slices():
+        ids, starts, stops = word_token_spans(tokenizer, transcript.words[index])
+        too_long = np.flatnonzero(stops - starts > max_tokens)
+        if too_long.size:
+            k = int(too_long[0])
+            raise ModelError(
+                f"word {int(index[k])} ({str(transcript.words[index[k]])!r}) alone has "
+                f"{int(stops[k] - starts[k])} tokens, more than max_tokens={max_tokens}"
+            )
+        lo, hi, cut = _windows(starts, stops, None if context is None else int(context),
+                               max_tokens)
+        label = label.item() if hasattr(label, "item") else label
+        truncated.extend((label, int(index[k]), int(stops[k] - lo[k]),
+                          int(stops[k] - (starts[0] if context is None else
+                                          starts[max(k - int(context), 0)])))
+                         for k in np.flatnonzero(cut))
+        runs.append((ids, starts, stops, lo, hi, index))
+    return runs, truncated
+
+
+def _truncation(truncated, n, max_tokens):
+    """The one :class:`TruncationWarning` of the truncated words (None when none is)."""
+    if not truncated:
+        return None
+    first = truncated[0]
+    return TruncationWarning(
+        f"the contexts of {len(truncated)} of {n} words are longer than max_tokens="
+        f"{max_tokens} tokens: their earliest tokens were dropped (e.g. word {first[1]} "
+        f"of run {first[0]!r} keeps {first[2]} of its {first[3]} context tokens)",
+        [(f"word {t[1]}", t[3]) for t in truncated], max_tokens,
+    )
+
+
+def truncated_contexts(spec, transcript, *, context=None, max_tokens=None):
+    """The :class:`~neuroprobe.exceptions.TruncationWarning` :func:`word_features` gives for
+    these words and settings (which words lose how many context tokens), or None; tokenises
+    only, no forward pass (a writer in chunks reports it once)."""
+    max_tokens = _check(spec, "last", max_tokens, context)
+    _, truncated = _plan(spec, transcript, context, max_tokens)
+    return _truncation(truncated, len(transcript), max_tokens)
+
+
 def word_features(spec, transcript, layers, *, context=None, max_tokens=None,
-                  word_pooling="last", batch_size=16):
+                  word_pooling="last", batch_size=16, rows=None, warn=True):
     """Per-word features of a language model (see the module docstring).
 
     Parameters
@@ -152,83 +222,58 @@ def word_features(spec, transcript, layers, *, context=None, max_tokens=None,
         The word's last subword token, or the mean of its subword tokens.
     batch_size : int
         Windows per forward pass.
+    rows : array-like of int, optional
+        Compute only these words (increasing indices into ``transcript``), each still seen with
+        its context from the whole transcript (how a file is written in resumable chunks).
+    warn : bool, default=True
+        Issue the :class:`~neuroprobe.exceptions.TruncationWarning` of the computed words
+        (:func:`truncated_contexts` gives it for a whole transcript).
 
     Returns
     -------
-    dict of str -> ndarray of float32, shape (n_words, n_channels)
-        One array per layer (as given), rows in transcript order.
+    dict of str -> ndarray of float32, shape (n_rows, n_channels)
+        One array per layer (as given), rows in transcript order (``rows`` when given).
     """
     import torch
 
     from neuroprobe.models.hooks import capture
     from neuroprobe.models.layers import resolve_layer
 
-    if spec.modality != "text" or not hasattr(spec.preprocess, "tokenizer"):
-        raise ModelError(
-            f"word features need a language model ('hf:<folder or repo id>' of a model taking "
-            f"input_ids); model {spec.name!r} takes {spec.modality} stimuli"
-        )
-    if word_pooling not in WORD_POOLINGS:
-        raise ModelError(f"word_pooling must be one of {WORD_POOLINGS}, got {word_pooling!r}")
-    limit = int(spec.preprocess.max_length)
-    if max_tokens is None:
-        max_tokens = limit
-    elif int(max_tokens) > limit:
-        raise ModelError(
-            f"max_tokens={max_tokens} is longer than model {spec.name!r} allows ({limit} tokens, "
-            "its maximum length); pass max_tokens <= that"
-        )
-    max_tokens = int(max_tokens)
-    if context is not None and int(context) < 0:
-        raise ModelError(f"context must be a number of preceding words >= 0 or None, got {context}")
+    max_tokens = _check(spec, word_pooling, max_tokens, context)
     tokenizer = spec.preprocess.tokenizer
     pad_id = tokenizer.pad_token_id or 0
     modules = [_raw_module(spec, resolve_layer(spec, layer)) for layer in layers]
     wanted = list(dict.fromkeys(modules))
     causal = is_causal(spec)
     device = next(spec.module.parameters()).device
-    n = len(transcript)
-    out = {}
-    truncated = []
-    passes = []  # (run ids, lo, hi, word indices, word starts, word stops)
-    for label, index in transcript.run_slices():
-        ids, starts, stops = word_token_spans(tokenizer, transcript.words[index])
-        too_long = np.flatnonzero(stops - starts > max_tokens)
-        if too_long.size:
-            k = int(too_long[0])
-            raise ModelError(
-                f"word {int(index[k])} ({str(transcript.words[index[k]])!r}) alone has "
-                f"{int(stops[k] - starts[k])} tokens, more than max_tokens={max_tokens}"
-            )
-        lo, hi, cut = _windows(starts, stops, None if context is None else int(context),
-                               max_tokens)
-        label = label.item() if hasattr(label, "item") else label
-        truncated.extend((label, int(index[k]), int(stops[k] - lo[k]),
-                          int(stops[k] - (starts[0] if context is None else
-                                          starts[max(k - int(context), 0)])))
-                         for k in np.flatnonzero(cut))
+    n_all = len(transcript)
+    row_of = np.arange(n_all)  # word index -> output row (-1: not computed)
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        if rows.size and (np.any(np.diff(rows) <= 0) or rows[0] < 0 or rows[-1] >= n_all):
+            raise ValueError(f"rows must be increasing word indices in [0, {n_all}); got {rows}")
+        row_of = np.full(n_all, -1, dtype=np.int64)
+        row_of[rows] = np.arange(rows.size)
+    n = n_all if rows is None else int(rows.size)
+    runs, truncated = _plan(spec, transcript, context, max_tokens)
+    truncated = [t for t in truncated if row_of[t[1]] >= 0]
+    passes = []  # (run ids, lo, hi, output rows, word starts, word stops)
+    for ids, starts, stops, lo, hi, index in runs:
+        keep = np.flatnonzero(row_of[index] >= 0)
         if causal:  # one pass per window start: every word starting there is read from it
-            for start in np.unique(lo):
-                members = np.flatnonzero(lo == start)
-                passes.append((ids, int(start), int(hi[members].max()), index[members],
+            for start in np.unique(lo[keep]):
+                members = keep[lo[keep] == start]
+                passes.append((ids, int(start), int(hi[members].max()), row_of[index[members]],
                                starts[members], stops[members]))
         else:
-            for k in range(len(index)):
-                passes.append((ids, int(lo[k]), int(hi[k]), index[[k]], starts[[k]], stops[[k]]))
-    if truncated:
-        first = truncated[0]
-        warnings.warn(
-            TruncationWarning(
-                f"the contexts of {len(truncated)} of {n} words are longer than max_tokens="
-                f"{max_tokens} tokens: their earliest tokens were dropped (e.g. word {first[1]} "
-                f"of run {first[0]!r} keeps {first[2]} of its {first[3]} context tokens)",
-                [(f"word {t[1]}", t[3]) for t in truncated], max_tokens,
-            ),
-            stacklevel=2,
-        )
+            for k in keep:
+                passes.append((ids, int(lo[k]), int(hi[k]), row_of[index[[k]]], starts[[k]],
+                               stops[[k]]))
+    warning = _truncation(truncated, n, max_tokens) if warn else None
+    if warning is not None:
+        warnings.warn(warning, stacklevel=2)
     order = sorted(range(len(passes)), key=lambda j: passes[j][1] - passes[j][2])  # longest first
-    for m in wanted:
-        out[m] = None
+    out = {m: None for m in wanted}
     with torch.no_grad(), capture(spec.module, wanted, stop=True, repeat="error") as cap:
         for b in range(0, len(order), int(batch_size)):
             chunk = [passes[j] for j in order[b : b + int(batch_size)]]
@@ -241,10 +286,14 @@ def word_features(spec, transcript, layers, *, context=None, max_tokens=None,
                     a = torch.from_numpy(w_starts - lo)
                     z = torch.from_numpy(w_stops - lo)
                     if word_pooling == "last":
-                        rows = tokens[r, z - 1]
+                        rows_r = tokens[r, z - 1]
                     else:
                         cums = tokens[r].double().cumsum(0)
                         cums = torch.cat([cums.new_zeros(1, cums.shape[-1]), cums])
-                        rows = ((cums[z] - cums[a]) / (z - a)[:, None].double()).to(tokens.dtype)
-                    out[m][words] = rows.float().cpu().numpy()
+                        rows_r = ((cums[z] - cums[a]) / (z - a)[:, None].double()).to(
+                            tokens.dtype)
+                    out[m][words] = rows_r.float().cpu().numpy()
+    for m in wanted:
+        if out[m] is None:  # no word computed (rows empty)
+            out[m] = np.empty((0, 0), dtype=np.float32)
     return {layer: out[m] for layer, m in zip(layers, modules)}

@@ -154,11 +154,18 @@ def _activations(result, figures):
             f"{len(rows)} layer(s) stored in `{result.name}`"
             + ("" if m.get("complete", True) else " (INCOMPLETE: an interrupted extraction)")
             + ".")
+    kind = "words" if m.get("words") else "captions" if m.get("captions") else "extract"
+    if kind == "words":
+        text = (f"{m['n_stimuli']} words through {m['model']} (weights: {m['weights']}); "
+                f"{len(rows)} layer(s) and the word timings "
+                f"({', '.join(m['words'].get('columns') or [])}) stored in `{result.name}`"
+                + ("" if m.get("complete", True) else " (INCOMPLETE: an interrupted run)") + ".")
     section = Section(_TITLES["activations"] + f": {result.name}", text,
                       table=(["layer", "shape per stimulus", "features"], rows))
     meta = {k: m.get(k) for k in ("model", "weights", "layers", "pooling", "preprocess",
                                   "n_stimuli")}
-    return section, _methods(result, "extract", **meta), []
+    meta.update(m.get("words") or m.get("captions") or {})
+    return section, _methods(result, kind, **meta), []
 
 
 def _rdm(result, figures):

@@ -125,18 +125,25 @@ def _cv(cv, what="cross-validation"):
 
 
 # ------------------------------------------------------------------------------ sentences
+def _weights_text(weights):
+    if weights in (None, "none", "random") or str(weights).startswith("random"):
+        return "randomly initialised weights" + (f", {weights}" if weights else "")
+    if str(weights).upper() == "DEFAULT":
+        return "the library's default pretrained weights"
+    return f"weights {weights}"
+
+
+def _which(layers):
+    layers = list(layers or [])
+    return (f"{'layer' if len(layers) == 1 else 'layers'} {_list(layers)}" if layers
+            else "every layer")
+
+
 def _extraction(model=None, weights=None, layers=(), pooling=None, n_stimuli=None,
                 preprocess=None, batch_size=None, **_):
-    if weights in (None, "none", "random") or str(weights).startswith("random"):
-        weights_text = "randomly initialised weights" + (f", {weights}" if weights else "")
-    elif str(weights).upper() == "DEFAULT":
-        weights_text = "the library's default pretrained weights"
-    else:
-        weights_text = f"weights {weights}"
+    weights_text = _weights_text(weights)
     stim = f"{n_stimuli} stimuli" if n_stimuli else "the stimuli"
-    layers = list(layers or [])
-    which = (f"{'layer' if len(layers) == 1 else 'layers'} {_list(layers)}" if layers
-             else "every layer")
+    which = _which(layers)
     text = (f"Activations of {which} of the network {model} ({weights_text}) to {stim} were "
             "recorded with forward hooks in one forward pass per stimulus batch (neuroprobe "
             "DNNFeatureExtractor)")
@@ -146,6 +153,42 @@ def _extraction(model=None, weights=None, layers=(), pooling=None, n_stimuli=Non
     if preprocess:
         text += f" Preprocessing: {preprocess}."
     return Methods(text, ["dnnbrain", "pytorch"])
+
+
+def _words(model=None, weights=None, layers=(), n_stimuli=None, context=None,
+           word_pooling=None, subword=None, max_tokens=None, **_):
+    pooling = word_pooling or subword or "last"
+    words = f"{n_stimuli} words" if n_stimuli else "the words"
+    if context in (None, "run"):
+        seen = "the whole of its run up to it"
+    else:
+        seen = f"the {int(context)} preceding words of its run"
+    token = ("its last subword token" if pooling == "last"
+             else "the mean of its subword tokens")
+    text = (f"Word-by-word features of {_which(layers)} of the language model {model} "
+            f"({_weights_text(weights)}) were computed for {words} of the transcript, each word "
+            f"seen with {seen} and represented by {token} (neuroprobe WordFeatureExtractor)")
+    text += (f"; windows were capped at {int(max_tokens)} tokens, dropping the earliest"
+             if max_tokens else "; contexts longer than the model's maximum length lost their "
+             "earliest tokens") + "."
+    return Methods(text, ["pytorch"])
+
+
+def _captions(model=None, weights=None, layers=(), n_stimuli=None, text_column=None,
+              normalize=False, pooling=None, **_):
+    stim = f"{n_stimuli} stimuli" if n_stimuli else "the stimuli"
+    image = [str(la)[6:] for la in layers or [] if str(la).startswith("image:")]
+    text_layers = [str(la)[5:] for la in layers or [] if str(la).startswith("text:")]
+    text = (f"Image and caption embeddings of {stim} came from the two towers of the CLIP model "
+            f"{model} ({_weights_text(weights)}): the image tower's {_which(image)} on each "
+            f"image and the text tower's {_which(text_layers)} on its caption (column "
+            f"{text_column}), in one file with rows aligned by stimulus (neuroprobe "
+            "CLIPEmbedder)")
+    if pooling and pooling != "none":
+        text += f"; image layers pooled ({pooling})"
+    if normalize:
+        text += "; embeddings L2-normalised"
+    return Methods(text + ".", ["pytorch"])
 
 
 def _pca(n_components=None, per_layer=False, standardize=False, whiten=None, **_):
@@ -259,8 +302,9 @@ def _roi(mask=None, summary=None, **_):
     return Methods(text, [])
 
 
-_PARAGRAPHS = {"extract": _extraction, "reduce": _pca, "encode": _encoding, "probe": _probe,
-               "decode": _decode, "rdm": _rdm, "rsa": _rsa, "hrf": _hrf, "roi": _roi}
+_PARAGRAPHS = {"extract": _extraction, "words": _words, "captions": _captions, "reduce": _pca,
+               "encode": _encoding, "probe": _probe, "decode": _decode, "rdm": _rdm, "rsa": _rsa,
+               "hrf": _hrf, "roi": _roi}
 
 
 def methods_paragraph(kind, **params):
@@ -268,7 +312,8 @@ def methods_paragraph(kind, **params):
 
     Parameters
     ----------
-    kind : {"extract", "reduce", "encode", "probe", "decode", "rdm", "rsa", "hrf", "roi"}
+    kind : {"extract", "words", "captions", "reduce", "encode", "probe", "decode", "rdm", "rsa",
+            "hrf", "roi"}
     **params
         The parameters used (the CLI's argument names; unknown ones are ignored).
 
@@ -343,6 +388,11 @@ def describe_estimator(estimator):
         return _extraction(model=p.get("model"), weights=p.get("weights"),
                            layers=np.atleast_1d(p.get("layers") or []).tolist(),
                            pooling=p.get("pooling"))
+    if name == "WordFeatureExtractor":
+        return _words(model=p.get("model"), weights=p.get("weights"),
+                      layers=np.atleast_1d(p.get("layers") or []).tolist(),
+                      context=p.get("context"), word_pooling=p.get("word_pooling"),
+                      max_tokens=p.get("max_tokens"))
     if name == "PCAReducer":
         return _pca(n_components=p.get("n_components"), whiten=p.get("whiten"))
     if name == "VoxelwiseEncoder":

@@ -3,7 +3,9 @@
 :func:`find_results` lists the files of a folder that :func:`neuroprobe.report.build` knows how
 to show, each as a :class:`Result` (its kind, its path, what the file says about itself and the
 provenance record of the command that wrote it). Files are recognised by what they contain, not
-by their names alone: an activation file by its ``layers`` group and ``stim_ids``, an RDM file by
+by their names alone: an activation file by its ``layers`` group and ``stim_ids`` (the word
+features of ``neuroprobe words`` and the image + caption embeddings of ``extract --captions`` by
+its ``preprocess`` record, in ``metadata["words"]`` / ``metadata["captions"]``), an RDM file by
 its ``format`` attribute, the maps of ``neuroprobe encode`` by the JSON sidecar that lists them,
 probe/decoding and RSA tables by their CSV header.
 """
@@ -85,7 +87,8 @@ def _activation_metadata(path):
     with open_activations(path, allow_incomplete=True) as f:
         shapes = {layer: list(f.shape(layer)) for layer in f.layers}
         attrs = dict(f.attrs)
-        return {
+        raw = attrs.get("preprocess") if isinstance(attrs.get("preprocess"), dict) else {}
+        meta = {
             "model": attrs.get("model"),
             "weights": attrs.get("weights_id"),
             "layers": list(f.layers),
@@ -95,6 +98,15 @@ def _activation_metadata(path):
             "n_stimuli": int(len(f.stim_ids)),
             "complete": bool(f.complete),
         }
+        if raw.get("kind") == "word_features":  # neuroprobe words: one row per word
+            meta["preprocess"] = None  # the tokenizer's description; the settings say more
+            meta["words"] = {"context": raw.get("context"), "max_tokens": raw.get("max_tokens"),
+                             "word_pooling": raw.get("word_pooling"), "columns": f.columns}
+        elif "text_column" in raw and "image" in raw:  # CLIPEmbedder: image + caption layers
+            meta["preprocess"] = None
+            meta["captions"] = {"text_column": raw.get("text_column"),
+                                "normalize": bool(raw.get("normalize"))}
+        return meta
 
 
 def _preprocess_text(value):

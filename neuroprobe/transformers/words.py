@@ -10,6 +10,10 @@ them to the scan grid::
     F = ext.fit_transform(words)                             # (n_words, 768)
     Xs = TimeResampler(tr=2.0, n_scans=[300, 290], times=words.onsets,
                        runs=words.runs).fit_transform(F)
+
+:meth:`WordFeatureExtractor.extract_to_file` writes the same features to an ``.act.h5`` file
+(resumable, in chunks of words) with each word's ``onset``, ``offset``, ``run`` and ``word``
+stored beside them (``neuroprobe words``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from neuroprobe._validation import Interval, StrOptions, check_params, fit_conte
 from neuroprobe.models.words import WORD_POOLINGS, word_features
 
 __all__ = ["WordFeatureExtractor", "as_transcript"]
+
+#: Words per written chunk of :meth:`WordFeatureExtractor.extract_to_file`, per ``batch_size``.
+_CHUNK_BATCHES = 16
 
 
 def as_transcript(X):
@@ -173,3 +180,90 @@ class WordFeatureExtractor(TransformerMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.requires_fit = True
         return tags
+
+    def _settings(self):
+        """What the features depend on besides the model and the words (the file's identity)."""
+        return {"kind": "word_features", "context": "run" if self.context is None
+                else int(self.context), "max_tokens": self.max_tokens,
+                "word_pooling": self.word_pooling, "tokenizer": self.model_.preprocess_info}
+
+    def extract_to_file(self, X, path, *, resume=True):
+        """Write the word features of ``X`` to an ``.act.h5`` file, resumably.
+
+        One dataset per layer (rows: the words in order, stimulus IDs ``w0, w1, ...``); the
+        columns ``word``, ``run`` and, when known, ``onset`` and ``offset`` are stored beside
+        (:meth:`~neuroprobe.io.activations.ActivationFile.column`, ``FILE.act.h5:onset`` for
+        ``neuroprobe encode --times``). Words are computed in chunks of ``16 * batch_size``,
+        each with its full context, and written as they come; a rerun after an interruption
+        continues after the last written chunk (the file's identity covers the model, the
+        settings and each word with every word before it in its run). Contexts longer than
+        the model allows give one :class:`~neuroprobe.exceptions.TruncationWarning` for the
+        whole transcript.
+
+        Parameters
+        ----------
+        X : Transcript, CSV path, DataFrame or list of words (see the class notes)
+        path : str or path-like
+        resume : bool, default=True
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        import hashlib
+        import warnings
+
+        from neuroprobe.io.activations import ActivationWriter
+        from neuroprobe.models.layers import resolve_layer
+        from neuroprobe.models.words import truncated_contexts
+
+        if not hasattr(self, "model_"):
+            self._fit_model()
+        transcript = as_transcript(X)
+        n = len(transcript)
+        ids = [f"w{i}" for i in range(n)]
+        columns = {"word": transcript.words, "run": np.asarray(transcript.runs).astype(str)}
+        if transcript.has_onsets:
+            columns["onset"] = transcript.onsets
+        if transcript.offsets is not None:
+            columns["offset"] = transcript.offsets
+        keys, chain = [], {}
+        for i in range(n):  # each word with every word before it in its run
+            run = str(transcript.runs[i])
+            times = [columns[c][i] for c in ("onset", "offset") if c in columns]
+            digest = hashlib.sha1(
+                "\x1f".join([chain.get(run, ""), run, str(transcript.words[i]),
+                              *map(repr, times)]).encode()).hexdigest()
+            chain[run] = digest
+            keys.append(digest)
+        warning = truncated_contexts(self.model_, transcript, context=self.context,
+                                     max_tokens=self.max_tokens)
+        if warning is not None:
+            warnings.warn(warning, stacklevel=2)
+        writer = ActivationWriter(
+            path, ids, model=self.model_.name, weights_id=self.model_.weights_id,
+            preprocess=self._settings(), layers=self.layers_, pooling=None, resume=resume,
+            stim_keys=keys, columns=columns)
+        try:
+            step = _CHUNK_BATCHES * int(self.batch_size)
+            for start in range(writer.n_done, n, step):
+                rows = np.arange(start, min(start + step, n))
+                feats = word_features(self.model_, transcript, self.layers_,
+                                      context=self.context, max_tokens=self.max_tokens,
+                                      word_pooling=self.word_pooling,
+                                      batch_size=self.batch_size, rows=rows, warn=False)
+                for layer in self.layers_:
+                    writer.ensure_layer(layer, feats[layer].shape[1:],
+                                        module=resolve_layer(self.model_, layer))
+                writer.write(start, feats)
+            self._finish_from(writer)
+            return writer.finish()
+        finally:
+            writer.close()
+
+    def _finish_from(self, writer):
+        group = writer.file["layers"]
+        from neuroprobe.io.activations import dataset_name
+
+        self.layer_widths_ = {la: int(group[dataset_name(la)].shape[1]) for la in self.layers_}
+        self.n_features_out_ = int(sum(self.layer_widths_.values()))

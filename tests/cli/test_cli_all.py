@@ -23,7 +23,7 @@ from neuroprobe.cli.main import build_parser
 EXPECTED = {
     "extract", "layers", "reduce", "probe", "encode", "decode", "rdm", "rsa", "hrf", "roi",
     "info", "demo", "topstim", "saliency", "optstim", "rf", "minstim", "ablate", "finetune",
-    "view", "report",
+    "view", "report", "words",
 }
 #: Commands that only print (no --out) — the rest share --out / --n-jobs / --device / --seed.
 PRINT_ONLY = {"layers", "info"}
@@ -138,6 +138,8 @@ def _bad_arguments(name, study):
         "view": inspect,
         "report": [study["dir"] / "no_such_results_folder"],
         "view-map": [missing, "--out", study["dir"] / "bad_map.png"],
+        "words": [study["dir"] / "no_such_transcript.csv", "--model", "hf:gpt2", "--layers",
+                  "block0", "--out", study["dir"] / "bad_words.act.h5"],
     }.get(name)
 
 

@@ -123,3 +123,31 @@ def test_writers_round_trip_and_are_atomic(tmp_path):
     with h5py.File(tmp_path / "d.h5") as f:
         assert sorted(f) == ["g", "x"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_read_column_of_an_act_h5_file_aligned_by_its_stim_ids(tmp_path):
+    """Columns stored beside the activations (``neuroprobe words``) read as FILE:NAME."""
+    from neuroprobe.io.activations import ActivationWriter, open_activations
+
+    path = tmp_path / "w.act.h5"
+    onsets = np.array([0.25, 1.5, 3.125])
+    writer = ActivationWriter(path, ["w0", "w1", "w2"], layers=["a"],
+                              columns={"onset": onsets, "run": np.array(["2", "2", "x"]),
+                                       "word": np.array(["é", "b", "c"])})
+    writer.ensure_layer("a", (2,))
+    writer.write(0, {"a": np.zeros((3, 2), np.float32)})
+    writer.finish()
+    np.testing.assert_array_equal(read_column(f"{path}:onset"), onsets)  # float64, exactly
+    # rows put in the order of the given IDs, as for a CSV with a stim_id column
+    np.testing.assert_array_equal(read_column(f"{path}:onset", ["w2", "w0"]), onsets[[2, 0]])
+    assert read_column(f"{path}:run").tolist() == ["2", "2", "x"]  # not all numbers: strings
+    assert read_column(f"{path}:word", numeric=False).tolist() == ["é", "b", "c"]
+    with open_activations(path) as f:
+        assert f.columns == ["onset", "run", "word"]
+        np.testing.assert_array_equal(f.column("onset"), onsets)
+        with pytest.raises(KeyError, match="its columns: onset, run, word"):
+            f.column("offset")
+    with pytest.raises(KeyError, match="1-D columns in it: onset, run, word"):
+        read_column(f"{path}:offset", what="--times")
+    with pytest.raises(ValueError, match="not in --labels .*first: .w9."):
+        read_column(f"{path}:onset", ["w9"])

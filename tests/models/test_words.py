@@ -111,3 +111,30 @@ def test_truncation_message_and_errors(tmp_path):
     image = build_model("resnet18", weights=None)
     with pytest.raises(ModelError, match="need a language model"):
         word_features(image, tr, ["fc"])
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "bert"])
+def test_rows_are_computed_with_their_full_context(tmp_path, kind):
+    """``rows=`` (chunked writing) gives the rows of the whole call, each word still seen with
+    the words before it; ``truncated_contexts`` is the warning of the whole call."""
+    import warnings
+
+    from neuroprobe.models.words import truncated_contexts
+
+    folder = words_folder(tmp_path / kind, kind)
+    tr = transcript()
+    spec = build_model(f"hf:{folder}", weights=None)
+    with pytest.warns(TruncationWarning) as whole_warning:
+        whole = word_features(spec, tr, ["block0"], context=None, max_tokens=9, batch_size=4)
+    rows = np.array([0, 3, 17, 20, 21, 39])  # across both runs, first words included
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)  # warn=False: nothing
+        part = word_features(spec, tr, ["block0"], context=None, max_tokens=9, batch_size=4,
+                             rows=rows, warn=False)
+    assert part["block0"].shape == (rows.size, 32)
+    assert_allclose_dtype(part["block0"], whole["block0"][rows], n_terms=64)
+    found = truncated_contexts(spec, tr, context=None, max_tokens=9)
+    assert str(found) == str(whole_warning[0].message) and found.items
+    assert truncated_contexts(spec, tr, context=2, max_tokens=64) is None
+    with pytest.raises(ValueError, match="increasing word indices"):
+        word_features(spec, tr, ["block0"], rows=[3, 1])
