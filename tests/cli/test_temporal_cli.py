@@ -119,6 +119,21 @@ def _layers_in_brain_order(meg, brain):
     return {k: feats[k][index] for k in ("fc", "noise")}
 
 
+def _reference(meg, cv, groups_of=None, **kw):
+    """The Python API's ``permutation_test_time_resolved`` on the fixture (30 permutations),
+    ``groups_of`` a dict stimulus ID -> group."""
+    from neuroprobe import TimeResolved, VoxelwiseEncoder
+    from neuroprobe.estimators.temporal import permutation_test_time_resolved
+    from neuroprobe.io.epochs import read_epochs
+
+    brain = read_epochs(mne.read_epochs(meg["fif"], verbose=False))
+    groups = None if groups_of is None else np.array([groups_of[s] for s in brain.stim_ids])
+    return permutation_test_time_resolved(
+        TimeResolved(VoxelwiseEncoder(alphas=[1, 10, 100], cv=3)),
+        _layers_in_brain_order(meg, brain), brain, n_permutations=30, cv=cv, groups=groups,
+        random_state=0, **kw)
+
+
 def _encode_perm(meg, fif, out, *extra):
     return main(["encode", str(meg["act"]), "--layer", "fc", "--layer", "noise", "--brain",
                  str(fif), "--time-resolved", "--cv", "3", "--inner-cv", "3", "--alphas",
@@ -128,18 +143,10 @@ def _encode_perm(meg, fif, out, *extra):
 def test_encode_time_resolved_permutations_equal_python_api(meg):
     from sklearn.model_selection import KFold
 
-    from neuroprobe import TimeResolved, VoxelwiseEncoder
-    from neuroprobe.estimators.temporal import permutation_test_time_resolved
-    from neuroprobe.io.epochs import read_epochs
-
     tmp = meg["tmp"]
     out, fig = tmp / "e.csv", tmp / "e.png"
     assert _encode_perm(meg, meg["fif"], out, "--figure", str(fig)) == 0
-    brain = read_epochs(mne.read_epochs(meg["fif"], verbose=False))
-    ref = permutation_test_time_resolved(
-        TimeResolved(VoxelwiseEncoder(alphas=[1, 10, 100], cv=3)),
-        _layers_in_brain_order(meg, brain), brain, n_permutations=30,
-        cv=KFold(3, shuffle=True, random_state=0), random_state=0)
+    ref = _reference(meg, KFold(3, shuffle=True, random_state=0))
     rows = _read_csv(out)
     assert [r["layer"] for r in rows[:1]] == ["fc"] and len(rows) == 2 * 20
     for key, arr in (("statistic", ref.observed), ("p", ref.pvalue), ("p_fwe", ref.pvalue_fwe)):
@@ -174,10 +181,6 @@ def test_encode_time_resolved_shuffled_epochs_identical(meg):
 def test_encode_time_resolved_groups(meg):
     from sklearn.model_selection import GroupKFold
 
-    from neuroprobe import TimeResolved, VoxelwiseEncoder
-    from neuroprobe.estimators.temporal import permutation_test_time_resolved
-    from neuroprobe.io.epochs import read_epochs
-
     tmp = meg["tmp"]
     table = tmp / "groups.csv"
     group_of = {s: i % 4 for i, s in enumerate(meg["ids"])}
@@ -186,12 +189,7 @@ def test_encode_time_resolved_groups(meg):
     out = tmp / "g.h5"
     assert _encode_perm(meg, meg["fif"], out, "--groups", f"{table}:session",
                         "--inner-cv", "2") == 0
-    brain = read_epochs(mne.read_epochs(meg["fif"], verbose=False))
-    groups = np.array([group_of[s] for s in brain.stim_ids])
-    ref = permutation_test_time_resolved(
-        TimeResolved(VoxelwiseEncoder(alphas=[1, 10, 100], cv=3)),
-        _layers_in_brain_order(meg, brain), brain, n_permutations=30, cv=GroupKFold(3),
-        groups=groups, random_state=0)
+    ref = _reference(meg, GroupKFold(3), group_of)
     with h5py.File(out) as f:
         np.testing.assert_allclose(f["statistic"][()], ref.observed, rtol=1e-6)
         np.testing.assert_allclose(f["pvalue"][()], ref.pvalue)
@@ -207,10 +205,6 @@ def test_encode_time_resolved_groups(meg):
 def test_encode_time_resolved_runs_and_threshold(meg):
     from sklearn.model_selection import LeaveOneGroupOut
 
-    from neuroprobe import TimeResolved, VoxelwiseEncoder
-    from neuroprobe.estimators.temporal import permutation_test_time_resolved
-    from neuroprobe.io.epochs import read_epochs
-
     tmp = meg["tmp"]
     table = tmp / "runs.csv"
     run_of = {s: i % 3 for i, s in enumerate(meg["ids"])}
@@ -218,12 +212,7 @@ def test_encode_time_resolved_runs_and_threshold(meg):
     out = tmp / "r.h5"
     assert _encode_perm(meg, meg["fif"], out, "--runs", f"{table}:run",
                         "--cluster-threshold", "0.3") == 0
-    brain = read_epochs(mne.read_epochs(meg["fif"], verbose=False))
-    runs = np.array([run_of[s] for s in brain.stim_ids])
-    ref = permutation_test_time_resolved(
-        TimeResolved(VoxelwiseEncoder(alphas=[1, 10, 100], cv=LeaveOneGroupOut())),
-        _layers_in_brain_order(meg, brain), brain, n_permutations=30, cv=LeaveOneGroupOut(),
-        groups=runs, cluster_threshold=0.3, random_state=0)
+    ref = _reference(meg, LeaveOneGroupOut(), run_of, cluster_threshold=0.3)
     with h5py.File(out) as f:
         np.testing.assert_allclose(f["statistic"][()], ref.observed, rtol=1e-6)
         np.testing.assert_array_equal(f["cluster"][()], ref.cluster_labels)
