@@ -163,7 +163,8 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         return self
 
     def _has_permutation_path(self):
-        return self._batched() and hasattr(self.estimator, "_permutation_scores")
+        return (self._batched() and self.spatial_neighbours is None
+                and hasattr(self.estimator, "_permutation_scores"))
 
     @available_if(lambda self: self._has_permutation_path())
     def _permutation_scores(self, X, Y, permutations, *, cv=None, groups=None):
