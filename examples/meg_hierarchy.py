@@ -10,6 +10,9 @@ representations of four "layers" of a network, layer ``k`` peaking at a planted 
    product for all time windows),
 3. a stimulus-permutation null of the group curves with cluster-mass FWE over time x layers,
 4. bootstrap confidence intervals of each layer's peak latency over subjects,
+5. encoding statistics of one subject: ``permutation_test_time_resolved`` (ridge of every layer
+   onto all channels x times, a stimulus-permutation null through the ridge fast path, cluster-
+   mass FWE over time x layers),
 
 and writes the curves (significant clusters shaded) and the peak latencies as figures.
 
@@ -57,10 +60,12 @@ def main(argv=None):
     parser.add_argument("--out", default="meg_hierarchy", help="output folder")
     parser.add_argument("--subjects", type=int, default=8)
     parser.add_argument("--n-permutations", type=int, default=500)
+    parser.add_argument("--n-encode-permutations", type=int, default=99)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from neuroprobe import RSAScorer, TimeResolved
+    from neuroprobe import RSAScorer, TimeResolved, VoxelwiseEncoder
+    from neuroprobe.estimators.temporal import permutation_test_time_resolved
     from neuroprobe.io.epochs import read_epochs
     from neuroprobe.plotting import save_figure
     from neuroprobe.plotting.temporal import plot_peak_latencies, plot_time_courses
@@ -112,6 +117,22 @@ def main(argv=None):
                for c in np.unique(labels[k][labels[k] > 0]) if cluster_p[c - 1] < 0.05]
         print(f"{name}: planted {LATENCIES[k]:.3f} s, peak {peak[k]:.3f} s "
               f"[{low[k]:.3f}, {high[k]:.3f}], significant clusters: {', '.join(sig) or '-'}")
+
+    # encoding statistics of the last subject: ridge of each layer onto channels x times
+    enc = permutation_test_time_resolved(
+        TimeResolved(VoxelwiseEncoder(alphas=[1.0, 100.0, 1e4])), dict(zip(names, layers)),
+        brain, n_permutations=args.n_encode_permutations, cv=5, random_state=args.seed)
+    save_figure(plot_time_courses(brain.times, enc.observed, names,
+                                  labels=enc.cluster_labels, cluster_p=enc.cluster_pvalue,
+                                  ylabel="held-out r (mean over channels)"),
+                out / "encoding_time_courses.png")
+    for k, name in enumerate(names):
+        lab = enc.cluster_labels[k]
+        sig = [f"{brain.times[lab == c][0]:.3f}-{brain.times[lab == c][-1]:.3f} s"
+               for c in np.unique(lab[lab > 0]) if enc.cluster_pvalue[c - 1] < 0.05]
+        print(f"{name} encoding: planted {LATENCIES[k]:.3f} s, "
+              f"peak {brain.times[np.argmax(enc.observed[k])]:.3f} s, "
+              f"significant clusters: {', '.join(sig) or '-'}")
     recovered = bool(np.all(np.diff(peak) > 0))
     print(f"planted order recovered: {recovered}")
     return 0 if recovered else 1

@@ -92,7 +92,7 @@ def test_meg_hierarchy_example_recovers_the_planted_order(tmp_path):
     peaks = [float(line.split("peak ")[1].split(" s")[0]) for line in lines[:-1]]
     planted = [float(line.split("planted ")[1].split(" s")[0]) for line in lines[:-1]]
     np.testing.assert_allclose(peaks, planted, atol=0.011)       # within two samples (200 Hz)
-    for name in ("rsa_time_courses.png", "peak_latencies.png"):
+    for name in ("rsa_time_courses.png", "peak_latencies.png", "encoding_time_courses.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 

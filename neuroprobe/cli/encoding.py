@@ -745,7 +745,8 @@ def _add_encode(subparsers):
         default=0,
         help="also write permutation p-value maps, uncorrected and family-wise (max statistic "
         "over voxels), as OUT_pvalue and OUT_pvalue_fwe; permutations within --groups; "
-        "the statistic is described below",
+        "the statistic is described below. With --brain --time-resolved: p-values of the "
+        "curves, max-statistic and cluster-mass FWE over layers x time (--cluster-threshold)",
     )
     p.add_argument("--backend", default=None, choices=["numpy", "torch"],
                    help="array backend of the solver (default: torch when --device is not cpu, "

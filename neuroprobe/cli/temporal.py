@@ -7,7 +7,14 @@ read with :func:`neuroprobe.io.epochs.read_epochs` (trials averaged per stimulus
 from the metadata ``stim_id`` column or the event names) and joined to the models by ID.
 Outputs: a long CSV table at ``--out`` with the arrays (scores, p-values, cluster labels,
 times, layer names) in ``OUT.h5`` beside it (``--out x.h5``: the HDF5 file only), and, with
-``--figure``, the curves (:func:`neuroprobe.plotting.temporal.plot_time_courses`).
+``--figure``, the curves (:func:`neuroprobe.plotting.temporal.plot_time_courses`), significant
+clusters shaded.
+
+``encode --time-resolved --n-permutations N`` tests the curves with
+:func:`neuroprobe.estimators.temporal.permutation_test_time_resolved` (stimulus permutations
+through the ridge fast path, within ``--groups``; the statistic is the ``--cv``-fold CV score at
+each target's best alpha, averaged over channels, as ``encode --n-permutations``' maps); the
+``score`` curves stay the nested outer-CV scores.
 """
 
 from __future__ import annotations
@@ -39,9 +46,9 @@ def add_arguments(p, command):
         p.add_argument("--brain-metric", default="correlation",
                        choices=["correlation", "sqeuclidean", "euclidean"],
                        help="distance of the brain patterns (default correlation)")
-        p.add_argument("--cluster-threshold", type=float, default=None,
-                       help="cluster-forming threshold on the curves (default: the 95th "
-                            "percentile of the permutation null)")
+    p.add_argument("--cluster-threshold", type=float, default=None,
+                   help="cluster-forming threshold on the curves (default: the 95th "
+                        "percentile of the permutation null)")
 
 
 def _brain(args, reference_ids=None):
@@ -160,42 +167,112 @@ def run_rsa(args, load_source):
     return 0
 
 
-def run_encode(args):
-    """Cross-validated time-resolved encoding of every --layer onto the --brain epochs."""
-    from sklearn.model_selection import KFold
+def _groups(args, spec, flag, stim_ids, index):
+    """``--groups`` / ``--runs`` (activation row order, or by a ``stim_id`` column) in the
+    brain's order."""
+    from neuroprobe.cli.main import from_io
+    from neuroprobe.io.arrays import read_column
 
+    if not spec:
+        return None
+
+    def warn(message):
+        print(f"neuroprobe: warning: {message}", file=sys.stderr)
+
+    groups = from_io(read_column, spec, list(stim_ids), flag, warn)
+    if len(groups) != len(stim_ids):
+        raise CLIError(f"{flag} {spec}: {len(groups)} values but {args.input} has "
+                       f"{len(stim_ids)} stimuli")
+    return np.asarray(groups)[index]
+
+
+def run_encode(args):
+    """Cross-validated time-resolved encoding of every --layer onto the --brain epochs, with
+    permutation p-values (uncorrected, max-statistic and cluster-mass FWE over layers x time)
+    when --n-permutations is given."""
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    from neuroprobe._cv import default_cv, describe_cv
     from neuroprobe.estimators.encoding import VoxelwiseEncoder
-    from neuroprobe.estimators.temporal import TimeResolved
+    from neuroprobe.estimators.temporal import TimeResolved, permutation_test_time_resolved
     from neuroprobe.io.activations import read_layers_2d
+    from neuroprobe.io.ids import align_ids
 
     if args.brain is None:
         raise CLIError("encode needs --targets, or --brain epochs.fif --time-resolved")
-    feats, stim_ids = read_layers_2d(args.input, args.layer, with_ids=True)
+    for flag in ("bands", "delays", "resample"):
+        if getattr(args, flag, None):
+            raise CLIError(f"--{flag} is not available with --brain --time-resolved")
+    if args.n_permutations < 0:
+        raise CLIError(f"--n-permutations: expected an int >= 0; got {args.n_permutations}")
+    if args.runs and args.groups:
+        raise CLIError("give either --runs (leave-one-run-out) or --groups, not both")
+    layers = list(args.layer or [])
+    if not layers:
+        raise CLIError("encode --time-resolved needs at least one --layer")
+    feats, stim_ids = read_layers_2d(args.input, layers, with_ids=True)
     stim_ids = np.asarray(stim_ids).astype(str)
     brain = _brain(args)
-    from neuroprobe.io.ids import align_ids
-
     index = align_ids(brain.stim_ids, stim_ids, what=f"{args.input} stimulus IDs",
                       reference="--brain stimulus IDs")
+    spec, flag = (args.runs, "--runs") if args.runs else (args.groups, "--groups")
+    groups = _groups(args, spec, flag, stim_ids, index)
+    if groups is not None and len(np.unique(groups)) < 2:
+        raise CLIError(f"{flag} {spec}: grouped folds need at least 2 groups")
+    if args.runs:                                    # leave-one-run-out, outer and inner
+        splitter = inner = LeaveOneGroupOut()
+    else:
+        splitter = default_cv(args.cv, None, groups, args.seed, classifier=False)
+        inner = args.inner_cv
     r = _radius(args, brain.sfreq, brain.data.shape[2])
     times = brain.times[r:brain.data.shape[2] - r]
     alphas = None if not args.alphas else [float(a) for a in args.alphas.split(",")]
-    est = TimeResolved(VoxelwiseEncoder(alphas=alphas, cv=args.inner_cv, scoring=args.scoring),
+    est = TimeResolved(VoxelwiseEncoder(alphas=alphas, cv=inner, scoring=args.scoring),
                        temporal_radius=r)
-    outer = KFold(args.cv, shuffle=True, random_state=args.seed)
-    names, curves, maps = list(args.layer), [], []
     Y = brain.data
-    for name in names:
-        X = feats[name][index]
-        folds = [est.fit(X[tr], Y[tr]).score_targets(X[te], Y[te])
-                 for tr, te in outer.split(X)]
-        m = np.nanmean(np.stack(folds), axis=0)                       # (targets, windows)
-        maps.append(m)
-        curves.append(np.nanmean(m, axis=0))
+    Xs = {name: feats[name][index] for name in layers}
+    curves, maps = [], []
+    try:
+        for X in Xs.values():
+            folds = []
+            for tr, te in splitter.split(X, None, groups):
+                g = None if groups is None else groups[tr]
+                folds.append(est.fit(X[tr], Y[tr], groups=g).score_targets(X[te], Y[te]))
+            m = np.nanmean(np.stack(folds), axis=0)                  # (targets, windows)
+            maps.append(m)
+            curves.append(np.nanmean(m, axis=0))
+        test = None
+        if args.n_permutations:
+            test = permutation_test_time_resolved(
+                est, Xs, brain, n_permutations=args.n_permutations, cv=splitter, groups=groups,
+                cluster_threshold=args.cluster_threshold, random_state=args.seed,
+                n_jobs=args.n_jobs)
+    except ValueError as exc:            # folds / groups that do not fit the stimuli
+        raise CLIError(f"encode --time-resolved: {exc}") from None
     curves = np.stack(curves)
     rows = [{"layer": name, "time": f"{t:.6g}", "score": f"{curves[i, j]:.6g}"}
-            for i, name in enumerate(names) for j, t in enumerate(times)]
+            for i, name in enumerate(layers) for j, t in enumerate(times)]
+    fields = ["layer", "time", "score"]
     datasets = {"score": curves, "score_targets": np.stack(maps)}
-    _save(args, rows, ["layer", "time", "score"], datasets, times, curves, names,
+    labels = cluster_p = None
+    if test is not None:
+        labels, cluster_p = test.cluster_labels, test.cluster_pvalue
+        for row, (i, j) in zip(rows, np.ndindex(*curves.shape)):
+            k = int(labels[i, j])
+            row.update({"statistic": f"{test.observed[i, j]:.6g}",
+                        "p": f"{test.pvalue[i, j]:.6g}", "p_fwe": f"{test.pvalue_fwe[i, j]:.6g}",
+                        "cluster": k, "cluster_p": f"{cluster_p[k - 1]:.6g}" if k else ""})
+        fields += ["statistic", "p", "p_fwe", "cluster", "cluster_p"]
+        datasets.update({"statistic": test.observed, "pvalue": test.pvalue,
+                         "pvalue_fwe": test.pvalue_fwe, "cluster": labels,
+                         "cluster_p": cluster_p,
+                         "cluster_threshold": np.float64(test.cluster_threshold),
+                         "n_permutations": np.int64(test.n_permutations)})
+    _save(args, rows, fields, datasets, times, curves, layers, labels, cluster_p,
           ylabel=f"{args.scoring} (mean over channels)")
+    if test is not None and not args.quiet:
+        n_sig = int((cluster_p < 0.05).sum())
+        print(f"{n_sig} cluster(s) at FWE p < 0.05 (threshold {test.cluster_threshold:.4g}, "
+              f"{test.n_permutations} permutations, cv {describe_cv(splitter)})",
+              file=sys.stdout)
     return 0

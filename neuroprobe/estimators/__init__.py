@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = attach(
         "PermutationTest": ".permutation",
         "TimeResolved": ".temporal",
         "TemporalGeneralization": ".temporal",
+        "permutation_test_time_resolved": ".temporal",
         "TemporalResponseFunction": ".trf",
     },
 )

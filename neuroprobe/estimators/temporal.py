@@ -1,18 +1,31 @@
 """Time-resolved meta-estimators: :class:`TimeResolved` (one estimator per time window of the
-brain data, RSA vectorised) and :class:`TemporalGeneralization` (train at t1, test at t2)."""
+brain data, RSA vectorised) and :class:`TemporalGeneralization` (train at t1, test at t2);
+:func:`permutation_test_time_resolved`: stimulus-permutation nulls of encoding time courses
+(ridge fast path) with max-statistic and cluster-mass FWE over layers x time."""
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.utils.metaestimators import available_if
 
 from .._validation import HasMethods, Interval, fit_context
 from ..io.epochs import EpochData
-from ..solvers.temporal import compare_rdms, n_windows, searchlight_rsa, window_rdms
+from ..solvers.permutation import draw_permutations, fwe_pvalues, pvalues, run_chunks
+from ..solvers.temporal import (
+    cluster_fwe,
+    compare_rdms,
+    n_windows,
+    searchlight_rsa,
+    window_rdms,
+)
 
-__all__ = ["TimeResolved", "TemporalGeneralization"]
+__all__ = ["TimeResolved", "TemporalGeneralization", "permutation_test_time_resolved",
+           "TemporalPermutationResult"]
 
 
 def _brain(y, what="y"):
@@ -24,6 +37,14 @@ def _brain(y, what="y"):
     if not np.all(np.isfinite(data)):
         raise ValueError(f"{what}: brain data hold NaN/inf values")
     return data
+
+
+def _unit_scale(Y):
+    """A global scale of the brain data (their RMS; 1 for all zeros). The encoder works in
+    float32: sensor units (1e-13 T) would underflow its products of sums of squares, and every
+    score (correlation, r2, explained variance) is invariant to a global scale of the targets."""
+    scale = float(np.sqrt(np.mean(np.square(Y))))
+    return scale if scale > 0 and np.isfinite(scale) else 1.0
 
 
 def _centres(n_times, radius, step):
@@ -41,7 +62,10 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
     :class:`~neuroprobe.estimators.VoxelwiseEncoder` whose targets are fitted independently
     (per-target alphas, or OLS), every window's channels are stacked as targets of one fit
     (channels x windows in the encoder's target batches, one decomposition of ``X`` per fold),
-    which equals fitting a clone per window.
+    which equals fitting a clone per window. That path also serves
+    :class:`~neuroprobe.estimators.PermutationTest` (``_permutation_scores``: the encoder's
+    ridge fast path on the stacked windows, one statistic per target and window) and
+    :func:`permutation_test_time_resolved` (curves per layer, cluster-mass FWE over time).
 
     Parameters
     ----------
@@ -62,7 +86,11 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         Sample index of each window centre.
     estimators_ : list of estimators (generic path only)
     estimator_ : estimator (batched encoder path only)
-        The one encoder fitted on the windows stacked as targets.
+        The one encoder fitted on the windows stacked as targets, in units of ``y_scale_``.
+    y_scale_ : float (batched encoder path only)
+        RMS of the brain data of ``fit``: ``estimator_`` is fitted on (and ``score_targets``
+        scores) the data divided by it, which changes no score and keeps float32 accurate for
+        sensor units (MEG in tesla).
     """
 
     _parameter_constraints = {
@@ -94,11 +122,12 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         return isinstance(est, VoxelwiseEncoder) and (est.alpha_per_target
                                                       or not est._solver().tuned)
 
-    def _stacked(self, Y):
+    def _stacked(self, Y, times=None):
         """Every window's (channel x lag) columns side by side: (n, n_windows * c * width)."""
         r = self.temporal_radius
+        times = self.times_ if times is None else times
         view = np.lib.stride_tricks.sliding_window_view(Y, 2 * r + 1, axis=2)  # (n, c, w, width)
-        view = view[:, :, self.times_ - r]
+        view = view[:, :, times - r]
         return np.ascontiguousarray(view.transpose(0, 2, 1, 3)).reshape(Y.shape[0], -1)
 
     def _window(self, Y, t):
@@ -106,9 +135,14 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         return Y[:, :, t - r:t + r + 1].reshape(Y.shape[0], -1)
 
     @fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y):
-        """Fit one estimator per window (or, for RSA, store the model RDMs). Returns self."""
+    def fit(self, X, y, groups=None):
+        """Fit one estimator per window (or, for RSA, store the model RDMs). Returns self.
+
+        ``groups`` (one label per stimulus, optional) is passed on to the estimator's ``fit``
+        (e.g. the grouped inner folds of a :class:`~neuroprobe.estimators.VoxelwiseEncoder`).
+        """
         Y = _brain(y)
+        extra = {} if groups is None else {"groups": np.asarray(groups)}
         X = np.asarray(X)
         if X.shape[0] != Y.shape[0]:
             raise ValueError(f"y: {Y.shape[0]} stimuli but X has {X.shape[0]}")
@@ -120,11 +154,55 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         if self._fast():
             self.rsa_ = clone(self.estimator).fit(X, self._window(Y, self.times_[0]))
         elif self._batched():
-            self.estimator_ = clone(self.estimator).fit(X, self._stacked(Y))
+            self.y_scale_ = _unit_scale(Y)
+            self.estimator_ = clone(self.estimator).fit(X, self._stacked(Y / self.y_scale_),
+                                                        **extra)
         else:
-            self.estimators_ = [clone(self.estimator).fit(X, self._window(Y, t))
+            self.estimators_ = [clone(self.estimator).fit(X, self._window(Y, t), **extra)
                                 for t in self.times_]
         return self
+
+    def _has_permutation_path(self):
+        return (self._batched() and self.spatial_neighbours is None
+                and hasattr(self.estimator, "_permutation_scores"))
+
+    @available_if(lambda self: self._has_permutation_path())
+    def _permutation_scores(self, X, Y, permutations, *, cv=None, groups=None):
+        """Observed and permuted statistics of every (target, window): the encoder's fast path.
+
+        The windows are stacked as targets (as in ``fit``) and handed to the encoder's
+        ``_permutation_scores`` (:meth:`VoxelwiseEncoder._permutation_scores
+        <neuroprobe.estimators.VoxelwiseEncoder>`: each fold's decomposition of ``X`` is
+        reused, the rows of the brain data are permuted, nothing is refitted). Permutation
+        ``k`` relabels stimuli as ``Y[permutations[k]]``, the same for every channel and time,
+        so the nulls of all windows (and, called once per layer with the same permutations, of
+        all layers) are jointly valid for max-statistic and cluster FWE.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_stimuli, n_features)
+        Y : ndarray of shape (n_stimuli, n_channels, n_times) or EpochData
+        permutations : int array of shape (n_permutations, n_stimuli)
+        cv, groups : optional
+            The folds of the statistic (default: the encoder's ``cv``).
+
+        Returns
+        -------
+        observed : ndarray of shape (n_targets * n_windows,)
+            Target-major, as ``score_targets(...).ravel()`` (targets: channels x lags).
+        null : ndarray of shape (n_permutations, n_targets * n_windows)
+        """
+        Y = _brain(Y)
+        X = np.asarray(X)
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"y: {Y.shape[0]} stimuli but X has {X.shape[0]}")
+        times = _centres(Y.shape[2], self.temporal_radius, self.step)
+        observed, null = clone(self.estimator)._permutation_scores(   # scores: scale-free
+            X, self._stacked(Y / _unit_scale(Y), times), permutations, cv=cv, groups=groups)
+        nw, k = len(times), len(permutations)
+        observed = np.asarray(observed, dtype=np.float64).reshape(nw, -1).T.ravel()
+        null = np.asarray(null, dtype=np.float64).reshape(k, nw, -1).transpose(0, 2, 1)
+        return observed, null.reshape(k, -1)
 
     def score_targets(self, X, y):
         """Score curves: ndarray of shape (n_targets, n_windows)."""
@@ -143,7 +221,7 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
             return compare_rdms(models, brain[self.times_ - self.temporal_radius],
                                 est.comparison)
         if self._batched():
-            scores = self.estimator_.score_targets(X, self._stacked(Y))
+            scores = self.estimator_.score_targets(X, self._stacked(Y / self.y_scale_))
             return np.asarray(scores, dtype=np.float64).reshape(len(self.times_), -1).T
         cols = []
         for est, t in zip(self.estimators_, self.times_):
@@ -190,3 +268,184 @@ class TemporalGeneralization(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"X: {X.shape[2]} time points but fitted on {len(self.estimators_)}")
         return np.array([[est.score(X[:, :, t], y) for t in range(X.shape[2])]
                          for est in self.estimators_])
+
+
+# --------------------------------------------------------------------------- encoding statistics
+@dataclass
+class TemporalPermutationResult:
+    """Encoding time courses with their stimulus-permutation inference.
+
+    Arrays of the curves have shape ``(n_layers, n_windows)`` (``average=True``) or
+    ``(n_layers, n_targets, n_windows)`` (per channel, ``average=False``).
+
+    Attributes
+    ----------
+    layers : list of str
+    centres : ndarray of int of shape (n_windows,)
+        Sample index of each window centre (``TimeResolved.times_``).
+    times : ndarray of shape (n_windows,) or None
+        Seconds of the window centres (EpochData input), else None.
+    observed : ndarray
+        The statistic: held-out score of each target (mean over the folds) at its best alpha
+        (the ridge fast path's statistic), averaged over targets when ``average``.
+    null : ndarray of shape (n_permutations,) + observed.shape
+    pvalue : ndarray
+        Uncorrected ``(1 + #{null >= observed}) / (1 + n_permutations)``.
+    pvalue_fwe : ndarray
+        Max-statistic FWE over every layer, (target) and window.
+    cluster_labels : ndarray of int
+        Clusters of adjacent supra-threshold windows of each curve (0: none); cluster ``k``
+        has p-value ``cluster_pvalue[k - 1]``.
+    cluster_pvalue : ndarray of shape (n_clusters,)
+        Cluster-mass FWE over layers (x targets) x time
+        (:func:`neuroprobe.solvers.temporal.cluster_fwe`).
+    cluster_threshold : float
+    n_permutations : int
+    """
+
+    layers: list
+    centres: np.ndarray
+    times: np.ndarray | None
+    observed: np.ndarray
+    null: np.ndarray
+    pvalue: np.ndarray
+    pvalue_fwe: np.ndarray
+    cluster_labels: np.ndarray
+    cluster_pvalue: np.ndarray
+    cluster_threshold: float
+    n_permutations: int
+
+
+def _null_chunks(sizes, seeds, estimator, Xs, Y, cv, groups, scheme, block_size, average):
+    """Observed curves and nulls of every layer for the permutation chunks of one task.
+
+    Each chunk draws its permutations from its own seed (as ``PermutationTest``'s chunks) and
+    meets every layer; per-target statistics are averaged over targets inside the chunk, so
+    only ``(chunk, n_windows)`` per layer is kept.
+    """
+    n, nw = Y.shape[0], len(_centres(Y.shape[2], estimator.temporal_radius, estimator.step))
+    observed, nulls = [None] * len(Xs), [[] for _ in Xs]
+    for size, seed in zip(sizes, seeds):
+        perms = draw_permutations(n, size, groups=groups, seed=seed, scheme=scheme,
+                                  block_size=block_size)
+        for i, X in enumerate(Xs):
+            obs, null = estimator._permutation_scores(X, Y, perms, cv=cv, groups=groups)
+            obs, null = obs.reshape(-1, nw), null.reshape(size, -1, nw)
+            if average:
+                with warnings.catch_warnings():   # an all-NaN window (constant data) stays NaN
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    obs, null = np.nanmean(obs, axis=0), np.nanmean(null, axis=1)
+            observed[i] = obs if observed[i] is None else observed[i]
+            nulls[i].append(null)
+    return observed, [np.concatenate(v) for v in nulls]
+
+
+def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5, groups=None,
+                                   average=True, cluster_threshold=None, random_state=None,
+                                   n_jobs=None, scheme="shuffle", block_size=None):
+    """Stimulus-permutation test of encoding time courses, FWE over layers x time.
+
+    For every layer, the statistic at each window is the held-out score of every target
+    (channel x lag) at its best alpha, i.e. the max over ``alphas`` of the mean over the ``cv``
+    folds (the statistic of :class:`~neuroprobe.estimators.PermutationTest`'s ridge fast
+    path), averaged over targets with ``average=True``. Its null permutes the stimuli (rows of
+    the brain data) with the same permutation for every layer, channel and time, reusing each
+    fold's decomposition of the features: no refit per permutation. From the joint null come
+    uncorrected p-values, max-statistic FWE p-values and cluster-mass FWE p-values of the
+    clusters of adjacent windows above ``cluster_threshold`` (the cluster functions of the
+    time-resolved RSA, :func:`neuroprobe.solvers.temporal.cluster_fwe`), all one-sided
+    (scores above chance).
+
+    Parameters
+    ----------
+    estimator : TimeResolved
+        Over a :class:`~neuroprobe.estimators.VoxelwiseEncoder` with ``penalty="l2"`` (or
+        ``None``, OLS) and per-target alphas (its batched path).
+    X : array-like of shape (n_stimuli, n_features), or dict of str to such arrays
+        Features of one layer, or of several (``{name: X}``: one curve per layer).
+    y : ndarray of shape (n_stimuli, n_channels, n_times) or EpochData
+        Brain data, rows in the order of ``X``'s rows.
+    n_permutations : int, default=1000
+    cv : int or cross-validation splitter, default=5
+        Folds of the statistic; an int is :func:`neuroprobe.model_selection.default_cv`
+        (shuffled ``KFold`` seeded by ``random_state``, ``GroupKFold`` with ``groups``).
+    groups : array-like of shape (n_stimuli,), optional
+        Group labels: grouped folds, and stimuli are permuted within groups.
+    average : bool, default=True
+        Average the statistic over targets (one curve per layer); ``False``: one curve per
+        layer and target (memory ``8 * n_permutations * n_layers * n_targets * n_windows``
+        bytes).
+    cluster_threshold : float, optional
+        Cluster-forming threshold on the statistic; default: the 95th percentile of the null
+        (as ``neuroprobe rsa --time-resolved``).
+    random_state : int, RandomState or None
+        Master seed of the permutation chunks (the same permutations as
+        ``PermutationTest(random_state=...)``) and of the default folds.
+    n_jobs : int, optional
+        Permutation chunks in parallel (joblib); results do not depend on it.
+    scheme : {"shuffle", "circular", "block"}, default="shuffle"
+        How stimuli are permuted (within ``groups``; see
+        :func:`neuroprobe.solvers.permutation.draw_permutations`). Trial-averaged stimuli are
+        exchangeable: ``"shuffle"``.
+    block_size : int, optional
+        Rows per block of ``scheme="block"``.
+
+    Returns
+    -------
+    TemporalPermutationResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neuroprobe import TimeResolved, VoxelwiseEncoder
+    >>> from neuroprobe.estimators.temporal import permutation_test_time_resolved
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((30, 4))
+    >>> Y = rng.standard_normal((30, 3, 12))
+    >>> Y[:, :, 5:8] += (X @ rng.standard_normal((4, 3)))[:, :, None]
+    >>> res = permutation_test_time_resolved(TimeResolved(VoxelwiseEncoder(alphas=[1.0, 10.0])),
+    ...                                      {"conv": X}, Y, n_permutations=99, random_state=0)
+    >>> res.observed.shape, bool(res.cluster_pvalue.min() < 0.05)
+    ((1, 12), True)
+    """
+    from .._cv import default_cv
+    from ..solvers.permutation import check_n_stimuli
+
+    if not isinstance(estimator, TimeResolved) or not hasattr(estimator, "_permutation_scores"):
+        raise ValueError("estimator: expected a TimeResolved over a VoxelwiseEncoder with "
+                         "per-target alphas (penalty 'l2' or None), whose ridge fast path the "
+                         f"null uses; got {estimator!r}")
+    if int(n_permutations) < 1:
+        raise ValueError(f"n_permutations: expected an int >= 1; got {n_permutations!r}")
+    layers = dict(X) if isinstance(X, dict) else {"layer": X}
+    if not layers:
+        raise ValueError("X: expected at least one layer")
+    Y = _brain(y)
+    Xs = [np.asarray(v) for v in layers.values()]
+    for name, v in zip(layers, Xs):
+        check_n_stimuli(v.shape[0], Y.shape[0], f"X[{name!r}]", "y")
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (Y.shape[0],):
+            raise ValueError(f"groups: expected one label per stimulus ({Y.shape[0]}); got "
+                             f"shape {groups.shape}")
+    splitter = default_cv(cv, None, groups, random_state, classifier=False)
+    est = clone(estimator)
+    tasks = run_chunks(_null_chunks, int(n_permutations), random_state, n_jobs,
+                       (est, Xs, Y, splitter, groups, scheme, block_size, average))
+    observed = np.stack(tasks[0][0])                                   # (layers, [targets,] w)
+    null = np.stack([np.concatenate([t[1][i] for t in tasks]) for i in range(len(Xs))], axis=1)
+    p = pvalues(observed, null)
+    p_fwe = fwe_pvalues(observed, null)
+    if cluster_threshold is None:
+        cluster_threshold = float(np.nanquantile(null, 0.95))
+    nw = observed.shape[-1]
+    labels, cluster_p = cluster_fwe(observed.reshape(-1, nw), null.reshape(len(null), -1, nw),
+                                    float(cluster_threshold), tail=1)
+    centres = _centres(Y.shape[2], estimator.temporal_radius, estimator.step)
+    seconds = np.asarray(y.times)[centres] if isinstance(y, EpochData) else None
+    return TemporalPermutationResult(
+        layers=list(layers), centres=centres, times=seconds, observed=observed, null=null,
+        pvalue=p, pvalue_fwe=p_fwe, cluster_labels=labels.reshape(observed.shape),
+        cluster_pvalue=np.asarray(cluster_p, dtype=np.float64),
+        cluster_threshold=float(cluster_threshold), n_permutations=int(n_permutations))

@@ -108,3 +108,112 @@ def test_time_resolved_bad_input(meg, capsys):
                  "--time-resolved", "--temporal-radius", "0.5", "--out",
                  str(tmp / "x.csv")]) != 0
     assert "--temporal-radius" in capsys.readouterr().err
+
+
+def _layers_in_brain_order(meg, brain):
+    from neuroprobe.io.activations import read_layers_2d
+    from neuroprobe.io.ids import align_ids
+
+    feats, ids = read_layers_2d(meg["act"], ["fc", "noise"], with_ids=True)
+    index = align_ids(brain.stim_ids, np.asarray(ids).astype(str))
+    return {k: feats[k][index] for k in ("fc", "noise")}
+
+
+def _reference(meg, cv, groups_of=None, **kw):
+    """The Python API's ``permutation_test_time_resolved`` on the fixture (30 permutations),
+    ``groups_of`` a dict stimulus ID -> group."""
+    from neuroprobe import TimeResolved, VoxelwiseEncoder
+    from neuroprobe.estimators.temporal import permutation_test_time_resolved
+    from neuroprobe.io.epochs import read_epochs
+
+    brain = read_epochs(mne.read_epochs(meg["fif"], verbose=False))
+    groups = None if groups_of is None else np.array([groups_of[s] for s in brain.stim_ids])
+    return permutation_test_time_resolved(
+        TimeResolved(VoxelwiseEncoder(alphas=[1, 10, 100], cv=3)),
+        _layers_in_brain_order(meg, brain), brain, n_permutations=30, cv=cv, groups=groups,
+        random_state=0, **kw)
+
+
+def _encode_perm(meg, fif, out, *extra):
+    return main(["encode", str(meg["act"]), "--layer", "fc", "--layer", "noise", "--brain",
+                 str(fif), "--time-resolved", "--cv", "3", "--inner-cv", "3", "--alphas",
+                 "1,10,100", "--n-permutations", "30", "--out", str(out), "--quiet", *extra])
+
+
+def test_encode_time_resolved_permutations_equal_python_api(meg):
+    from sklearn.model_selection import KFold
+
+    tmp = meg["tmp"]
+    out, fig = tmp / "e.csv", tmp / "e.png"
+    assert _encode_perm(meg, meg["fif"], out, "--figure", str(fig)) == 0
+    ref = _reference(meg, KFold(3, shuffle=True, random_state=0))
+    rows = _read_csv(out)
+    assert [r["layer"] for r in rows[:1]] == ["fc"] and len(rows) == 2 * 20
+    for key, arr in (("statistic", ref.observed), ("p", ref.pvalue), ("p_fwe", ref.pvalue_fwe)):
+        np.testing.assert_allclose([float(r[key]) for r in rows], arr.ravel(), rtol=1e-5)
+    with h5py.File(tmp / "e.h5") as f:
+        np.testing.assert_allclose(f["statistic"][()], ref.observed, rtol=1e-6)
+        np.testing.assert_allclose(f["pvalue_fwe"][()], ref.pvalue_fwe)
+        np.testing.assert_array_equal(f["cluster"][()], ref.cluster_labels)
+        np.testing.assert_allclose(f["cluster_p"][()], ref.cluster_pvalue)
+        assert f["cluster_threshold"][()] == pytest.approx(ref.cluster_threshold)
+    assert fig.stat().st_size > 0
+    # the planted window (samples 8..13) of the fc layer is a significant cluster
+    sig = [k for k, p in enumerate(ref.cluster_pvalue, 1) if p < 0.05]
+    assert np.isin(ref.cluster_labels[0, 9:13], sig).all()
+    assert not np.isin(ref.cluster_labels[1], sig).any()
+
+
+def test_encode_time_resolved_shuffled_epochs_identical(meg):
+    ep = mne.read_epochs(meg["fif"], verbose=False)
+    order = np.random.default_rng(1).permutation(len(ep))
+    shuffled = meg["tmp"] / "shuffled-epo.fif"
+    ep[order].save(shuffled, verbose=False)
+    a, b = meg["tmp"] / "a.h5", meg["tmp"] / "b.h5"
+    assert _encode_perm(meg, meg["fif"], a) == 0
+    assert _encode_perm(meg, shuffled, b) == 0
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        for key in ("score", "statistic", "pvalue", "pvalue_fwe", "cluster", "cluster_p"):
+            np.testing.assert_allclose(fa[key][()], fb[key][()], rtol=1e-6, atol=1e-7,
+                                       err_msg=key)
+
+
+def test_encode_time_resolved_groups(meg):
+    from sklearn.model_selection import GroupKFold
+
+    tmp = meg["tmp"]
+    table = tmp / "groups.csv"
+    group_of = {s: i % 4 for i, s in enumerate(meg["ids"])}
+    shuffled_ids = list(np.random.default_rng(2).permutation(meg["ids"]))
+    table.write_text("stim_id,session\n" + "".join(f"{s},{group_of[s]}\n" for s in shuffled_ids))
+    out = tmp / "g.h5"
+    assert _encode_perm(meg, meg["fif"], out, "--groups", f"{table}:session",
+                        "--inner-cv", "2") == 0
+    ref = _reference(meg, GroupKFold(3), group_of)
+    with h5py.File(out) as f:
+        np.testing.assert_allclose(f["statistic"][()], ref.observed, rtol=1e-6)
+        np.testing.assert_allclose(f["pvalue"][()], ref.pvalue)
+    # bad groups: one group only, more folds than groups
+    one = tmp / "one.csv"
+    one.write_text("stim_id,session\n" + "".join(f"{s},0\n" for s in meg["ids"]))
+    assert _encode_perm(meg, meg["fif"], tmp / "x.h5", "--groups", f"{one}:session") != 0
+    assert main(["encode", str(meg["act"]), "--layer", "fc", "--brain", str(meg["fif"]),
+                 "--time-resolved", "--cv", "6", "--groups", f"{table}:session",
+                 "--out", str(tmp / "y.h5"), "--quiet"]) != 0
+
+
+def test_encode_time_resolved_runs_and_threshold(meg):
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    tmp = meg["tmp"]
+    table = tmp / "runs.csv"
+    run_of = {s: i % 3 for i, s in enumerate(meg["ids"])}
+    table.write_text("stim_id,run\n" + "".join(f"{s},{r}\n" for s, r in run_of.items()))
+    out = tmp / "r.h5"
+    assert _encode_perm(meg, meg["fif"], out, "--runs", f"{table}:run",
+                        "--cluster-threshold", "0.3") == 0
+    ref = _reference(meg, LeaveOneGroupOut(), run_of, cluster_threshold=0.3)
+    with h5py.File(out) as f:
+        np.testing.assert_allclose(f["statistic"][()], ref.observed, rtol=1e-6)
+        np.testing.assert_array_equal(f["cluster"][()], ref.cluster_labels)
+        assert f["cluster_threshold"][()] == 0.3

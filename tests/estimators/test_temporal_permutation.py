@@ -1,0 +1,196 @@
+"""Time-resolved encoding statistics: the ridge fast-path null of TimeResolved(VoxelwiseEncoder)
+equals a brute-force loop of sklearn Ridge refits per permutation, alpha and fold; cluster-mass
+FWE equals a brute-force cluster loop on the same null; a planted latency window is detected and
+null data keep the FWE rate."""
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GroupKFold, KFold
+
+from neuroprobe import PermutationTest, TimeResolved, VoxelwiseEncoder
+from neuroprobe.estimators.temporal import permutation_test_time_resolved
+from neuroprobe.io.epochs import EpochData
+from neuroprobe.solvers.permutation import draw_permutations
+
+ALPHAS = [0.1, 10.0, 1000.0]
+
+
+def _data(n=24, p=4, n_ch=3, n_times=10, window=(4, 7), gain=1.5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    Y = rng.standard_normal((n, n_ch, n_times))
+    if gain:
+        Y[:, :, window[0]:window[1]] += gain * (X @ rng.standard_normal((p, n_ch)))[:, :, None]
+    return X, Y
+
+
+def _corr(a, b):
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    return np.where(den > 0, (a * b).sum(0) / np.where(den > 0, den, 1), 0.0)
+
+
+def _brute_statistic(X, Y, folds, radius=0):
+    """Max over alphas of the mean over folds of the held-out correlation, per channel x lag
+    and window: one sklearn Ridge fit per alpha and fold (all windows as targets)."""
+    n, c, t = Y.shape
+    w = 2 * radius + 1
+    cols = np.stack([Y[:, :, k - radius:k + radius + 1].reshape(n, -1)
+                     for k in range(radius, t - radius)], axis=2)   # (n, c * w, windows)
+    flat = cols.reshape(n, -1)
+    per_alpha = []
+    for a in ALPHAS:
+        s = [_corr(Ridge(alpha=a).fit(X[tr], flat[tr]).predict(X[te]), flat[te])
+             for tr, te in folds]
+        per_alpha.append(np.mean(s, axis=0))
+    return np.max(per_alpha, axis=0).reshape(c * w, -1)             # (targets, windows)
+
+
+@pytest.mark.parametrize("radius", [0, 1])
+def test_fast_null_equals_sklearn_refits(radius):
+    X, Y = _data()
+    cv = KFold(4, shuffle=True, random_state=0)
+    folds = list(cv.split(X))
+    perms = draw_permutations(len(X), 5, seed=1)
+    est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS, dtype="float64"), temporal_radius=radius)
+    obs, null = est._permutation_scores(X, Y, perms, cv=cv)
+    ref_obs = _brute_statistic(X, Y, folds, radius)
+    np.testing.assert_allclose(obs, ref_obs.ravel(), atol=1e-8)
+    for k, p in enumerate(perms):
+        np.testing.assert_allclose(null[k], _brute_statistic(X, Y[p], folds, radius).ravel(),
+                                   atol=1e-8)
+    # the same through PermutationTest (explicit permutations) and the channel-mean function
+    pt = PermutationTest(est, cv=cv)
+    np.testing.assert_allclose(pt._null_from_permutations(X, Y, perms), null, atol=1e-12)
+
+
+def test_function_matches_permutation_test_and_brute_clusters():
+    X, Y = _data(seed=3)
+    X2 = np.random.default_rng(9).standard_normal(X.shape)
+    est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS, dtype="float64"))
+    cv = KFold(3, shuffle=True, random_state=0)
+    res = permutation_test_time_resolved(est, {"a": X, "b": X2}, Y, n_permutations=40, cv=cv,
+                                         random_state=5, average=False)
+    # the same permutations as PermutationTest(random_state=5): per-target nulls equal
+    pt = PermutationTest(est, n_permutations=40, cv=cv, random_state=5).fit(X, Y)
+    np.testing.assert_allclose(res.null[:, 0].reshape(40, -1), pt.null_distribution_, atol=1e-12)
+    np.testing.assert_allclose(res.pvalue[0].ravel(), pt.pvalue_, atol=1e-12)
+    # channel means: one curve per layer
+    mean = permutation_test_time_resolved(est, {"a": X, "b": X2}, Y, n_permutations=40, cv=cv,
+                                          random_state=5)
+    np.testing.assert_allclose(mean.null, res.null.mean(axis=2), atol=1e-12)
+    np.testing.assert_allclose(mean.observed, res.observed.mean(axis=1), atol=1e-12)
+    # max-statistic FWE: family = layers x times
+    mx = mean.null.max(axis=(1, 2))
+    np.testing.assert_allclose(mean.pvalue_fwe,
+                               (1 + (mx[:, None, None] >= mean.observed).sum(0)) / 41)
+    # cluster-mass FWE = a brute-force loop over permutations, layers and runs
+    thr = mean.cluster_threshold
+    assert thr == pytest.approx(np.quantile(mean.null, 0.95))
+
+    def runs(curve):
+        out, cur = [], []
+        for i, v in enumerate(curve):
+            if v > thr:
+                cur.append(i)
+            elif cur:
+                out.append(cur)
+                cur = []
+        return out + ([cur] if cur else [])
+
+    h0 = [max([curve[r].sum() for curve in perm for r in runs(curve)] or [0.0])
+          for perm in mean.null]                           # max mass over layers and time
+    assert len(runs(mean.observed[0])) > 0                 # the planted window is a cluster
+    for layer in range(2):
+        for r in runs(mean.observed[layer]):
+            k = mean.cluster_labels[layer, r[0]]
+            assert k > 0 and np.all(mean.cluster_labels[layer, r] == k)
+            expect = (1 + np.sum(np.array(h0) >= mean.observed[layer, r].sum() - 1e-12)) / 41
+            assert mean.cluster_pvalue[k - 1] == pytest.approx(expect)
+
+
+def test_cluster_fwe_equals_mne_on_the_same_null():
+    """One layer: the cluster p-values equal mne's cluster-level inference from the same H0."""
+    pytest.importorskip("mne")
+    from mne.stats.cluster_level import _find_clusters
+
+    X, Y = _data(seed=4)
+    res = permutation_test_time_resolved(TimeResolved(VoxelwiseEncoder(alphas=ALPHAS)), X, Y,
+                                         n_permutations=30, random_state=0)
+    thr = res.cluster_threshold
+    # mne: clusters of the observed curve and their masses
+    clusters, sums = _find_clusters(res.observed[0], thr, tail=1)
+    h0 = np.array([max([s for s in _find_clusters(c[0], thr, tail=1)[1]]
+                       or [0.0]) for c in res.null])
+    p_mne = (1 + (h0[None] >= np.asarray(sums)[:, None] - 1e-12).sum(1)) / 31
+    ours = [res.cluster_pvalue[res.cluster_labels[0][c][0] - 1] for c in clusters]
+    np.testing.assert_allclose(ours, p_mne)
+
+
+def test_planted_window_detected_and_null_fwe_rate():
+    X, Y = _data(n=30, n_ch=4, n_times=16, window=(6, 10), gain=1.0, seed=1)
+    est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS))
+    times = np.arange(16) / 100.0
+    res = permutation_test_time_resolved(
+        est, {"l": X}, EpochData(Y, times, np.arange(30).astype(str), 100.0),
+        n_permutations=99, random_state=0)
+    sig = {k for k, p in enumerate(res.cluster_pvalue, 1) if p < 0.05}
+    hit = np.isin(res.cluster_labels[0], list(sig))
+    assert hit[6:10].all() and not hit[:4].any() and not hit[12:].any()
+    assert (res.pvalue_fwe[0, 6:10] < 0.05).all()
+    np.testing.assert_allclose(res.times, times)
+    # null data: the family-wise rate of any FWE-significant window stays near alpha
+    false = 0
+    for seed in range(12):
+        Xn, Yn = _data(n=20, n_ch=2, n_times=8, gain=0, seed=100 + seed)
+        r = permutation_test_time_resolved(est, {"a": Xn, "b": Xn[:, ::-1] ** 2}, Yn,
+                                           n_permutations=39, random_state=seed)
+        false += bool((r.pvalue_fwe < 0.05).any() or (r.cluster_pvalue < 0.05).any())
+    assert false <= 3         # P(Binomial(12, 0.1) > 3) < 3 %: both tests at 5 %
+
+
+def test_groups_and_bad_input():
+    X, Y = _data()
+    groups = np.repeat(np.arange(4), 6)
+    est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS, dtype="float64"))
+    res = permutation_test_time_resolved(est, X, Y, n_permutations=10, cv=4, groups=groups,
+                                         random_state=0)
+    perms = draw_permutations(24, 1, groups=groups, seed=0)
+    assert (groups[perms[0]] == groups).all()
+    folds = list(GroupKFold(4).split(X, None, groups))
+    np.testing.assert_allclose(res.observed[0], _brute_statistic(X, Y, folds).mean(0), atol=1e-8)
+    with pytest.raises(ValueError, match="estimator"):
+        permutation_test_time_resolved(TimeResolved(Ridge()), X, Y, n_permutations=5)
+    with pytest.raises(ValueError, match="groups"):
+        permutation_test_time_resolved(est, X, Y, n_permutations=5, groups=groups[:5])
+    with pytest.raises(ValueError, match="rows"):
+        permutation_test_time_resolved(est, X[:5], Y, n_permutations=5)
+
+
+def test_sensor_units_give_the_same_statistics():
+    """MEG data in tesla (1e-13): float32 products would underflow without the global scale."""
+    X, Y = _data(seed=6)
+    est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS))           # float32
+    a = permutation_test_time_resolved(est, X, Y, n_permutations=20, random_state=0)
+    b = permutation_test_time_resolved(est, X, Y * 1e-13, n_permutations=20, random_state=0)
+    assert np.isfinite(b.observed).all()
+    np.testing.assert_allclose(b.observed, a.observed, atol=1e-5)
+    np.testing.assert_allclose(b.null, a.null, atol=1e-5)
+    fa = est.fit(X[:18], Y[:18]).score_targets(X[18:], Y[18:])
+    fb = est.fit(X[:18], Y[:18] * 1e-13).score_targets(X[18:], Y[18:] * 1e-13)
+    np.testing.assert_allclose(fb, fa, atol=1e-5)
+
+
+def test_results_do_not_depend_on_n_jobs():
+    X, Y = _data(seed=7)
+    est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS, dtype="float64"))
+    a = permutation_test_time_resolved(est, X, Y, n_permutations=130, random_state=3)
+    from joblib import parallel_config
+
+    with parallel_config(backend="threading"):      # chunks split over 2 workers, no spawn
+        b = permutation_test_time_resolved(est, X, Y, n_permutations=130, random_state=3,
+                                           n_jobs=2)
+    np.testing.assert_allclose(a.null, b.null, rtol=1e-12, atol=1e-14)  # the same chunks
+    np.testing.assert_array_equal(a.cluster_labels, b.cluster_labels)
