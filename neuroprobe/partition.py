@@ -23,106 +23,20 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone
 
-from neuroprobe.exceptions import BandError
+from neuroprobe import bands as _bands
 from neuroprobe.solvers.partition import mask_bands, partition_components, subset_masks
 
 __all__ = ["VariancePartition", "resolve_bands", "variance_partitioning"]
 
 
 # --------------------------------------------------------------------------- bands
-def _prefix_columns(prefix, names, band):
-    if names is None:
-        raise BandError(f"band {band!r}: the prefix {prefix!r} needs feature names (pass X as a "
-                        "DataFrame or feature_names=)")
-    key = prefix if prefix.endswith(":") else prefix + ":"
-    return np.flatnonzero([str(n).startswith(key) for n in names])
-
-
-def _band_columns(spec, band, n_features, names):
-    """Column indices of one band spec: a prefix, a slice, ints, names or a bool mask."""
-    if isinstance(spec, str):
-        cols = _prefix_columns(spec, names, band)
-    elif isinstance(spec, slice):
-        cols = np.arange(n_features)[spec]
-    else:
-        spec = np.asarray(spec)
-        if spec.dtype == bool:
-            if spec.shape != (n_features,):
-                raise BandError(f"band {band!r}: a boolean mask must have {n_features} entries; "
-                                f"got {spec.shape}")
-            cols = np.flatnonzero(spec)
-        elif spec.dtype.kind in "iu":
-            cols = spec.astype(np.int64).ravel()
-            if cols.size and (cols.min() < 0 or cols.max() >= n_features):
-                raise BandError(f"band {band!r}: column indices must be in [0, {n_features}); "
-                                f"got {cols.min()} .. {cols.max()}")
-        elif spec.dtype.kind in "UO":
-            if names is None:
-                raise BandError(f"band {band!r}: feature names need X as a DataFrame or "
-                                "feature_names=")
-            where = {str(n): i for i, n in enumerate(names)}
-            missing = [str(s) for s in spec.ravel() if str(s) not in where]
-            if missing:
-                raise BandError(f"band {band!r}: features {missing[:5]} are not in X")
-            cols = np.array([where[str(s)] for s in spec.ravel()], dtype=np.int64)
-        else:
-            raise BandError(f"band {band!r}: expected a prefix, a slice, column indices, feature "
-                            f"names or a boolean mask; got {spec!r}")
-    if cols.size == 0:
-        raise BandError(f"band {band!r} ({spec!r}) names no feature of X"
-                        + (f" (names such as {list(names[:3])})" if names is not None else ""))
-    return np.unique(cols)
-
-
 def resolve_bands(bands, n_features, feature_names=None):
-    """Column indices of every feature band.
+    """Column indices of every feature band; columns in no band are allowed.
 
-    Parameters
-    ----------
-    bands : dict, list or tuple
-        ``{name: spec}`` or a list of specs; a spec is a feature-name prefix (``"conv3:"``, or
-        ``"conv3"`` for the ``"conv3:"`` columns: the names neuroprobe's extractors, Delayer and
-        Pipelines give), a slice, column indices, a list of feature names or a boolean mask.
-        Listed prefixes name their band (``"conv3"``); other listed specs are ``band0``, ...
-    n_features : int
-    feature_names : array of str, optional
-        Names of the columns of ``X``.
-
-    Returns
-    -------
-    dict
-        ``name -> int64 array`` of sorted column indices, in the order of ``bands``.
-
-    Raises
-    ------
-    BandError
-        A band that names no feature, bands that overlap, no band, or a spec of the wrong kind.
+    The former signature, kept for compatibility: :func:`neuroprobe.bands.resolve_bands` with
+    ``cover="any"`` (the one rule of every front end; see there for the accepted specs).
     """
-    if isinstance(bands, (str, slice)):
-        bands = [bands]
-    if isinstance(bands, dict):
-        items = list(bands.items())
-    elif isinstance(bands, (list, tuple)):
-        items = [((b.rstrip(":") if isinstance(b, str) else f"band{i}"), b)
-                 for i, b in enumerate(bands)]
-    else:
-        raise BandError(f"bands must be a dict name -> spec or a list of specs; got "
-                        f"{type(bands).__name__}")
-    if not items:
-        raise BandError("bands is empty: give at least one band")
-    names = None if feature_names is None else np.asarray(feature_names).astype(str)
-    if len({name for name, _ in items}) != len(items):
-        raise BandError(f"band names must be distinct; got {[n for n, _ in items]}")
-    out = {str(name): _band_columns(spec, name, n_features, names) for name, spec in items}
-    owner = np.full(n_features, -1)
-    for i, (name, cols) in enumerate(out.items()):
-        taken = owner[cols] >= 0
-        if np.any(taken):
-            other = list(out)[owner[cols[taken][0]]]
-            raise BandError(f"bands {other!r} and {name!r} overlap (e.g. column "
-                            f"{cols[taken][0]}); each feature belongs to at most one band")
-        owner[cols] = i
-    return out
+    return _bands.resolve_bands(bands, n_features, feature_names, cover="any")
 
 
 # --------------------------------------------------------------------------- result
@@ -251,7 +165,8 @@ def variance_partitioning(estimator, X, y, bands, *, groups=None, cv=None, featu
     X : array-like or DataFrame of shape (n_samples, n_features)
     y : array-like of shape (n_samples, n_targets) or (n_samples,)
     bands : dict or list
-        See :func:`resolve_bands`: prefixes (``"conv3:"``), slices, indices, names or masks.
+        See :func:`neuroprobe.bands.resolve_bands`: prefixes (``"conv3:"``), slices, indices,
+        names, masks, a dict ``name -> spec``.
         Columns in no band are left out of every model.
     groups : array-like of shape (n_samples,), optional
         Runs: the outer folds never split a run (and are passed to ``fit``).
@@ -303,7 +218,7 @@ def variance_partitioning(estimator, X, y, bands, *, groups=None, cv=None, featu
     Y2 = Y.reshape(Y.shape[0], -1)
     if Y2.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} rows but y has {Y2.shape[0]}")
-    cols = resolve_bands(bands, X.shape[1], feature_names)
+    cols = _bands.resolve_bands(bands, X.shape[1], feature_names, cover="any")
     names = list(cols)
     k = len(names)
     masks = subset_masks(k)
