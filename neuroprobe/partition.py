@@ -136,6 +136,8 @@ def _fit_union(estimator, X_train, Y_train, X_test, Y_test, cols, band_slices, g
     est = clone(estimator)
     if band_slices is not None:
         est.set_params(bands=band_slices)
+        if "feature_names" in est.get_params(deep=False):
+            est.set_params(feature_names=None)  # the union's bands are slices of its columns
     kw = {"groups": groups_train} if groups_train is not None and _accepts_groups(est) else {}
     est.fit(X_train[:, cols], Y_train, **kw)
     pred = np.asarray(est.predict(X_test[:, cols]), dtype=np.float64).reshape(Y_test.shape)
