@@ -10,8 +10,14 @@ folds); an estimator with a ``bands`` parameter (a banded ridge) is given each u
 slices of the union's columns.
 
 Cost: ``(2^k - 1) * n_folds`` fits (k = 2: 3 models, 3: 7, 4: 15, 5: 31), each on the union's
-columns only, so a union of b bands costs about the fit of ``b/k`` of the features; the folds are
-split once and each (fold, union) fit is done once (joblib over them with ``n_jobs``).
+columns only. For ridge (:class:`~neuroprobe.estimators.VoxelwiseEncoder`, the default) the unions
+of one outer fold share their products (:func:`neuroprobe.solvers.partition.union_ridge_scores`):
+one ``X^T X`` of all the bands (each union takes its block sub-matrix) or one Gram matrix per band
+(a union sums its bands'), and ``X^T y`` per target batch, instead of one per union, where each
+band would count ``2^(k-1)`` times; each union keeps its own eigendecompositions (one per inner
+fold and one for the refit: the eigenvectors of a sum are not those of its parts). Results equal
+the per-union fits (to rounding). Other estimators are cloned and fitted once per (fold, union)
+(joblib over them with ``n_jobs``; the ridge path runs the outer folds in parallel).
 """
 
 from __future__ import annotations
@@ -24,7 +30,12 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 
 from neuroprobe import bands as _bands
-from neuroprobe.solvers.partition import mask_bands, partition_components, subset_masks
+from neuroprobe.solvers.partition import (
+    mask_bands,
+    partition_components,
+    subset_masks,
+    union_ridge_scores,
+)
 
 __all__ = ["VariancePartition", "resolve_bands", "variance_partitioning"]
 
@@ -144,6 +155,40 @@ def _fit_union(estimator, X_train, Y_train, X_test, Y_test, cols, band_slices, g
     return np.atleast_1d(r2_score(Y_test, pred))
 
 
+def _shared_ridge(estimator):
+    """Whether ``estimator`` is a ridge :class:`~neuroprobe.estimators.VoxelwiseEncoder` with
+    one alpha per target chosen by k-fold CV: then every union is fitted from per-fold blocks
+    shared by the unions (:func:`neuroprobe.solvers.partition.union_ridge_scores`)."""
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+
+    if type(estimator) is not VoxelwiseEncoder:
+        return False
+    params = estimator.get_params(deep=False)
+    return (params["penalty"] == "l2" and params["model"] == "deprecated"
+            and bool(params["alpha_per_target"]) and params["cv"] is not None)
+
+
+def _shared_fold(estimator, X, Y, train, test, band_cols, masks, groups):
+    """Held-out R2 (n_unions, n_targets) of every union on one outer fold, from shared blocks;
+    the inner folds, alphas, dtype and backend are the estimator's own."""
+    from neuroprobe.estimators._base import _warn_constant
+    from neuroprobe.solvers.backend import get_backend
+
+    est = clone(estimator)
+    est._validate_params()  # the checks of fit (fit_context) and its two-parameter rules
+    est._check_rules(est.cv)
+    dtype = np.dtype(est.dtype)
+    X_train = np.asarray(X[train], dtype=dtype)
+    g_train = None if groups is None else groups[train]
+    inner = est._folds(X_train, g_train, cv=est.cv, allow_none=False)
+    r2, const = union_ridge_scores(
+        X_train, Y[train], X[test], Y[test], band_cols, masks, inner, est._alpha_grid(),
+        scoring=est.scoring, fit_intercept=est.fit_intercept,
+        backend=get_backend(est.backend, est.device), dtype=dtype, batch=est.n_targets_batch)
+    _warn_constant(const)
+    return r2
+
+
 def _default_estimator(groups):
     """``VoxelwiseEncoder(scoring="r2")``, alphas chosen leave-one-run-out with runs."""
     from sklearn.model_selection import LeaveOneGroupOut
@@ -244,6 +289,20 @@ def variance_partitioning(estimator, X, y, bands, *, groups=None, cv=None, featu
             slices[names[i]] = slice(start, start + cols[names[i]].size)
             start += cols[names[i]].size
         unions.append((union_cols, slices if has_bands else None))
+    if _shared_ridge(estimator) and np.all(np.isfinite(X)) and np.all(np.isfinite(Y2)):
+        # ridge: one cross-product (primal) or one Gram matrix per band (kernel) per outer fold,
+        # shared by the 2^k - 1 unions; columns in no band are left out
+        used = np.concatenate([cols[name] for name in names])
+        local, start = [], 0
+        for name in names:
+            local.append(np.arange(start, start + cols[name].size))
+            start += cols[name].size
+        Xu = X[:, used]
+        scores = Parallel(n_jobs=n_jobs)(
+            delayed(_shared_fold)(estimator, Xu, Y2, train, test, local, masks, groups)
+            for train, test in folds)
+        return _result(names, masks, scores, len(folds))
+
     def tasks():
         # one fold's rows are copied once and shared by its unions (sliced by column there);
         # a generator, so only the folds being worked on are held in memory
@@ -255,7 +314,12 @@ def variance_partitioning(estimator, X, y, bands, *, groups=None, cv=None, featu
                                           g_train)
 
     scores = Parallel(n_jobs=n_jobs)(tasks())
-    r2_folds = np.asarray(scores, dtype=np.float64).reshape(len(folds), masks.size, -1)
+    return _result(names, masks, scores, len(folds))
+
+
+def _result(names, masks, scores, n_folds):
+    """The :class:`VariancePartition` of the held-out R2 of every (fold, union)."""
+    r2_folds = np.asarray(scores, dtype=np.float64).reshape(n_folds, masks.size, -1)
     with np.errstate(invalid="ignore"):
         import warnings
 

@@ -394,7 +394,7 @@ def _partition_maps(args, enc, X, names, Y, splitter, groups):
 
     from neuroprobe.partition import variance_partitioning
 
-    Y = np.asarray(Y[:, :] if hasattr(Y, "id") else Y, dtype=np.float64)
+    Y = np.asarray(Y[:, :] if hasattr(Y, "id") else Y)  # an HDF5 dataset: read once
     Y = Y.reshape(Y.shape[0], -1)
     layers = list(dict.fromkeys(args.bands))
     folds = [(np.sort(tr), np.sort(te)) for tr, te in check_cv(splitter).split(X, None, groups)]
