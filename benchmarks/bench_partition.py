@@ -160,7 +160,7 @@ def main(n_voxels=1000, repeats=2, write=False, quick=False, reference=True):
         "one `X^T X` (p^2 n) or one Gram per band (p n^2 in all) and one `X^T y` per target batch "
         "(2 p n t), whatever k. Not shareable: each union's eigendecompositions ((F + 1) p_S^3 "
         "primal, (F + 1) n^3 kernel; the eigenvectors of K_A + K_B are not a function of those "
-        "of K_A and K_B) and its per-target work in the eigenbasis (primal (F + 1) p_S^2 t, "
+        "of K_A and K_B) and its per-target work in the eigenbasis (primal (F A + 1) p_S^2 t, "
         "kernel F A n_te n t for the held-out predictions), so the speed-up is bounded by the "
         "share of the products in the per-union fit: largest for primal unions with p_S << n "
         "and for kernel unions of wide bands (p_S >> n); the total still grows as 2^k.",
