@@ -48,6 +48,12 @@ examples:
   # multivariate PLS encoding of the whole region
   neuroprobe encode alexnet.act.h5 --layer conv5 --targets betas.h5:Y --model pls \\
       --n-components 10 --out conv5_pls_r.npy
+  # banded ridge over two layers, and what each explains: also writes banded_r2_band-conv3,
+  # banded_r2_band-fc1 (each band's share of the R2), banded_r2_unique-conv3,
+  # banded_r2_unique-fc1, banded_r2_shared-conv3+fc1 (variance partitioning) .nii.gz and the
+  # summary banded_r2_partition.csv (mean, median, counts > 0 and < 0 of every map)
+  neuroprobe encode alexnet.act.h5 --bands conv3 fc1 --partition --runs runs.csv:run \\
+      --targets bold.nii.gz --mask vtc_mask.nii.gz --scoring r2 --out banded_r2.nii.gz
 
 values in the maps:
   Brain-image maps (score and p-values) are NaN outside the mask and at voxels dropped for
@@ -61,6 +67,9 @@ values in the maps:
   (max over --alphas, chosen on the same folds), not the map's nested outer-CV score; its null
   is computed the same way, so the p-values are valid. pls, lasso: the map's own statistic.
   p_fwe: max statistic over voxels. A voxel whose score is undefined has p = NaN.
+  --partition: band maps are each band's share of the held-out R2 of the banded model (they
+  sum to its R2); unique / shared maps are the atoms of variance partitioning (the banded
+  model refitted on every union of bands). Negative estimates are written as they are.
 """
 
 DECODE_EPILOG = """\
