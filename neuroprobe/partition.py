@@ -10,8 +10,14 @@ folds); an estimator with a ``bands`` parameter (a banded ridge) is given each u
 slices of the union's columns.
 
 Cost: ``(2^k - 1) * n_folds`` fits (k = 2: 3 models, 3: 7, 4: 15, 5: 31), each on the union's
-columns only, so a union of b bands costs about the fit of ``b/k`` of the features; the folds are
-split once and each (fold, union) fit is done once (joblib over them with ``n_jobs``).
+columns only. For ridge (:class:`~neuroprobe.estimators.VoxelwiseEncoder`, the default) the unions
+of one outer fold share their products (:func:`neuroprobe.solvers.partition.union_ridge_scores`):
+one ``X^T X`` of all the bands (each union takes its block sub-matrix) or one Gram matrix per band
+(a union sums its bands'), and ``X^T y`` per target batch, instead of one per union, where each
+band would count ``2^(k-1)`` times; each union keeps its own eigendecompositions (one per inner
+fold and one for the refit: the eigenvectors of a sum are not those of its parts). Results equal
+the per-union fits (to rounding). Other estimators are cloned and fitted once per (fold, union)
+(joblib over them with ``n_jobs``; the ridge path runs the outer folds in parallel).
 """
 
 from __future__ import annotations
@@ -23,106 +29,25 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone
 
-from neuroprobe.exceptions import BandError
-from neuroprobe.solvers.partition import mask_bands, partition_components, subset_masks
+from neuroprobe import bands as _bands
+from neuroprobe.solvers.partition import (
+    mask_bands,
+    partition_components,
+    subset_masks,
+    union_ridge_scores,
+)
 
 __all__ = ["VariancePartition", "resolve_bands", "variance_partitioning"]
 
 
 # --------------------------------------------------------------------------- bands
-def _prefix_columns(prefix, names, band):
-    if names is None:
-        raise BandError(f"band {band!r}: the prefix {prefix!r} needs feature names (pass X as a "
-                        "DataFrame or feature_names=)")
-    key = prefix if prefix.endswith(":") else prefix + ":"
-    return np.flatnonzero([str(n).startswith(key) for n in names])
-
-
-def _band_columns(spec, band, n_features, names):
-    """Column indices of one band spec: a prefix, a slice, ints, names or a bool mask."""
-    if isinstance(spec, str):
-        cols = _prefix_columns(spec, names, band)
-    elif isinstance(spec, slice):
-        cols = np.arange(n_features)[spec]
-    else:
-        spec = np.asarray(spec)
-        if spec.dtype == bool:
-            if spec.shape != (n_features,):
-                raise BandError(f"band {band!r}: a boolean mask must have {n_features} entries; "
-                                f"got {spec.shape}")
-            cols = np.flatnonzero(spec)
-        elif spec.dtype.kind in "iu":
-            cols = spec.astype(np.int64).ravel()
-            if cols.size and (cols.min() < 0 or cols.max() >= n_features):
-                raise BandError(f"band {band!r}: column indices must be in [0, {n_features}); "
-                                f"got {cols.min()} .. {cols.max()}")
-        elif spec.dtype.kind in "UO":
-            if names is None:
-                raise BandError(f"band {band!r}: feature names need X as a DataFrame or "
-                                "feature_names=")
-            where = {str(n): i for i, n in enumerate(names)}
-            missing = [str(s) for s in spec.ravel() if str(s) not in where]
-            if missing:
-                raise BandError(f"band {band!r}: features {missing[:5]} are not in X")
-            cols = np.array([where[str(s)] for s in spec.ravel()], dtype=np.int64)
-        else:
-            raise BandError(f"band {band!r}: expected a prefix, a slice, column indices, feature "
-                            f"names or a boolean mask; got {spec!r}")
-    if cols.size == 0:
-        raise BandError(f"band {band!r} ({spec!r}) names no feature of X"
-                        + (f" (names such as {list(names[:3])})" if names is not None else ""))
-    return np.unique(cols)
-
-
 def resolve_bands(bands, n_features, feature_names=None):
-    """Column indices of every feature band.
+    """Column indices of every feature band; columns in no band are allowed.
 
-    Parameters
-    ----------
-    bands : dict, list or tuple
-        ``{name: spec}`` or a list of specs; a spec is a feature-name prefix (``"conv3:"``, or
-        ``"conv3"`` for the ``"conv3:"`` columns: the names neuroprobe's extractors, Delayer and
-        Pipelines give), a slice, column indices, a list of feature names or a boolean mask.
-        Listed prefixes name their band (``"conv3"``); other listed specs are ``band0``, ...
-    n_features : int
-    feature_names : array of str, optional
-        Names of the columns of ``X``.
-
-    Returns
-    -------
-    dict
-        ``name -> int64 array`` of sorted column indices, in the order of ``bands``.
-
-    Raises
-    ------
-    BandError
-        A band that names no feature, bands that overlap, no band, or a spec of the wrong kind.
+    The former signature, kept for compatibility: :func:`neuroprobe.bands.resolve_bands` with
+    ``cover="any"`` (the one rule of every front end; see there for the accepted specs).
     """
-    if isinstance(bands, (str, slice)):
-        bands = [bands]
-    if isinstance(bands, dict):
-        items = list(bands.items())
-    elif isinstance(bands, (list, tuple)):
-        items = [((b.rstrip(":") if isinstance(b, str) else f"band{i}"), b)
-                 for i, b in enumerate(bands)]
-    else:
-        raise BandError(f"bands must be a dict name -> spec or a list of specs; got "
-                        f"{type(bands).__name__}")
-    if not items:
-        raise BandError("bands is empty: give at least one band")
-    names = None if feature_names is None else np.asarray(feature_names).astype(str)
-    if len({name for name, _ in items}) != len(items):
-        raise BandError(f"band names must be distinct; got {[n for n, _ in items]}")
-    out = {str(name): _band_columns(spec, name, n_features, names) for name, spec in items}
-    owner = np.full(n_features, -1)
-    for i, (name, cols) in enumerate(out.items()):
-        taken = owner[cols] >= 0
-        if np.any(taken):
-            other = list(out)[owner[cols[taken][0]]]
-            raise BandError(f"bands {other!r} and {name!r} overlap (e.g. column "
-                            f"{cols[taken][0]}); each feature belongs to at most one band")
-        owner[cols] = i
-    return out
+    return _bands.resolve_bands(bands, n_features, feature_names, cover="any")
 
 
 # --------------------------------------------------------------------------- result
@@ -222,10 +147,46 @@ def _fit_union(estimator, X_train, Y_train, X_test, Y_test, cols, band_slices, g
     est = clone(estimator)
     if band_slices is not None:
         est.set_params(bands=band_slices)
+        if "feature_names" in est.get_params(deep=False):
+            est.set_params(feature_names=None)  # the union's bands are slices of its columns
     kw = {"groups": groups_train} if groups_train is not None and _accepts_groups(est) else {}
     est.fit(X_train[:, cols], Y_train, **kw)
     pred = np.asarray(est.predict(X_test[:, cols]), dtype=np.float64).reshape(Y_test.shape)
     return np.atleast_1d(r2_score(Y_test, pred))
+
+
+def _shared_ridge(estimator):
+    """Whether ``estimator`` is a ridge :class:`~neuroprobe.estimators.VoxelwiseEncoder` with
+    one alpha per target chosen by k-fold CV: then every union is fitted from per-fold blocks
+    shared by the unions (:func:`neuroprobe.solvers.partition.union_ridge_scores`)."""
+    from neuroprobe.estimators.encoding import VoxelwiseEncoder
+
+    if type(estimator) is not VoxelwiseEncoder:
+        return False
+    params = estimator.get_params(deep=False)
+    return (params["penalty"] == "l2" and params["model"] == "deprecated"
+            and bool(params["alpha_per_target"]) and params["cv"] is not None)
+
+
+def _shared_fold(estimator, X, Y, train, test, band_cols, masks, groups):
+    """Held-out R2 (n_unions, n_targets) of every union on one outer fold, from shared blocks;
+    the inner folds, alphas, dtype and backend are the estimator's own."""
+    from neuroprobe.estimators._base import _warn_constant
+    from neuroprobe.solvers.backend import get_backend
+
+    est = clone(estimator)
+    est._validate_params()  # the checks of fit (fit_context) and its two-parameter rules
+    est._check_rules(est.cv)
+    dtype = np.dtype(est.dtype)
+    X_train = np.asarray(X[train], dtype=dtype)
+    g_train = None if groups is None else groups[train]
+    inner = est._folds(X_train, g_train, cv=est.cv, allow_none=False)
+    r2, const = union_ridge_scores(
+        X_train, Y[train], X[test], Y[test], band_cols, masks, inner, est._alpha_grid(),
+        scoring=est.scoring, fit_intercept=est.fit_intercept,
+        backend=get_backend(est.backend, est.device), dtype=dtype, batch=est.n_targets_batch)
+    _warn_constant(const)
+    return r2
 
 
 def _default_estimator(groups):
@@ -251,7 +212,8 @@ def variance_partitioning(estimator, X, y, bands, *, groups=None, cv=None, featu
     X : array-like or DataFrame of shape (n_samples, n_features)
     y : array-like of shape (n_samples, n_targets) or (n_samples,)
     bands : dict or list
-        See :func:`resolve_bands`: prefixes (``"conv3:"``), slices, indices, names or masks.
+        See :func:`neuroprobe.bands.resolve_bands`: prefixes (``"conv3:"``), slices, indices,
+        names, masks, a dict ``name -> spec``.
         Columns in no band are left out of every model.
     groups : array-like of shape (n_samples,), optional
         Runs: the outer folds never split a run (and are passed to ``fit``).
@@ -303,7 +265,7 @@ def variance_partitioning(estimator, X, y, bands, *, groups=None, cv=None, featu
     Y2 = Y.reshape(Y.shape[0], -1)
     if Y2.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} rows but y has {Y2.shape[0]}")
-    cols = resolve_bands(bands, X.shape[1], feature_names)
+    cols = _bands.resolve_bands(bands, X.shape[1], feature_names, cover="any")
     names = list(cols)
     k = len(names)
     masks = subset_masks(k)
@@ -327,6 +289,20 @@ def variance_partitioning(estimator, X, y, bands, *, groups=None, cv=None, featu
             slices[names[i]] = slice(start, start + cols[names[i]].size)
             start += cols[names[i]].size
         unions.append((union_cols, slices if has_bands else None))
+    if _shared_ridge(estimator) and np.all(np.isfinite(X)) and np.all(np.isfinite(Y2)):
+        # ridge: one cross-product (primal) or one Gram matrix per band (kernel) per outer fold,
+        # shared by the 2^k - 1 unions; columns in no band are left out
+        used = np.concatenate([cols[name] for name in names])
+        local, start = [], 0
+        for name in names:
+            local.append(np.arange(start, start + cols[name].size))
+            start += cols[name].size
+        Xu = X[:, used]
+        scores = Parallel(n_jobs=n_jobs)(
+            delayed(_shared_fold)(estimator, Xu, Y2, train, test, local, masks, groups)
+            for train, test in folds)
+        return _result(names, masks, scores, len(folds))
+
     def tasks():
         # one fold's rows are copied once and shared by its unions (sliced by column there);
         # a generator, so only the folds being worked on are held in memory
@@ -338,7 +314,12 @@ def variance_partitioning(estimator, X, y, bands, *, groups=None, cv=None, featu
                                           g_train)
 
     scores = Parallel(n_jobs=n_jobs)(tasks())
-    r2_folds = np.asarray(scores, dtype=np.float64).reshape(len(folds), masks.size, -1)
+    return _result(names, masks, scores, len(folds))
+
+
+def _result(names, masks, scores, n_folds):
+    """The :class:`VariancePartition` of the held-out R2 of every (fold, union)."""
+    r2_folds = np.asarray(scores, dtype=np.float64).reshape(n_folds, masks.size, -1)
     with np.errstate(invalid="ignore"):
         import warnings
 

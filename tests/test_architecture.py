@@ -34,7 +34,7 @@ LEVELS = {
     1: ("exceptions", "_utils", "_validation", "_sklearn_compat", "_lazy", "_version", "_docs",
         "_cv", "_progress"),
     2: ("solvers",),
-    3: ("media", "io", "rsa", "metrics", "cka", "crossnobis", "ceilings", "rsa_inference"),
+    3: ("bands", "media", "io", "rsa", "metrics", "cka", "crossnobis", "ceilings", "rsa_inference"),
     4: ("stimuli", "models"),
     5: ("transformers", "estimators"),
     6: ("model_selection", "probing", "inspect", "plotting", "report", "transfer", "outofcore",

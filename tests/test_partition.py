@@ -8,7 +8,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
 from neuroprobe.estimators.encoding import VoxelwiseEncoder
-from neuroprobe.exceptions import BandError
+from neuroprobe.exceptions import BandError, ZeroVarianceWarning
 from neuroprobe.partition import resolve_bands, variance_partitioning
 from neuroprobe.solvers.partition import partition_components, subset_masks
 
@@ -137,3 +137,45 @@ def test_band_errors():
         resolve_bands({}, 3)
     with pytest.raises(ValueError, match="rows"):
         variance_partitioning(None, np.zeros((5, 2)), np.zeros((4, 1)), [slice(0, 1)])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_shared_ridge_blocks_equal_the_per_union_fits(dtype, monkeypatch):
+    """The ridge path (one cross-product / one Gram matrix per band per fold, shared by the
+    unions) equals the per-union clone-and-fit path: primal and kernel unions, runs, a
+    column in no band, a constant voxel."""
+    import neuroprobe.partition as partition
+
+    rng = np.random.default_rng(4)
+    n = 80
+    X = rng.standard_normal((n, 4 + 6 + 90 + 1))
+    Y = X[:, :10] @ rng.standard_normal((10, 12)) + X[:, 10:100] @ rng.standard_normal(
+        (90, 12)) * 0.1 + rng.standard_normal((n, 12))
+    Y[:, 5] = 2.0
+    bands = {"a": slice(0, 4), "b": slice(4, 10), "c": slice(10, 100)}  # column 100: no band
+    groups = np.repeat(np.arange(4), n // 4)
+    est = VoxelwiseEncoder(scoring="r2", cv=3, dtype=dtype, alphas=[0.1, 10.0, 1000.0])
+    calls = []
+    real = partition.union_ridge_scores
+    monkeypatch.setattr(partition, "union_ridge_scores",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    with pytest.warns(ZeroVarianceWarning):
+        fast = variance_partitioning(est, X, Y, bands, groups=groups)
+    assert len(calls) == 4  # one call (all 7 unions) per outer fold
+    monkeypatch.setattr(partition, "_shared_ridge", lambda estimator: False)
+    with pytest.warns(ZeroVarianceWarning):
+        slow = variance_partitioning(est, X, Y, bands, groups=groups)
+    assert np.isnan(fast.r2_folds[:, :, 5]).all() and np.isnan(slow.r2_folds[:, :, 5]).all()
+    tol = {"float64": dict(rtol=1e-9, atol=1e-11), "float32": dict(rtol=1e-4, atol=1e-5)}[dtype]
+    np.testing.assert_allclose(fast.r2_folds, slow.r2_folds, **tol)
+    np.testing.assert_allclose(fast.components, slow.components, **tol)
+
+
+def test_shared_ridge_is_only_for_ridge_with_per_target_alphas():
+    from neuroprobe.partition import _shared_ridge
+
+    assert _shared_ridge(VoxelwiseEncoder())
+    assert not _shared_ridge(VoxelwiseEncoder(alpha_per_target=False))
+    assert not _shared_ridge(VoxelwiseEncoder(cv=None))
+    assert not _shared_ridge(VoxelwiseEncoder(penalty=None))
+    assert not _shared_ridge(Ridge())

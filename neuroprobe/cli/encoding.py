@@ -48,6 +48,12 @@ examples:
   # multivariate PLS encoding of the whole region
   neuroprobe encode alexnet.act.h5 --layer conv5 --targets betas.h5:Y --model pls \\
       --n-components 10 --out conv5_pls_r.npy
+  # banded ridge over two layers, and what each explains: also writes banded_r2_band-conv3,
+  # banded_r2_band-fc1 (each band's share of the R2), banded_r2_unique-conv3,
+  # banded_r2_unique-fc1, banded_r2_shared-conv3+fc1 (variance partitioning) .nii.gz and the
+  # summary banded_r2_partition.csv (mean, median, counts > 0 and < 0 of every map)
+  neuroprobe encode alexnet.act.h5 --bands conv3 fc1 --partition --runs runs.csv:run \\
+      --targets bold.nii.gz --mask vtc_mask.nii.gz --scoring r2 --out banded_r2.nii.gz
 
 values in the maps:
   Brain-image maps (score and p-values) are NaN outside the mask and at voxels dropped for
@@ -61,6 +67,9 @@ values in the maps:
   (max over --alphas, chosen on the same folds), not the map's nested outer-CV score; its null
   is computed the same way, so the p-values are valid. pls, lasso: the map's own statistic.
   p_fwe: max statistic over voxels. A voxel whose score is undefined has p = NaN.
+  --partition: band maps are each band's share of the held-out R2 of the banded model (they
+  sum to its R2); unique / shared maps are the atoms of variance partitioning (the banded
+  model refitted on every union of bands). Negative estimates are written as they are.
 """
 
 DECODE_EPILOG = """\
@@ -297,6 +306,7 @@ def _zero_variance_lines(args):
 
 
 def run_encode(args):
+    _check_partition(args)
     if args.brain is not None or args.targets is None:  # refuses a missing --targets
         return temporal.run_encode(args)
     with _zero_variance_lines(args):
@@ -318,6 +328,8 @@ def _run_encode(args):
         outputs = [Path(args.out)] + (
             [_sibling(args.out, n) for n in ("pvalue", "pvalue_fwe")] if args.n_permutations else []
         )
+        if args.partition:
+            outputs.append(_sibling(args.out, "partition", ext=".csv"))
         for path in outputs:  # folder and permissions, before the long computation
             check_output_path(path)  # (the suffix was checked by check_out)
         X, names, groups = _time_axis(args, targets, X, stim_ids, names)
@@ -345,8 +357,17 @@ def _run_encode(args):
             for name, values in (("pvalue", test.pvalue_), ("pvalue_fwe", test.pvalue_fwe_)):
                 maps[_sibling(args.out, name)] = (np.atleast_1d(values),
                                                   _map_description(args, name))
+        table = None
+        if args.partition:
+            parts, table = _partition_maps(args, enc, X, names, targets.Y, splitter, groups)
+            maps.update(parts)
         written = _write_maps_together(targets, maps, args)
-        written.append(_write_cv_sidecar(args, splitter, enc, groups, written))
+        extra = []
+        if table is not None:
+            extra.append(str(write_table(_sibling(args.out, "partition", ext=".csv"), table,
+                                         atomic=True)))
+        written.append(_write_cv_sidecar(args, splitter, enc, groups, written, extra))
+        written += extra
     finally:
         targets.close()
     line = (
@@ -357,6 +378,77 @@ def _run_encode(args):
         n_sig = int(np.sum(np.atleast_1d(test.pvalue_fwe_) <= 0.05))
         line += f"; {n_sig} significant at FWE p <= 0.05 ({args.n_permutations} permutations)"
     print(f"{line}; wrote {', '.join(written)}")
+
+
+def _split_fold(estimator, X, Y, train, test, groups):
+    """Each band's share of the held-out R2 on one split (``score_targets(split=True)``)."""
+    from sklearn.base import clone
+
+    est = clone(estimator)
+    kw = {} if groups is None else {"groups": np.asarray(groups)[train]}
+    est.fit(X[train], Y[train], **kw)
+    return est.score_targets(X[test], Y[test], split=True)
+
+
+def _partition_maps(args, enc, X, names, Y, splitter, groups):
+    """``encode --partition``: one map per band (its split-R2 share, mean over the outer
+    folds of the banded fit) and one per component of
+    :func:`~neuroprobe.partition.variance_partitioning` (unique to each band, shared by each
+    set of bands), as ``{path: (values, description)}``, and the tidy summary table."""
+    import warnings
+
+    import pandas as pd
+    from joblib import Parallel, delayed
+    from sklearn.model_selection import check_cv
+
+    from neuroprobe.partition import variance_partitioning
+
+    Y = np.asarray(Y[:, :] if hasattr(Y, "id") else Y)  # an HDF5 dataset: read once
+    Y = Y.reshape(Y.shape[0], -1)
+    layers = list(dict.fromkeys(args.bands))
+    folds = [(np.sort(tr), np.sort(te)) for tr, te in check_cv(splitter).split(X, None, groups)]
+    split = Parallel(n_jobs=args.n_jobs)(delayed(_split_fold)(enc, X, Y, tr, te, groups)
+                                         for tr, te in folds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN targets stay NaN
+        split = np.nanmean(np.asarray(split, dtype=np.float64), axis=0)
+    vp = variance_partitioning(enc, X, Y, [f"{layer}:" for layer in layers], groups=groups,
+                               cv=folds, feature_names=names, n_jobs=args.n_jobs)
+    rows, maps = [], {}
+    entries = [("band", layer, layer, split[i]) for i, layer in enumerate(layers)]
+    for name, values in zip(vp.component_names, vp.components):
+        kind, members = name.split(":", 1)
+        entries.append((kind, members.replace("&", "+"), members.replace("&", "+"), values))
+    for kind, tag, members, values in entries:
+        path = _sibling(args.out, f"{kind}-{tag}")
+        what = {"band": "split R2 of band", "unique": "unique R2 of",
+                "shared": "shared R2 of"}[kind]
+        maps[path] = (values, f"neuroprobe encode {what} {members}"[:66] + "; NaN=no data")
+        finite = values[np.isfinite(values)]
+        rows.append({
+            "component": f"{kind}:{members}", "kind": kind, "bands": members, "file": path.name,
+            "n_targets": int(finite.size),
+            "mean": float(finite.mean()) if finite.size else np.nan,
+            "median": float(np.median(finite)) if finite.size else np.nan,
+            "min": float(finite.min()) if finite.size else np.nan,
+            "max": float(finite.max()) if finite.size else np.nan,
+            "n_positive": int(np.sum(finite > 0)), "n_negative": int(np.sum(finite < 0)),
+            "fraction_negative": float(np.mean(finite < 0)) if finite.size else np.nan,
+        })
+    return maps, pd.DataFrame(rows).set_index("component")
+
+
+def _check_partition(args):
+    """``--partition`` needs ``--bands`` with at least two layers (one-line errors)."""
+    if not getattr(args, "partition", False):
+        return
+    layers = list(dict.fromkeys(args.bands or []))
+    if not layers:
+        raise CLIError("--partition needs --bands LAYER LAYER ... (at least two layers)")
+    if len(layers) < 2:
+        raise CLIError(f"--partition needs at least two --bands layers; got one ({layers[0]})")
+    if args.brain is not None:
+        raise CLIError("--partition writes maps of --targets; it is not available with --brain")
 
 
 def _encode_features(args):
@@ -427,7 +519,7 @@ def _time_axis(args, targets, X, stim_ids, names):
     return X, names, groups
 
 
-def _write_cv_sidecar(args, splitter, enc, groups, maps):
+def _write_cv_sidecar(args, splitter, enc, groups, maps, tables=()):
     """``OUT.json`` beside the maps of ``encode``: the splitters and settings that made them."""
     import json
 
@@ -465,6 +557,17 @@ def _write_cv_sidecar(args, splitter, enc, groups, maps):
         "n_permutations": args.n_permutations,
         "maps": [Path(m).name for m in maps],
     }
+    if getattr(args, "partition", False):
+        meta["partition"] = {
+            "bands": [Path(m).name for m in maps if "_band-" in Path(m).name],
+            "components": [Path(m).name for m in maps
+                           if "_unique-" in Path(m).name or "_shared-" in Path(m).name],
+            "table": [Path(t).name for t in tables],
+            "values": "band: each band's share of the held-out R2 of the banded model "
+                      "(score_targets(split=True)); unique / shared: variance_partitioning "
+                      "(held-out R2 of every union of bands, Moebius inversion); negative "
+                      "estimates kept",
+        }
     path = _sibling(args.out, "", ext=".json")
     with atomic_path(path, suffix=".json") as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=2) + "\n")
@@ -684,6 +787,10 @@ def _add_encode(subparsers):
     p.add_argument("--bands", nargs="+", metavar="LAYER",
                    help="banded ridge over these layers (one regularisation per layer per "
                    "voxel, BandedRidgeEncoder) instead of one --layer")
+    p.add_argument("--partition", action="store_true",
+                   help="with --bands: also write one map per band (its share of the R2, "
+                   "OUT_band-<layer>), per unique / shared component (variance partitioning: "
+                   "OUT_unique-<layer>, OUT_shared-<a>+<b>) and a summary OUT_partition.csv")
     p.add_argument("--delays", nargs="+", type=int, metavar="K",
                    help="FIR delays in scans (e.g. 1 2 3 4), within runs (Delayer)")
     p.add_argument("--runs", metavar="FILE:COLUMN",

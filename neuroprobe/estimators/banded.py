@@ -15,6 +15,7 @@ from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut, check_c
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from neuroprobe import bands as _bands
 from neuroprobe._utils import memory_budget
 from neuroprobe._validation import Integral, Interval, StrOptions, fit_context
 from neuroprobe.estimators._base import (
@@ -37,127 +38,13 @@ DEFAULT_ALPHAS = np.logspace(-2, 7, 20)
 
 
 # --------------------------------------------------------------------------- bands
-def _strip_step(name):
-    """A feature name without the ``"<step>__"`` prefixes of FeatureUnion / ColumnTransformer."""
-    return str(name).rsplit("__", 1)[-1]
-
-
-def _prefix_mask(names, prefix):
-    """Names that start with ``prefix``, as given or after their ``"<step>__"`` prefixes."""
-    return np.array([str(n).startswith(prefix) or _strip_step(n).startswith(prefix)
-                     for n in names], dtype=bool)
-
-
-def _band_label(prefix):
-    return str(prefix).rstrip(":") or str(prefix)
-
-
-def _columns_of(spec, names, n_features, label):
-    """Column indices of one band spec: a prefix, a slice, an index list or a list of names."""
-    if isinstance(spec, str):
-        if names is None:
-            raise BandError(
-                f"bands: band {label!r} is a feature-name prefix but X has no feature names; "
-                "pass a pandas DataFrame (in a Pipeline: set_output(transform='pandas')), "
-                "feature_names=, or bands as slices / column indices"
-            )
-        cols = np.flatnonzero(_prefix_mask(names, spec))
-        if cols.size == 0:
-            known = sorted({_strip_step(n).split(":", 1)[0] + ":" for n in names})
-            raise BandError(
-                f"bands: prefix {spec!r} names no feature of X; the feature-name prefixes are "
-                f"{known[:20]}{' ...' if len(known) > 20 else ''}"
-            )
-        return cols
-    if isinstance(spec, slice):
-        cols = np.arange(n_features)[spec]
-    else:
-        values = list(np.ravel(np.asarray(spec, dtype=object)))
-        if values and all(isinstance(v, str) for v in values):
-            if names is None:
-                raise BandError(f"bands: band {label!r} lists feature names but X has none")
-            index = {str(n): i for i, n in enumerate(names)}
-            missing = [v for v in values if v not in index]
-            if missing:
-                raise BandError(f"bands: band {label!r} names unknown features {missing[:5]}")
-            cols = np.array([index[v] for v in values], dtype=np.intp)
-        else:
-            cols = np.asarray(spec)
-            if cols.dtype == bool:
-                cols = np.flatnonzero(cols)
-            if not np.issubdtype(cols.dtype, np.integer) or np.any(cols < -n_features) or \
-                    np.any(cols >= n_features):
-                raise BandError(
-                    f"bands: band {label!r} must hold column indices in [0, {n_features}); "
-                    f"got {spec!r}"
-                )
-            cols = np.arange(n_features)[cols]
-    if cols.size == 0:
-        raise BandError(f"bands: band {label!r} selects no column of X ({n_features} features)")
-    return np.asarray(cols, dtype=np.intp)
-
-
 def resolve_bands(bands, feature_names=None, n_features=None):
-    """The columns of each band: ``{name: int array}`` in band order.
+    """The columns of each band, every feature in one band: ``{name: int array}``.
 
-    Parameters
-    ----------
-    bands : None, list or dict
-        ``None``: one band per layer (the text before the first ``":"`` of every feature name,
-        after any ``"<step>__"`` prefix) when every name has one, else a single band of all
-        features. A list of prefixes (``["conv3:", "fc1:"]``), slices or index lists; a dict
-        ``name -> prefix / slice / index list / list of feature names``.
-    feature_names : array-like of str, optional
-    n_features : int
-
-    Returns
-    -------
-    dict of str to ndarray
-
-    Raises
-    ------
-    BandError
-        A band that selects no feature, overlapping bands, or features in no band.
+    The former signature, kept for compatibility: :func:`neuroprobe.bands.resolve_bands` with
+    ``cover="all"`` (the one rule of every front end; see there for the accepted specs).
     """
-    names = None if feature_names is None else [str(n) for n in feature_names]
-    n_features = len(names) if n_features is None else int(n_features)
-    if bands is None:
-        if names is not None and all(":" in _strip_step(n) for n in names):
-            owner = [_strip_step(n).split(":", 1)[0] for n in names]
-            order = list(dict.fromkeys(owner))
-            owner = np.asarray(owner)
-            return {layer: np.flatnonzero(owner == layer) for layer in order}
-        return {"all": np.arange(n_features)}
-    if isinstance(bands, dict):
-        items = list(bands.items())
-    else:
-        if isinstance(bands, (str, slice)):
-            bands = [bands]
-        items = [(_band_label(b) if isinstance(b, str) else f"band{i}", b)
-                 for i, b in enumerate(bands)]
-    if not items:
-        raise BandError("bands must name at least one band; got an empty list")
-    out = {}
-    owner = np.full(n_features, -1)
-    for i, (label, spec) in enumerate(items):
-        cols = _columns_of(spec, names, n_features, label)
-        clash = owner[cols] >= 0
-        if np.any(clash):
-            other = items[int(owner[cols][clash][0])][0]
-            raise BandError(
-                f"bands: bands {other!r} and {label!r} overlap ({int(clash.sum())} shared "
-                "feature(s)); every feature must belong to exactly one band"
-            )
-        owner[cols] = i
-        out[str(label)] = cols
-    rest = np.flatnonzero(owner < 0)
-    if rest.size:
-        which = [names[j] for j in rest[:3]] if names is not None else list(rest[:3])
-        raise BandError(
-            f"bands: {rest.size} feature(s) of X belong to no band (e.g. {which}); add a band "
-            "for them or drop them before the encoder"
-        )
-    return out
+    return _bands.resolve_bands(bands, n_features, feature_names, cover="all")
 
 
 # --------------------------------------------------------------------------- estimator
@@ -380,7 +267,7 @@ class BandedRidgeEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEs
         n, p = X.shape
         alphas = DEFAULT_ALPHAS.copy() if self.alphas is None else _check_alphas(
             self.alphas, type(self).__name__)
-        bands = resolve_bands(self.bands, self._names(p), p)
+        bands = _bands.resolve_bands(self.bands, p, self._names(p), cover="all")
         cands = self._candidate_grid(len(bands))
         folds = self._folds(X, groups)
         be = get_backend(self.backend, self.device)

@@ -353,15 +353,17 @@ def _project(a, w, z):
     return (aw.reshape(na * n, r) @ z).reshape(na, n, z.shape[1])
 
 
-def _fold_projection(plan, fold, y, xty):
+def _fold_projection(plan, fold, y, xty, xty_te=None):
     """``Z`` such that held-out predictions are ``A diag(w) Z`` (+ training mean of y).
 
-    Returns ``(Z, my, y_te, xty_te)``.
+    Returns ``(Z, my, y_te, xty_te)`` (``xty_te``: the held-out rows' ``X_te^T y_te``, computed
+    unless given).
     """
     n_tr = len(fold.train)
     y_te = y[plan.backend.asarray(fold.test)]
     if fold.kind == "primal":
-        xty_te = fold.x_test.T @ y_te
+        if xty_te is None:
+            xty_te = fold.x_test.T @ y_te
         xty_tr = xty - xty_te
         if plan.fit_intercept:
             my = -y_te.sum(axis=0) / n_tr  # y is centred on all samples
@@ -454,7 +456,7 @@ def _moment_scores(fold, z, my, y_te, xty_te, w, scoring):
     raise ValueError(f"scoring must be one of {SCORINGS}; got {scoring!r}")
 
 
-def cv_scores(plan, y, alphas, scoring="correlation", *, reduce=True):
+def cv_scores(plan, y, alphas, scoring="correlation", *, reduce=True, xty=None, xty_test=None):
     """Held-out scores of every alpha for every target of a batch.
 
     Parameters
@@ -466,19 +468,25 @@ def cv_scores(plan, y, alphas, scoring="correlation", *, reduce=True):
     scoring : {"correlation", "r2"}
     reduce : bool
         Return the mean over folds (NaN-aware) instead of the per-fold scores.
+    xty, xty_test : backend arrays, optional
+        Primal plans: ``X^T y`` of the plan's centred X and, per fold, the held-out rows'
+        ``X_te^T y_te``, when the caller already has them (variance partitioning slices them
+        from the products of all the bands' columns).
 
     Returns
     -------
     numpy array (n_alphas, n_targets), or (n_folds, n_alphas, n_targets) when not ``reduce``.
     """
     be = plan.backend
-    xty = plan.X.T @ y if plan.kind == "primal" else None
+    if plan.kind == "primal" and xty is None:
+        xty = plan.X.T @ y
     out = []
-    for fold in plan.folds:
+    for f, fold in enumerate(plan.folds):
         if fold.kind == "kernel":
             out.append(_kernel_fold_scores(plan, fold, y, alphas, scoring))
             continue
-        z, my, y_te, xty_te = _fold_projection(plan, fold, y, xty)
+        z, my, y_te, xty_te = _fold_projection(plan, fold, y, xty,
+                                               None if xty_test is None else xty_test[f])
         w = _inverse_weights(be, fold.eigvals, alphas)
         if fold.moments:
             scores = _moment_scores(fold, z, my, y_te, xty_te, w, scoring)
@@ -561,7 +569,7 @@ def loo_scores(plan, y, alphas, scoring="correlation"):
     return be.to_numpy(score_predictions(y, pred, scoring))
 
 
-def refit(plan, y, alphas_per_target):
+def refit(plan, y, alphas_per_target, xty=None):
     """Ridge coefficients on all samples, one alpha per target.
 
     Parameters
@@ -569,6 +577,8 @@ def refit(plan, y, alphas_per_target):
     plan : RidgePlan
     y : backend array (n_samples, n_targets), centred on all samples if ``fit_intercept``
     alphas_per_target : backend array (n_targets,)
+    xty : backend array (n_features, n_targets), optional
+        Primal plans: ``X^T y`` when the caller already has it.
 
     Returns
     -------
@@ -576,7 +586,7 @@ def refit(plan, y, alphas_per_target):
     """
     if plan.kind == "primal":
         vecs = plan.full_eigvecs
-        z = vecs.T @ (plan.X.T @ y)
+        z = vecs.T @ (plan.X.T @ y if xty is None else xty)
         return vecs @ (z * _refit_weights(plan, alphas_per_target))
     return dual_to_primal(plan, refit_dual(plan, y, alphas_per_target))
 

@@ -157,6 +157,19 @@ def test_bad_arguments_give_one_line_errors_for_every_command(study, capsys):
         assert "Traceback" not in err[0]
 
 
+def test_encode_partition_needs_two_bands_one_line(study, capsys):
+    from neuroprobe.cli.main import main
+
+    missing = study["dir"] / "does_not_exist.act.h5"
+    for flags, text in ((["--layer", "fc1"], "--partition needs --bands"),
+                        (["--bands", "fc1"], "at least two --bands")):
+        code = main(["encode", str(missing), *flags, "--partition", "--targets", str(missing),
+                     "--out", str(study["dir"] / "bad_out.npy")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code not in (0, None) and len(err) == 1, err
+        assert err[0].startswith("neuroprobe encode: error: ") and text in err[0], err[0]
+
+
 def test_usage_errors_and_debug_in_a_subprocess(study):
     # argparse errors: exit 2, the last line names the command and the problem, no traceback
     proc = _cli("encode", "--layer", "fc1", check=False)
