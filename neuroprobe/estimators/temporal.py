@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 
 from .._validation import HasMethods, Interval, fit_context
 from ..io.epochs import EpochData
-from ..solvers.temporal import compare_rdms, n_windows, searchlight_rsa, window_rdms
+from ..solvers.temporal import n_windows, searchlight_rsa, time_resolved_rsa
 
 __all__ = ["TimeResolved", "TemporalGeneralization"]
 
@@ -37,7 +37,8 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
     (n_stimuli, n_channels, n_times) or an :class:`~neuroprobe.io.epochs.EpochData`. At each
     window centre ``t`` the estimator sees ``y[:, :, t - r : t + r + 1]`` flattened to
     (n_stimuli, n_channels * (2r + 1)). For an :class:`~neuroprobe.estimators.RSAScorer` without a
-    fixed target RDM, all window RDMs come from one batched Gram product (fast path). For a
+    fixed target RDM, the window RDMs, ranks and comparisons come from one fused pass over chunks
+    of windows (:func:`~neuroprobe.solvers.temporal.time_resolved_rsa`, fast path). For a
     :class:`~neuroprobe.estimators.VoxelwiseEncoder` whose targets are fitted independently
     (per-target alphas, or OLS), every window's channels are stacked as targets of one fit
     (channels x windows in the encoder's target batches, one decomposition of ``X`` per fold),
@@ -55,6 +56,9 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         Channel-neighbourhood searchlight (RSA fast path only): one curve per model and centre,
         as mne-rsa's ``spatial_radius`` (neighbourhoods from
         :func:`neuroprobe.solvers.temporal.channel_neighbourhoods`).
+    n_jobs : int or None, default=None
+        Threads of the RSA fast path (chunks of windows: copy, Gram products, ranks; joblib's
+        convention, None: 1, -1: all cores). Results do not depend on it.
 
     Attributes
     ----------
@@ -70,13 +74,16 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         "temporal_radius": [Interval(Integral, 0, None, closed="left")],
         "step": [Interval(Integral, 1, None, closed="left")],
         "spatial_neighbours": ["array-like", None],
+        "n_jobs": [Integral, None],
     }
 
-    def __init__(self, estimator, temporal_radius=0, step=1, spatial_neighbours=None):
+    def __init__(self, estimator, temporal_radius=0, step=1, spatial_neighbours=None,
+                 n_jobs=None):
         self.estimator = estimator
         self.temporal_radius = temporal_radius
         self.step = step
         self.spatial_neighbours = spatial_neighbours
+        self.n_jobs = n_jobs
 
     def _fast(self):
         from .rsa import RSAScorer
@@ -139,9 +146,9 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
                                     self.temporal_radius, metric, est.comparison)
                 r = r[:, :, self.times_ - self.temporal_radius]
                 return r.reshape(-1, r.shape[2])
-            brain = window_rdms(Y, self.temporal_radius, est.target_metric or est.metric)
-            return compare_rdms(models, brain[self.times_ - self.temporal_radius],
-                                est.comparison)
+            r = time_resolved_rsa(Y, models, self.temporal_radius, metric, est.comparison,
+                                  n_jobs=self.n_jobs)          # fused: RDMs never stored
+            return r[:, self.times_ - self.temporal_radius]
         if self._batched():
             scores = self.estimator_.score_targets(X, self._stacked(Y))
             return np.asarray(scores, dtype=np.float64).reshape(len(self.times_), -1).T
