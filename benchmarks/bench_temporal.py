@@ -32,10 +32,9 @@ def main(n_stim=92, n_ch=306, n_times=301, n_layers=8, n_perm=1000, repeats=5, r
     for radius in (0, 5):
         _rsa(n_stim, n_ch, n_times, n_layers, radius, n_perm, repeats)
     _rsa(n_stim, n_ch, n_times, n_layers, 0, n_perm, repeats, dtype=np.float32)
-    if rsa_only:
-        return
-    _encoder(n_stim, n_ch, n_times)
-    _searchlight(n_stim, 64, 51, repeats)
+    _searchlight(n_stim, 64, 51, min(repeats, 3))
+    if not rsa_only:
+        _encoder(n_stim, n_ch, n_times)
 
 
 def _searchlight(n_stim, n_ch, n_times, repeats, spatial_radius=0.05):
@@ -52,16 +51,21 @@ def _searchlight(n_stim, n_ch, n_times, repeats, spatial_radius=0.05):
     ep = mne.EpochsArray(X, info, verbose=False)
     ep.set_montage(montage, verbose=False)
     model = rng.random(n_stim * (n_stim - 1) // 2)
-    t_ref, ref = _best(lambda: mne_rsa.rsa_epochs(
-        ep, model, spatial_radius=spatial_radius, temporal_radius=0.0, y=np.arange(n_stim),
-        verbose=False), repeats)
     pos = np.array([ch["loc"][:3] for ch in ep.info["chs"]])
     A = channel_neighbourhoods(pos, spatial_radius)
-    t_ours, ours = _best(lambda: searchlight_rsa(X, model[None], A, 0), repeats)
-    err = np.abs(ours[0] - ref.data).max()
+    load0 = _load()
+    wall, cpu, out = _interleaved({
+        "mne-rsa": lambda: mne_rsa.rsa_epochs(
+            ep, model, spatial_radius=spatial_radius, temporal_radius=0.0, y=np.arange(n_stim),
+            verbose=False).data,
+        "1 thread": lambda: searchlight_rsa(X, model[None], A, 0, n_jobs=1)[0],
+        "all cores": lambda: searchlight_rsa(X, model[None], A, 0, n_jobs=-1)[0]}, repeats)
     print(f"searchlight {n_ch} channels (mean {A.sum(1).mean():.1f} per neighbourhood) x "
-          f"{n_times} times: mne-rsa {t_ref:.2f}s  neuroprobe {t_ours:.3f}s  "
-          f"ratio {t_ref / t_ours:.1f}x  max|diff| {err:.1e}")
+          f"{n_times} times ({repeats} interleaved repeats):")
+    for k in ("1 thread", "all cores"):
+        print(f"| `searchlight_rsa`, {k} | {wall['mne-rsa']:.2f} s | {wall[k]:.3f} s | "
+              f"**{wall['mne-rsa'] / wall[k]:.1f}x** | {cpu['mne-rsa'] / cpu[k]:.1f}x | "
+              f"{np.abs(out[k] - out['mne-rsa']).max():.1e} | {load0}-{_load()} |")
 
 
 def _encoder(n_stim, n_ch, n_times, n_features=100):
@@ -154,7 +158,7 @@ def _rsa(n_stim, n_ch, n_times, n_layers, radius, n_perm, repeats, dtype=np.floa
     permutation_cluster_1samp(subj, 2.0, n_perm, tail=1, random_state=0)
     t_clu = time.perf_counter() - t0
     print(f"radius {radius} samples (1 kHz), {name} Gram ({repeats} interleaved repeats):")
-    print("| temporal_radius | neuroprobe | mne-rsa | neuroprobe | ratio (wall) | "
+    print("| temporal_radius | neuroprobe path | mne-rsa | neuroprobe | ratio (wall) | "
           "ratio (CPU time) | max abs diff | load avg |")
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
@@ -164,6 +168,9 @@ def _rsa(n_stim, n_ch, n_times, n_layers, radius, n_perm, repeats, dtype=np.floa
 
 
 if __name__ == "__main__":
+    import mne
+
+    mne.set_log_level("ERROR")                    # mne-rsa's per-call progress lines
     if "--small" in sys.argv:
         main(n_ch=102, n_times=151, n_perm=200, repeats=2)
     elif "--rsa" in sys.argv:                     # the RSA tables only (~1 min)

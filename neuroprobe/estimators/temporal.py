@@ -57,8 +57,9 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         as mne-rsa's ``spatial_radius`` (neighbourhoods from
         :func:`neuroprobe.solvers.temporal.channel_neighbourhoods`).
     n_jobs : int or None, default=None
-        Threads of the RSA fast path (chunks of windows: copy, Gram products, ranks; joblib's
-        convention, None: 1, -1: all cores). Results do not depend on it.
+        Threads of the RSA fast path and the searchlight (chunks of windows: copy, Gram
+        products, ranks; joblib's convention, None: 1, -1: all cores). Results do not depend
+        on it.
 
     Attributes
     ----------
@@ -143,7 +144,8 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
             metric = est.target_metric or est.metric
             if self.spatial_neighbours is not None:       # (models, centres, windows)
                 r = searchlight_rsa(Y, models, np.asarray(self.spatial_neighbours, bool),
-                                    self.temporal_radius, metric, est.comparison)
+                                    self.temporal_radius, metric, est.comparison,
+                                    n_jobs=self.n_jobs)
                 r = r[:, :, self.times_ - self.temporal_radius]
                 return r.reshape(-1, r.shape[2])
             r = time_resolved_rsa(Y, models, self.temporal_radius, metric, est.comparison,

@@ -1,8 +1,9 @@
 """Time-resolved RSA kernels: window RDMs from batched Gram products over chunks of windows,
 the fused time-resolved RSA (RDMs, ranks and comparisons per chunk, on threads), batched
-comparison with ranks from one int64 key sort, cross-temporal RSA (model time x brain time), the channel x time searchlight, vectorised
-stimulus-permutation nulls, cluster statistics over time (sign-flip and one-way F cluster tests
-as mne.stats', TFCE), max-statistic FWE and bootstrap peak latencies.
+comparison with ranks from one int64 key sort, cross-temporal RSA (model time x brain time),
+the channel x time searchlight, vectorised stimulus-permutation nulls, cluster statistics over
+time (sign-flip and one-way F cluster tests as mne.stats', TFCE), max-statistic FWE and
+bootstrap peak latencies.
 
 All functions are NumPy only (no Python loop over time points or permutations where a batched
 matmul does it) and never modify their inputs.
@@ -161,36 +162,42 @@ def _chunk_rdms(X, w0, w1, radius, metric, buf):
     return _gram_distances(G, S, c * width, metric, n=n)
 
 
-def _run_chunks(X, radius, metric, chunk, n_jobs, work):
-    """``work(rdms, w0, w1)`` for chunks of windows, on ``n_jobs`` threads (BLAS on one each).
+def _on_threads(n_items, n_jobs, run):
+    """``run(k, n_threads)`` on each of ``n_threads`` threads (thread ``k`` takes the items
+    ``k::n_threads``, round-robin), BLAS on one thread each; ``n_jobs`` as joblib's.
 
-    Chunks go round-robin to the threads; each thread owns one copy buffer. NumPy sorts, copies
-    and BLAS release the GIL, so every phase runs on all threads.
+    NumPy sorts, copies, ufuncs and BLAS release the GIL, so every phase runs on all threads.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from joblib import effective_n_jobs
 
+    n_threads = max(1, min(effective_n_jobs(n_jobs), n_items))
+    with threadpool_limits(limits=1, user_api="blas"):          # small GEMMs: threads only cost
+        if n_threads == 1:
+            run(0, 1)
+        else:
+            with ThreadPoolExecutor(n_threads) as pool:
+                list(pool.map(run, range(n_threads), [n_threads] * n_threads))
+
+
+def _run_chunks(X, radius, metric, chunk, n_jobs, work):
+    """``work(rdms, w0, w1)`` for chunks of windows (:func:`_chunk_rdms`) on threads; each
+    thread owns one copy buffer."""
     n, c, t = X.shape
     nw = n_windows(t, radius)
     width = 2 * radius + 1
     chunk = max(int(chunk), 2 * width if radius else 1)          # bound the window overlap
     starts = list(range(0, nw, chunk))
-    n_threads = max(1, min(effective_n_jobs(n_jobs), len(starts)))
 
-    def run(k):
+    def run(k, n_threads):
         buf = np.empty((n + (metric == "correlation"), min(chunk, nw) + width - 1, c))
         buf[n:] = 1.0
         for w0 in starts[k::n_threads]:
             w1 = min(w0 + chunk, nw)
             work(_chunk_rdms(X, w0, w1, radius, metric, buf), w0, w1)
 
-    with threadpool_limits(limits=1, user_api="blas"):          # small GEMMs: threads only cost
-        if n_threads == 1:
-            run(0)
-        else:
-            with ThreadPoolExecutor(n_threads) as pool:
-                list(pool.map(run, range(n_threads)))
+    _on_threads(len(starts), n_jobs, run)
 
 
 def time_resolved_rsa(X, model_rdms, radius=0, metric="correlation", comparison="spearman", *,
@@ -424,7 +431,7 @@ def channel_neighbourhoods(positions, radius):
 
 
 def searchlight_rsa(X, model_rdms, neighbours, radius=0, metric="correlation",
-                    comparison="spearman", chunk=8):
+                    comparison="spearman", chunk=8, *, n_jobs=None):
     """Spatio-temporal searchlight RSA: every channel neighbourhood x every time window.
 
     Equal to mne-rsa's ``rsa_epochs(..., spatial_radius=r, temporal_radius=...)``. Every
@@ -444,6 +451,8 @@ def searchlight_rsa(X, model_rdms, neighbours, radius=0, metric="correlation",
     metric : {"correlation", "sqeuclidean", "euclidean"}
     comparison : {"spearman", "pearson"}
     chunk : int
+    n_jobs : int or None
+        Threads over chunks (joblib's convention: None is 1, -1 all cores).
 
     Returns
     -------
@@ -472,29 +481,24 @@ def searchlight_rsa(X, model_rdms, neighbours, radius=0, metric="correlation",
     nbr = np.full((A.shape[0], kmax), c)
     rows, cols = np.nonzero(A)
     nbr[rows, np.arange(rows.size) - np.searchsorted(rows, rows)] = cols
-    iu = np.triu_indices(n, 1)
     out = np.empty((M.shape[0], A.shape[0], nw))
     Xt = np.concatenate([X, np.zeros((n, 1, t))], axis=1).transpose(2, 0, 1)  # (t, n, c + 1)
-    for w0 in range(0, nw, chunk):
-        w1 = min(w0 + chunk, nw)
-        xs = Xt[w0:w1 + width - 1]                                # raw times of the windows
-        xg = np.ascontiguousarray(xs[:, :, nbr].transpose(0, 2, 1, 3))  # (t, centres, n, kmax)
-        with threadpool_limits(limits=1, user_api="blas"):
-            G = _window_sum(xg @ xg.transpose(0, 1, 3, 2), width)  # (w, centres, n, n)
-        diag = np.einsum("wcii->wci", G)
-        off = G[:, :, iu[0], iu[1]]
-        if metric == "correlation":                               # centre each pattern
-            S = _window_sum(xg.sum(axis=3), width) / np.sqrt(k)[None, :, None]  # (w, centres, n)
-            diag = diag - S * S
-            off = off - S[:, :, iu[0]] * S[:, :, iu[1]]
-            d = np.sqrt(np.clip(diag, 0, None))
-            D = 1.0 - off / (d[:, :, iu[0]] * d[:, :, iu[1]])
-        else:
-            D = np.clip(diag[:, :, iu[0]] + diag[:, :, iu[1]] - 2 * off, 0, None)
-            if metric == "euclidean":
-                D = np.sqrt(D)
-        r = M @ _standardise(D.reshape(-1, iu[0].size), comparison).T   # one GEMM per chunk
-        out[:, :, w0:w1] = r.reshape(M.shape[0], w1 - w0, -1).transpose(0, 2, 1)
+    starts = list(range(0, nw, chunk))
+
+    def run(j, n_threads):
+        for w0 in starts[j::n_threads]:
+            w1 = min(w0 + chunk, nw)
+            xs = Xt[w0:w1 + width - 1]                            # raw times of the windows
+            xg = np.ascontiguousarray(xs[:, :, nbr].transpose(0, 2, 1, 3))  # (t, C, n, kmax)
+            G = _window_sum(xg @ xg.transpose(0, 1, 3, 2), width)  # (w, C, n, n)
+            S = None
+            if metric == "correlation":
+                S = _window_sum(xg.sum(axis=3), width).reshape(-1, n)  # (w * C, n)
+            D = _gram_distances(G.reshape(-1, n, n), S, np.tile(k, w1 - w0)[:, None], metric)
+            r = M @ _standardise(D, comparison).T                 # one GEMM per chunk
+            out[:, :, w0:w1] = r.reshape(M.shape[0], w1 - w0, -1).transpose(0, 2, 1)
+
+    _on_threads(len(starts), n_jobs, run)
     return out
 
 
