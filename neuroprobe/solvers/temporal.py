@@ -11,6 +11,8 @@ matmul does it) and never modify their inputs.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage, stats
 from threadpoolctl import threadpool_limits
@@ -129,7 +131,6 @@ def _gram_distances(G, S, k, metric, scale2=1.0, n=None):
         if S is not None:                                        # (G - s s'/k) / (d d')
             v = S * inv * (1.0 / np.sqrt(k))
             G -= v[:, :, None] * v[:, None, :]
-        np.subtract(1.0, G, out=G)
     else:
         G *= -2.0
         G += diag[:, :, None]
@@ -139,8 +140,19 @@ def _gram_distances(G, S, k, metric, scale2=1.0, n=None):
             G *= scale2
         if metric == "euclidean":
             np.sqrt(G, out=G)
+    out = np.take(full.reshape(w, N * N), _pair_offsets(n, N), axis=1)
+    if metric == "correlation":
+        np.subtract(1.0, out, out=out)                           # on the pairs only
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _pair_offsets(n, N):
+    """Flat offsets of the condensed pairs ``i < j < n`` in (N, N) matrices (read-only)."""
     iu = np.triu_indices(n, 1)
-    return np.take(full.reshape(w, N * N), iu[0] * N + iu[1], axis=1)
+    off = iu[0] * N + iu[1]
+    off.flags.writeable = False
+    return off
 
 
 def _chunk_rdms(X, w0, w1, radius, metric, buf):
