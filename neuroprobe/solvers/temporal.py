@@ -73,12 +73,13 @@ def window_rdms(X, radius=0, metric="correlation", dtype=np.float64, *, chunk=16
         relative accuracy of the distances (Spearman comparisons then differ from float64 by up
         to ~1e-6: near-tied distances may swap ranks). Window sums and distances are float64.
     chunk : int, default=16
-        float64: windows per chunk. Each chunk's time points are copied time-major into a small
-        buffer (no transposed copy of the whole array), their Gram matrices come from one batched
-        matmul and window sums from cumulative sums over the chunk.
+        Windows per chunk (float64; the float32 path is one batched product). Each chunk's
+        time points are copied time-major into a small buffer (no transposed copy of the whole
+        array), their Gram matrices come from one batched matmul and window sums from
+        cumulative sums over the chunk.
     n_jobs : int or None
-        Threads over chunks (joblib's convention: None is 1, -1 all cores); BLAS runs one
-        thread in each.
+        Threads over chunks (float64; joblib's convention: None is 1, -1 all cores); BLAS
+        runs one thread in each. Results do not depend on ``chunk`` or ``n_jobs``.
 
     Returns
     -------
@@ -241,6 +242,8 @@ def time_resolved_rsa(X, model_rdms, radius=0, metric="correlation", comparison=
     if metric not in _METRICS:
         raise ValueError(f"metric: expected one of {_METRICS}; got {metric!r}")
     X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 3:
+        raise ValueError(f"X: expected (n_stimuli, n_channels, n_times); got shape {X.shape}")
     n = X.shape[0]
     M = _standardise(model_rdms, comparison)
     if M.shape[1] != n * (n - 1) // 2:

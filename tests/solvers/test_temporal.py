@@ -394,3 +394,14 @@ def test_rank_keys_signs_ties_nan_and_argsort_fallback(monkeypatch):
     ranks2, ties2 = temporal._rank(V)
     np.testing.assert_array_equal(ranks2, ranks)
     np.testing.assert_array_equal(ties2, ties)
+
+
+def test_time_resolved_rsa_bad_input():
+    from neuroprobe.solvers.temporal import time_resolved_rsa
+
+    with pytest.raises(ValueError, match="X: expected"):
+        time_resolved_rsa(np.zeros((5, 4)), np.zeros((1, 10)))
+    with pytest.raises(ValueError, match="model_rdms: 6 pairs"):
+        time_resolved_rsa(np.zeros((5, 4, 3)), np.zeros((1, 6)))
+    with pytest.raises(ValueError, match="metric"):
+        time_resolved_rsa(np.zeros((5, 4, 3)), np.zeros((1, 10)), metric="cosine")
