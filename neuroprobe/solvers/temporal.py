@@ -57,7 +57,7 @@ def _gram_input(X, radius, metric, dtype):
     return np.ascontiguousarray(Xs.transpose(2, 0, 1)), scale ** 2, radius == 0
 
 
-def window_rdms(X, radius=0, metric="correlation", dtype=np.float64, *, chunk=16, n_jobs=None):
+def window_rdms(X, radius=0, metric="correlation", dtype=np.float64, *, chunk=8, n_jobs=None):
     """One condensed RDM per time window of ``2 * radius + 1`` samples.
 
     Parameters
@@ -72,7 +72,7 @@ def window_rdms(X, radius=0, metric="correlation", dtype=np.float64, *, chunk=16
         first centred and scaled in ways the distance is invariant to, which keeps about 1e-7
         relative accuracy of the distances (Spearman comparisons then differ from float64 by up
         to ~1e-6: near-tied distances may swap ranks). Window sums and distances are float64.
-    chunk : int, default=16
+    chunk : int, default=8
         Windows per chunk (float64; the float32 path is one batched product). Each chunk's
         time points are copied time-major into a small buffer (no transposed copy of the whole
         array), their Gram matrices come from one batched matmul and window sums from
@@ -214,7 +214,7 @@ def _run_chunks(X, radius, metric, chunk, n_jobs, work):
 
 
 def time_resolved_rsa(X, model_rdms, radius=0, metric="correlation", comparison="spearman", *,
-                      chunk=16, n_jobs=None):
+                      chunk=8, n_jobs=None):
     """RSA of every model RDM with the brain RDM of every time window, in one fused pass.
 
     Equal to ``compare_rdms(model_rdms, window_rdms(X, radius, metric), comparison)`` (and to
@@ -230,7 +230,7 @@ def time_resolved_rsa(X, model_rdms, radius=0, metric="correlation", comparison=
         Half-width of the window in samples.
     metric : {"correlation", "sqeuclidean", "euclidean"}
     comparison : {"spearman", "pearson"}
-    chunk : int, default=16
+    chunk : int, default=8
         Windows per chunk.
     n_jobs : int or None
         Threads over chunks (None: 1, -1: all cores).
