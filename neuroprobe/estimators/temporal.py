@@ -18,10 +18,9 @@ from ..io.epochs import EpochData
 from ..solvers.permutation import draw_permutations, fwe_pvalues, pvalues, run_chunks
 from ..solvers.temporal import (
     cluster_fwe,
-    compare_rdms,
     n_windows,
     searchlight_rsa,
-    window_rdms,
+    time_resolved_rsa,
 )
 
 __all__ = ["TimeResolved", "TemporalGeneralization", "permutation_test_time_resolved",
@@ -58,7 +57,8 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
     (n_stimuli, n_channels, n_times) or an :class:`~neuroprobe.io.epochs.EpochData`. At each
     window centre ``t`` the estimator sees ``y[:, :, t - r : t + r + 1]`` flattened to
     (n_stimuli, n_channels * (2r + 1)). For an :class:`~neuroprobe.estimators.RSAScorer` without a
-    fixed target RDM, all window RDMs come from one batched Gram product (fast path). For a
+    fixed target RDM, the window RDMs, ranks and comparisons come from one fused pass over chunks
+    of windows (:func:`~neuroprobe.solvers.temporal.time_resolved_rsa`, fast path). For a
     :class:`~neuroprobe.estimators.VoxelwiseEncoder` whose targets are fitted independently
     (per-target alphas, or OLS), every window's channels are stacked as targets of one fit
     (channels x windows in the encoder's target batches, one decomposition of ``X`` per fold),
@@ -79,6 +79,10 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         Channel-neighbourhood searchlight (RSA fast path only): one curve per model and centre,
         as mne-rsa's ``spatial_radius`` (neighbourhoods from
         :func:`neuroprobe.solvers.temporal.channel_neighbourhoods`).
+    n_jobs : int or None, default=None
+        Threads of the RSA fast path and the searchlight (chunks of windows: copy, Gram
+        products, ranks; joblib's convention, None: 1, -1: all cores). Results do not depend
+        on it.
 
     Attributes
     ----------
@@ -98,13 +102,16 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
         "temporal_radius": [Interval(Integral, 0, None, closed="left")],
         "step": [Interval(Integral, 1, None, closed="left")],
         "spatial_neighbours": ["array-like", None],
+        "n_jobs": [Integral, None],
     }
 
-    def __init__(self, estimator, temporal_radius=0, step=1, spatial_neighbours=None):
+    def __init__(self, estimator, temporal_radius=0, step=1, spatial_neighbours=None,
+                 n_jobs=None):
         self.estimator = estimator
         self.temporal_radius = temporal_radius
         self.step = step
         self.spatial_neighbours = spatial_neighbours
+        self.n_jobs = n_jobs
 
     def _fast(self):
         from .rsa import RSAScorer
@@ -214,12 +221,13 @@ class TimeResolved(MetaEstimatorMixin, BaseEstimator):
             metric = est.target_metric or est.metric
             if self.spatial_neighbours is not None:       # (models, centres, windows)
                 r = searchlight_rsa(Y, models, np.asarray(self.spatial_neighbours, bool),
-                                    self.temporal_radius, metric, est.comparison)
+                                    self.temporal_radius, metric, est.comparison,
+                                    n_jobs=self.n_jobs)
                 r = r[:, :, self.times_ - self.temporal_radius]
                 return r.reshape(-1, r.shape[2])
-            brain = window_rdms(Y, self.temporal_radius, est.target_metric or est.metric)
-            return compare_rdms(models, brain[self.times_ - self.temporal_radius],
-                                est.comparison)
+            r = time_resolved_rsa(Y, models, self.temporal_radius, metric, est.comparison,
+                                  n_jobs=self.n_jobs)          # fused: RDMs never stored
+            return r[:, self.times_ - self.temporal_radius]
         if self._batched():
             scores = self.estimator_.score_targets(X, self._stacked(Y / self.y_scale_))
             return np.asarray(scores, dtype=np.float64).reshape(len(self.times_), -1).T

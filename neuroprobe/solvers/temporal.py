@@ -1,7 +1,9 @@
-"""Time-resolved RSA kernels: window RDMs from batched Gram products, batched comparison,
-cross-temporal RSA (model time x brain time), the channel x time searchlight, vectorised
-stimulus-permutation nulls, cluster statistics over time (sign-flip and one-way F cluster tests
-as mne.stats', TFCE), max-statistic FWE and bootstrap peak latencies.
+"""Time-resolved RSA kernels: window RDMs from batched Gram products over chunks of windows,
+the fused time-resolved RSA (RDMs, ranks and comparisons per chunk, on threads), batched
+comparison with ranks from one int64 key sort, cross-temporal RSA (model time x brain time),
+the channel x time searchlight, vectorised stimulus-permutation nulls, cluster statistics over
+time (sign-flip and one-way F cluster tests as mne.stats', TFCE), max-statistic FWE and
+bootstrap peak latencies.
 
 All functions are NumPy only (no Python loop over time points or permutations where a batched
 matmul does it) and never modify their inputs.
@@ -9,11 +11,14 @@ matmul does it) and never modify their inputs.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage, stats
 from threadpoolctl import threadpool_limits
 
-__all__ = ["window_rdms", "compare_rdms", "cross_temporal_rsa", "permutation_null",
+__all__ = ["window_rdms", "time_resolved_rsa", "compare_rdms", "cross_temporal_rsa",
+           "permutation_null",
            "max_stat_fwe", "cluster_masses",
            "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp",
            "permutation_cluster_test", "n_windows", "channel_neighbourhoods",
@@ -52,7 +57,7 @@ def _gram_input(X, radius, metric, dtype):
     return np.ascontiguousarray(Xs.transpose(2, 0, 1)), scale ** 2, radius == 0
 
 
-def window_rdms(X, radius=0, metric="correlation", dtype=np.float64):
+def window_rdms(X, radius=0, metric="correlation", dtype=np.float64, *, chunk=8, n_jobs=None):
     """One condensed RDM per time window of ``2 * radius + 1`` samples.
 
     Parameters
@@ -63,10 +68,18 @@ def window_rdms(X, radius=0, metric="correlation", dtype=np.float64):
     metric : {"correlation", "sqeuclidean", "euclidean"}
         Distance between the flattened (channel x window) patterns.
     dtype : {numpy.float64, numpy.float32}, default=numpy.float64
-        Precision of the one batched Gram product. float32 halves its time; the data are then
+        Precision of the Gram products. float32 halves their time; the data are then
         first centred and scaled in ways the distance is invariant to, which keeps about 1e-7
         relative accuracy of the distances (Spearman comparisons then differ from float64 by up
         to ~1e-6: near-tied distances may swap ranks). Window sums and distances are float64.
+    chunk : int, default=8
+        Windows per chunk (float64; the float32 path is one batched product). Each chunk's
+        time points are copied time-major into a small buffer (no transposed copy of the whole
+        array), their Gram matrices come from one batched matmul and window sums from
+        cumulative sums over the chunk.
+    n_jobs : int or None
+        Threads over chunks (float64; joblib's convention: None is 1, -1 all cores); BLAS
+        runs one thread in each. Results do not depend on ``chunk`` or ``n_jobs``.
 
     Returns
     -------
@@ -78,73 +91,269 @@ def window_rdms(X, radius=0, metric="correlation", dtype=np.float64):
     X = np.asarray(X, dtype=np.float64)
     n, c, t = X.shape
     nw = n_windows(t, radius)
+    if np.dtype(dtype) == np.float64:
+        out = np.empty((nw, n * (n - 1) // 2))
+
+        def work(rdms, w0, w1):
+            out[w0:w1] = rdms
+        _run_chunks(X, radius, metric, chunk, n_jobs, work)
+        return out
     Xt, scale2, centred = _gram_input(X, radius, metric, dtype)
     with threadpool_limits(limits=1, user_api="blas"):          # small GEMMs: threads only cost
         gram = Xt @ Xt.transpose(0, 2, 1)                        # (t, n, n), one batched matmul
-    iu = np.triu_indices(n, 1)
     width = 2 * radius + 1
     S = None
     if metric == "correlation" and not centred:
-        S = Xt.sum(axis=2, dtype=np.float64)                     # (t, n) pattern sums
-    if radius == 0:                                             # no window sums needed
-        G = gram
-    else:
-        csum = np.concatenate([np.zeros((1, n, n)), np.cumsum(gram, axis=0, dtype=np.float64)])
-        G = csum[width:width + nw] - csum[:nw]
-        if S is not None:
-            rsum = np.concatenate([np.zeros((1, n)), np.cumsum(S, axis=0)])
-            S = rsum[width:width + nw] - rsum[:nw]
-    diag = np.einsum("wii->wi", G).astype(np.float64)
-    off = G[:, iu[0], iu[1]].astype(np.float64)
+        S = _window_sum(Xt.sum(axis=2, dtype=np.float64), width)  # (w, n) pattern sums
+    gram = gram.astype(np.float64)                               # window sums in float64
+    return _gram_distances(_window_sum(gram, width), S, c * width, metric, scale2)
+
+
+def _gram_distances(G, S, k, metric, scale2=1.0, n=None):
+    """Condensed distances from window Gram matrices ``G`` (w, N, N), overwritten.
+
+    The pairs are those of the first ``n`` rows (default ``N``; a last all-ones row gives the
+    pattern sums for free). ``S`` (w, n): pattern sums for the correlation metric (None:
+    patterns already centred); ``k``: values per pattern; ``scale2``: the squared scale the
+    Gram input was divided by. All arithmetic is on whole (w, n, n) blocks by broadcasting (no
+    gathers of per-stimulus terms into the pairs); the upper triangle is taken once at the end.
+    """
+    w, N = G.shape[:2]
+    n = N if n is None else n
+    full = G = G.astype(np.float64, copy=False)
+    G = G[:, :n, :n]
+    diag = np.einsum("wii->wi", G).copy()
     if metric == "correlation":
         if S is not None:                                        # centre each window pattern
-            diag = diag - S * S / (c * width)
-            off = off - S[:, iu[0]] * S[:, iu[1]] / (c * width)
-        d = np.sqrt(np.clip(diag, 0, None))
-        return 1.0 - off / (d[:, iu[0]] * d[:, iu[1]])
-    out = np.clip(diag[:, iu[0]] + diag[:, iu[1]] - 2 * off, 0, None) * scale2
-    return np.sqrt(out) if metric == "euclidean" else out
+            diag -= S * S / k
+        with np.errstate(divide="ignore"):
+            inv = 1.0 / np.sqrt(np.clip(diag, 0, None))
+        G *= inv[:, :, None] * inv[:, None, :]
+        if S is not None:                                        # (G - s s'/k) / (d d')
+            v = S * inv * (1.0 / np.sqrt(k))
+            G -= v[:, :, None] * v[:, None, :]
+    else:
+        G *= -2.0
+        G += diag[:, :, None]
+        G += diag[:, None, :]
+        np.clip(G, 0, None, out=G)
+        if scale2 != 1.0:
+            G *= scale2
+        if metric == "euclidean":
+            np.sqrt(G, out=G)
+    out = np.take(full.reshape(w, N * N), _pair_offsets(n, N), axis=1)
+    if metric == "correlation":
+        np.subtract(1.0, out, out=out)                           # on the pairs only
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _pair_offsets(n, N):
+    """Flat offsets of the condensed pairs ``i < j < n`` in (N, N) matrices (read-only)."""
+    iu = np.triu_indices(n, 1)
+    off = iu[0] * N + iu[1]
+    off.flags.writeable = False
+    return off
+
+
+def _chunk_rdms(X, w0, w1, radius, metric, buf):
+    """float64 RDMs of windows ``w0..w1 - 1`` from the raw times ``w0 .. w1 + 2 * radius - 1``.
+
+    ``buf`` (n_stimuli [+ 1], >= n raw times, n_channels): the chunk is copied there stimulus
+    by stimulus, time-major (read once, in cache), and its Gram matrices come from one batched
+    matmul on the strided (times, stimuli, channels) view (BLAS takes the row stride). For the
+    correlation metric the extra last row of ones makes the Gram's last row the pattern sums.
+    """
+    n, c, _ = X.shape
+    width = 2 * radius + 1
+    t0, t1 = w0, w1 + width - 1
+    xb = buf[:, :t1 - t0]
+    np.copyto(xb[:n], X[:, :, t0:t1].transpose(0, 2, 1))
+    xt = xb.transpose(1, 0, 2)                                   # (k, n [+ 1], c) view
+    G = _window_sum(xt @ xt.transpose(0, 2, 1), width)
+    S = G[:, n, :n].copy() if buf.shape[0] > n else None         # (w, n) pattern sums
+    return _gram_distances(G, S, c * width, metric, n=n)
+
+
+def _on_threads(n_items, n_jobs, run):
+    """``run(k, n_threads)`` on each of ``n_threads`` threads (thread ``k`` takes the items
+    ``k::n_threads``, round-robin), BLAS on one thread each; ``n_jobs`` as joblib's.
+
+    NumPy sorts, copies, ufuncs and BLAS release the GIL, so every phase runs on all threads.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from joblib import effective_n_jobs
+
+    n_threads = max(1, min(effective_n_jobs(n_jobs), n_items))
+    with threadpool_limits(limits=1, user_api="blas"):          # small GEMMs: threads only cost
+        if n_threads == 1:
+            run(0, 1)
+        else:
+            with ThreadPoolExecutor(n_threads) as pool:
+                list(pool.map(run, range(n_threads), [n_threads] * n_threads))
+
+
+def _run_chunks(X, radius, metric, chunk, n_jobs, work):
+    """``work(rdms, w0, w1)`` for chunks of windows (:func:`_chunk_rdms`) on threads; each
+    thread owns one copy buffer."""
+    n, c, t = X.shape
+    nw = n_windows(t, radius)
+    width = 2 * radius + 1
+    chunk = max(int(chunk), 2 * width if radius else 1)          # bound the window overlap
+    starts = list(range(0, nw, chunk))
+
+    def run(k, n_threads):
+        buf = np.empty((n + (metric == "correlation"), min(chunk, nw) + width - 1, c))
+        buf[n:] = 1.0
+        for w0 in starts[k::n_threads]:
+            w1 = min(w0 + chunk, nw)
+            work(_chunk_rdms(X, w0, w1, radius, metric, buf), w0, w1)
+
+    _on_threads(len(starts), n_jobs, run)
+
+
+def time_resolved_rsa(X, model_rdms, radius=0, metric="correlation", comparison="spearman", *,
+                      chunk=8, n_jobs=None):
+    """RSA of every model RDM with the brain RDM of every time window, in one fused pass.
+
+    Equal to ``compare_rdms(model_rdms, window_rdms(X, radius, metric), comparison)`` (and to
+    mne-rsa's ``rsa_epochs``), without the (n_windows, n_pairs) RDM array: per chunk of
+    windows, the time points are copied time-major, their Gram matrices, distances, ranks and
+    the product with the standardised models are computed while the chunk is in cache.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_stimuli, n_channels, n_times)
+    model_rdms : ndarray of shape (n_models, n_pairs)
+    radius : int
+        Half-width of the window in samples.
+    metric : {"correlation", "sqeuclidean", "euclidean"}
+    comparison : {"spearman", "pearson"}
+    chunk : int, default=8
+        Windows per chunk.
+    n_jobs : int or None
+        Threads over chunks (None: 1, -1: all cores).
+
+    Returns
+    -------
+    r : ndarray of shape (n_models, n_windows)
+    """
+    if metric not in _METRICS:
+        raise ValueError(f"metric: expected one of {_METRICS}; got {metric!r}")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 3:
+        raise ValueError(f"X: expected (n_stimuli, n_channels, n_times); got shape {X.shape}")
+    n = X.shape[0]
+    M = _standardise(model_rdms, comparison)
+    if M.shape[1] != n * (n - 1) // 2:
+        raise ValueError(f"model_rdms: {M.shape[1]} pairs but X has {n} stimuli")
+    out = np.empty((M.shape[0], n_windows(X.shape[2], radius)))
+
+    def work(rdms, w0, w1):
+        out[:, w0:w1] = M @ _standardise(rdms, comparison).T
+    _run_chunks(X, radius, metric, chunk, n_jobs, work)
+    return out
 
 
 _TIE_BITS = 40
 
 
-def _rank(V):
-    """Average ranks on the last axis (as scipy.stats.rankdata); argsort path if no ties.
+def _quantise(V):
+    """``V`` rounded to ``2 ** -40`` of each row's largest magnitude (see :func:`_rank`)."""
+    scale = np.abs(V).max(axis=-1, keepdims=True)
+    return np.round(V * (2.0 ** _TIE_BITS / np.where(scale > 0, scale, 1.0)))
+
+
+_MAGIC = 1.5 * 2.0 ** 52      # x + _MAGIC rounds x to an integer (half to even, as np.round)
+_KEY_MAX_COLUMNS = 2 ** 22    # 41 value bits + 22 column bits: the int64 keys of _sort_keys
+
+
+def _sort_keys(V):
+    """Per row: the order of ``_quantise(V)`` (ties by position) and whether it has ties.
+
+    The quantised values are integers ``q`` in ``[-2 ** 40, 2 ** 40]``: adding ``1.5 * 2 **
+    52`` rounds to them exactly (as ``np.round``) and leaves ``q`` in the low bits of the
+    float's int64 view, whose constant high part vanishes when shifted left by ``bits >= 13``.
+    So ``q << bits | column`` is one int64 key per value: one plain sort of the keys (SIMD, far
+    cheaper than an argsort) gives the order, and neighbouring sorted keys with equal high bits
+    are the ties. Rows with a NaN or infinite value are flagged in ``bad``.
+    """
+    m = V.shape[1]
+    bits = max(int(m - 1).bit_length(), 13)
+    scale = np.maximum(V.max(axis=1), -V.min(axis=1))
+    bad = ~np.isfinite(scale)
+    f = 2.0 ** _TIE_BITS / np.where((scale > 0) & ~bad, scale, 1.0)
+    q = V * f[:, None]
+    if bad.any():
+        q[bad] = 0.0
+    q += _MAGIC
+    keys = q.view(np.int64)
+    keys <<= bits
+    keys |= np.arange(m, dtype=np.int64)
+    keys.sort(axis=1)
+    low = (1 << bits) - 1
+    u = keys.view(np.uint64)                                     # xor of keys of another sign
+    ties = np.bitwise_xor(u[:, 1:], u[:, :-1]).min(axis=1, initial=low + 1) <= low
+    keys &= low
+    return keys, ties, bad
+
+
+def _rank(V, values=None):
+    """Average ranks on the last axis (as scipy.stats.rankdata); one key sort if no ties.
 
     Values are compared at ``2 ** -40`` of each row's largest magnitude: dissimilarities from
     Gram products carry ~1e-15 relative rounding, so pairs that are exactly tied (integer spike
     counts, repeated patterns; scipy's ``pdist`` computes each pair directly) could otherwise
     differ in their last bits and be ranked apart.
+
+    ``values`` (length ``n_columns``): put ``values[j]`` instead of rank ``j + 1`` in the rows
+    without ties (e.g. standardised ranks), so no second pass is needed. Rows with a NaN or
+    infinite value are NaN (as scipy's default ``nan_policy``).
+
+    Returns
+    -------
+    ranks : ndarray of the shape of ``V``
+    ties : ndarray of bool of shape (n_rows,)
+        Rows with tied values (their ``ranks`` are average ranks, never ``values``).
     """
-    scale = np.abs(V).max(axis=-1, keepdims=True)
-    V = np.round(V * (2.0 ** _TIE_BITS / np.where(scale > 0, scale, 1.0)))
-    V = V.reshape(-1, V.shape[-1])
+    V = np.ascontiguousarray(V, dtype=np.float64)             # row reductions need rows
+    shape = V.shape
+    V = V.reshape(-1, shape[-1])
     m = V.shape[1]
-    order = np.argsort(V, axis=-1)
-    flat = (order + (np.arange(V.shape[0]) * m)[:, None]).ravel()   # flat take/put: faster
-    sorted_v = V.ravel()[flat].reshape(V.shape)                      # than *_along_axis
-    ties = (sorted_v[:, 1:] == sorted_v[:, :-1]).any(axis=-1)
-    ranks = np.empty(V.size, dtype=np.float64)
-    ranks[flat] = np.tile(np.arange(1, m + 1, dtype=np.float64), V.shape[0])
-    ranks = ranks.reshape(V.shape)
+    if values is None:
+        values = np.arange(1, m + 1, dtype=np.float64)
+    ranks = np.empty(V.shape, dtype=np.float64)
+    if m > _KEY_MAX_COLUMNS:                                     # keys would overflow int64
+        Q = _quantise(V)
+        order = np.argsort(Q, axis=-1)
+        sorted_v = np.take_along_axis(Q, order, axis=-1)
+        ties = (sorted_v[:, 1:] == sorted_v[:, :-1]).any(axis=-1)
+        bad = ~np.isfinite(V).all(axis=-1)
+    else:
+        order, ties, bad = _sort_keys(V)
+    for row, o in zip(ranks, order):                             # 1-D scatters: faster than
+        row[o] = values                                          # put_along_axis
+    ties &= ~bad
     if ties.any():
-        ranks[ties] = stats.rankdata(V[ties], axis=-1)
-    return ranks, ties
+        ranks[ties] = stats.rankdata(_quantise(V[ties]), axis=-1)
+    ranks[bad] = np.nan
+    return ranks.reshape(shape), ties.reshape(shape[:-1])
 
 
 def _standardise(V, method):
     """Rows ranked (Spearman) and centred to unit norm, so a dot product is a correlation.
 
-    Rows without ties rank to a permutation of ``1..m``, whose mean and norm are known: only
-    tied rows are centred and normed from their values.
+    Rows without ties rank to a permutation of ``1..m``, whose mean and norm are known: their
+    standardised ranks are put in place directly; only tied rows are centred and normed from
+    their values.
     """
     V = np.atleast_2d(np.asarray(V, dtype=np.float64))
     if method == "spearman":
-        V, ties = _rank(V)
         m = V.shape[-1]
-        V -= (m + 1) / 2.0
-        V *= 1.0 / np.sqrt(m * (m * m - 1) / 12.0) if m > 1 else np.nan
+        norm = np.sqrt(m * (m * m - 1) / 12.0) if m > 1 else np.nan
+        values = (np.arange(1, m + 1, dtype=np.float64) - (m + 1) / 2.0) / norm
+        V, ties = _rank(V, values)
         if ties.any():
             V[ties] = _standardise(V[ties], "pearson")
         return V
@@ -237,7 +446,7 @@ def channel_neighbourhoods(positions, radius):
 
 
 def searchlight_rsa(X, model_rdms, neighbours, radius=0, metric="correlation",
-                    comparison="spearman", chunk=8):
+                    comparison="spearman", chunk=8, *, n_jobs=None):
     """Spatio-temporal searchlight RSA: every channel neighbourhood x every time window.
 
     Equal to mne-rsa's ``rsa_epochs(..., spatial_radius=r, temporal_radius=...)``. Every
@@ -257,6 +466,8 @@ def searchlight_rsa(X, model_rdms, neighbours, radius=0, metric="correlation",
     metric : {"correlation", "sqeuclidean", "euclidean"}
     comparison : {"spearman", "pearson"}
     chunk : int
+    n_jobs : int or None
+        Threads over chunks (joblib's convention: None is 1, -1 all cores).
 
     Returns
     -------
@@ -285,29 +496,24 @@ def searchlight_rsa(X, model_rdms, neighbours, radius=0, metric="correlation",
     nbr = np.full((A.shape[0], kmax), c)
     rows, cols = np.nonzero(A)
     nbr[rows, np.arange(rows.size) - np.searchsorted(rows, rows)] = cols
-    iu = np.triu_indices(n, 1)
     out = np.empty((M.shape[0], A.shape[0], nw))
     Xt = np.concatenate([X, np.zeros((n, 1, t))], axis=1).transpose(2, 0, 1)  # (t, n, c + 1)
-    for w0 in range(0, nw, chunk):
-        w1 = min(w0 + chunk, nw)
-        xs = Xt[w0:w1 + width - 1]                                # raw times of the windows
-        xg = np.ascontiguousarray(xs[:, :, nbr].transpose(0, 2, 1, 3))  # (t, centres, n, kmax)
-        with threadpool_limits(limits=1, user_api="blas"):
-            G = _window_sum(xg @ xg.transpose(0, 1, 3, 2), width)  # (w, centres, n, n)
-        diag = np.einsum("wcii->wci", G)
-        off = G[:, :, iu[0], iu[1]]
-        if metric == "correlation":                               # centre each pattern
-            S = _window_sum(xg.sum(axis=3), width) / np.sqrt(k)[None, :, None]  # (w, centres, n)
-            diag = diag - S * S
-            off = off - S[:, :, iu[0]] * S[:, :, iu[1]]
-            d = np.sqrt(np.clip(diag, 0, None))
-            D = 1.0 - off / (d[:, :, iu[0]] * d[:, :, iu[1]])
-        else:
-            D = np.clip(diag[:, :, iu[0]] + diag[:, :, iu[1]] - 2 * off, 0, None)
-            if metric == "euclidean":
-                D = np.sqrt(D)
-        r = M @ _standardise(D.reshape(-1, iu[0].size), comparison).T   # one GEMM per chunk
-        out[:, :, w0:w1] = r.reshape(M.shape[0], w1 - w0, -1).transpose(0, 2, 1)
+    starts = list(range(0, nw, chunk))
+
+    def run(j, n_threads):
+        for w0 in starts[j::n_threads]:
+            w1 = min(w0 + chunk, nw)
+            xs = Xt[w0:w1 + width - 1]                            # raw times of the windows
+            xg = np.ascontiguousarray(xs[:, :, nbr].transpose(0, 2, 1, 3))  # (t, C, n, kmax)
+            G = _window_sum(xg @ xg.transpose(0, 1, 3, 2), width)  # (w, C, n, n)
+            S = None
+            if metric == "correlation":
+                S = _window_sum(xg.sum(axis=3), width).reshape(-1, n)  # (w * C, n)
+            D = _gram_distances(G.reshape(-1, n, n), S, np.tile(k, w1 - w0)[:, None], metric)
+            r = M @ _standardise(D, comparison).T                 # one GEMM per chunk
+            out[:, :, w0:w1] = r.reshape(M.shape[0], w1 - w0, -1).transpose(0, 2, 1)
+
+    _on_threads(len(starts), n_jobs, run)
     return out
 
 

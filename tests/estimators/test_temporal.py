@@ -30,6 +30,8 @@ def test_rsa_fast_path_equals_generic_and_mne_rsa():
     tr._fast = lambda: False  # force the generic per-window path
     slow = tr.fit(X, Y).score_targets(X, Y)
     np.testing.assert_allclose(fast, slow, atol=1e-10)
+    threads = TimeResolved(RSAScorer(), temporal_radius=2, n_jobs=2).fit(X, Y)
+    np.testing.assert_allclose(threads.score_targets(X, Y), fast, atol=1e-12)
     from scipy.spatial.distance import pdist
     ref = mne_rsa.rsa_epochs(mne.EpochsArray(Y, mne.create_info(8, 100.0, "eeg"), verbose=False),
                              pdist(X, "correlation"), temporal_radius=0.02,

@@ -290,7 +290,8 @@ def test_searchlight_rsa_equals_mne_rsa(metric, comparison, radius):
     pos = np.array([ch["loc"][:3] for ch in ep.info["chs"]])
     A = channel_neighbourhoods(pos, 0.06)
     assert 1 < A.sum(axis=1).mean() < len(names)          # real neighbourhoods
-    got = searchlight_rsa(X, np.stack(models), A, radius, metric, comparison, chunk=3)
+    got = searchlight_rsa(X, np.stack(models), A, radius, metric, comparison, chunk=3,
+                          n_jobs=1 if radius else 2)
     for m in range(2):
         np.testing.assert_allclose(got[m], ref[m].data, atol=1e-6)
     if metric == "correlation":     # a lone sensor and one sample: no correlation
@@ -310,3 +311,97 @@ def test_permutation_cluster_test_fwe_under_null():
                                                    random_state=sim)
         hits += bool(p.size and p.min() < 0.1)
     assert hits <= 13          # FWE 0.1 -> 6 expected; 13 is the binomial 99.8% bound
+
+
+@pytest.mark.parametrize("metric", ["correlation", "sqeuclidean", "euclidean"])
+@pytest.mark.parametrize("comparison", ["spearman", "pearson"])
+@pytest.mark.parametrize("radius_s,chunk,n_jobs", [(0.0, 3, 1), (0.0, 100, 2), (0.03, 1, 2),
+                                                    (0.03, 4, 1)])
+def test_time_resolved_rsa_equals_mne_rsa(metric, comparison, radius_s, chunk, n_jobs):
+    """The fused chunked pass (chunks of 1, 3, 4 and one for all windows, 1 or 2 threads)."""
+    from neuroprobe.solvers.temporal import time_resolved_rsa
+
+    ep, data, y = _epochs(seed=4)
+    rng = np.random.default_rng(3)
+    models = [rng.random(66) for _ in range(3)]
+    ref = mne_rsa.rsa_epochs(ep, models, temporal_radius=radius_s, epochs_rdm_metric=metric,
+                             rsa_metric=comparison, y=y, verbose=False)
+    avg = np.stack([data[y == k].mean(0) for k in range(12)])
+    r = round(100 * radius_s)
+    got = time_resolved_rsa(avg, np.stack(models), r, metric, comparison, chunk=chunk,
+                            n_jobs=n_jobs)
+    np.testing.assert_allclose(got, np.stack([e.data[0] for e in ref]), atol=1e-6)
+    rdms = window_rdms(avg, r, metric, chunk=chunk, n_jobs=n_jobs)
+    np.testing.assert_allclose(got, compare_rdms(np.stack(models), rdms, comparison),
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("radius", [0, 2])
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+def test_window_rdms_chunks_equal_pdist(radius, chunk):
+    """Chunk boundaries (5 does not divide the windows) and 2 threads: every window = pdist of
+    its flattened pattern, in sensor units with channel offsets 20x the signal."""
+    from scipy.spatial.distance import pdist
+
+    rng = np.random.default_rng(6)
+    X = 1e-13 * (rng.standard_normal((11, 6, 23)) + 20 * rng.standard_normal((1, 6, 1)))
+    for metric in ("correlation", "sqeuclidean", "euclidean"):
+        got = window_rdms(X, radius, metric, chunk=chunk, n_jobs=2)
+        assert got.shape == (23 - 2 * radius, 55)
+        for w in range(got.shape[0]):
+            ref = pdist(X[:, :, w:w + 2 * radius + 1].reshape(11, -1), metric)
+            np.testing.assert_allclose(got[w], ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
+
+
+def test_time_resolved_rsa_tied_rows_equal_spearmanr():
+    """Integer counts: sqeuclidean distances tie within rows (average ranks, as scipy); models
+    with ties too; brute force = scipy.stats.spearmanr of pdist per window."""
+    from scipy.spatial.distance import pdist
+
+    from neuroprobe.solvers.temporal import time_resolved_rsa
+
+    rng = np.random.default_rng(7)
+    X = rng.poisson(1.0, (10, 3, 17)).astype(float)
+    X[:, :, 4] = rng.standard_normal((10, 3))                     # one tie-free time point
+    models = np.stack([rng.integers(0, 4, 45).astype(float), rng.random(45)])
+    for radius in (0, 1):
+        got = time_resolved_rsa(X, models, radius, "sqeuclidean", chunk=4, n_jobs=2)
+        for w in range(got.shape[1]):
+            d = pdist(X[:, :, w:w + 2 * radius + 1].reshape(10, -1), "sqeuclidean")
+            for k in range(2):
+                np.testing.assert_allclose(got[k, w], stats.spearmanr(models[k], d)[0],
+                                           atol=1e-12)
+
+
+def test_rank_keys_signs_ties_nan_and_argsort_fallback(monkeypatch):
+    """The int64 sort keys: negative values, ties, >13 column bits, a tiny scale; NaN rows are
+    NaN (scipy's propagate); the argsort path for very long rows gives the same."""
+    from neuroprobe.solvers import temporal
+
+    rng = np.random.default_rng(8)
+    V = rng.standard_normal((6, 9000))
+    V[1, :3000] = 0.25
+    V[2] = np.round(V[2], 1)
+    V[3] *= 1e-200
+    V[4, :2] = [1.0, 1.0 + 1e-9]                                  # close, not tied
+    V[5, 7] = np.nan
+    expect = stats.rankdata(V, axis=-1)
+    ranks, ties = temporal._rank(V)
+    np.testing.assert_array_equal(ranks[:5], expect[:5])
+    assert np.isnan(ranks[5]).all()
+    np.testing.assert_array_equal(ties, [False, True, True, False, False, False])
+    monkeypatch.setattr(temporal, "_KEY_MAX_COLUMNS", 10)
+    ranks2, ties2 = temporal._rank(V)
+    np.testing.assert_array_equal(ranks2, ranks)
+    np.testing.assert_array_equal(ties2, ties)
+
+
+def test_time_resolved_rsa_bad_input():
+    from neuroprobe.solvers.temporal import time_resolved_rsa
+
+    with pytest.raises(ValueError, match="X: expected"):
+        time_resolved_rsa(np.zeros((5, 4)), np.zeros((1, 10)))
+    with pytest.raises(ValueError, match="model_rdms: 6 pairs"):
+        time_resolved_rsa(np.zeros((5, 4, 3)), np.zeros((1, 6)))
+    with pytest.raises(ValueError, match="metric"):
+        time_resolved_rsa(np.zeros((5, 4, 3)), np.zeros((1, 10)), metric="cosine")
