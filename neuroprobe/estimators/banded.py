@@ -425,17 +425,19 @@ class BandedRidgeEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEs
         order): ``score_targets(split=True)``'s product measure of the band predictions centred
         on the held-out rows (a band of weight 0 has share 0; the fold's mean error is left
         out instead of being shared equally among the bands, see
-        :mod:`neuroprobe.solvers.banded_permutation`). Each fold's hyperparameters are chosen once, on the observed
-        data, and kept for every permutation: permutation k scores ``Y[permutations[k]]``
-        through the same fold operators (:mod:`neuroprobe.solvers.banded_permutation`), one
-        eigendecomposition per outer fold and chosen candidate.
+        :mod:`neuroprobe.solvers.banded_permutation`). Each fold's hyperparameters are chosen
+        once, on the observed data, and kept for every permutation: permutation k scores
+        ``Y[permutations[k]]`` through the same fold operators, one eigendecomposition per
+        outer fold and chosen candidate.
 
         Why nested: hyperparameters chosen on the very folds that score them make the observed
         statistic the maximum of many (candidate, alpha) scores, while a null at fixed
         hyperparameters takes no maximum (p-values too small: about 12% at 0.05 on null
-        voxels). Chosen without the held-out rows they cost no such optimism.
-        VoxelwiseEncoder's fast path instead takes each permutation's best alpha (cheap there;
-        here every candidate's decompositions for every permutation).
+        voxels, AR(1) series, circular shifts). Chosen without the held-out rows they cost no
+        such optimism; the test is then valid, somewhat conservative (most with ``r2``, whose
+        null voxels' p-values pile up near 1). VoxelwiseEncoder's fast path instead takes
+        each permutation's best alpha (cheap there; here each permutation would pay the whole
+        (candidate, alpha) search).
 
         Parameters
         ----------

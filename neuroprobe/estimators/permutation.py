@@ -117,7 +117,8 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
     Estimators defining ``_permutation_scores(X, Y, permutations, *, cv=None, groups=None)``
     (:class:`~neuroprobe.estimators.RSAScorer`, :class:`~neuroprobe.estimators.VoxelwiseEncoder`,
     :class:`~neuroprobe.estimators.BandedRidgeEncoder`: the fold decompositions of the
-    hyperparameters chosen on the observed data, reused by every permutation) take a fast path; any other estimator is refit on each permutation, which for one target is
+    hyperparameters chosen on the observed data, reused by every permutation) take a fast path;
+    any other estimator is refit on each permutation, which for one target is
     :func:`sklearn.model_selection.permutation_test_score` (same statistic: mean over CV folds of
     the held-out score).
 

@@ -16,8 +16,10 @@ of :func:`~neuroprobe.solvers.banded.split_r2` (St-Yves & Naselaris 2018) of the
 band predictions centred on the held-out rows, summing over bands to the explained variance of
 the joint prediction. Unlike ``score_targets(split=True)``, which shares the fold's mean error
 (intercept minus held-out mean, driven by the predictive bands) equally among the bands, a band
-of weight 0 has share 0 here: the mean error would tie a band's p-value to the others' signal. A permutation replaces ``Y`` by ``Y[perm]`` (rows, i.e. scans, permuted within runs
-by the caller's scheme); X, the folds and the hyperparameters stay as they are, so the held-out
+of weight 0 has share 0 here: the mean error would tie a band's p-value to the others' signal.
+
+A permutation replaces ``Y`` by ``Y[perm]`` (rows, i.e. scans, permuted within runs by the
+caller's scheme); X, the folds and the hyperparameters stay as they are, so the held-out
 prediction of every fold is a fixed linear operator of the permuted training targets:
 
 * primal (scaled features ``Xs``, fold eigenpairs ``(s, V)`` of the training cross-product):
@@ -39,7 +41,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from neuroprobe.solvers import banded as _banded
-from neuroprobe.solvers import ridge as _ridge
 from neuroprobe.solvers.scoring import score_predictions
 
 __all__ = ["FoldOperator", "fold_operators", "fixed_scores", "banded_permutation_scores"]
@@ -108,7 +109,7 @@ def fold_operators(plan, gamma, *, split=False, folds=None):
 
 
 def _inverse(s, alphas):
-    """(r, m) weights ``1 / (s + alpha_j)``, pseudo-inverse where ``s + alpha ~ 0`` (ridge's rule)."""
+    """(r, m) weights ``1 / (s + alpha_j)``; 0 where ``s + alpha ~ 0`` (ridge's rule)."""
     eps = np.finfo(np.float32 if str(s.dtype).endswith("float32") else np.float64).eps
     tol = float(s.max()) * eps * max(s.shape[0], 1) * 10 if s.shape[0] else 0.0
     den = s[:, None] + alphas[None, :]
