@@ -439,6 +439,11 @@ class BandedRidgeEncoder(_EncoderMixin, MultiOutputMixin, RegressorMixin, BaseEs
         each permutation's best alpha (cheap there; here each permutation would pay the whole
         (candidate, alpha) search).
 
+        Cost: the nested search once per outer fold (the ``cross_val_score_targets`` map), then
+        per permutation a few matrix products per fold. ``PermutationTest(n_jobs=k)`` runs this
+        method once per worker, each repeating the search: prefer the encoder's own ``n_jobs``
+        (threads over target batches).
+
         Parameters
         ----------
         X : array-like (n_samples, n_features)

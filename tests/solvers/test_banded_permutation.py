@@ -120,3 +120,18 @@ def test_one_choice_for_every_fold_and_bad_permutations():
     np.testing.assert_array_equal(shared[1], tiled[1])
     with pytest.raises(ValueError, match=r"permutations must have shape \(n_permutations, 36\)"):
         banded_permutation_scores(plan, Y, perms[:, :5], CANDIDATES, best_c, best_a)
+
+
+@pytest.mark.parametrize("solver", ["primal", "kernel"])
+def test_torch_backend_equals_numpy(solver):
+    pytest.importorskip("torch")
+    X, Y, folds, best_c, best_a, perms = _problem()
+    out = {}
+    for name in ("numpy", "torch"):
+        plan = make_banded_plan(X, BANDS, folds, backend=get_backend(name), dtype=np.float64,
+                                solver=solver)
+        out[name] = [banded_permutation_scores(plan, Y, perms, CANDIDATES, best_c, best_a,
+                                               split=split) for split in (False, True)]
+    for a, b in zip(out["numpy"], out["torch"]):
+        np.testing.assert_allclose(a[0], b[0], atol=1e-12)
+        np.testing.assert_allclose(a[1], b[1], atol=1e-12)
