@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
@@ -94,8 +95,6 @@ def _chunk(sizes, seeds, estimator, Xs, Y, groups, cv, scorer, multi, fast, sche
 
 def _takes_split(estimator):
     """Whether ``estimator._permutation_scores`` computes split statistics (``split=``)."""
-    import inspect
-
     method = getattr(estimator, "_permutation_scores", None)
     return method is not None and "split" in inspect.signature(method).parameters
 
@@ -321,8 +320,6 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         if _takes_split(est):
             return
         score_targets = getattr(est, "score_targets", None)
-        import inspect
-
         if score_targets is None or "split" not in inspect.signature(score_targets).parameters:
             raise ValueError(
                 "PermutationTest(statistic='split') needs a banded model (an estimator whose "
