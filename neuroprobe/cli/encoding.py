@@ -66,6 +66,10 @@ values in the maps:
   p-values (ridge, ols): the permutation statistic is the --cv-fold CV score at its best alpha
   (max over --alphas, chosen on the same folds), not the map's nested outer-CV score; its null
   is computed the same way, so the p-values are valid. pls, lasso: the map's own statistic.
+  --bands: the statistic is the map's own (nested) score, each outer fold's band weights and
+  alpha chosen once and kept for every permutation; also writes OUT_<layer>_pvalue(_fwe), the
+  p-values of each band's share of the held-out explained variance (FWE per band). Use
+  --scheme circular (or block) with --runs for scans.
   p_fwe: max statistic over voxels. A voxel whose score is undefined has p = NaN.
   --partition: band maps are each band's share of the held-out R2 of the banded model (they
   sum to its R2); unique / shared maps are the atoms of variance partitioning (the banded
@@ -316,7 +320,6 @@ def run_encode(args):
 def _run_encode(args):
     from sklearn.model_selection import LeaveOneGroupOut
 
-    from neuroprobe.estimators.permutation import PermutationTest
     from neuroprobe.model_selection import cross_val_score_targets, default_cv, describe_cv
 
     X, stim_ids, names = _encode_features(args)
@@ -325,9 +328,7 @@ def _run_encode(args):
         from neuroprobe._utils import check_output_path
 
         targets.check_out(args.out)
-        outputs = [Path(args.out)] + (
-            [_sibling(args.out, n) for n in ("pvalue", "pvalue_fwe")] if args.n_permutations else []
-        )
+        outputs = [Path(args.out)] + _permutation_outputs(args)
         if args.partition:
             outputs.append(_sibling(args.out, "partition", ext=".csv"))
         for path in outputs:  # folder and permissions, before the long computation
@@ -347,16 +348,8 @@ def _run_encode(args):
                 acc = np.nanmean(scores, axis=0)
         maps = {Path(args.out): (acc, _map_description(args, "score"))}
         if args.n_permutations:
-            test = PermutationTest(
-                enc,
-                n_permutations=args.n_permutations,
-                cv=splitter,
-                random_state=args.seed,
-                n_jobs=args.n_jobs,
-            ).fit(X, targets.Y, groups=groups)
-            for name, values in (("pvalue", test.pvalue_), ("pvalue_fwe", test.pvalue_fwe_)):
-                maps[_sibling(args.out, name)] = (np.atleast_1d(values),
-                                                  _map_description(args, name))
+            test, pmaps = _permutation_maps(args, enc, X, targets.Y, groups, splitter)
+            maps.update(pmaps)
         table = None
         if args.partition:
             parts, table = _partition_maps(args, enc, X, names, targets.Y, splitter, groups)
@@ -451,6 +444,59 @@ def _check_partition(args):
         raise CLIError("--partition writes maps of --targets; it is not available with --brain")
 
 
+def _permutation_outputs(args):
+    """The p-value maps ``encode --n-permutations`` writes: ``OUT_pvalue``, ``OUT_pvalue_fwe``
+    and, with ``--bands``, ``OUT_<layer>_pvalue`` / ``OUT_<layer>_pvalue_fwe`` per band."""
+    if not args.n_permutations:
+        return []
+    names = ["pvalue", "pvalue_fwe"]
+    for layer in dict.fromkeys(args.bands or ()):
+        names += [f"{layer}_pvalue", f"{layer}_pvalue_fwe"]
+    return [_sibling(args.out, n) for n in names]
+
+
+def _permutation_maps(args, enc, X, Y, groups, splitter):
+    """``(test, {path: (values, description)})``: the permutation p-value maps of ``encode``.
+
+    The PermutationTest of the score map, permutations within ``groups`` by ``--scheme``; with
+    ``--bands`` (BandedRidgeEncoder's fast path: the map's own nested statistic, each outer
+    fold's hyperparameters kept for every permutation) also each band's split share
+    (``statistic="split"``), family-wise per band."""
+    from neuroprobe.estimators.permutation import PermutationTest
+
+    if args.scheme == "block" and not args.block_size:
+        raise CLIError("--scheme block needs --block-size (scans per block)")
+    kw = dict(n_permutations=args.n_permutations, cv=splitter, random_state=args.seed,
+              n_jobs=args.n_jobs, scheme=args.scheme, block_size=args.block_size)
+    test = PermutationTest(enc, **kw).fit(X, Y, groups=groups)
+    names = ("pvalue", test.pvalue_), ("pvalue_fwe", test.pvalue_fwe_)
+    if not args.bands:
+        return test, {_sibling(args.out, name): (np.atleast_1d(values),
+                                                 _map_description(args, name))
+                      for name, values in names}
+    outer = "leave-one-run-out" if args.runs else f"{args.cv}-fold"
+    maps = {_sibling(args.out, name): (np.atleast_1d(values),
+                                       f"neuroprobe {'FWE ' * (name != 'pvalue')}p of the "
+                                       f"{outer} score; NaN=no data")
+            for name, values in names}
+    split = PermutationTest(enc, statistic="split", **kw).fit(X, Y, groups=groups)
+    for b, layer in enumerate(dict.fromkeys(args.bands)):
+        for name, values in (("pvalue", split.pvalue_[b]), ("pvalue_fwe", split.pvalue_fwe_[b])):
+            fwe = "FWE " if name == "pvalue_fwe" else ""
+            maps[_sibling(args.out, f"{layer}_{name}")] = (
+                values, f"neuroprobe {fwe}p of {layer[:20]} split share; NaN=no data")
+    return test, maps
+
+
+def _add_permutation_scheme(p):
+    """``--scheme`` / ``--block-size`` of ``encode --n-permutations``."""
+    p.add_argument("--scheme", default=None, choices=["shuffle", "circular", "block"],
+                   help="permutations within --runs/--groups: circular shifts or blocks for "
+                   "time series (scans), shuffle for exchangeable rows (betas)")
+    p.add_argument("--block-size", type=int, default=None, help="scans per block (--scheme "
+                   "block)")
+
+
 def _encode_features(args):
     """``(X, stim_ids, names)`` of ``encode``: one ``--layer``, or the ``--bands`` layers side by
     side (feature names ``"<layer>:<i>"``, the bands' prefixes)."""
@@ -459,9 +505,6 @@ def _encode_features(args):
             raise CLIError("give either --layer (one layer) or --bands (several), not both")
         if args.model == "pls" or _penalty(args) != "l2":
             raise CLIError("--bands fits banded ridge: it needs --model ridge (the default)")
-        if args.n_permutations:
-            raise CLIError("--n-permutations is not available with --bands yet (time-series "
-                           "permutations of banded models)")
         layers = list(dict.fromkeys(args.bands))
     elif len(args.layer or []) != 1:
         raise CLIError("encode needs exactly one --layer (or --bands LAYER ...)")
@@ -855,6 +898,7 @@ def _add_encode(subparsers):
         "the statistic is described below. With --brain --time-resolved: p-values of the "
         "curves, max-statistic and cluster-mass FWE over layers x time (--cluster-threshold)",
     )
+    _add_permutation_scheme(p)
     p.add_argument("--backend", default=None, choices=["numpy", "torch"],
                    help="array backend of the solver (default: torch when --device is not cpu, "
                    "else numpy)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
@@ -27,6 +28,11 @@ from neuroprobe.solvers.permutation import (
     pvalues,
     run_chunks,
 )
+
+
+def _split_scorer(estimator, X_test, Y_test):
+    """``statistic="split"`` on the generic path: each band's share of the held-out R^2."""
+    return estimator.score_targets(X_test, Y_test, split=True)
 
 
 def _score_fold(estimator, X_test, Y_test, scorer, multi):
@@ -55,7 +61,8 @@ def _generic_null(estimator, X, Y, permutations, cv, groups, scorer, multi):
     ])
 
 
-def _chunk(sizes, seeds, estimator, Xs, Y, groups, cv, scorer, multi, fast, scheme, block_size):
+def _chunk(sizes, seeds, estimator, Xs, Y, groups, cv, scorer, multi, fast, scheme, block_size,
+           split=False):
     """Null statistics of several permutation chunks (drawn from their own seeds) in one call.
 
     ``Xs`` is a list of feature matrices (one, or one per layer of
@@ -70,8 +77,9 @@ def _chunk(sizes, seeds, estimator, Xs, Y, groups, cv, scorer, multi, fast, sche
     out = []
     for X in Xs:
         if fast:
+            extra = {"split": True} if split else {}
             observed, null = estimator._permutation_scores(X, Y, permutations, cv=cv,
-                                                           groups=groups)
+                                                           groups=groups, **extra)
             out.append((np.atleast_1d(np.asarray(observed, np.float64)),
                         np.asarray(null, np.float64)))
             continue
@@ -83,6 +91,12 @@ def _chunk(sizes, seeds, estimator, Xs, Y, groups, cv, scorer, multi, fast, sche
             out.append((None, _generic_null(estimator, X, Y, permutations, cv, groups, scorer,
                                             multi)))
     return out
+
+
+def _takes_split(estimator):
+    """Whether ``estimator._permutation_scores`` computes split statistics (``split=``)."""
+    method = getattr(estimator, "_permutation_scores", None)
+    return method is not None and "split" in inspect.signature(method).parameters
 
 
 def _grouped(cv):
@@ -100,8 +114,10 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
     RSA).
 
     Estimators defining ``_permutation_scores(X, Y, permutations, *, cv=None, groups=None)``
-    (:class:`~neuroprobe.estimators.RSAScorer`, :class:`~neuroprobe.estimators.VoxelwiseEncoder`)
-    take a fast path; any other estimator is refit on each permutation, which for one target is
+    (:class:`~neuroprobe.estimators.RSAScorer`, :class:`~neuroprobe.estimators.VoxelwiseEncoder`,
+    :class:`~neuroprobe.estimators.BandedRidgeEncoder`: the fold decompositions of the
+    hyperparameters chosen on the observed data, reused by every permutation) take a fast path;
+    any other estimator is refit on each permutation, which for one target is
     :func:`sklearn.model_selection.permutation_test_score` (same statistic: mean over CV folds of
     the held-out score).
 
@@ -147,14 +163,30 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
     block_size : int, optional
         Rows per block of ``scheme="block"`` (required there; e.g. 10-20 scans, longer than the
         autocorrelation of the data).
+    statistic : {"score", "split"}, default="score"
+        ``"score"``: the estimator's score (above). ``"split"``: for banded models
+        (:class:`~neuroprobe.estimators.BandedRidgeEncoder`), each band's share of the held-out
+        explained variance (the product measure of ``score_targets(split=True)`` of the band
+        predictions centred on the held-out rows: a band of weight 0 scores 0), one p-value per
+        band and target; the family-wise p-values take the maximum over targets within each
+        band (one family per band). A BandedRidgeEncoder takes its fast path (the statistic
+        of ``cross_val_score_targets``: each outer fold's hyperparameters chosen on its
+        training rows of the observed data, then kept for every permutation; see its
+        ``_permutation_scores``); another estimator with ``score_targets(X, y, split=True)``
+        is refit per permutation and scored with it. Permuting ``y`` breaks its relation to
+        every band at once: a band's p-value tests its share against no relation at all, not
+        its gain over the other bands (a band correlated with a predictive band can share its
+        credit).
 
     Attributes
     ----------
-    score_ : float or ndarray of shape (n_targets,)
-    null_distribution_ : ndarray of shape (n_permutations,) or (n_permutations, n_targets)
-    pvalue_ : float or ndarray of shape (n_targets,)
-    pvalue_fwe_ : float or ndarray of shape (n_targets,)
-        Max-statistic family-wise p-values (equal to ``pvalue_`` for one target).
+    score_ : float or ndarray of shape (n_targets,), or (n_bands, n_targets) (``"split"``)
+    null_distribution_ : ndarray of shape (n_permutations,) or (n_permutations, n_targets), or
+        (n_permutations, n_bands, n_targets) (``"split"``)
+    pvalue_ : float or ndarray of shape (n_targets,), or (n_bands, n_targets) (``"split"``)
+    pvalue_fwe_ : float or ndarray of shape (n_targets,), or (n_bands, n_targets) (``"split"``)
+        Max-statistic family-wise p-values (equal to ``pvalue_`` for one target); with
+        ``"split"`` the maximum is over the targets of each band.
     fast_path_ : bool
         Whether the estimator's ``_permutation_scores`` was used.
     n_targets_ : int
@@ -171,10 +203,11 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         "n_jobs": [Integral, None],
         "scheme": [StrOptions(set(SCHEMES)), None],
         "block_size": [Interval(Integral, 1, None, closed="left"), None],
+        "statistic": [StrOptions({"score", "split"})],
     }
 
     def __init__(self, estimator, n_permutations=1000, cv=None, scoring=None, random_state=None,
-                 n_jobs=None, scheme=None, block_size=None):
+                 n_jobs=None, scheme=None, block_size=None, statistic="score"):
         self.estimator = estimator
         self.n_permutations = n_permutations
         self.cv = cv
@@ -183,6 +216,7 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.scheme = scheme
         self.block_size = block_size
+        self.statistic = statistic
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -238,7 +272,11 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
                 raise ValueError(f"groups must have one label per sample ({n}); got {groups.shape}")
         if self.scheme == "block" and self.block_size is None:
             raise ValueError("PermutationTest(scheme='block') needs block_size= (rows per block)")
-        fast = hasattr(self.estimator, "_permutation_scores")
+        split = self.statistic == "split"
+        fast = hasattr(self.estimator, "_permutation_scores") and (
+            not split or _takes_split(self.estimator))
+        if split:
+            self._check_split()
         estimator = clone(self.estimator)
         multi = Y is not None and np.ndim(Y) == 2 and np.shape(Y)[1] > 1
         scorer = None
@@ -256,12 +294,14 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
                 # which h5py cannot serve, so read it once (only the fast paths stream)
                 Y = np.asarray(Y)
             cv = check_cv(cv, Y, classifier=is_classifier(estimator))
-            if self.scoring is not None:
+            if split:
+                scorer = _split_scorer
+            elif self.scoring is not None:
                 scorer = check_scoring(estimator, scoring=self.scoring)
         scheme = self.scheme or "shuffle"
         results = run_chunks(_chunk, self.n_permutations, self.random_state, self.n_jobs,
                              (estimator, Xs, Y, groups, cv, scorer, multi, fast, scheme,
-                              self.block_size))
+                              self.block_size, split))
         chunks = results
         nulls = [np.concatenate([task[i][1] for task in chunks], axis=0) for i in range(len(Xs))]
         if fast:
@@ -270,6 +310,21 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
             observed = [np.atleast_1d(_cv_statistic(estimator, X, Y, cv, groups, scorer, multi))
                         for X in Xs]
         return (observed, nulls), fast
+
+    def _check_split(self):
+        """``statistic="split"`` needs split scores and excludes ``scoring``."""
+        if self.scoring is not None:
+            raise ValueError("PermutationTest: statistic='split' scores each band's share of "
+                             f"the R^2; scoring={self.scoring!r} cannot be given with it")
+        est = self.estimator
+        if _takes_split(est):
+            return
+        score_targets = getattr(est, "score_targets", None)
+        if score_targets is None or "split" not in inspect.signature(score_targets).parameters:
+            raise ValueError(
+                "PermutationTest(statistic='split') needs a banded model (an estimator whose "
+                f"score_targets takes split=True, e.g. BandedRidgeEncoder); got "
+                f"{type(est).__name__}")
 
     def _check_scheme(self, estimator, cv, groups):
         """Warn about an iid shuffle (``scheme=None``) under grouped CV (time series)."""
@@ -300,6 +355,17 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
                           self.random_state, classifier=classifier)
 
     def _set_results(self, observed, null, fast):
+        if self.statistic == "split":  # (n_bands, n_targets): one family per band
+            observed = np.asarray(observed, dtype=np.float64)
+            observed = observed.reshape(observed.shape[0], -1)
+            null = np.asarray(null, dtype=np.float64).reshape((null.shape[0],) + observed.shape)
+            self.n_targets_ = observed.shape[1]
+            self.fast_path_ = bool(fast)
+            self.score_, self.null_distribution_ = observed, null
+            self.pvalue_ = pvalues(observed, null)
+            self.pvalue_fwe_ = np.stack([fwe_pvalues(observed[b], null[:, b])
+                                         for b in range(observed.shape[0])])
+            return
         observed = np.asarray(observed, dtype=np.float64).ravel()
         null = np.asarray(null, dtype=np.float64).reshape(null.shape[0], -1)
         p = pvalues(observed, null)
@@ -323,11 +389,18 @@ class PermutationTest(MetaEstimatorMixin, BaseEstimator):
         Same computation as ``fit``'s, for tests and for users bringing their own permutations.
         """
         estimator = clone(self.estimator)
-        if hasattr(estimator, "_permutation_scores"):
+        split = self.statistic == "split"
+        if split:
+            self._check_split()
+        if hasattr(estimator, "_permutation_scores") and (not split or _takes_split(estimator)):
             cv = self._splitter(estimator, Y, groups, True)
-            return estimator._permutation_scores(X, Y, permutations, cv=cv, groups=groups)[1]
+            extra = {"split": True} if split else {}
+            return estimator._permutation_scores(X, Y, permutations, cv=cv, groups=groups,
+                                                 **extra)[1]
         multi = np.ndim(Y) == 2 and np.shape(Y)[1] > 1
         cv = check_cv(self._splitter(estimator, Y, groups, False), Y,
                       classifier=is_classifier(estimator))
         scorer = check_scoring(estimator, scoring=self.scoring) if self.scoring else None
+        if split:
+            scorer = _split_scorer
         return _generic_null(estimator, X, Y, permutations, cv, groups, scorer, multi)

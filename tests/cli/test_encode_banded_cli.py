@@ -88,3 +88,45 @@ def test_encode_bands_bad_input(movie, capsys):
     assert "needs --times" in capsys.readouterr().err
     assert _main("encode", d / "movie.act.h5", "--bands", "conv3", "nolayer", *common) != 0
     assert "nolayer" in capsys.readouterr().err
+
+
+def test_encode_bands_permutations_equal_python_and_write_band_maps(movie, capsys):
+    """--bands --n-permutations: the score's and each band's split-share p-values of
+    PermutationTest over the BandedRidgeEncoder (fast path), circular shifts within runs."""
+    from neuroprobe import BandedRidgeEncoder
+    from neuroprobe.estimators.permutation import PermutationTest
+
+    d, acts, onset, runs, Y = movie
+    frames = f"{d / 'frames.csv'}"
+    out = d / "perm_r.npy"
+    _frames_bold(d, acts)
+    rc = _main("encode", d / "movie.act.h5", "--bands", "conv3", "fc1", "--runs",
+               f"{frames}:run", "--targets", d / "bold_frames.npy", "--scoring", "r2",
+               "--alphas", "0.1,10,1000", "--n-permutations", 19, "--scheme", "circular",
+               "--seed", 1, "--out", out)
+    assert rc == 0, capsys.readouterr().err
+    assert "significant at FWE" in capsys.readouterr().out
+    X = np.hstack([acts["conv3"], acts["fc1"]])
+    names = [f"conv3:{i}" for i in range(5)] + [f"fc1:{i}" for i in range(8)]
+    enc = BandedRidgeEncoder(bands=["conv3:", "fc1:"], alphas=[0.1, 10, 1000],
+                             feature_names=names, cv="leave-one-run-out", random_state=1)
+    Yf = np.load(d / "bold_frames.npy")
+    kw = dict(n_permutations=19, cv=LeaveOneGroupOut(), random_state=1, scheme="circular")
+    score = PermutationTest(enc, **kw).fit(X, Yf, groups=runs)
+    split = PermutationTest(enc, statistic="split", **kw).fit(X, Yf, groups=runs)
+    np.testing.assert_allclose(np.load(d / "perm_r_pvalue_fwe.npy"), score.pvalue_fwe_)
+    for b, layer in enumerate(["conv3", "fc1"]):
+        np.testing.assert_allclose(np.load(d / f"perm_r_{layer}_pvalue.npy"), split.pvalue_[b])
+        np.testing.assert_allclose(np.load(d / f"perm_r_{layer}_pvalue_fwe.npy"),
+                                   split.pvalue_fwe_[b])
+    assert _main("encode", d / "movie.act.h5", "--bands", "conv3", "fc1", "--runs",
+                 f"{frames}:run", "--targets", d / "bold_frames.npy", "--n-permutations", 5,
+                 "--scheme", "block", "--out", d / "x.npy") != 0
+    assert "--block-size" in capsys.readouterr().err
+
+
+def _frames_bold(d, acts):
+    """Targets on the frames' rows (no resampling): conv3 drives them."""
+    rng = np.random.RandomState(2)
+    Y = acts["conv3"] @ rng.randn(5, 4) + rng.randn(len(acts["conv3"]), 4)
+    np.save(d / "bold_frames.npy", Y.astype(np.float32))
