@@ -261,7 +261,7 @@ def _eigh_kernel(be, a):
     if be.name == "numpy" and a.dtype == np.float32:
         from scipy.linalg import eigh
 
-        s, u = eigh(a, driver="evd", check_finite=False)
+        s, u = eigh(a, driver="evd", check_finite=False, overwrite_a=True)
         return _ridge._clip(s), u
     return _ridge._eigh(be, a)
 
@@ -538,17 +538,16 @@ def _kernel_fold(plan, gamma, train, test, k_tr, k_te, a_be, direct, factor_rtol
         left, right = factors
     k, n_te, n_tr = right.shape[0], proj.shape[0], proj.shape[1]
     use_direct = direct if isinstance(direct, bool) else int(direct) < k * n_te
-    op = R._bmul(proj[None], right[:, None, :])  # (k, n_te, n_tr)
-    u1 = None
-    if use_direct:
-        if plan.fit_intercept:
-            u1 = u.sum(axis=0)
-    else:
-        op = (op.reshape(k * n_te, n_tr) @ u.T).reshape(k, n_te, n_tr)
-        if plan.fit_intercept:  # Q = N (y_tr - my) = (N - N 1 1^T / n_tr) y_tr
-            op = op - op.mean(axis=2, keepdims=True)
-    op_mean = op.mean(axis=1)  # (k, n_tr)
-    op = (op - op_mean[:, None, :]).reshape(k * n_te, n_tr)
+    p_mean = proj.mean(axis=0)
+    # factor predictions centred on the held-out rows: rows of A minus their mean
+    op = R._bmul((proj - p_mean)[None], right[:, None, :]).reshape(k * n_te, n_tr)
+    op_mean = right * p_mean[None, :]  # (k, n_tr): their held-out means
+    u1 = u.sum(axis=0) if plan.fit_intercept else None
+    if not use_direct:
+        # resolvent: times U^T, with the training mean of y folded in (Q = N (y_tr - my) =
+        # N (I - 1 1^T / n_tr) y_tr)
+        ut = u.T if u1 is None else u.T - u1[:, None] * (1.0 / n_tr)
+        op, op_mean, u1 = op @ ut, op_mean @ ut, None
     quad = (left[:, :, None] * left[:, None, :]).reshape(left.shape[0], k * k)
     return _KernelFold(np.asarray(train), np.asarray(test), op, op_mean, left, quad,
                        plan.fit_intercept, u if use_direct else None, u1)
