@@ -7,9 +7,10 @@ an intercept, float32. Held-out R^2 on a fifth run (300 scans) compares the fitt
 by voxel. Every method runs in its own subprocess (fresh data from the same seed), so its peak
 resident memory is its own.
 
-    python benchmarks/bench_banded.py                   # the size
+    python benchmarks/bench_banded.py                   # the size, 2 interleaved repeats
+    python benchmarks/bench_banded.py --scaling         # + bands / features / voxels scaling
     python benchmarks/bench_banded.py --voxels 1000     # smaller
-    python benchmarks/bench_banded.py --methods ours himalaya_mkr   # skip BandedRidgeCV
+    python benchmarks/bench_banded.py --methods ours himalaya_mkr himalaya_banded
 
 Methods: ``ours`` (``BandedRidgeEncoder``, solver chosen automatically: kernel here, p > n),
 ``ours_primal`` (forced primal), ``himalaya_mkr`` (``MultipleKernelRidgeCV`` on precomputed
@@ -350,7 +351,8 @@ def main(argv=None):
         f"### Banded ridge: BandedRidgeEncoder vs himalaya (CPU)\n\n"
         f"Machine: {machine()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at "
         f"the start (2 cores shared with other jobs: absolute times are noisy, ratios are from "
-        f"the same run, methods interleaved, each the fastest of {args.repeat}). Measured "
+        f"the same run, methods interleaved, each the fastest of {args.repeat}); "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}. Measured "
         f"sgemm: {gflops:.1f} GFLOP/s (float32, 2000^3).\n\n")
     if not args.skip_main:
         res = run_interleaved(args.methods, size, args.repeat, args.timeout)
