@@ -28,7 +28,14 @@ of a batch with one matrix product per fold):
   blocks, centred on the training rows) is computed once; a candidate's fold kernel is the
   weighted sum ``sum_b gamma_b K_b`` (no pass over the features), then one ``n_train x n_train``
   eigendecomposition per fold. himalaya's random search forms the same sums, but re-centres and
-  re-slices them per candidate and runs the alpha loop in batches.
+  re-slices them per candidate and runs the alpha loop in batches. The alphas' weights
+  ``1 / (s + alpha)`` are factorised to rank ``k`` (about 8 of 20 alphas;
+  :func:`neuroprobe.solvers.ridge.alpha_factors`, tolerance ``factor_rtol``): per target and
+  fold one product of ``k n_test n_train`` gives the ``k`` factor predictions, and every
+  alpha's score follows in closed form from their per-target (k x k) Gram matrix
+  (:func:`_kernel_gram_scores`), no alpha's predictions formed. The factors only rank the
+  alphas; the refit uses the chosen alpha exactly. numpy: the folds' eigendecompositions and
+  the target chunks run in parallel threads, one BLAS thread each (:func:`_thread_pool`).
 
 Each target keeps the (candidate, alpha) of highest mean CV score (ties: the first candidate, as
 himalaya); the refit on all samples decomposes only the candidates some target chose.
@@ -36,6 +43,7 @@ himalaya); the refit on all samples decomposes only the candidates some target c
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from itertools import combinations_with_replacement
 
@@ -53,6 +61,11 @@ __all__ = [
     "banded_refit",
     "split_r2",
 ]
+
+
+#: default relative tolerance of the alpha factorisation of float32 kernel folds (see
+#: :func:`banded_ridge_cv`, ``factor_rtol``)
+FACTOR_RTOL = 1e-4
 
 
 # --------------------------------------------------------------------------- candidates
@@ -248,7 +261,7 @@ def _eigh_kernel(be, a):
     if be.name == "numpy" and a.dtype == np.float32:
         from scipy.linalg import eigh
 
-        s, u = eigh(a, driver="evd", check_finite=False)
+        s, u = eigh(a, driver="evd", check_finite=False, overwrite_a=True)
         return _ridge._clip(s), u
     return _ridge._eigh(be, a)
 
@@ -312,7 +325,7 @@ def _centred_batch(plan, read, cols):
 
 
 def banded_ridge_cv(plan, Y, candidates, alphas, *, scoring="r2", batch=None, n_jobs=None,
-                    cache_bytes=2**30, kernel_route="auto"):
+                    cache_bytes=2**30, kernel_route="auto", factor_rtol=None):
     """Cross-validated search over (candidate, alpha) for every target.
 
     Parameters
@@ -331,10 +344,22 @@ def banded_ridge_cv(plan, Y, candidates, alphas, *, scoring="r2", batch=None, n_
     cache_bytes : int
         Centred target batches are kept between candidates when they fit in this many bytes.
     kernel_route : {"auto", "direct", "resolvent"}
-        Kernel folds: ``"resolvent"`` forms the (n_alphas * n_test, n_train) matrix of every
-        alpha once per fold and candidate (:func:`neuroprobe.solvers.ridge.cv_scores`);
-        ``"direct"`` projects each batch through ``U^T y_train`` instead (cheaper when there
-        are fewer targets than ``n_alphas * n_test``, the ``"auto"`` rule).
+        Kernel folds (:func:`_kernel_folds`): ``"resolvent"`` forms the (k * n_test, n_train)
+        matrix of the ``k`` alpha factors once per fold and candidate; ``"direct"`` projects
+        each batch through ``U^T y_train`` instead (cheaper when there are fewer targets than
+        ``k * n_test``, the ``"auto"`` rule, decided per fold).
+    factor_rtol : float, optional
+        Kernel folds: relative tolerance of the low-rank factorisation of the alphas' weight
+        rows (:func:`neuroprobe.solvers.ridge.alpha_factors`, in the norm of the held-out
+        projection's columns): each alpha's held-out predictions move by at most about this
+        fraction of their size, so every alpha's score by about ``factor_rtol`` times the
+        score's scale (R^2 of the issue's benchmark: at most 6e-6 at 1e-4, 8e-5 at 1e-3 near
+        the best alphas; the selected models' scores within 1e-5 of the exact selection).
+        The factors only rank the alphas; :func:`banded_refit` uses the chosen alpha exactly.
+        Default: ``FACTOR_RTOL`` (1e-4) for float32 plans, ``10 * eps`` (the rounding of the
+        computation) for float64 ones. Larger values keep fewer factors (faster: the held-out
+        product costs ``k n_test n_train`` per target and fold; ``k`` about 8 of 20 alphas at
+        1e-4, 11 at float32 rounding, 7 at 1e-3).
 
     Returns
     -------
@@ -361,6 +386,9 @@ def banded_ridge_cv(plan, Y, candidates, alphas, *, scoring="r2", batch=None, n_
     keep = plan.n_samples * n_targets * np.dtype(plan.dtype).itemsize <= cache_bytes
     cache = {}
     a_be = be.asarray(alphas.astype(plan.dtype))
+    if factor_rtol is None:
+        factor_rtol = FACTOR_RTOL if np.dtype(plan.dtype) == np.float32 else None
+    factor = None if factor_rtol is None else float(factor_rtol)
 
     def batch_of(i, cols):
         if i in cache:
@@ -375,24 +403,36 @@ def banded_ridge_cv(plan, Y, candidates, alphas, *, scoring="r2", batch=None, n_
 
     # kernel folds: the all-alpha resolvent (ridge's route, n_alphas n_te n_tr^2 per fold and
     # candidate) pays off only for many targets; otherwise project through U^T y_tr
-    max_test = max((len(te) for _, te in plan.folds), default=0)
-    direct = plan.kind == "kernel" and (
-        kernel_route == "direct" or (kernel_route == "auto" and n_targets < len(alphas) * max_test))
+    direct = {"direct": True, "resolvent": False}.get(kernel_route, n_targets)
 
     def work(rp, i, cols):
         yb = batch_of(i, cols)
-        if direct:
-            return cols, _kernel_scores_direct(rp, yb, a_be, scoring)
+        if plan.kind == "kernel":
+            return cols, _kernel_gram_scores(be, rp, yb, scoring, pool=pool)
         return cols, _ridge.cv_scores(rp, yb, a_be, scoring)
 
-    for c in range(n_cand):
-        rp = candidate_plan(plan, candidates[c])
-        if n_jobs in (None, 1) or len(slices) == 1:
-            results = (work(rp, i, cols) for i, cols in enumerate(slices))
-        else:
-            results = Parallel(n_jobs=n_jobs, prefer="threads")(
-                delayed(work)(rp, i, cols) for i, cols in enumerate(slices))
-        for cols, scores in results:
+    serial = n_jobs in (None, 1) or len(slices) == 1
+    with _thread_pool(be, plan.kind == "kernel" and serial) as pool:
+        for c in range(n_cand):
+            if plan.kind == "kernel":
+                rp = _kernel_folds(plan, candidates[c], alphas, direct, factor, pool=pool)
+            else:
+                rp = candidate_plan(plan, candidates[c])
+            if serial:
+                results = [work(rp, i, cols) for i, cols in enumerate(slices)]
+            else:
+                results = Parallel(n_jobs=n_jobs, prefer="threads")(
+                    delayed(work)(rp, i, cols) for i, cols in enumerate(slices))
+            _keep_best(c, results, const, cv, best_score, best_cand, best_alpha, alphas)
+    # constant targets (never chosen): the centre (or the only candidate), the largest alpha
+    best_cand[best_cand < 0] = min(plan.n_bands, n_cand - 1) if plan.n_bands > 1 else 0
+    return {"best_candidate": best_cand, "best_alpha": best_alpha, "cv_scores": cv,
+            "y_mean": y_mean, "const": const}
+
+
+def _keep_best(c, results, const, cv, best_score, best_cand, best_alpha, alphas):
+    """Record candidate ``c``'s scores (per target, at its best alpha) and keep the best."""
+    for cols, scores in results:
             scores[:, const[cols]] = np.nan
             idx = _ridge.best_alpha_index(scores)
             val = scores[idx, np.arange(scores.shape[1])]
@@ -402,33 +442,197 @@ def banded_ridge_cv(plan, Y, candidates, alphas, *, scoring="r2", batch=None, n_
             best_score[sel] = val[better]
             best_cand[sel] = c
             best_alpha[sel] = alphas[idx[better]]
-    # constant targets (never chosen): the centre (or the only candidate), the largest alpha
-    best_cand[best_cand < 0] = min(plan.n_bands, n_cand - 1) if plan.n_bands > 1 else 0
-    return {"best_candidate": best_cand, "best_alpha": best_alpha, "cv_scores": cv,
-            "y_mean": y_mean, "const": const}
 
 
-def _kernel_scores_direct(rp, y, alphas, scoring):
-    """Mean held-out scores (n_alphas, t) of kernel folds through ``U^T y_train``."""
-    be = rp.backend
-    out = []
-    for fold in rp.folds:
-        y_tr = y[be.asarray(fold.train)]
-        y_te = y[be.asarray(fold.test)]
-        my = y_tr.mean(axis=0) if rp.fit_intercept else None
-        z = fold.eigvecs.T @ (y_tr - my if my is not None else y_tr)
-        w = _ridge._inverse_weights(be, fold.eigvals, alphas)
-        factors = _ridge.alpha_factors(be, w)
-        if factors is None:
-            pred = _ridge._project(fold.proj_test, w, z)
-        else:  # k < n_alphas projections, combined per alpha
-            left, right = factors
-            m = _ridge._project(fold.proj_test, right, z)  # (k, n_test, t)
-            pred = (left @ m.reshape(m.shape[0], -1)).reshape(len(alphas), m.shape[1], -1)
-        if my is not None:
-            pred += my
-        out.append(be.to_numpy(_ridge.score_predictions(y_te, pred, scoring)))
-    return _ridge.nanmean0(np.stack(out))
+@dataclass
+class _KernelFold:
+    """One kernel fold of one candidate, ready to score any batch of targets.
+
+    The held-out predictions of alpha ``a`` are ``my + sum_r left[a, r] Q_r`` with the ``k``
+    factor predictions ``Q_r`` (n_test, t) of :func:`neuroprobe.solvers.ridge.alpha_factors`.
+    ``op`` gives them centred on the held-out rows, stacked ``(k * n_test, t)``, and ``op_mean``
+    their held-out means ``(k, t)``, as ``op @ z`` and ``op_mean @ z`` with ``z = y_train``
+    (``"resolvent"``: the training mean of the targets is folded into ``op``) or
+    ``z = U^T (y_train - my)`` (``"direct"``, ``u`` and ``u1 = U^T 1`` kept).
+    """
+
+    train: np.ndarray
+    test: np.ndarray
+    op: object
+    op_mean: object
+    left: object  # (n_alphas, k)
+    quad: object  # (n_alphas, k * k): left[a, r] * left[a, q]
+    intercept: bool = True
+    u: object = None
+    u1: object = None
+
+
+def _kernel_folds(plan, gamma, alphas, direct, factor_rtol=None, pool=None):
+    """The :class:`_KernelFold` of every fold of one candidate (a list).
+
+    Per fold one eigendecomposition ``U s U^T`` of the candidate's training kernel, the
+    held-out projection ``A = K_te,tr U``, the factors ``w_a ~= sum_r left[a, r] right_r`` of
+    the weights ``1 / (s + a)`` (:func:`neuroprobe.solvers.ridge.alpha_factors`, relative in
+    the norm of the columns of ``A``), and the stacked ``A diag(right_r)`` (times ``U^T``: the
+    resolvent route, when ``direct`` is False, or when it is a target count of at least
+    ``k * n_test``). numpy: the folds run in parallel threads, one BLAS thread each
+    (:func:`_thread_pool`).
+    """
+    a_be = plan.backend.asarray(alphas.astype(plan.dtype))
+    jobs = [(train, test, k_tr, k_te) for (train, test), (k_tr, k_te)
+            in zip(plan.folds, plan.fold_parts)]
+    return _parallel_lapack(plan.backend, lambda job: _kernel_fold(
+        plan, gamma, *job, a_be, direct, factor_rtol), jobs, pool)
+
+
+def _blas_thread_count():
+    """BLAS threads numpy would use now (1 when unknown)."""
+    if not _ridge._CONTROLLER:  # built once (it scans the loaded libraries)
+        from threadpoolctl import ThreadpoolController
+
+        _ridge._CONTROLLER.append(ThreadpoolController())
+    info = _ridge._CONTROLLER[0].select(user_api="blas").info()
+    return max([int(i.get("num_threads", 1)) for i in info] or [1])
+
+
+@contextlib.contextmanager
+def _thread_pool(be, enable=True):
+    """A pool of as many Python threads as numpy has BLAS threads, BLAS limited to one thread
+    meanwhile (None for torch, one BLAS thread, or ``enable`` False).
+
+    The kernel search runs its independent LAPACK and BLAS calls (folds, target chunks) in
+    these threads (they release the GIL): LAPACK's eigensolver gains little from a second
+    thread, and multithreaded OpenBLAS calls slow down many times over on a loaded machine
+    (threads waiting on each other), whereas one-thread calls side by side do not.
+    """
+    n = _blas_thread_count() if (enable and be.name == "numpy") else 1
+    if n <= 1:
+        yield None
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _ridge._blas_threads(1), ThreadPoolExecutor(n) as pool:
+        yield pool
+
+
+def _parallel_lapack(be, fn, jobs, pool=None):
+    """``[fn(job) for job in jobs]``, in the threads of ``pool`` or of a new
+    :func:`_thread_pool`."""
+    if pool is not None:
+        return list(pool.map(fn, jobs))
+    with _thread_pool(be, len(jobs) > 1) as own:
+        return [fn(job) for job in jobs] if own is None else list(own.map(fn, jobs))
+
+
+def _kernel_fold(plan, gamma, train, test, k_tr, k_te, a_be, direct, factor_rtol):
+    """One :class:`_KernelFold` (see :func:`_kernel_folds`)."""
+    be = plan.backend
+    R = _ridge
+    s, u = _eigh_kernel(be, _weighted(plan, k_tr, gamma))
+    proj = _weighted(plan, k_te, gamma) @ u  # (n_te, n_tr)
+    w = R._inverse_weights(be, s, a_be)
+    factors = R.alpha_factors(be, w, rtol=factor_rtol, scale=(proj * proj).sum(axis=0) ** 0.5)
+    if factors is None:
+        left, right = be.asarray(np.eye(w.shape[0], dtype=plan.dtype)), w
+    else:
+        left, right = factors
+    k, n_te, n_tr = right.shape[0], proj.shape[0], proj.shape[1]
+    use_direct = direct if isinstance(direct, bool) else int(direct) < k * n_te
+    p_mean = proj.mean(axis=0)
+    # factor predictions centred on the held-out rows: rows of A minus their mean
+    op = R._bmul((proj - p_mean)[None], right[:, None, :]).reshape(k * n_te, n_tr)
+    op_mean = right * p_mean[None, :]  # (k, n_tr): their held-out means
+    u1 = u.sum(axis=0) if plan.fit_intercept else None
+    if not use_direct:
+        # resolvent: times U^T, with the training mean of y folded in (Q = N (y_tr - my) =
+        # N (I - 1 1^T / n_tr) y_tr)
+        ut = u.T if u1 is None else u.T - u1[:, None] * (1.0 / n_tr)
+        op, op_mean, u1 = op @ ut, op_mean @ ut, None
+    quad = (left[:, :, None] * left[:, None, :]).reshape(left.shape[0], k * k)
+    return _KernelFold(np.asarray(train), np.asarray(test), op, op_mean, left, quad,
+                       plan.fit_intercept, u if use_direct else None, u1)
+
+
+def _kernel_gram_scores(be, folds, y, scoring, chunk_bytes=2**22, pool=None):
+    """Mean held-out scores (n_alphas, t) over kernel folds, without any alpha's predictions.
+
+    Per fold and chunk of targets, one GEMM gives the ``k`` factor predictions (centred on the
+    held-out rows) as ``(t, k, n_test)``; their per-target Gram matrices ``G`` (k x k), their
+    products ``h`` with the held-out targets and their held-out means ``qbar`` give every
+    alpha's score in closed form: with ``l_a = left[a]``, the centred prediction's sum of
+    squares is ``l_a G l_a``, its product with the targets ``l_a . h``, its mean
+    ``my + l_a . qbar``, hence
+
+    ``SSE_a = ss_y - 2 l_a . h + l_a G l_a + n_test (ybar - my - l_a . qbar)^2``
+
+    (R^2), the same without the last term (explained variance), or
+    ``l_a . h / sqrt(l_a G l_a ss_y)`` (correlation; constant predictions score 0 as in
+    :func:`neuroprobe.solvers.ridge.score_predictions`). Cost per target: ``k n_test n_train``
+    (the GEMM) plus ``k^2 n_test`` instead of ``n_alphas (k + 1) n_test``. The (fold, chunk)
+    pieces run in the threads of ``pool`` when given.
+    """
+    numpy = be.name == "numpy"
+    t = y.shape[1]
+    jobs = []
+    for f, fold in enumerate(folds):
+        k = fold.op_mean.shape[0]
+        step = max(32, chunk_bytes // (k * len(fold.test) * y.itemsize)) if numpy else t
+        jobs += [(f, slice(start, min(start + step, t))) for start in range(0, t, step)]
+
+    def job(piece):
+        fold, sl = folds[piece[0]], piece[1]
+        yc = y[:, sl]
+        tr, te = be.asarray(fold.train), be.asarray(fold.test)
+        return be.to_numpy(_fold_chunk_scores(fold, yc[tr], yc[te], scoring, len(fold.test),
+                                              fold.op_mean.shape[0]))
+
+    parts = [job(p) for p in jobs] if pool is None else list(pool.map(job, jobs))
+    out = np.empty((len(folds), parts[0].shape[0], t), dtype=parts[0].dtype)
+    for (f, sl), part in zip(jobs, parts):
+        out[f, :, sl] = part
+    return _ridge.nanmean0(out)
+
+
+def _fold_chunk_scores(fold, y_tr, y_te, scoring, n_te, k):
+    """Scores (n_alphas, s) of one fold for one chunk of targets (see _kernel_gram_scores)."""
+    s = y_tr.shape[1]
+    my = y_tr.mean(axis=0) if fold.intercept else None
+    if fold.u is not None:  # direct: z = U^T (y_tr - my)
+        z = fold.u.T @ y_tr
+        if fold.u1 is not None:
+            z = z - fold.u1[:, None] * my[None, :]
+    else:
+        z = y_tr
+    q = (z.T @ fold.op.T).reshape(s, k, n_te)  # centred factor predictions, per target
+    qbar = z.T @ fold.op_mean.T  # (s, k)
+    gram = (q @ q.swapaxes(1, 2)).reshape(s, k * k)
+    ybar = y_te.mean(axis=0)
+    y_c = y_te - ybar
+    ss_y = (y_c * y_c).sum(axis=0)
+    h = (q @ y_te.T[:, :, None])[:, :, 0]  # q is centred: <y_te, q_r> = <y_c, q_r>
+    cov = (h @ fold.left.T).T  # (n_alphas, s)
+    var = (gram @ fold.quad.T).T
+    var = var * (var > 0)
+    mean = (qbar @ fold.left.T).T  # held-out mean of the prediction minus my
+    if my is not None:
+        mean = mean + my[None, :]
+    bad = ~(ss_y > 0)
+    if scoring == "r2":
+        dev = ybar[None, :] - mean
+        sse = ss_y[None, :] - 2 * cov + var + n_te * dev * dev
+        out = 1.0 - sse / (ss_y + bad)[None, :]
+    elif scoring == "explained_variance":
+        out = 1.0 - (ss_y[None, :] - 2 * cov + var) / (ss_y + bad)[None, :]
+    elif scoring == "correlation":
+        tol = (_ridge.CONSTANT_RTOL * _ridge._eps(var)) ** 2 * n_te
+        const = ~(var > tol * (mean * mean))
+        ok = ~const & ~bad[None, :]
+        out = cov / ((var * ss_y[None, :]) ** 0.5 + ~ok)
+        out[const] = 0.0
+    else:
+        raise ValueError(f"scoring must be one of {_ridge.SCORINGS}; got {scoring!r}")
+    out[:, bad] = float("nan")
+    return out
 
 
 def _reader(Y):
@@ -470,20 +674,15 @@ def banded_refit(plan, Y, candidates, best_candidate, best_alpha, *, batch=None)
     out = np.zeros((n if kernel else p, n_targets), dtype=plan.dtype)
     y_mean = np.zeros(n_targets, dtype=plan.dtype)
     batch = int(batch or n_targets)
-    for c in np.unique(best_candidate):
-        targets = np.flatnonzero(best_candidate == c)
-        rp = candidate_plan(plan, candidates[c], full=True)
-        d = None if kernel else _scales(plan, candidates[c])
-        for start in range(0, len(targets), batch):
-            cols = targets[start:start + batch]
-            y, mean = _centred_batch(plan, read, cols)
-            y_mean[cols] = mean
-            a = be.asarray(best_alpha[cols].astype(plan.dtype))
-            if kernel:
-                w = _ridge.refit_dual(rp, be.asarray(y), a)
-            else:
-                w = _ridge.refit(rp, be.asarray(y), a) * d[:, None]
-            out[:, cols] = be.to_numpy(w)
+    used = np.unique(best_candidate)
+    group = max(1, _blas_thread_count()) if be.name == "numpy" else 1
+    for g in range(0, len(used), group):  # a few decompositions at a time, in parallel threads
+        chosen = used[g:g + group]
+        plans = _parallel_lapack(be, lambda c: candidate_plan(plan, candidates[c], full=True),
+                                 list(chosen))
+        for c, rp in zip(chosen, plans):
+            _refit_candidate(plan, rp, read, candidates[c], np.flatnonzero(best_candidate == c),
+                             best_alpha, batch, out, y_mean)
     if kernel:
         rp = _ridge.RidgePlan(be, plan.X, plan.x_mean, "kernel", None,
                               fit_intercept=plan.fit_intercept, centred=False)
@@ -495,6 +694,22 @@ def banded_refit(plan, Y, candidates, best_candidate, best_alpha, *, batch=None)
         coef = out
     intercept = y_mean - plan.x_mean @ coef if plan.fit_intercept else y_mean * 0
     return coef, intercept.astype(plan.dtype, copy=False)
+
+
+def _refit_candidate(plan, rp, read, gamma, targets, best_alpha, batch, out, y_mean):
+    """Dual (kernel) or primal coefficients of the ``targets`` of one candidate, into ``out``."""
+    be = plan.backend
+    d = None if plan.kind == "kernel" else _scales(plan, gamma)
+    for start in range(0, len(targets), batch):
+        cols = targets[start:start + batch]
+        y, mean = _centred_batch(plan, read, cols)
+        y_mean[cols] = mean
+        a = be.asarray(best_alpha[cols].astype(plan.dtype))
+        if d is None:
+            w = _ridge.refit_dual(rp, be.asarray(y), a)
+        else:
+            w = _ridge.refit(rp, be.asarray(y), a) * d[:, None]
+        out[:, cols] = be.to_numpy(w)
 
 
 # --------------------------------------------------------------------------- split scores

@@ -56,7 +56,7 @@ def _inverse_weights(xb, s, alphas, kernel_scaled=False):
     return w
 
 
-def alpha_factors(be, w, factor=10.0):
+def alpha_factors(be, w, factor=10.0, *, rtol=None, scale=None):
     """``(left, right)`` with ``w ~= left @ right`` (n_alphas x k, k x r), or None when k would
     not be smaller than the number of alphas.
 
@@ -66,9 +66,18 @@ def alpha_factors(be, w, factor=10.0):
     float32 (about 14 in float64). Truncating there changes each alpha's held-out predictions by
     a relative ``~factor * eps`` (the rounding of the computation itself) and divides the
     dominant product of the kernel folds (``n_alphas * n_test * n_train`` per target) by
-    ``n_alphas / k``.
+    ``n_alphas / k``. ``rtol`` (optional) replaces ``factor * eps`` as the cut.
+
+    ``scale`` (optional, (r,) non-negative): factorise ``w diag(scale)`` instead, so that the
+    truncation error of each row is relative in the ``scale``-weighted norm (with ``scale_j``
+    the norm of the column of the held-out projection that weight ``j`` multiplies, a relative
+    bound on each alpha's held-out predictions, blind to directions that predict nothing);
+    ``right`` is returned for ``w`` itself (zero where ``scale`` is 0).
     """
     wn = be.to_numpy(w).astype(np.float64)
+    if scale is not None:
+        scale = be.to_numpy(scale).astype(np.float64)
+        wn = wn * scale[None, :]
     n_alphas = wn.shape[0]
     if n_alphas < 4:
         return None
@@ -76,12 +85,16 @@ def alpha_factors(be, w, factor=10.0):
     norms[norms == 0] = 1.0
     u, sv, vt = np.linalg.svd(wn / norms[:, None], full_matrices=False)
     eps = np.finfo(np.float32 if str(w.dtype).endswith("float32") else np.float64).eps
-    k = int((sv > sv[0] * factor * eps).sum())
+    k = int((sv > sv[0] * (factor * eps if rtol is None else rtol)).sum())
     if k >= n_alphas - 1:
         return None
     dtype = be.to_numpy(w[:1, :1]).dtype
     left = (u[:, :k] * sv[:k] * norms[:, None]).astype(dtype)
-    return be.asarray(left), be.asarray(np.ascontiguousarray(vt[:k]).astype(dtype))
+    right = vt[:k]
+    if scale is not None:
+        pos = scale > 0
+        right = np.where(pos[None, :], right / np.where(pos, scale, 1.0)[None, :], 0.0)
+    return be.asarray(left), be.asarray(np.ascontiguousarray(right).astype(dtype))
 
 
 

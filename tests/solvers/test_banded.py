@@ -257,3 +257,76 @@ def test_bands_must_cover_columns():
     X = np.zeros((10, 5))
     with pytest.raises(ValueError, match="unassigned"):
         banded.make_banded_plan(X, [np.arange(2), np.arange(2, 4)], backend=get_backend("numpy"))
+
+
+def _exact_kernel_scores(X, Y, bands, folds, cands, alphas):
+    """(n_candidates, n_alphas, t) mean held-out R2 of every (candidate, alpha): float64
+    kernel ridge with the training-fold means, no factorisation (closed form per alpha)."""
+    out = np.zeros((len(cands), len(alphas), Y.shape[1]))
+    for c, gamma in enumerate(cands):
+        d = np.concatenate([np.full(len(b), np.sqrt(gamma[i])) for i, b in enumerate(bands)])
+        Xs = X * d
+        for tr, te in folds:
+            xm, ym = Xs[tr].mean(axis=0), Y[tr].mean(axis=0)
+            k_tr = (Xs[tr] - xm) @ (Xs[tr] - xm).T
+            k_te = (Xs[te] - xm) @ (Xs[tr] - xm).T
+            for a, alpha in enumerate(alphas):
+                dual = np.linalg.solve(k_tr + alpha * np.eye(len(tr)), Y[tr] - ym)
+                pred = k_te @ dual + ym
+                out[c, a] += r2_score(Y[te], pred, multioutput="raw_values") / len(folds)
+    return out
+
+
+@pytest.mark.parametrize("factor_rtol,score_atol", [(None, 2e-5), (1e-3, 5e-4), (1e-2, 5e-3)])
+def test_alpha_factor_tolerance_keeps_the_selection(factor_rtol, score_atol):
+    """float32 kernel folds scored through k < n_alphas alpha factors (the Gram route): every
+    score stays within ~factor_rtol of the exact float64 per-alpha scores, and the selected
+    (candidate, alpha) of each target scores within that of the exact best."""
+    X, Y, bands = _data(64, (50, 70), t=12, seed=4)
+    folds = list(KFold(4).split(X))
+    cands = banded.simplex_candidates(2, 5, random_state=0)
+    alphas = np.logspace(-2, 7, 20)
+    plan = banded.make_banded_plan(X, bands, folds, backend=get_backend("numpy"),
+                                   dtype=np.float32)
+    res = banded.banded_ridge_cv(plan, Y, cands, alphas, factor_rtol=factor_rtol)
+    exact = _exact_kernel_scores(X, Y, bands, folds, cands, alphas)
+    ks = [f.op_mean.shape[0] for f in banded._kernel_folds(plan, cands[2], alphas, False,
+                                                            factor_rtol or 1e-4)]
+    assert max(ks) < 15
+    np.testing.assert_allclose(res["cv_scores"], exact.max(axis=1), atol=score_atol)
+    a_idx = np.searchsorted(alphas, res["best_alpha"])
+    np.testing.assert_allclose(alphas[a_idx], res["best_alpha"])
+    chosen = exact[res["best_candidate"], a_idx, np.arange(Y.shape[1])]
+    best = exact.reshape(-1, Y.shape[1]).max(axis=0)
+    assert np.all(chosen >= best - score_atol), best - chosen
+
+
+@pytest.mark.parametrize("scoring", ["r2", "correlation", "explained_variance"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_kernel_gram_scores_equal_explicit_predictions(scoring, fit_intercept):
+    """The closed-form scores of the factor Gram route equal score_predictions on every
+    alpha's explicit held-out predictions (float64, both routes, with and without intercept)."""
+    from neuroprobe.solvers.scoring import score_predictions
+
+    X, Y, bands = _data(48, (30, 40), t=40, seed=5)
+    folds = list(KFold(3).split(X))
+    alphas = np.logspace(-1, 6, 12)
+    be = get_backend("numpy")
+    plan = banded.make_banded_plan(X, bands, folds, backend=be, dtype=np.float64,
+                                   fit_intercept=fit_intercept)
+    Yc = Y - Y.mean(axis=0) if fit_intercept else Y
+    gamma = np.array([0.3, 0.7])
+    rp = banded.candidate_plan(plan, gamma)
+    ref = []
+    for fold in rp.folds:
+        y_tr = Yc[fold.train]
+        my = y_tr.mean(axis=0) if fit_intercept else 0.0
+        z = fold.eigvecs.T @ (y_tr - my)
+        w = ridge._inverse_weights(be, fold.eigvals, alphas)
+        pred = ridge._project(fold.proj_test, w, z) + my
+        ref.append(score_predictions(Yc[fold.test], pred, scoring))
+    ref = np.mean(ref, axis=0)
+    for direct in (True, False):
+        got = banded._kernel_gram_scores(be, banded._kernel_folds(plan, gamma, alphas, direct),
+                                         Yc, scoring, chunk_bytes=2000)
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-11)
