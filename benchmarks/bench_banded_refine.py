@@ -1,7 +1,7 @@
 """Benchmark: gradient refinement of banded ridge vs the search and himalaya's hyper-gradient.
 
 Default size: n = 600 scans in 5 runs (leave-one-run-out: 5 folds of 480 training scans), 3
-bands of 150, 250 and 350 features (p = 750 > 480: kernel systems), 300 voxels with planted
+bands of 150, 250 and 350 features (p = 750 > 480: kernel systems), 500 voxels with planted
 per-voxel band shares (Dirichlet) and noise; a sixth run (120 scans) is held out. Data centred,
 no intercept (himalaya's hyper-gradient has none), R^2 scoring, float64 for the refinement.
 
@@ -18,8 +18,11 @@ Methods, in one process, repeats interleaved (min time of each):
 Every result is scored by the same exact mean CV R^2 (``cv_score_gradient``) and by the held-out
 R^2 of its refit on the 600 scans.
 
-    python benchmarks/bench_banded_refine.py                 # default size, writes RESULTS.md
-    python benchmarks/bench_banded_refine.py --voxels 100 --no-write   # smaller, print only
+    OMP_NUM_THREADS=1 python benchmarks/bench_banded_refine.py   # default size, writes RESULTS.md
+    OMP_NUM_THREADS=1 python benchmarks/bench_banded_refine.py --voxels 100 --no-write  # print only
+
+One BLAS thread: on the shared 2-core machine a threaded BLAS made the per-voxel Cholesky
+factorisations ~20x slower (thread synchronisation under oversubscription).
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--sizes", type=int, nargs="+", default=[150, 250, 350])
-    ap.add_argument("--voxels", type=int, default=300)
+    ap.add_argument("--voxels", type=int, default=500)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--iters", type=int, nargs="+", default=[5, 10])
     ap.add_argument("--repeats", type=int, default=2)
@@ -123,6 +126,7 @@ def main(argv=None):
             t = time.perf_counter()
             results[name] = fn()
             times[name].append(time.perf_counter() - t)
+            print(f"# {name}: {times[name][-1]:.1f} s", file=sys.stderr, flush=True)
     times["search"] = t_search
     results["search"] = start
     load_after = open("/proc/loadavg").read().split()[:3]
@@ -158,7 +162,7 @@ def main(argv=None):
     text = "\n".join([
         "### Banded ridge: gradient refinement of the search's best (CPU)", "",
         f"Machine: {machine()}; 2 shared cores ({os.cpu_count()} visible). Script: "
-        f"`python benchmarks/bench_banded_refine.py`.", "", header, "",
+        f"`OMP_NUM_THREADS=1 python benchmarks/bench_banded_refine.py`.", "", header, "",
         "`search`: 20 candidates x 20 alphas, float32. `refine_k`: k evaluations of "
         "`refine_deltas` (monotone quasi-Newton, float64). `himalaya_k`: "
         "`solve_multiple_kernel_ridge_hyper_gradient(max_iter=k)` from the same start, its "
