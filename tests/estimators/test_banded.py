@@ -36,7 +36,8 @@ def _study(n=160, sizes=(12, 20), t=30, runs=4, seed=0, noise=1.5):
 @parametrize_with_checks(
     [BandedRidgeEncoder(),
      BandedRidgeEncoder(bands=[slice(0, 1), slice(1, None)], candidates=4, alphas=[0.1, 10.0],
-                        dtype="float64")],
+                        dtype="float64"),
+     BandedRidgeEncoder(refine="gradient", n_iter_refine=3)],
     expected_failed_checks=lambda est: {} if est.bands is None else {
         "check_fit2d_1feature": "two bands of columns need at least two features"},
 )
@@ -191,4 +192,72 @@ def test_torch_backend_matches_numpy():
     b = BandedRidgeEncoder(backend="torch", **kw).fit(X, Y, groups=groups)
     assert a.solver_ == "kernel"
     np.testing.assert_allclose(a.cv_scores_, b.cv_scores_, atol=1e-4)
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-3, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- refine="gradient"
+def _refine_study():
+    X, Y, _, groups, _ = _study(n=120, sizes=(5, 7), t=6, noise=3.0)
+    kw = dict(bands=[slice(0, 5), slice(5, 12)], alphas=ALPHAS, candidates=5,
+              cv="leave-one-run-out")
+    return X, Y, groups, kw
+
+
+def test_refine_raises_scores_and_refits_at_the_refined_values():
+    X, Y, groups, kw = _refine_study()
+    plain = BandedRidgeEncoder(**kw).fit(X, Y, groups=groups)
+    assert not hasattr(plain, "refine_scores_")
+    enc = BandedRidgeEncoder(refine="gradient", n_iter_refine=15, dtype="float64", **kw).fit(
+        X, Y, groups=groups)
+    start, end = enc.refine_scores_
+    np.testing.assert_allclose(start, plain.cv_scores_.max(axis=0), rtol=1e-5)
+    assert np.all(end >= start) and np.mean(end > start + 1e-6) > 0.5
+    np.testing.assert_allclose(enc.best_gammas_.sum(axis=0), 1.0)
+    folds = list(LeaveOneGroupOut().split(X, groups=groups))
+    for j in range(Y.shape[1]):  # sklearn Ridge at the refined (gamma, alpha)
+        g, alpha = enc.best_gammas_[:, j], enc.best_alphas_[j]
+        d = np.r_[np.full(5, np.sqrt(g[0])), np.full(7, np.sqrt(g[1]))]
+        cv = np.mean([r2_score(Y[te, j], Ridge(alpha=alpha).fit(X[tr] * d, Y[tr, j])
+                               .predict(X[te] * d)) for tr, te in folds])
+        np.testing.assert_allclose(cv, end[j], rtol=1e-8)
+        ref = Ridge(alpha=alpha).fit(X * d, Y[:, j])
+        np.testing.assert_allclose(enc.coef_[:, j], ref.coef_ * d, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(enc.intercept_[j], ref.intercept_, rtol=1e-6)
+    # no steps: exactly the search's model
+    zero = BandedRidgeEncoder(refine="gradient", n_iter_refine=0, **kw).fit(X, Y, groups=groups)
+    np.testing.assert_array_equal(zero.coef_, plain.coef_)
+    np.testing.assert_array_equal(zero.best_gammas_, plain.best_gammas_)
+
+
+def test_refine_targets_subset_and_bad_values():
+    X, Y, groups, kw = _refine_study()
+    plain = BandedRidgeEncoder(**kw).fit(X, Y, groups=groups)
+    top = BandedRidgeEncoder(refine="gradient", refine_targets=2, **kw).fit(X, Y, groups=groups)
+    done = ~np.isnan(top.refine_scores_[1])
+    assert done.sum() == 2
+    best = plain.cv_scores_.max(axis=0)
+    assert best[done].min() >= best[~done].max()
+    np.testing.assert_array_equal(top.coef_[:, ~done], plain.coef_[:, ~done])
+    mask = np.zeros(Y.shape[1], dtype=bool)
+    mask[[1, 4]] = True
+    sub = BandedRidgeEncoder(refine="gradient", refine_targets=mask, **kw).fit(
+        X, Y, groups=groups)
+    np.testing.assert_array_equal(~np.isnan(sub.refine_scores_[1]), mask)
+    idx = BandedRidgeEncoder(refine="gradient", refine_targets=[4, 1], **kw).fit(
+        X, Y, groups=groups)
+    np.testing.assert_array_equal(idx.coef_, sub.coef_)
+    with pytest.raises(ValueError, match="refine_targets"):
+        BandedRidgeEncoder(refine="gradient", refine_targets=[0, 99], **kw).fit(
+            X, Y, groups=groups)
+    with pytest.raises(ValueError, match="refine"):
+        BandedRidgeEncoder(refine="newton", **kw).fit(X, Y, groups=groups)
+
+
+def test_refine_torch_matches_numpy():
+    pytest.importorskip("torch")
+    X, Y, groups, kw = _refine_study()
+    a = BandedRidgeEncoder(refine="gradient", n_iter_refine=5, **kw).fit(X, Y, groups=groups)
+    b = BandedRidgeEncoder(refine="gradient", n_iter_refine=5, backend="torch", **kw).fit(
+        X, Y, groups=groups)
+    np.testing.assert_allclose(a.refine_scores_, b.refine_scores_, atol=1e-5)
     np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-3, atol=1e-3)
