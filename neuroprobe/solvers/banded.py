@@ -164,6 +164,20 @@ def _stack(backend, arrays):
     return np.stack(arrays)
 
 
+def band_columns(bands, n_features):
+    """``(bands, band_of)``: each band's columns as an int array and the band of every column.
+
+    Raises ``ValueError`` when some column of X is in no band (the solvers need a partition).
+    """
+    bands = [np.asarray(b, dtype=np.intp) for b in bands]
+    band_of = np.full(n_features, -1, dtype=np.intp)
+    for i, cols in enumerate(bands):
+        band_of[cols] = i
+    if np.any(band_of < 0):
+        raise ValueError(f"bands leave {int((band_of < 0).sum())} column(s) of X unassigned")
+    return bands, band_of
+
+
 def make_banded_plan(X, bands, folds=None, *, fit_intercept=True, backend, dtype=np.float32,
                      solver="auto"):
     """Cross-products (primal) or per-band Gram matrices (kernel) of X, and their fold parts.
@@ -186,12 +200,7 @@ def make_banded_plan(X, bands, folds=None, *, fit_intercept=True, backend, dtype
     """
     X = np.asarray(X, dtype=dtype)
     n, p = X.shape
-    bands = [np.asarray(b, dtype=np.intp) for b in bands]
-    band_of = np.full(p, -1, dtype=np.intp)
-    for i, cols in enumerate(bands):
-        band_of[cols] = i
-    if np.any(band_of < 0):
-        raise ValueError(f"bands leave {int((band_of < 0).sum())} column(s) of X unassigned")
+    bands, band_of = band_columns(bands, p)
     kind = solver if solver != "auto" else ("primal" if p <= n else "kernel")
     x_mean = X.mean(axis=0) if fit_intercept else np.zeros(p, dtype=dtype)
     be = backend

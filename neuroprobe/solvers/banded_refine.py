@@ -51,6 +51,7 @@ from __future__ import annotations
 import numpy as np
 
 from neuroprobe._utils import memory_budget
+from neuroprobe.solvers.banded import band_columns
 
 __all__ = [
     "REFINE_SCORINGS",
@@ -152,12 +153,7 @@ def make_refine_plan(X, bands, folds=None, *, fit_intercept=True, backend, dtype
     """
     X = np.asarray(X, dtype=dtype)
     n, p = X.shape
-    bands = [np.asarray(b, dtype=np.intp) for b in bands]
-    band_of = np.full(p, -1, dtype=np.intp)
-    for i, cols in enumerate(bands):
-        band_of[cols] = i
-    if np.any(band_of < 0):
-        raise ValueError(f"bands leave {int((band_of < 0).sum())} column(s) of X unassigned")
+    bands, band_of = band_columns(bands, p)
     folds = [(np.asarray(tr), np.asarray(te)) for tr, te in (folds or [])]
     n_train = min((len(tr) for tr, _ in folds), default=n)
     kind = solver if solver != "auto" else ("primal" if p < n_train else "kernel")
