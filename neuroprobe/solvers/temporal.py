@@ -12,10 +12,10 @@ matmul does it) and never modify their inputs.
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 from scipy import ndimage, stats
-from threadpoolctl import threadpool_limits
 
 __all__ = ["window_rdms", "time_resolved_rsa", "compare_rdms", "cross_temporal_rsa",
            "permutation_null",
@@ -99,7 +99,7 @@ def window_rdms(X, radius=0, metric="correlation", dtype=np.float64, *, chunk=8,
         _run_chunks(X, radius, metric, chunk, n_jobs, work)
         return out
     Xt, scale2, centred = _gram_input(X, radius, metric, dtype)
-    with threadpool_limits(limits=1, user_api="blas"):          # small GEMMs: threads only cost
+    with _blas_one_thread():                                     # small GEMMs: threads only cost
         gram = Xt @ Xt.transpose(0, 2, 1)                        # (t, n, n), one batched matmul
     width = 2 * radius + 1
     S = None
@@ -110,107 +110,218 @@ def window_rdms(X, radius=0, metric="correlation", dtype=np.float64, *, chunk=8,
 
 
 def _gram_distances(G, S, k, metric, scale2=1.0, n=None):
-    """Condensed distances from window Gram matrices ``G`` (w, N, N), overwritten.
+    """Condensed distances from window Gram matrices ``G`` (w, N, N).
 
     The pairs are those of the first ``n`` rows (default ``N``; a last all-ones row gives the
     pattern sums for free). ``S`` (w, n): pattern sums for the correlation metric (None:
-    patterns already centred); ``k``: values per pattern; ``scale2``: the squared scale the
-    Gram input was divided by. All arithmetic is on whole (w, n, n) blocks by broadcasting (no
-    gathers of per-stimulus terms into the pairs); the upper triangle is taken once at the end.
+    patterns already centred); ``k``: values per pattern (a scalar or (w, 1)); ``scale2``: the
+    squared scale the Gram input was divided by. The pairs' Gram entries are taken first and
+    all arithmetic is on the (w, n_pairs) block: the row stimulus's terms by ``np.repeat``
+    (each row of the condensed triangle is one run), the column stimulus's by ``np.take``.
     """
     w, N = G.shape[:2]
     n = N if n is None else n
-    full = G = G.astype(np.float64, copy=False)
-    G = G[:, :n, :n]
-    diag = np.einsum("wii->wi", G).copy()
+    G = G.astype(np.float64, copy=False)
+    off, cols, runs = _pair_offsets(n, N)
+    diag = np.einsum("wii->wi", G[:, :n, :n])
+    g = np.take(G.reshape(w, N * N), off, axis=1)                # (w, n_pairs)
+
+    def pairs(a):                                                # a_i and a_j of every pair
+        return np.repeat(a[:, :-1], runs, axis=1), np.take(a, cols, axis=1)
+
     if metric == "correlation":
-        if S is not None:                                        # centre each window pattern
-            diag -= S * S / k
+        v = diag - S * S / k if S is not None else diag          # centred sums of squares
         with np.errstate(divide="ignore"):
-            inv = 1.0 / np.sqrt(np.clip(diag, 0, None))
-        G *= inv[:, :, None] * inv[:, None, :]
-        if S is not None:                                        # (G - s s'/k) / (d d')
-            v = S * inv * (1.0 / np.sqrt(k))
-            G -= v[:, :, None] * v[:, None, :]
-    else:
-        G *= -2.0
-        G += diag[:, :, None]
-        G += diag[:, None, :]
-        np.clip(G, 0, None, out=G)
-        if scale2 != 1.0:
-            G *= scale2
-        if metric == "euclidean":
-            np.sqrt(G, out=G)
-    out = np.take(full.reshape(w, N * N), _pair_offsets(n, N), axis=1)
-    if metric == "correlation":
-        np.subtract(1.0, out, out=out)                           # on the pairs only
-    return out
+            inv = 1.0 / np.sqrt(np.clip(v, 0, None))
+        if S is None:
+            a_i, a_j = pairs(inv)
+            g *= a_i
+            g *= a_j
+        else:                                                    # (g - s_i s_j / k) / (d_i d_j)
+            b_i, b_j = pairs(np.concatenate([inv, S * inv * (1.0 / np.sqrt(k))]))  # (2w, n)
+            g *= b_i[:w]
+            g *= b_j[:w]
+            b_i[w:] *= b_j[w:]
+            g -= b_i[w:]
+        np.subtract(1.0, g, out=g)
+        return g
+    d_i, d_j = pairs(diag)
+    g *= -2.0
+    g += d_i
+    g += d_j
+    np.clip(g, 0, None, out=g)
+    if scale2 != 1.0:
+        g *= scale2
+    if metric == "euclidean":
+        np.sqrt(g, out=g)
+    return g
 
 
 @functools.lru_cache(maxsize=8)
 def _pair_offsets(n, N):
-    """Flat offsets of the condensed pairs ``i < j < n`` in (N, N) matrices (read-only)."""
+    """The condensed pairs ``i < j < n`` of (N, N) matrices (read-only arrays): their flat
+    offsets, their column indices ``j`` and the run length of every row ``i < n - 1``."""
     iu = np.triu_indices(n, 1)
     off = iu[0] * N + iu[1]
-    off.flags.writeable = False
-    return off
+    runs = np.arange(n - 1, 0, -1)
+    for a in (off, iu[1], runs):
+        a.flags.writeable = False
+    return off, iu[1], runs
 
 
-def _chunk_rdms(X, w0, w1, radius, metric, buf):
-    """float64 RDMs of windows ``w0..w1 - 1`` from the raw times ``w0 .. w1 + 2 * radius - 1``.
+def _chunk_grams(X, w0, w1, radius, buf):
+    """Window Gram matrices of windows ``w0..w1 - 1`` (w, n_stimuli [+ 1], n_stimuli [+ 1]).
 
-    ``buf`` (n_stimuli [+ 1], >= n raw times, n_channels): the chunk is copied there stimulus
-    by stimulus, time-major (read once, in cache), and its Gram matrices come from one batched
-    matmul on the strided (times, stimuli, channels) view (BLAS takes the row stride). For the
-    correlation metric the extra last row of ones makes the Gram's last row the pattern sums.
+    The raw times ``w0 .. w1 + 2 * radius - 1`` are copied stimulus by stimulus, time-major,
+    into ``buf`` (n_stimuli [+ 1], >= n raw times, n_channels), and their Gram matrices come
+    from one batched matmul on the strided (times, stimuli, channels) view (BLAS takes the row
+    stride); window sums by cumulative sums. For the correlation metric the buffer's extra
+    last row of ones makes the Gram's last row the pattern sums.
     """
-    n, c, _ = X.shape
+    n = X.shape[0]
     width = 2 * radius + 1
-    t0, t1 = w0, w1 + width - 1
-    xb = buf[:, :t1 - t0]
-    np.copyto(xb[:n], X[:, :, t0:t1].transpose(0, 2, 1))
+    xb = buf[:, :w1 - w0 + width - 1]
+    np.copyto(xb[:n], X[:, :, w0:w1 + width - 1].transpose(0, 2, 1))
     xt = xb.transpose(1, 0, 2)                                   # (k, n [+ 1], c) view
-    G = _window_sum(xt @ xt.transpose(0, 2, 1), width)
-    S = G[:, n, :n].copy() if buf.shape[0] > n else None         # (w, n) pattern sums
-    return _gram_distances(G, S, c * width, metric, n=n)
+    return _window_sum(xt @ xt.transpose(0, 2, 1), width)
+
+
+_THREADS = {}                  # cached per process: the BLAS controller and thread pools
+
+
+def _blas_one_thread():
+    """A context limiting BLAS to one thread (the controller is inspected once per process:
+    a fresh ``threadpool_limits`` scans every loaded library, ~0.6 ms a call)."""
+    from threadpoolctl import ThreadpoolController
+
+    key = ("controller", os.getpid())
+    if key not in _THREADS:
+        _THREADS[key] = ThreadpoolController()
+    return _THREADS[key].limit(limits=1, user_api="blas")
+
+
+def _pool(n_threads):
+    """A thread pool of ``n_threads`` kept for this process (a forked child makes its own)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = ("pool", os.getpid(), n_threads)
+    if key not in _THREADS:
+        _THREADS[key] = ThreadPoolExecutor(n_threads, thread_name_prefix="neuroprobe-rsa")
+    return _THREADS[key]
 
 
 def _on_threads(n_items, n_jobs, run):
     """``run(k, n_threads)`` on each of ``n_threads`` threads (thread ``k`` takes the items
     ``k::n_threads``, round-robin), BLAS on one thread each; ``n_jobs`` as joblib's.
 
-    NumPy sorts, copies, ufuncs and BLAS release the GIL, so every phase runs on all threads.
+    For work made of large NumPy calls (BLAS, copies and sorts of whole chunks release the
+    GIL); see :func:`_pipeline` for work that also has many small calls.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from joblib import effective_n_jobs
 
     n_threads = max(1, min(effective_n_jobs(n_jobs), n_items))
-    with threadpool_limits(limits=1, user_api="blas"):          # small GEMMs: threads only cost
+    with _blas_one_thread():                                     # small GEMMs: threads only cost
         if n_threads == 1:
             run(0, 1)
         else:
-            with ThreadPoolExecutor(n_threads) as pool:
-                list(pool.map(run, range(n_threads), [n_threads] * n_threads))
+            list(_pool(n_threads).map(run, range(n_threads), [n_threads] * n_threads))
+
+
+def _pipeline(items, produce, consume, new_state, n_threads):
+    """``consume(produce(item, state))`` for every item: ``produce`` on ``n_threads - 1`` pool
+    threads and on the calling thread, ``consume`` on the calling thread only, in any order.
+
+    NumPy calls on arrays of ~1e4 values (~10 us) do not run in parallel on Python threads:
+    each holds the GIL for its dispatch, and the handoffs between threads serialise them
+    (measured: two threads are no faster than one below ~0.1 ms a call). Copies and BLAS
+    products of whole chunks (~1 ms) do run in parallel. So the small-call phase runs on one
+    thread while the others produce, and the calling thread produces itself whenever no
+    result is waiting. Every thread owns one ``new_state()`` (a copy buffer); at most
+    ``2 * n_threads`` results wait at a time; an error in any thread is raised here.
+    """
+    import queue
+    import threading
+
+    todo = queue.SimpleQueue()
+    for item in items:
+        todo.put(item)
+    done = queue.Queue(maxsize=2 * n_threads)
+    stop = threading.Event()
+
+    def producer():
+        try:
+            state = new_state()
+            while not stop.is_set():
+                try:
+                    item = todo.get_nowait()
+                except queue.Empty:
+                    return
+                done.put((True, produce(item, state)))
+        except BaseException as exc:                             # raised by the caller
+            done.put((False, exc))
+
+    futures = [_pool(n_threads - 1).submit(producer) for _ in range(n_threads - 1)]
+    try:
+        state = new_state()
+        for _ in range(len(items)):
+            try:
+                ok, result = done.get_nowait()
+            except queue.Empty:
+                try:
+                    item = todo.get_nowait()
+                except queue.Empty:                              # all taken: wait for one
+                    ok, result = done.get()
+                else:
+                    ok, result = True, produce(item, state)
+            if not ok:
+                raise result
+            consume(result)
+    finally:
+        stop.set()
+        while not all(f.done() for f in futures):                # unblock waiting producers
+            try:
+                done.get(timeout=0.01)
+            except queue.Empty:
+                pass
 
 
 def _run_chunks(X, radius, metric, chunk, n_jobs, work):
-    """``work(rdms, w0, w1)`` for chunks of windows (:func:`_chunk_rdms`) on threads; each
-    thread owns one copy buffer."""
+    """``work(rdms, w0, w1)`` for chunks of windows, in any order.
+
+    Each chunk's Gram matrices (:func:`_chunk_grams`) are computed on up to ``n_jobs``
+    threads (joblib's convention), its distances and ``work`` on the calling thread
+    (:func:`_pipeline`); BLAS runs one thread in each.
+    """
+    from joblib import effective_n_jobs
+
     n, c, t = X.shape
     nw = n_windows(t, radius)
     width = 2 * radius + 1
     chunk = max(int(chunk), 2 * width if radius else 1)          # bound the window overlap
     starts = list(range(0, nw, chunk))
 
-    def run(k, n_threads):
+    def new_buffer():
         buf = np.empty((n + (metric == "correlation"), min(chunk, nw) + width - 1, c))
         buf[n:] = 1.0
-        for w0 in starts[k::n_threads]:
-            w1 = min(w0 + chunk, nw)
-            work(_chunk_rdms(X, w0, w1, radius, metric, buf), w0, w1)
+        return buf
 
-    _on_threads(len(starts), n_jobs, run)
+    def produce(w0, buf):
+        w1 = min(w0 + chunk, nw)
+        return w0, w1, _chunk_grams(X, w0, w1, radius, buf)
+
+    def consume(item):
+        w0, w1, G = item
+        S = G[:, n, :n] if G.shape[1] > n else None              # (w, n) pattern sums
+        work(_gram_distances(G, S, c * width, metric, n=n), w0, w1)
+
+    n_threads = max(1, min(effective_n_jobs(n_jobs), len(starts)))
+    with _blas_one_thread():                                     # small GEMMs: threads only cost
+        if n_threads == 1:
+            buf = new_buffer()
+            for w0 in starts:
+                consume(produce(w0, buf))
+        else:
+            _pipeline(starts, produce, consume, new_buffer, n_threads)
 
 
 def time_resolved_rsa(X, model_rdms, radius=0, metric="correlation", comparison="spearman", *,
@@ -334,11 +445,21 @@ def _rank(V, values=None):
         order, ties, bad = _sort_keys(V)
     for row, o in zip(ranks, order):                             # 1-D scatters: faster than
         row[o] = values                                          # put_along_axis
-    ties &= ~bad
+    if bad.any():
+        ties &= ~bad
+        ranks[bad] = np.nan
     if ties.any():
         ranks[ties] = stats.rankdata(_quantise(V[ties]), axis=-1)
-    ranks[bad] = np.nan
     return ranks.reshape(shape), ties.reshape(shape[:-1])
+
+
+@functools.lru_cache(maxsize=8)
+def _rank_values(m):
+    """The standardised ranks ``1..m`` (centred, unit norm; read-only)."""
+    norm = np.sqrt(m * (m * m - 1) / 12.0) if m > 1 else np.nan
+    values = (np.arange(1, m + 1, dtype=np.float64) - (m + 1) / 2.0) / norm
+    values.flags.writeable = False
+    return values
 
 
 def _standardise(V, method):
@@ -350,10 +471,7 @@ def _standardise(V, method):
     """
     V = np.atleast_2d(np.asarray(V, dtype=np.float64))
     if method == "spearman":
-        m = V.shape[-1]
-        norm = np.sqrt(m * (m * m - 1) / 12.0) if m > 1 else np.nan
-        values = (np.arange(1, m + 1, dtype=np.float64) - (m + 1) / 2.0) / norm
-        V, ties = _rank(V, values)
+        V, ties = _rank(V, _rank_values(V.shape[-1]))
         if ties.any():
             V[ties] = _standardise(V[ties], "pearson")
         return V
@@ -380,7 +498,7 @@ def compare_rdms(model_rdms, brain_rdms, comparison="spearman"):
     M, B = _standardise(model_rdms, comparison), _standardise(brain_rdms, comparison)
     if M.shape[1] != B.shape[1]:
         raise ValueError(f"model_rdms: {M.shape[1]} pairs but brain_rdms has {B.shape[1]}")
-    with threadpool_limits(limits=1, user_api="blas"):          # a thin GEMM: one thread is faster
+    with _blas_one_thread():                                     # a thin GEMM: one thread is faster
         return M @ B.T
 
 
