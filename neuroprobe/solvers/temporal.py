@@ -241,6 +241,8 @@ def _pipeline(items, produce, consume, new_state, n_threads):
     """
     import queue
     import threading
+    import time
+    from concurrent.futures import wait
 
     todo = queue.SimpleQueue()
     for item in items:
@@ -261,6 +263,7 @@ def _pipeline(items, produce, consume, new_state, n_threads):
             done.put((False, exc))
 
     futures = [_pool(n_threads - 1).submit(producer) for _ in range(n_threads - 1)]
+    finished = False
     try:
         state = new_state()
         for _ in range(len(items)):
@@ -276,13 +279,16 @@ def _pipeline(items, produce, consume, new_state, n_threads):
             if not ok:
                 raise result
             consume(result)
+        finished = True
     finally:
         stop.set()
-        while not all(f.done() for f in futures):                # unblock waiting producers
+        if finished:                                             # every result taken: no put
+            wait(futures)                                        # is blocked
+        while not all(f.done() for f in futures):                # an error: unblock producers
             try:
-                done.get(timeout=0.01)
+                done.get_nowait()
             except queue.Empty:
-                pass
+                time.sleep(1e-3)
 
 
 def _run_chunks(X, radius, metric, chunk, n_jobs, work):
