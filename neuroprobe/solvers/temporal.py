@@ -20,7 +20,8 @@ from scipy import ndimage, stats
 __all__ = ["window_rdms", "time_resolved_rsa", "compare_rdms", "cross_temporal_rsa",
            "permutation_null",
            "max_stat_fwe", "cluster_masses",
-           "cluster_pvalues", "cluster_fwe", "tfce", "permutation_cluster_1samp",
+           "cluster_pvalues", "cluster_fwe", "tfce", "tfce_default_step", "tfce_fwe",
+           "permutation_cluster_1samp",
            "permutation_cluster_test", "n_windows", "channel_neighbourhoods",
            "searchlight_rsa",
            "peak_latency"]
@@ -686,7 +687,9 @@ def permutation_null(model_rdms, brain_rdms, n_permutations=1000, comparison="sp
 def max_stat_fwe(observed, null, tail=1):
     """FWE-corrected p-values by the max statistic over all but the first null axis.
 
-    ``p = (1 + #{null max >= observed}) / (1 + n_permutations)``.
+    ``p = (1 + #{null max >= observed}) / (1 + n_permutations)``, on the statistic itself
+    (``tail=1``), its negation (``tail=-1``) or its absolute value (``tail=0``; the max of
+    ``|null|``).
     """
     obs = np.asarray(observed, dtype=np.float64)
     null = np.asarray(null, dtype=np.float64)
@@ -742,22 +745,14 @@ def _max_mass(stat, threshold, tail):
     return out
 
 
-def tfce(stat, start=0.0, step=0.1, h_power=2.0, e_power=0.5):
-    """Threshold-free cluster enhancement along the last axis (positive tail, as mne.stats').
-
-    ``score(t) = sum_h extent(h, t) ** e_power * h ** h_power * dh`` over the thresholds
-    ``h = start, start + step, ... < max(stat)``, ``extent`` the length of the supra-threshold
-    run holding ``t``.
-
-    Returns
-    -------
-    scores : ndarray, shape of ``stat``
-    """
-    stat = np.asarray(stat, dtype=np.float64)
+def _tfce_positive(stat, start, step, h_power, e_power):
+    """Positive-tail TFCE of the rows of ``stat`` (last axis), every row at once."""
     flat = stat.reshape(-1, stat.shape[-1])
     scores = np.zeros_like(flat)
+    if flat.size == 0:
+        return scores.reshape(stat.shape)
     structure = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], bool)
-    thresholds = np.arange(start, flat.max(), step, dtype=float)
+    thresholds = np.arange(start, np.nanmax(flat), step, dtype=float)
     for i, h in enumerate(thresholds):
         dh = abs(h) if i == 0 else abs(h - thresholds[i - 1])
         lab, k = ndimage.label(flat > h, structure=structure)
@@ -766,6 +761,128 @@ def tfce(stat, start=0.0, step=0.1, h_power=2.0, e_power=0.5):
             extent[0] = 0.0
             scores += (abs(h) ** h_power * dh) * extent[lab] ** e_power
     return scores.reshape(stat.shape)
+
+
+def _check_tfce(start, step, tail):
+    if tail not in (1, 0, -1):
+        raise ValueError(f"tail: expected 1, 0 or -1; got {tail!r}")
+    if not (np.isfinite(start) and np.isfinite(step)):
+        raise ValueError(f"TFCE start and step: expected finite numbers; got start={start!r}, "
+                         f"step={step!r}")
+    if tail == -1 and (start > 0 or step >= 0):
+        raise ValueError("TFCE with tail=-1 (as mne.stats): expected start <= 0 and step < 0 "
+                         f"(thresholds going down); got start={start!r}, step={step!r}")
+    if tail == 0 and (start < 0 or step <= 0):
+        raise ValueError("TFCE with tail=0 (as mne.stats): expected start >= 0 and step > 0 "
+                         f"(thresholds on |stat|); got start={start!r}, step={step!r}")
+    if tail == 1 and step <= 0:
+        raise ValueError(f"TFCE with tail=1: expected step > 0; got step={step!r}")
+
+
+def tfce(stat, start=0.0, step=0.1, h_power=2.0, e_power=0.5, tail=1):
+    """Threshold-free cluster enhancement along the last axis (as mne.stats').
+
+    ``score(t) = sum_h extent(h, t) ** e_power * |h| ** h_power * dh`` over the thresholds
+    ``h = start, start + step, ...`` up to the most extreme value, ``extent`` the length of the
+    supra-threshold run holding ``t`` and ``dh = |h - previous h|`` (``|start|`` for the first).
+    Every row (all but the last axis) is enhanced separately, all rows in one labelling per
+    threshold (no loop over rows).
+
+    Parameters
+    ----------
+    stat : ndarray of shape (..., n_times)
+    start, step : float
+        First threshold and the spacing of the thresholds. ``tail=-1``: ``start <= 0`` and
+        ``step < 0`` (thresholds going down, runs below them, as mne.stats); ``tail=0``:
+        ``start >= 0`` and ``step > 0``, applied to both signs.
+    h_power, e_power : float
+        Powers of the height and of the extent (2 and 0.5: Smith and Nichols 2009, mne's).
+    tail : {1, 0, -1}, default=1
+        1: runs above the thresholds, scores >= 0. -1: runs below them, scores <= 0. 0: the
+        positive and negative parts enhanced separately, signed scores (positive where
+        ``stat > 0``, negative where ``stat < 0``). These are the ``t_obs`` that
+        ``mne.stats.permutation_cluster_1samp_test(..., threshold=dict(start=, step=),
+        tail=)`` returns (its scores times the sign of the statistic).
+
+    Returns
+    -------
+    scores : ndarray, shape of ``stat``
+    """
+    stat = np.asarray(stat, dtype=np.float64)
+    start, step = float(start), float(step)
+    _check_tfce(start, step, tail)
+    if tail == 1:
+        return _tfce_positive(stat, start, step, h_power, e_power)
+    if tail == -1:
+        return -_tfce_positive(-stat, -start, -step, h_power, e_power)
+    return (_tfce_positive(stat, start, step, h_power, e_power)
+            - _tfce_positive(-stat, start, step, h_power, e_power))
+
+
+def _oriented(x, tail):
+    """The statistic whose large values are evidence in the tested tail."""
+    return np.abs(x) if tail == 0 else (-x if tail == -1 else x)
+
+
+def tfce_default_step(observed, start=0.0, tail=1, n_steps=50):
+    """Default TFCE step: ``n_steps`` thresholds from ``start`` to the observed extreme.
+
+    ``(extreme - |start|) / n_steps`` with ``extreme`` the largest observed value in the tested
+    tail (``max(observed)``, ``max(|observed|)`` for ``tail=0``, ``max(-observed)`` for
+    ``tail=-1``, where the step is returned negative). Scale-free: RSA correlations
+    (~0.01-0.3) and t values (~2-10) get the same resolution. 1 (-1) when no observed value
+    passes ``start`` in the tested tail (every observed score is then 0).
+    """
+    extreme = float(np.nanmax(_oriented(np.asarray(observed, dtype=np.float64), tail)))
+    span = extreme - abs(float(start))
+    step = span / n_steps if np.isfinite(span) and span > 0 else 1.0
+    return -step if tail == -1 else step
+
+
+def tfce_fwe(observed, null, *, start=0.0, step=None, h_power=2.0, e_power=0.5, tail=1):
+    """TFCE scores of observed curves and their FWE p-values over models x times.
+
+    The observed curves and every null curve are enhanced with the same thresholds
+    (:func:`tfce`, all permutations x models in one pass per threshold); each permutation
+    contributes the max of its scores over all models and times (``|score|`` for ``tail=0``,
+    ``-score`` for ``tail=-1``), and ``p = (1 + #{H0 >= score}) / (1 + n_permutations)``
+    (up to a relative tolerance of 1e-10 for ties in the last bits).
+
+    Parameters
+    ----------
+    observed : ndarray of shape (n_models, n_times)
+        E.g. RSA curves of every layer (or one curve, (n_times,)).
+    null : ndarray of shape (n_permutations, n_models, n_times)
+        The same statistic under joint permutations (:func:`permutation_null`).
+    start : float, default=0.0
+    step : float or None
+        None: :func:`tfce_default_step` of ``observed`` (50 thresholds up to the observed
+        extreme). Signs as :func:`tfce` (negative for ``tail=-1``).
+    h_power, e_power : float, default=2.0, 0.5
+    tail : {1, 0, -1}, default=1
+
+    Returns
+    -------
+    scores : ndarray, shape of ``observed``
+        Signed TFCE scores of the observed curves.
+    pvalues : ndarray, shape of ``observed``
+        FWE-corrected p-value of every sample.
+    """
+    observed = np.asarray(observed, dtype=np.float64)
+    null = np.asarray(null, dtype=np.float64)
+    if null.ndim != observed.ndim + 1 or null.shape[1:] != observed.shape:
+        raise ValueError(f"null: expected shape (n_permutations, *{observed.shape}); got "
+                         f"{null.shape}")
+    if step is None:
+        step = tfce_default_step(observed, start, tail)
+    opts = dict(start=start, step=step, h_power=h_power, e_power=e_power, tail=tail)
+    scores = tfce(observed, **opts)
+    k = null.shape[0]
+    H0 = np.sort(_oriented(tfce(null, **opts), tail).reshape(k, -1).max(axis=1))
+    s = _oriented(scores, tail)
+    tol = 1e-10 * max(float(np.max(np.abs(s), initial=0.0)), float(np.abs(H0).max(initial=0.0)))
+    count = k - np.searchsorted(H0, s.ravel() - tol, side="left")
+    return scores, ((1 + count) / (1 + k)).reshape(observed.shape)
 
 
 def cluster_fwe(observed, null, threshold, tail=1):
@@ -778,8 +895,12 @@ def cluster_fwe(observed, null, threshold, tail=1):
     null : ndarray of shape (n_permutations, n_models, n_times)
         The same statistic under joint permutations (:func:`permutation_null`).
     threshold : float
-        Cluster-forming threshold on the statistic.
+        Cluster-forming threshold on the statistic, a magnitude: clusters of
+        ``observed > threshold`` (``tail=1``), ``observed < -threshold`` (``tail=-1``), or
+        both, apart (``tail=0``).
     tail : {1, -1, 0}
+        The mass of a cluster is the sum of the statistic over it; permutation maxima and
+        p-values use ``mass`` (1), ``-mass`` (-1) or ``|mass|`` (0).
 
     Returns
     -------
@@ -807,7 +928,11 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
     X : ndarray of shape (n_subjects, n_times)
     threshold : float or dict
         t threshold forming clusters, or ``dict(start=, step=[, h_power=, e_power=])`` for
-        TFCE (:func:`tfce`; then every sample is its own "cluster", ``tail=1``).
+        TFCE (:func:`tfce` with ``tail``; then every sample is its own "cluster"; mne.stats
+        returns the signed scores as ``t_obs``, here ``tfce(t_obs, ..., tail=tail)``). For
+        ``tail=-1`` TFCE p-values mirror ``tail=1`` (``H0`` the min score per flip); mne 1.13
+        compares its unsigned ``H0`` with ``<=`` there, which makes its ``tail=-1`` TFCE
+        p-values unusable.
     n_permutations : int or "all"
         "all": every sign flip of the subjects (exact test; the first is the identity).
     tail : {0, 1, -1}
@@ -830,13 +955,12 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
         flips = np.vstack([np.ones(n), rng.choice([-1.0, 1.0], (int(n_permutations) - 1, n))])
     t_obs = _tstat(X)
     if isinstance(threshold, dict):                               # TFCE: one p per sample
-        if tail != 1:
-            raise ValueError("threshold: TFCE (a dict) is implemented for tail=1 only")
         opts = {k: threshold[k] for k in ("start", "step", "h_power", "e_power")
                 if k in threshold}
-        scores = tfce(t_obs, **opts)
-        H0 = tfce(_tstat(flips[:, :, None] * X[None]), **opts).max(axis=1)
-        return t_obs, np.arange(1, t_obs.size + 1), cluster_pvalues(scores, H0, 1), H0
+        scores = tfce(t_obs, **opts, tail=tail)
+        null = tfce(_tstat(flips[:, :, None] * X[None]), **opts, tail=tail)
+        H0 = {1: null.max(axis=1), -1: null.min(axis=1), 0: np.abs(null).max(axis=1)}[tail]
+        return t_obs, np.arange(1, t_obs.size + 1), cluster_pvalues(scores, H0, tail), H0
     labels, masses = cluster_masses(t_obs, threshold, tail)
     H0 = _max_mass(_tstat(flips[:, :, None] * X[None]), threshold, tail)
     return t_obs, labels, cluster_pvalues(masses, H0, tail), H0

@@ -474,3 +474,139 @@ def test_time_resolved_rsa_threads_equal_one_thread():
     ref = time_resolved_rsa(X, models, 0, n_jobs=1)
     for n_jobs in (2, 3):
         np.testing.assert_array_equal(time_resolved_rsa(X, models, 0, n_jobs=n_jobs), ref)
+
+
+def _tfce_threshold(tail, step=0.2):
+    return dict(start=0.0, step=-step if tail == -1 else step)
+
+
+def _signed_effects(seed=8, n=7):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 50))
+    X[:, 10:22] += 1.2
+    X[:, 30:40] -= 1.0
+    return X
+
+
+@pytest.mark.parametrize("tail", [1, 0, -1])
+def test_tfce_tails_equal_mne_stats(tail):
+    from mne.stats.cluster_level import _find_clusters
+
+    from neuroprobe.solvers.temporal import _tstat, tfce
+    X = _signed_effects()
+    thr = _tfce_threshold(tail)
+    t_mne, _, _, _ = mne.stats.permutation_cluster_1samp_test(
+        X, threshold=thr, n_permutations=8, tail=tail, seed=0, verbose=False)
+    t = _tstat(X)
+    scores = tfce(t, **thr, tail=tail)
+    np.testing.assert_allclose(scores, t_mne, rtol=1e-10, atol=1e-12)
+    _, sums = _find_clusters(t, thr, tail=tail)             # mne's unsigned scores
+    np.testing.assert_allclose(scores, sums * np.sign(t), rtol=1e-10, atol=1e-12)
+    assert (scores[10:22] > 0).all() == (tail != -1) and (scores[30:40] < 0).all() == (tail != 1)
+    # every row of a 3-D array is enhanced on its own
+    stack = np.stack([t, -t, 0.5 * t])[None]
+    ref = np.stack([tfce(row, **thr, tail=tail) for row in stack[0]])[None]
+    np.testing.assert_allclose(tfce(stack, **thr, tail=tail), ref, rtol=1e-12)
+
+
+def test_tfce_two_sided_sign_flip_test_equals_mne_stats():
+    X = _signed_effects(n=10)
+    thr = _tfce_threshold(0)
+    _, _, p, h0 = mne.stats.permutation_cluster_1samp_test(
+        X, threshold=thr, n_permutations="all", tail=0, verbose=False)
+    _, _, p2, h02 = permutation_cluster_1samp(X, thr, "all", tail=0)
+    assert set(np.round(h0, 8)) <= set(np.round(h02, 8))    # mne: half the flips (symmetry)
+    np.testing.assert_allclose(p2, p, atol=1.5 / len(h0))
+    # tail=-1 mirrors tail=1 of the negated data (mne 1.13's tail=-1 TFCE p-values are not
+    # usable: unsigned H0 compared with <=)
+    _, _, p_neg, _ = permutation_cluster_1samp(X, _tfce_threshold(-1), "all", tail=-1)
+    _, _, p_pos, _ = permutation_cluster_1samp(-X, _tfce_threshold(1), "all", tail=1)
+    np.testing.assert_allclose(p_neg, p_pos, rtol=1e-12)
+    assert p_neg[30:40].min() < 0.05 and p_neg[10:22].min() == 1.0
+
+
+def _oriented_ref(x, tail):
+    return np.abs(x) if tail == 0 else tail * x
+
+
+@pytest.mark.parametrize("tail", [1, 0, -1])
+def test_tfce_fwe_equals_brute_force(tail):
+    from neuroprobe.solvers.temporal import tfce, tfce_fwe
+    rng = np.random.default_rng(5)
+    obs = 0.05 * rng.standard_normal((3, 30))
+    obs[1, 8:15] += 0.3
+    obs[2, 18:24] -= 0.25
+    null = 0.05 * rng.standard_normal((40, 3, 30))
+    extreme = _oriented_ref(obs, tail).max()
+    step = (extreme / 50) * (-1 if tail == -1 else 1)
+    scores, p = tfce_fwe(obs, null, tail=tail)                  # default step
+    h0 = []
+    for perm in null:                                           # brute force: curve by curve
+        h0.append(max(_oriented_ref(tfce(row, 0.0, step, tail=tail), tail).max()
+                      for row in perm))
+    h0 = np.array(h0)
+    ref_scores = np.stack([tfce(row, 0.0, step, tail=tail) for row in obs])
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-12)
+    s = _oriented_ref(ref_scores, tail)
+    ref_p = (1 + (h0[:, None, None] >= s[None] - 1e-12).sum(0)) / 41
+    np.testing.assert_allclose(p, ref_p)
+    if tail != -1:
+        assert p[1, 10:13].max() <= 1 / 41 + 1e-12
+    if tail != 1:
+        assert p[2, 19:23].max() <= 1 / 41 + 1e-12
+    # an explicit step equals the default one, other powers pass through
+    np.testing.assert_allclose(tfce_fwe(obs, null, step=step, tail=tail)[1], p)
+    s2, _ = tfce_fwe(obs, null, step=step, h_power=1.0, e_power=1.0, tail=tail)
+    np.testing.assert_allclose(s2, tfce(obs, 0.0, step, 1.0, 1.0, tail=tail))
+
+
+def test_tfce_bad_thresholds():
+    from neuroprobe.solvers.temporal import tfce, tfce_fwe
+    x = np.linspace(-1, 1, 10)
+    with pytest.raises(ValueError, match="tail=-1"):
+        tfce(x, 0.0, 0.1, tail=-1)
+    with pytest.raises(ValueError, match="tail=0"):
+        tfce(x, -0.5, 0.1, tail=0)
+    with pytest.raises(ValueError, match="step > 0"):
+        tfce(x, 0.0, 0.0)
+    with pytest.raises(ValueError, match="tail"):
+        tfce(x, 0.0, 0.1, tail=2)
+    with pytest.raises(ValueError, match="null"):
+        tfce_fwe(x[None], np.zeros((5, 2, 10)))
+
+
+@pytest.mark.parametrize("tail", [0, -1])
+def test_max_stat_and_cluster_fwe_tails_equal_brute_force(tail):
+    from neuroprobe.solvers.temporal import cluster_fwe
+    rng = np.random.default_rng(6)
+    obs = rng.standard_normal((3, 40))
+    obs[1, 10:20] -= 4.0
+    obs[2, 25:30] += 4.0
+    null = rng.standard_normal((30, 3, 40))
+    # max statistic
+    mx = np.array([max(_oriented_ref(v, tail) for v in perm.ravel()) for perm in null])
+    ref = [(1 + sum(m >= _oriented_ref(v, tail) for m in mx)) / 31 for v in obs.ravel()]
+    np.testing.assert_allclose(max_stat_fwe(obs, null, tail=tail).ravel(), ref)
+    # cluster mass: run lengths per sign, |mass| (tail 0) or -mass (tail -1)
+    thr = 1.0
+    labels, p = cluster_fwe(obs, null, thr, tail=tail)
+    signs = [1, -1] if tail == 0 else [-1]
+
+    def best_mass(row):
+        best = 0.0
+        for sign in signs:
+            mass = 0.0
+            for v in row:
+                mass = mass + v if sign * v > thr else 0.0
+                best = max(best, _oriented_ref(mass, tail))
+        return best
+
+    h0 = [max(best_mass(row) for row in perm) for perm in null]
+    masses = [_oriented_ref(obs[labels == k].sum(), tail) for k in range(1, labels.max() + 1)]
+    np.testing.assert_allclose(p, [(1 + sum(h >= m - 1e-12 for h in h0)) / 31 for m in masses])
+    assert labels[1, 10:20].min() > 0 and p[labels[1, 15] - 1] <= 1 / 31 + 1e-12
+    if tail == 0:
+        assert p[labels[2, 27] - 1] <= 1 / 31 + 1e-12
+    else:
+        assert (labels[2, 25:30] == 0).all()
+        assert ((labels > 0) <= (obs < -thr)).all()
