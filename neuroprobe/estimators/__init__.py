@@ -15,6 +15,7 @@ __getattr__, __dir__, __all__ = attach(
         "TimeResolved": ".temporal",
         "TemporalGeneralization": ".temporal",
         "permutation_test_time_resolved": ".temporal",
+        "permutation_test_time_resolved_rsa": ".temporal",
         "TemporalResponseFunction": ".trf",
     },
 )

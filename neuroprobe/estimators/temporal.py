@@ -1,7 +1,9 @@
 """Time-resolved meta-estimators: :class:`TimeResolved` (one estimator per time window of the
 brain data, RSA vectorised) and :class:`TemporalGeneralization` (train at t1, test at t2);
 :func:`permutation_test_time_resolved`: stimulus-permutation nulls of encoding time courses
-(ridge fast path) with max-statistic and cluster-mass FWE over layers x time."""
+(ridge fast path) and :func:`permutation_test_time_resolved_rsa`: of RSA time courses (the
+fused time-resolved RSA, stimulus-permutation null of the window RDMs), both with max-statistic,
+cluster-mass and optional TFCE FWE over layers x time, one- or two-sided."""
 
 from __future__ import annotations
 
@@ -19,12 +21,16 @@ from ..solvers.permutation import draw_permutations, fwe_pvalues, pvalues, run_c
 from ..solvers.temporal import (
     cluster_fwe,
     n_windows,
+    permutation_null,
     searchlight_rsa,
+    tfce_default_step,
+    tfce_fwe,
     time_resolved_rsa,
+    window_rdms,
 )
 
 __all__ = ["TimeResolved", "TemporalGeneralization", "permutation_test_time_resolved",
-           "TemporalPermutationResult"]
+           "permutation_test_time_resolved_rsa", "TemporalPermutationResult"]
 
 
 def _brain(y, what="y"):
@@ -278,13 +284,15 @@ class TemporalGeneralization(MetaEstimatorMixin, BaseEstimator):
                          for est in self.estimators_])
 
 
-# --------------------------------------------------------------------------- encoding statistics
+# --------------------------------------------------------------------------- time-course statistics
 @dataclass
 class TemporalPermutationResult:
-    """Encoding time courses with their stimulus-permutation inference.
+    """Encoding or RSA time courses with their stimulus-permutation inference.
 
-    Arrays of the curves have shape ``(n_layers, n_windows)`` (``average=True``) or
-    ``(n_layers, n_targets, n_windows)`` (per channel, ``average=False``).
+    Arrays of the curves have shape ``(n_layers, n_windows)`` (``average=True``, and RSA: one
+    curve per model RDM) or ``(n_layers, n_targets, n_windows)`` (encoding per channel,
+    ``average=False``). All p-values are of the tested ``tail``: the statistic itself (1), its
+    negation (-1) or its absolute value (0).
 
     Attributes
     ----------
@@ -294,11 +302,13 @@ class TemporalPermutationResult:
     times : ndarray of shape (n_windows,) or None
         Seconds of the window centres (EpochData input), else None.
     observed : ndarray
-        The statistic: held-out score of each target (mean over the folds) at its best alpha
-        (the ridge fast path's statistic), averaged over targets when ``average``.
+        The statistic. Encoding: held-out score of each target (mean over the folds) at its
+        best alpha (the ridge fast path's statistic), averaged over targets when ``average``.
+        RSA: the comparison of each model RDM with each window's brain RDM.
     null : ndarray of shape (n_permutations,) + observed.shape
     pvalue : ndarray
-        Uncorrected ``(1 + #{null >= observed}) / (1 + n_permutations)``.
+        Uncorrected ``(1 + #{null >= observed}) / (1 + n_permutations)`` (oriented by
+        ``tail``).
     pvalue_fwe : ndarray
         Max-statistic FWE over every layer, (target) and window.
     cluster_labels : ndarray of int
@@ -308,7 +318,19 @@ class TemporalPermutationResult:
         Cluster-mass FWE over layers (x targets) x time
         (:func:`neuroprobe.solvers.temporal.cluster_fwe`).
     cluster_threshold : float
+        A magnitude: clusters of ``observed > threshold`` (tail 1), ``< -threshold`` (-1) or
+        both, apart (0).
     n_permutations : int
+    tail : {1, 0, -1}
+    tfce_scores : ndarray or None
+        Signed TFCE scores of the observed curves
+        (:func:`neuroprobe.solvers.temporal.tfce`), when TFCE was asked for.
+    tfce_pvalue : ndarray or None
+        TFCE FWE p-value of every sample, the max score over layers (x targets) x time of each
+        permutation (:func:`neuroprobe.solvers.temporal.tfce_fwe`).
+    tfce : dict or None
+        The TFCE parameters used (``start``, ``step``, ``h_power``, ``e_power``; ``step``
+        resolved when defaulted).
     """
 
     layers: list
@@ -322,6 +344,65 @@ class TemporalPermutationResult:
     cluster_pvalue: np.ndarray
     cluster_threshold: float
     n_permutations: int
+    tail: int = 1
+    tfce_scores: np.ndarray | None = None
+    tfce_pvalue: np.ndarray | None = None
+    tfce: dict | None = None
+
+
+_TFCE_KEYS = ("start", "step", "h_power", "e_power")
+
+
+def _check_tail(tail):
+    if isinstance(tail, bool) or tail not in (1, 0, -1):
+        raise ValueError(f"tail: expected 1 (above chance), 0 (two-sided) or -1 (below); "
+                         f"got {tail!r}")
+    return int(tail)
+
+
+def _check_tfce(tfce):
+    """``tfce`` as a dict of TFCE options (None: no TFCE; True: the defaults)."""
+    if tfce is None or tfce is False:
+        return None
+    if tfce is True:
+        return {}
+    if not isinstance(tfce, dict):
+        raise ValueError(f"tfce: expected None, True or a dict with keys among {_TFCE_KEYS}; "
+                         f"got {tfce!r}")
+    unknown = sorted(set(tfce) - set(_TFCE_KEYS))
+    if unknown:
+        raise ValueError(f"tfce: unknown keys {unknown}; expected keys among {_TFCE_KEYS}")
+    return dict(tfce)
+
+
+def _oriented(x, tail):
+    return np.abs(x) if tail == 0 else (-x if tail == -1 else x)
+
+
+def _inference(observed, null, tail, cluster_threshold, tfce):
+    """p-values, clusters and TFCE of curves ``observed`` (..., n_windows) against ``null``
+    (n_permutations, ...) as the fields of :class:`TemporalPermutationResult`."""
+    o, n = _oriented(observed, tail), _oriented(null, tail)
+    fields = {"pvalue": pvalues(o, n), "pvalue_fwe": fwe_pvalues(o, n), "tail": tail}
+    if cluster_threshold is None:
+        cluster_threshold = float(np.nanquantile(n, 0.95))
+    nw, k = observed.shape[-1], len(null)
+    labels, cluster_p = cluster_fwe(observed.reshape(-1, nw), null.reshape(k, -1, nw),
+                                    float(cluster_threshold), tail=tail)
+    fields.update(cluster_labels=labels.reshape(observed.shape),
+                  cluster_pvalue=np.asarray(cluster_p, dtype=np.float64),
+                  cluster_threshold=float(cluster_threshold))
+    if tfce is not None:
+        opts = {"start": 0.0, "step": None, "h_power": 2.0, "e_power": 0.5, **tfce}
+        opts = {key: None if v is None else float(v) for key, v in opts.items()}
+        if opts["step"] is None:
+            opts["step"] = tfce_default_step(observed, opts["start"], tail)
+        scores, p = tfce_fwe(observed.reshape(-1, nw), null.reshape(k, -1, nw), **opts,
+                             tail=tail)
+        p = p.reshape(observed.shape)
+        p[np.isnan(observed)] = np.nan
+        fields.update(tfce_scores=scores.reshape(observed.shape), tfce_pvalue=p, tfce=opts)
+    return fields
 
 
 def _null_chunks(sizes, seeds, estimator, Xs, Y, cv, groups, scheme, block_size, average):
@@ -349,8 +430,9 @@ def _null_chunks(sizes, seeds, estimator, Xs, Y, cv, groups, scheme, block_size,
 
 
 def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5, groups=None,
-                                   average=True, cluster_threshold=None, random_state=None,
-                                   n_jobs=None, scheme="shuffle", block_size=None):
+                                   average=True, cluster_threshold=None, tfce=None, tail=1,
+                                   random_state=None, n_jobs=None, scheme="shuffle",
+                                   block_size=None):
     """Stimulus-permutation test of encoding time courses, FWE over layers x time.
 
     For every layer, the statistic at each window is the held-out score of every target
@@ -361,8 +443,9 @@ def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5
     fold's decomposition of the features: no refit per permutation. From the joint null come
     uncorrected p-values, max-statistic FWE p-values and cluster-mass FWE p-values of the
     clusters of adjacent windows above ``cluster_threshold`` (the cluster functions of the
-    time-resolved RSA, :func:`neuroprobe.solvers.temporal.cluster_fwe`), all one-sided
-    (scores above chance).
+    time-resolved RSA, :func:`neuroprobe.solvers.temporal.cluster_fwe`) and, with ``tfce``,
+    TFCE FWE p-values of every sample, one-sided (``tail=1``: scores above chance) or as
+    ``tail`` says.
 
     Parameters
     ----------
@@ -384,8 +467,18 @@ def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5
         layer and target (memory ``8 * n_permutations * n_layers * n_targets * n_windows``
         bytes).
     cluster_threshold : float, optional
-        Cluster-forming threshold on the statistic; default: the 95th percentile of the null
-        (as ``neuroprobe rsa --time-resolved``).
+        Cluster-forming threshold on the statistic, a magnitude (clusters of values above it,
+        below its negation for ``tail=-1``, either for ``tail=0``); default: the 95th
+        percentile of the null (of ``|null|`` for ``tail=0``, of ``-null`` for ``tail=-1``;
+        as ``neuroprobe rsa --time-resolved``).
+    tfce : dict, True or None
+        Also threshold-free cluster enhancement: ``dict(start=0, step=None, h_power=2,
+        e_power=0.5)`` (any subset; True: all defaults) for
+        :func:`neuroprobe.solvers.temporal.tfce_fwe`; ``step=None`` is 1/50 of the most
+        extreme observed value in the tested tail (negative for ``tail=-1``, as mne.stats).
+    tail : {1, 0, -1}, default=1
+        1: scores above chance; -1: below; 0: two-sided (``|statistic|``; clusters of either
+        sign apart, their ``|mass|``; TFCE of both signs, ``|score|``).
     random_state : int, RandomState or None
         Master seed of the permutation chunks (the same permutations as
         ``PermutationTest(random_state=...)``) and of the default folds.
@@ -419,6 +512,7 @@ def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5
     from .._cv import default_cv
     from ..solvers.permutation import check_n_stimuli
 
+    tail, tfce = _check_tail(tail), _check_tfce(tfce)
     if not isinstance(estimator, TimeResolved) or not hasattr(estimator, "_permutation_scores"):
         raise ValueError("estimator: expected a TimeResolved over a VoxelwiseEncoder with "
                          "per-target alphas (penalty 'l2' or None), whose ridge fast path the "
@@ -443,17 +537,126 @@ def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5
                        (est, Xs, Y, splitter, groups, scheme, block_size, average))
     observed = np.stack(tasks[0][0])                                   # (layers, [targets,] w)
     null = np.stack([np.concatenate([t[1][i] for t in tasks]) for i in range(len(Xs))], axis=1)
-    p = pvalues(observed, null)
-    p_fwe = fwe_pvalues(observed, null)
-    if cluster_threshold is None:
-        cluster_threshold = float(np.nanquantile(null, 0.95))
-    nw = observed.shape[-1]
-    labels, cluster_p = cluster_fwe(observed.reshape(-1, nw), null.reshape(len(null), -1, nw),
-                                    float(cluster_threshold), tail=1)
     centres = _centres(Y.shape[2], estimator.temporal_radius, estimator.step)
     seconds = np.asarray(y.times)[centres] if isinstance(y, EpochData) else None
     return TemporalPermutationResult(
         layers=list(layers), centres=centres, times=seconds, observed=observed, null=null,
-        pvalue=p, pvalue_fwe=p_fwe, cluster_labels=labels.reshape(observed.shape),
-        cluster_pvalue=np.asarray(cluster_p, dtype=np.float64),
-        cluster_threshold=float(cluster_threshold), n_permutations=int(n_permutations))
+        n_permutations=int(n_permutations),
+        **_inference(observed, null, tail, cluster_threshold, tfce))
+
+
+def _model_rdms(model_rdms, n):
+    """Names and condensed (n_models, n_pairs) model RDMs of ``n`` stimuli."""
+    from ..solvers.rdm import to_condensed
+
+    m = n * (n - 1) // 2
+    items = model_rdms.items() if isinstance(model_rdms, dict) else [(None, model_rdms)]
+    rows, names = [], []
+    for key, value in items:
+        what = "model_rdms" if key is None else f"model_rdms[{key!r}]"
+        try:
+            rdms = np.atleast_2d(to_condensed(value, what))
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
+        if rdms.ndim != 2 or rdms.shape[1] != m:
+            raise ValueError(f"{what}: expected RDMs of the {n} stimuli of brain ({m} pairs); "
+                             f"got shape {np.shape(value)}")
+        if not np.all(np.isfinite(rdms)):
+            raise ValueError(f"{what}: the RDMs hold NaN/inf values")
+        rows.append(rdms)
+        names += ([f"model{i}" for i in range(len(rdms))] if key is None
+                  else [str(key)] if len(rdms) == 1
+                  else [f"{key}[{j}]" for j in range(len(rdms))])
+    if not rows:
+        raise ValueError("model_rdms: expected at least one model RDM")
+    M = np.vstack(rows)
+    return names, M
+
+
+def permutation_test_time_resolved_rsa(model_rdms, brain, *, temporal_radius=0,
+                                       metric="correlation", comparison="spearman",
+                                       n_permutations=1000, cluster_threshold=None, tfce=None,
+                                       tail=1, random_state=None, n_jobs=None):
+    """Stimulus-permutation test of RSA time courses, FWE over models (layers) x time.
+
+    The observed curves are the fused time-resolved RSA
+    (:func:`neuroprobe.solvers.temporal.time_resolved_rsa`: each model RDM against the brain
+    RDM of every window of ``2 * temporal_radius + 1`` samples). Their null relabels the
+    stimuli of every model RDM with the same permutation for all models and windows
+    (:func:`neuroprobe.solvers.temporal.permutation_null` on the
+    :func:`~neuroprobe.solvers.temporal.window_rdms`), so it is jointly valid over models x
+    time: uncorrected p-values, max-statistic FWE p-values, cluster-mass FWE p-values of the
+    clusters of adjacent windows beyond ``cluster_threshold``
+    (:func:`~neuroprobe.solvers.temporal.cluster_fwe`) and, with ``tfce``, TFCE FWE p-values of
+    every sample (:func:`~neuroprobe.solvers.temporal.tfce_fwe`).
+
+    Parameters
+    ----------
+    model_rdms : array-like of shape (n_models, n_pairs), (n_pairs,) or (n_models, n, n), or
+        dict of str to RDMs. Condensed or square RDMs of the brain's stimuli, in its row
+        order; a dict names the curves (else ``model0``, ``model1``, ...).
+    brain : ndarray of shape (n_stimuli, n_channels, n_times) or EpochData
+    temporal_radius : int, default=0
+        Half-width of the window in samples.
+    metric : {"correlation", "sqeuclidean", "euclidean"}, default="correlation"
+        Distance of the brain patterns.
+    comparison : {"spearman", "pearson"}, default="spearman"
+    n_permutations : int, default=1000
+    cluster_threshold : float, optional
+        Cluster-forming threshold on the curves, a magnitude (clusters of values above it,
+        below its negation for ``tail=-1``, either for ``tail=0``); default: the 95th
+        percentile of the null (of ``|null|`` for ``tail=0``, of ``-null`` for ``tail=-1``).
+    tfce : dict, True or None
+        Also threshold-free cluster enhancement: ``dict(start=0, step=None, h_power=2,
+        e_power=0.5)`` (any subset; True: all defaults). ``step=None`` is 1/50 of the most
+        extreme observed value in the tested tail (RDM correlations are ~0.01-0.3, unlike
+        t values), negative for ``tail=-1`` (as mne.stats: ``start <= 0``, ``step < 0``).
+    tail : {1, 0, -1}, default=1
+        1: correlations above chance; -1: below; 0: two-sided.
+    random_state : int, numpy Generator or None
+        Seed of the permutations (``numpy.random.default_rng``; the permutations of
+        ``permutation_null(..., random_state=random_state)``).
+    n_jobs : int, optional
+        Threads of the window RDMs and of the fused RSA (results do not depend on it).
+
+    Returns
+    -------
+    TemporalPermutationResult
+        ``layers``: the model names; ``observed``: (n_models, n_windows).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neuroprobe.estimators.temporal import permutation_test_time_resolved_rsa
+    >>> from neuroprobe.rsa import compute_rdm
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((20, 5))
+    >>> Y = rng.standard_normal((20, 8, 30))
+    >>> Y[:, :, 10:16] += (X @ rng.standard_normal((5, 8)))[:, :, None]
+    >>> res = permutation_test_time_resolved_rsa({"layer": compute_rdm(X, "correlation")}, Y,
+    ...                                          n_permutations=99, tfce=True, random_state=0)
+    >>> res.observed.shape, bool(res.tfce_pvalue[0, 12] < 0.05)
+    ((1, 30), True)
+    """
+    tail, tfce = _check_tail(tail), _check_tfce(tfce)
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, Integral) \
+            or n_permutations < 1:
+        raise ValueError(f"n_permutations: expected an int >= 1; got {n_permutations!r}")
+    if isinstance(temporal_radius, bool) or not isinstance(temporal_radius, Integral) \
+            or temporal_radius < 0:
+        raise ValueError(f"temporal_radius: expected an int >= 0 (samples); got "
+                         f"{temporal_radius!r}")
+    if comparison not in ("spearman", "pearson"):
+        raise ValueError(f"comparison: expected 'spearman' or 'pearson'; got {comparison!r}")
+    Y = _brain(brain, "brain")
+    names, M = _model_rdms(model_rdms, Y.shape[0])
+    r = int(temporal_radius)
+    observed = time_resolved_rsa(Y, M, r, metric, comparison, n_jobs=n_jobs)
+    null = permutation_null(M, window_rdms(Y, r, metric, n_jobs=n_jobs), int(n_permutations),
+                            comparison, random_state=random_state)
+    centres = np.arange(r, r + observed.shape[1])
+    seconds = np.asarray(brain.times)[centres] if isinstance(brain, EpochData) else None
+    return TemporalPermutationResult(
+        layers=names, centres=centres, times=seconds, observed=observed, null=null,
+        n_permutations=int(n_permutations),
+        **_inference(observed, null, tail, cluster_threshold, tfce))

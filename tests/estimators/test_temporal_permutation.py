@@ -194,3 +194,124 @@ def test_results_do_not_depend_on_n_jobs():
                                            n_jobs=2)
     np.testing.assert_allclose(a.null, b.null, rtol=1e-12, atol=1e-14)  # the same chunks
     np.testing.assert_array_equal(a.cluster_labels, b.cluster_labels)
+
+
+# ------------------------------------------------------------------ tails, TFCE and the RSA side
+def _composition(obs, null, tail, tfce=None):
+    """The inference from the solver functions, step by step."""
+    from neuroprobe.solvers.temporal import cluster_fwe, max_stat_fwe, tfce_fwe
+
+    o, n = (np.abs(obs), np.abs(null)) if tail == 0 else (tail * obs, tail * null)
+    p = (1 + (n >= o[None]).sum(0)) / (1 + len(null))
+    thr = float(np.quantile(n, 0.95))
+    labels, cluster_p = cluster_fwe(obs, null, thr, tail=tail)
+    out = dict(pvalue=p, pvalue_fwe=max_stat_fwe(obs, null, tail=tail), cluster_labels=labels,
+               cluster_pvalue=cluster_p, cluster_threshold=thr)
+    if tfce is not None:
+        out["tfce_scores"], out["tfce_pvalue"] = tfce_fwe(obs, null, **tfce, tail=tail)
+    return out
+
+
+def _assert_result(res, ref):
+    for key, value in ref.items():
+        np.testing.assert_allclose(getattr(res, key), value, rtol=1e-12, atol=1e-15,
+                                   err_msg=key)
+
+
+@pytest.mark.parametrize("tail", [0, -1])
+def test_encoding_tails_and_tfce_equal_the_solver_composition(tail):
+    X, Y = _data(seed=3)
+    X2 = np.random.default_rng(9).standard_normal(X.shape)
+    est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS, dtype="float64"))
+    kw = dict(n_permutations=30, cv=KFold(3, shuffle=True, random_state=0), random_state=5)
+    one = permutation_test_time_resolved(est, {"a": X, "b": X2}, Y, **kw)
+    step = 0.01 if tail == 0 else -0.01
+    res = permutation_test_time_resolved(est, {"a": X, "b": X2}, Y, tail=tail,
+                                         tfce=dict(step=step), **kw)
+    np.testing.assert_array_equal(res.null, one.null)      # the tail changes only the tests
+    assert one.tfce_pvalue is None and res.tail == tail
+    _assert_result(res, _composition(res.observed, res.null, tail,
+                                     dict(start=0.0, step=step)))
+    assert res.tfce == dict(start=0.0, step=step, h_power=2.0, e_power=0.5)
+
+
+def _rsa_data(n=14, n_ch=5, n_times=24, window=(8, 14), gain=1.5, sign=1, seed=0):
+    from neuroprobe.rsa import compute_rdm
+
+    rng = np.random.default_rng(seed)
+    feats = rng.standard_normal((n, 4))
+    Y = rng.standard_normal((n, n_ch, n_times))
+    if gain:
+        Y[:, :, window[0]:window[1]] += gain * (feats @ rng.standard_normal((4, n_ch)))[:, :, None]
+    M = compute_rdm(feats, "correlation")
+    models = {"planted": M if sign > 0 else M.max() - M,   # sign -1: an anti-correlated model
+              "other": compute_rdm(rng.standard_normal((n, 3)), "correlation")}
+    return models, Y
+
+
+@pytest.mark.parametrize("tail", [1, 0, -1])
+def test_rsa_function_equals_the_solver_composition(tail):
+    from neuroprobe.estimators.temporal import permutation_test_time_resolved_rsa
+    from neuroprobe.solvers.temporal import compare_rdms, permutation_null, window_rdms
+
+    models, Y = _rsa_data()
+    M = np.vstack(list(models.values()))
+    res = permutation_test_time_resolved_rsa(models, Y, temporal_radius=1, n_permutations=40,
+                                             tfce={"start": 0.0}, tail=tail, random_state=2)
+    brain_rdms = window_rdms(Y, 1)
+    np.testing.assert_allclose(res.observed, compare_rdms(M, brain_rdms), rtol=1e-10,
+                               atol=1e-12)
+    null = permutation_null(M, brain_rdms, 40, random_state=2)
+    np.testing.assert_allclose(res.null, null, rtol=1e-12, atol=1e-14)
+    extreme = (np.abs(res.observed) if tail == 0 else tail * res.observed).max()
+    step = extreme / 50 * (-1 if tail == -1 else 1)
+    _assert_result(res, _composition(res.observed, res.null, tail, dict(start=0.0, step=step)))
+    assert res.tfce["step"] == pytest.approx(step)
+    assert res.layers == ["planted", "other"] and res.times is None
+    np.testing.assert_array_equal(res.centres, np.arange(1, 23))
+
+
+def test_rsa_planted_effect_found_and_null_within_alpha():
+    from neuroprobe.estimators.temporal import permutation_test_time_resolved_rsa
+
+    models, Y = _rsa_data(sign=-1)
+    ep = EpochData(Y, np.arange(24) / 100.0, np.arange(14).astype(str), 100.0)
+    res = {tail: permutation_test_time_resolved_rsa(models, ep, n_permutations=99, tfce=True,
+                                                    tail=tail, random_state=0)
+           for tail in (1, 0, -1)}
+    np.testing.assert_allclose(res[0].times, np.arange(24) / 100.0)
+    for tail in (0, -1):            # the anti-correlated model: below chance, not above
+        r = res[tail]
+        assert (r.tfce_pvalue[0, 9:12] < 0.05).all() and r.pvalue_fwe[0, 10] < 0.05
+        assert (r.tfce_scores[0, 8:14] < 0).all() and (r.tfce_pvalue[0, :6] > 0.5).all()
+        sig = [k for k, p in enumerate(r.cluster_pvalue, 1) if p < 0.05]
+        assert np.isin(r.cluster_labels[0, 9:13], sig).all()
+    assert (res[1].tfce_pvalue[0, 8:14] > 0.5).all() and (res[1].pvalue_fwe[0] > 0.5).all()
+    false = 0
+    for seed in range(20):          # null data: any FWE-significant sample, any test
+        models, Y = _rsa_data(n=10, n_ch=3, n_times=12, gain=0, seed=50 + seed)
+        r = permutation_test_time_resolved_rsa(models, Y, n_permutations=39, tfce=True, tail=0,
+                                               random_state=seed)
+        false += bool((r.tfce_pvalue < 0.05).any())
+    assert false <= 4               # P(Binomial(20, 0.05) > 4) < 0.3 %
+
+
+def test_rsa_function_bad_input():
+    from neuroprobe.estimators.temporal import permutation_test_time_resolved_rsa
+
+    models, Y = _rsa_data()
+    f = permutation_test_time_resolved_rsa
+    for kw, match in ((dict(tail=2), "tail"), (dict(tfce="yes"), "tfce"),
+                      (dict(tfce={"stp": 0.1}), "unknown"), (dict(n_permutations=0), "n_perm"),
+                      (dict(comparison="kendall"), "comparison"),
+                      (dict(temporal_radius=-1), "temporal_radius"),
+                      (dict(tail=-1, tfce={"step": 0.1}), "tail=-1")):
+        with pytest.raises(ValueError, match=match):
+            f(models, Y, **{"n_permutations": 5, **kw})
+    with pytest.raises(ValueError, match="model_rdms"):
+        f(models["planted"][:-1], Y, n_permutations=5)
+    with pytest.raises(ValueError, match="brain"):
+        f(models, Y[:, :, 0], n_permutations=5)
+    with pytest.raises(ValueError, match="tail"):
+        permutation_test_time_resolved(TimeResolved(VoxelwiseEncoder()), _data()[0], _data()[1],
+                                       n_permutations=5, tail="both")
