@@ -8,7 +8,8 @@ representations of four "layers" of a network, layer ``k`` peaking at a planted 
 1. ``read_epochs`` (trials averaged per stimulus, rows in the stimulus order of the network),
 2. ``TimeResolved(RSAScorer(), temporal_radius=...)`` per subject and layer (one batched Gram
    product for all time windows),
-3. a stimulus-permutation null of the group curves with cluster-mass FWE over time x layers,
+3. ``permutation_test_time_resolved_rsa`` on the group RDMs: a stimulus-permutation null of the
+   curves with cluster-mass and TFCE FWE over time x layers,
 4. bootstrap confidence intervals of each layer's peak latency over subjects,
 5. encoding statistics of one subject: ``permutation_test_time_resolved`` (ridge of every layer
    onto all channels x times, a stimulus-permutation null through the ridge fast path, cluster-
@@ -65,18 +66,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from neuroprobe import RSAScorer, TimeResolved, VoxelwiseEncoder
-    from neuroprobe.estimators.temporal import permutation_test_time_resolved
+    from neuroprobe.estimators.temporal import (
+        permutation_test_time_resolved,
+        permutation_test_time_resolved_rsa,
+    )
     from neuroprobe.io.epochs import read_epochs
     from neuroprobe.plotting import save_figure
     from neuroprobe.plotting.temporal import plot_peak_latencies, plot_time_courses
     from neuroprobe.rsa import compute_rdm
-    from neuroprobe.solvers.temporal import (
-        cluster_fwe,
-        compare_rdms,
-        peak_latency,
-        permutation_null,
-        window_rdms,
-    )
+    from neuroprobe.solvers.temporal import peak_latency
 
     rng = np.random.default_rng(args.seed)
     ids = [f"stim{i:02d}" for i in range(40)]
@@ -88,23 +86,26 @@ def main(argv=None):
     names = [f"layer{k + 1}" for k in range(len(layers))]
 
     radius = 1                                     # 3-sample (15 ms) windows
-    curves, brain_rdms = [], []
+    curves, group_data = [], 0.0
     for _ in range(args.subjects):
         epochs = simulate_subject(layers, ids, rng)
         brain = read_epochs(epochs, reference_ids=ids)   # rows in the network's stimulus order
         curves.append(np.vstack([
             TimeResolved(RSAScorer(), temporal_radius=radius).fit(X, brain)
             .score_targets(X, brain) for X in layers]))
-        brain_rdms.append(window_rdms(brain.data, radius))
+        group_data = group_data + brain.data / args.subjects   # grand-average responses
     curves = np.stack(curves)                                  # (subjects, layers, windows)
     times = brain.times[radius:brain.times.size - radius]
 
-    # group inference: the same stimulus permutation for every layer and time
-    model_rdms = np.vstack([compute_rdm(X, "correlation") for X in layers])
-    group = compare_rdms(model_rdms, np.mean(brain_rdms, axis=0))
-    null = permutation_null(model_rdms, np.mean(brain_rdms, axis=0), args.n_permutations,
-                            random_state=args.seed)
-    labels, cluster_p = cluster_fwe(group, null, float(np.quantile(null, 0.99)), tail=1)
+    # group inference on the grand-average responses (here every subject's sensors mix the
+    # same features; for sensor spaces that differ between subjects, compose the averaged
+    # window RDMs with solvers.temporal.permutation_null instead): the same stimulus
+    # permutation for every layer and time, cluster mass and TFCE (default steps) FWE
+    model_rdms = {name: compute_rdm(X, "correlation") for name, X in zip(names, layers)}
+    group = permutation_test_time_resolved_rsa(model_rdms, group_data, temporal_radius=radius,
+                                               n_permutations=args.n_permutations, tfce=True,
+                                               random_state=args.seed)
+    labels, cluster_p = group.cluster_labels, group.cluster_pvalue
     peak, low, high, _ = peak_latency(curves, times, n_boot=1000, random_state=args.seed)
 
     out = Path(args.out)
@@ -115,8 +116,11 @@ def main(argv=None):
     for k, name in enumerate(names):
         sig = [f"{times[labels[k] == c][0]:.3f}-{times[labels[k] == c][-1]:.3f} s"
                for c in np.unique(labels[k][labels[k] > 0]) if cluster_p[c - 1] < 0.05]
+        tfce_sig = times[group.tfce_pvalue[k] < 0.05]
+        tfce_span = f"{tfce_sig[0]:.3f}-{tfce_sig[-1]:.3f} s" if tfce_sig.size else "-"
         print(f"{name}: planted {LATENCIES[k]:.3f} s, peak {peak[k]:.3f} s "
-              f"[{low[k]:.3f}, {high[k]:.3f}], significant clusters: {', '.join(sig) or '-'}")
+              f"[{low[k]:.3f}, {high[k]:.3f}], significant clusters: {', '.join(sig) or '-'}, "
+              f"TFCE p < 0.05: {tfce_span}")
 
     # encoding statistics of the last subject: ridge of each layer onto channels x times
     enc = permutation_test_time_resolved(

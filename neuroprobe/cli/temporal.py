@@ -14,7 +14,11 @@ clusters shaded.
 :func:`neuroprobe.estimators.temporal.permutation_test_time_resolved` (stimulus permutations
 through the ridge fast path, within ``--groups``; the statistic is the ``--cv``-fold CV score at
 each target's best alpha, averaged over channels, as ``encode --n-permutations``' maps); the
-``score`` curves stay the nested outer-CV scores.
+``score`` curves stay the nested outer-CV scores. ``rsa --time-resolved`` tests its curves with
+:func:`neuroprobe.estimators.temporal.permutation_test_time_resolved_rsa`. Both take ``--tail``
+(1: above chance, 0: two-sided, -1: below) and ``--tfce START[,STEP]`` (also threshold-free
+cluster enhancement with its FWE p-values; STEP defaults to 1/50 of the most extreme observed
+value, and is negative, with START <= 0, for ``--tail -1``, as mne.stats).
 """
 
 from __future__ import annotations
@@ -47,8 +51,43 @@ def add_arguments(p, command):
                        choices=["correlation", "sqeuclidean", "euclidean"],
                        help="distance of the brain patterns (default correlation)")
     p.add_argument("--cluster-threshold", type=float, default=None,
-                   help="cluster-forming threshold on the curves (default: the 95th "
-                        "percentile of the permutation null)")
+                   help="cluster-forming threshold on the curves, a magnitude (default: the "
+                        "95th percentile of the permutation null, of |null| for --tail 0, "
+                        "of -null for --tail -1)")
+    p.add_argument("--tail", type=int, choices=[1, 0, -1], default=1,
+                   help="permutation tests of the curves: 1 above chance (default), 0 "
+                        "two-sided, -1 below chance")
+    p.add_argument("--tfce", default=None, metavar="START[,STEP]",
+                   help="also threshold-free cluster enhancement (FWE over layers x time) "
+                        "from threshold START in steps of STEP (default: 1/50 of the most "
+                        "extreme observed value); --tail -1 needs START <= 0 and STEP < 0")
+
+
+def _tfce(args):
+    """``--tfce START[,STEP]`` as the ``tfce`` dict of the Python API (None: not asked)."""
+    if args.tfce is None:
+        return None
+    parts = [v.strip() for v in str(args.tfce).split(",")]
+    try:
+        values = [float(v) for v in parts]
+    except ValueError:
+        values = []
+    if not 1 <= len(parts) <= 2 or len(values) != len(parts) \
+            or not np.all(np.isfinite(values)):
+        raise CLIError(f"--tfce {args.tfce}: expected START or START,STEP (finite numbers, "
+                       "e.g. 0 or 0,0.01)")
+    start, step = values[0], values[1] if len(values) == 2 else None
+    if args.tail == -1 and (start > 0 or (step is not None and step >= 0)):
+        raise CLIError(f"--tfce {args.tfce} with --tail -1: expected START <= 0 and STEP < 0 "
+                       "(thresholds going down, as mne.stats)")
+    if args.tail == 0 and start < 0:
+        raise CLIError(f"--tfce {args.tfce} with --tail 0: expected START >= 0 (thresholds on "
+                       "|curve|)")
+    if args.tail != -1 and step is not None and step <= 0:
+        raise CLIError(f"--tfce {args.tfce}: expected STEP > 0")
+    if getattr(args, "n_permutations", 0) <= 0:
+        raise CLIError("--tfce needs --n-permutations > 0")
+    return {"start": start} if step is None else {"start": start, "step": step}
 
 
 def _brain(args, reference_ids=None):
@@ -109,20 +148,16 @@ def run_rsa(args, load_source):
     ``load_source(spec, flag, ids_spec)`` reads one --model RDM source (``neuroprobe rsa``'s
     reader, passed in so that this module does not import the command module).
     """
+    from neuroprobe.estimators.temporal import permutation_test_time_resolved_rsa
     from neuroprobe.io.ids import align_ids
     from neuroprobe.rsa import select_rdms
-    from neuroprobe.solvers.temporal import (
-        cluster_fwe,
-        compare_rdms,
-        max_stat_fwe,
-        permutation_null,
-        window_rdms,
-    )
+    from neuroprobe.solvers.temporal import time_resolved_rsa
 
     if args.brain is None:
         raise CLIError("rsa needs --target (RDMs), or --brain epochs.fif --time-resolved")
     if args.method not in ("spearman", "pearson"):
         raise CLIError(f"--method {args.method}: time-resolved RSA supports spearman or pearson")
+    tfce = _tfce(args)
     sources = [load_source(spec, "--model", args.model_ids) for spec in args.model]
     brain = _brain(args)
     models, names = [], []
@@ -142,18 +177,23 @@ def run_rsa(args, load_source):
         names += [n if len(sources) == 1 else f"{src.label}:{n}" for n in src.names]
     models = np.vstack(models)
     r = _radius(args, brain.sfreq, brain.data.shape[2])
-    brain_rdms = window_rdms(brain.data, r, args.brain_metric)
     times = brain.times[r:brain.data.shape[2] - r]
-    curves = compare_rdms(models, brain_rdms, args.method)
-    p_fwe = np.full(curves.shape, np.nan)
-    labels, cluster_p = np.zeros(curves.shape, int), np.zeros(0)
+    test = None
     if args.n_permutations > 0:
-        null = permutation_null(models, brain_rdms, args.n_permutations, args.method,
-                                random_state=args.seed)
-        p_fwe = max_stat_fwe(curves, null)
-        thr = (args.cluster_threshold if args.cluster_threshold is not None
-               else float(np.quantile(null, 0.95)))
-        labels, cluster_p = cluster_fwe(curves, null, thr, tail=1)
+        try:
+            test = permutation_test_time_resolved_rsa(
+                models, brain, temporal_radius=r, metric=args.brain_metric,
+                comparison=args.method, n_permutations=args.n_permutations,
+                cluster_threshold=args.cluster_threshold, tfce=tfce, tail=args.tail,
+                random_state=args.seed)
+        except ValueError as exc:
+            raise CLIError(f"rsa --time-resolved: {exc}") from None
+        curves, p_fwe = test.observed, test.pvalue_fwe
+        labels, cluster_p = test.cluster_labels, test.cluster_pvalue
+    else:
+        curves = time_resolved_rsa(brain.data, models, r, args.brain_metric, args.method)
+        p_fwe = np.full(curves.shape, np.nan)
+        labels, cluster_p = np.zeros(curves.shape, int), np.zeros(0)
     rows = []
     for i, name in enumerate(names):
         for j, t in enumerate(times):
@@ -161,7 +201,17 @@ def run_rsa(args, load_source):
             rows.append({"model": name, "time": f"{t:.6g}", "r": f"{curves[i, j]:.6g}",
                          "p_fwe": f"{p_fwe[i, j]:.6g}", "cluster": k,
                          "cluster_p": f"{cluster_p[k - 1]:.6g}" if k else ""})
+            if test is not None and test.tfce is not None:
+                rows[-1].update({"tfce": f"{test.tfce_scores[i, j]:.6g}",
+                                 "p_tfce": f"{test.tfce_pvalue[i, j]:.6g}"})
     datasets = {"r": curves, "p_fwe": p_fwe, "cluster": labels, "cluster_p": cluster_p}
+    if test is not None:
+        datasets.update({"tail": np.int64(test.tail),
+                         "cluster_threshold": np.float64(test.cluster_threshold)})
+        if test.tfce is not None:
+            datasets.update({"tfce": test.tfce_scores, "p_tfce": test.tfce_pvalue,
+                             "tfce_start": np.float64(test.tfce["start"]),
+                             "tfce_step": np.float64(test.tfce["step"])})
     _save(args, rows, list(rows[0]), datasets, times, curves, names, labels, cluster_p,
           ylabel="RDM correlation")
     return 0
@@ -205,6 +255,7 @@ def run_encode(args):
             raise CLIError(f"--{flag} is not available with --brain --time-resolved")
     if args.n_permutations < 0:
         raise CLIError(f"--n-permutations: expected an int >= 0; got {args.n_permutations}")
+    tfce = _tfce(args)
     if args.runs and args.groups:
         raise CLIError("give either --runs (leave-one-run-out) or --groups, not both")
     layers = list(args.layer or [])
@@ -245,8 +296,8 @@ def run_encode(args):
         if args.n_permutations:
             test = permutation_test_time_resolved(
                 est, Xs, brain, n_permutations=args.n_permutations, cv=splitter, groups=groups,
-                cluster_threshold=args.cluster_threshold, random_state=args.seed,
-                n_jobs=args.n_jobs)
+                cluster_threshold=args.cluster_threshold, tfce=tfce, tail=args.tail,
+                random_state=args.seed, n_jobs=args.n_jobs)
     except ValueError as exc:            # folds / groups that do not fit the stimuli
         raise CLIError(f"encode --time-resolved: {exc}") from None
     curves = np.stack(curves)
@@ -262,17 +313,29 @@ def run_encode(args):
             row.update({"statistic": f"{test.observed[i, j]:.6g}",
                         "p": f"{test.pvalue[i, j]:.6g}", "p_fwe": f"{test.pvalue_fwe[i, j]:.6g}",
                         "cluster": k, "cluster_p": f"{cluster_p[k - 1]:.6g}" if k else ""})
+            if test.tfce is not None:
+                row.update({"tfce": f"{test.tfce_scores[i, j]:.6g}",
+                            "p_tfce": f"{test.tfce_pvalue[i, j]:.6g}"})
         fields += ["statistic", "p", "p_fwe", "cluster", "cluster_p"]
         datasets.update({"statistic": test.observed, "pvalue": test.pvalue,
                          "pvalue_fwe": test.pvalue_fwe, "cluster": labels,
                          "cluster_p": cluster_p,
                          "cluster_threshold": np.float64(test.cluster_threshold),
-                         "n_permutations": np.int64(test.n_permutations)})
+                         "n_permutations": np.int64(test.n_permutations),
+                         "tail": np.int64(test.tail)})
+        if test.tfce is not None:
+            fields += ["tfce", "p_tfce"]
+            datasets.update({"tfce": test.tfce_scores, "pvalue_tfce": test.tfce_pvalue,
+                             "tfce_start": np.float64(test.tfce["start"]),
+                             "tfce_step": np.float64(test.tfce["step"])})
     _save(args, rows, fields, datasets, times, curves, layers, labels, cluster_p,
           ylabel=f"{args.scoring} (mean over channels)")
     if test is not None and not args.quiet:
         n_sig = int((cluster_p < 0.05).sum())
         print(f"{n_sig} cluster(s) at FWE p < 0.05 (threshold {test.cluster_threshold:.4g}, "
-              f"{test.n_permutations} permutations, cv {describe_cv(splitter)})",
-              file=sys.stdout)
+              f"tail {test.tail}, {test.n_permutations} permutations, cv "
+              f"{describe_cv(splitter)})", file=sys.stdout)
+        if test.tfce is not None:
+            print(f"{int((test.tfce_pvalue < 0.05).sum())} sample(s) at TFCE FWE p < 0.05",
+                  file=sys.stdout)
     return 0

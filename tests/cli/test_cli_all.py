@@ -157,6 +157,25 @@ def test_bad_arguments_give_one_line_errors_for_every_command(study, capsys):
         assert "Traceback" not in err[0]
 
 
+def test_time_resolved_tail_and_tfce_bad_values_one_line(study, capsys):
+    """--tail / --tfce of rsa and encode --time-resolved: bad values fail before any file is
+    read, with one line naming the flag."""
+    from neuroprobe.cli.main import main
+
+    missing = study["dir"] / "does_not_exist"
+    cases = {"rsa": ["--model", missing, "--brain", f"{missing}-epo.fif", "--time-resolved"],
+             "encode": [f"{missing}.act.h5", "--layer", "fc1", "--brain", f"{missing}-epo.fif",
+                        "--time-resolved", "--n-permutations", "10"]}
+    for flags in (["--tfce", "abc"], ["--tfce", "0,0.1,2"], ["--tfce", "0,0"],
+                  ["--tfce", "0,nan"], ["--tail", "-1", "--tfce", "0,0.1"],
+                  ["--tail", "0", "--tfce", "-1"], ["--tfce", "0", "--n-permutations", "0"]):
+        for name, args in cases.items():
+            code = main([name, *map(str, args), *flags, "--out", str(study["dir"] / "x.csv")])
+            err = capsys.readouterr().err.strip().splitlines()
+            assert code not in (0, None) and len(err) == 1, (name, flags, err)
+            assert err[0].startswith(f"neuroprobe {name}: error: CLIError: --tfce"), err[0]
+
+
 def test_encode_partition_needs_two_bands_one_line(study, capsys):
     from neuroprobe.cli.main import main
 

@@ -217,3 +217,52 @@ def test_encode_time_resolved_runs_and_threshold(meg):
         np.testing.assert_allclose(f["statistic"][()], ref.observed, rtol=1e-6)
         np.testing.assert_array_equal(f["cluster"][()], ref.cluster_labels)
         assert f["cluster_threshold"][()] == 0.3
+
+
+def test_rsa_time_resolved_tail_and_tfce_equal_python_api(meg):
+    from neuroprobe.estimators.temporal import permutation_test_time_resolved_rsa
+    from neuroprobe.io.epochs import read_epochs
+    from neuroprobe.rsa import compute_rdm
+
+    tmp = meg["tmp"]
+    rdm = tmp / "m.rdm.h5"
+    assert main(["rdm", str(meg["act"]), "--layer", "fc", "--out", str(rdm), "--quiet"]) == 0
+    out = tmp / "t.csv"
+    assert main(["rsa", "--model", str(rdm), "--brain", str(meg["fif"]), "--time-resolved",
+                 "--temporal-radius", "0.01", "--n-permutations", "30", "--tail", "0",
+                 "--tfce", "0", "--out", str(out), "--quiet"]) == 0
+    brain = read_epochs(mne.read_epochs(meg["fif"], verbose=False))
+    ref = permutation_test_time_resolved_rsa(
+        {"fc": compute_rdm(meg["feats"], "correlation")}, brain, temporal_radius=1,
+        n_permutations=30, tfce={"start": 0.0}, tail=0, random_state=0)
+    rows = _read_csv(out)
+    for key, arr in (("r", ref.observed), ("p_fwe", ref.pvalue_fwe), ("tfce", ref.tfce_scores),
+                     ("p_tfce", ref.tfce_pvalue)):
+        np.testing.assert_allclose([float(r[key]) for r in rows], arr.ravel(), rtol=1e-5,
+                                   atol=1e-12, err_msg=key)
+    with h5py.File(tmp / "t.h5") as f:
+        np.testing.assert_allclose(f["p_tfce"][()], ref.tfce_pvalue)
+        np.testing.assert_allclose(f["tfce"][()], ref.tfce_scores, rtol=1e-8)
+        np.testing.assert_array_equal(f["cluster"][()], ref.cluster_labels)
+        np.testing.assert_allclose(f["cluster_p"][()], ref.cluster_pvalue)
+        assert f["tail"][()] == 0 and f["tfce_step"][()] == pytest.approx(ref.tfce["step"])
+    assert ref.tfce_pvalue[0, 8:12].max() < 0.1      # the planted window (samples 8..13)
+
+
+def test_encode_time_resolved_tail_and_tfce_equal_python_api(meg):
+    from sklearn.model_selection import KFold
+
+    tmp = meg["tmp"]
+    out = tmp / "n.csv"
+    assert _encode_perm(meg, meg["fif"], out, "--tail", "-1", "--tfce", "0,-0.002") == 0
+    ref = _reference(meg, KFold(3, shuffle=True, random_state=0), tail=-1,
+                     tfce={"start": 0.0, "step": -0.002})
+    rows = _read_csv(out)
+    for key, arr in (("p", ref.pvalue), ("p_fwe", ref.pvalue_fwe), ("p_tfce", ref.tfce_pvalue)):
+        np.testing.assert_allclose([float(r[key]) for r in rows], arr.ravel(), rtol=1e-5,
+                                   err_msg=key)
+    with h5py.File(tmp / "n.h5") as f:
+        np.testing.assert_allclose(f["pvalue_tfce"][()], ref.tfce_pvalue)
+        np.testing.assert_allclose(f["tfce"][()], ref.tfce_scores, rtol=1e-6, atol=1e-12)
+        assert f["tail"][()] == -1 and f["tfce_step"][()] == -0.002
+    assert (ref.tfce_scores <= 0).all()
