@@ -746,20 +746,33 @@ def _max_mass(stat, threshold, tail):
 
 
 def _tfce_positive(stat, start, step, h_power, e_power):
-    """Positive-tail TFCE of the rows of ``stat`` (last axis), every row at once."""
+    """Positive-tail TFCE of the rows of ``stat`` (last axis), every row at once.
+
+    The rows are sorted by their max once, so each threshold labels only the rows that reach
+    it (a prefix, no copy): a null's rows stop at its lower maxima.
+    """
     flat = stat.reshape(-1, stat.shape[-1])
-    scores = np.zeros_like(flat)
     if flat.size == 0:
-        return scores.reshape(stat.shape)
+        return np.zeros_like(stat)
+    rowmax = np.where(np.isnan(flat), -np.inf, flat).max(axis=1)   # NaN: never above h
+    if rowmax.max() == np.inf:
+        raise ValueError("stat: TFCE of infinite values")
+    order = np.argsort(-rowmax, kind="stable")
+    F, top = flat[order], rowmax[order]
+    S = np.zeros_like(F)
     structure = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], bool)
-    thresholds = np.arange(start, np.nanmax(flat), step, dtype=float)
+    thresholds = np.arange(start, top[0], step, dtype=float) if np.isfinite(top[0]) else []
     for i, h in enumerate(thresholds):
         dh = abs(h) if i == 0 else abs(h - thresholds[i - 1])
-        lab, k = ndimage.label(flat > h, structure=structure)
+        n = int(np.count_nonzero(top > h))                       # rows reaching h: a prefix
+        lab, k = ndimage.label(F[:n] > h, structure=structure)
         if k:
             extent = np.bincount(lab.ravel(), minlength=k + 1).astype(float)
-            extent[0] = 0.0
-            scores += (abs(h) ** h_power * dh) * extent[lab] ** e_power
+            weight = (abs(h) ** h_power * dh) * extent ** e_power
+            weight[0] = 0.0
+            S[:n] += weight[lab]
+    scores = np.empty_like(F)
+    scores[order] = S
     return scores.reshape(stat.shape)
 
 

@@ -502,6 +502,10 @@ def test_tfce_tails_equal_mne_stats(tail):
     np.testing.assert_allclose(scores, t_mne, rtol=1e-10, atol=1e-12)
     _, sums = _find_clusters(t, thr, tail=tail)             # mne's unsigned scores
     np.testing.assert_allclose(scores, sums * np.sign(t), rtol=1e-10, atol=1e-12)
+    powers = dict(h_power=1.0, e_power=0.0)               # extent ** 0: members of runs only
+    _, sums = _find_clusters(t, {**thr, **powers}, tail=tail)
+    np.testing.assert_allclose(tfce(t, **thr, **powers, tail=tail), sums * np.sign(t),
+                               rtol=1e-10, atol=1e-12)
     assert (scores[10:22] > 0).all() == (tail != -1) and (scores[30:40] < 0).all() == (tail != 1)
     # every row of a 3-D array is enhanced on its own
     stack = np.stack([t, -t, 0.5 * t])[None]
