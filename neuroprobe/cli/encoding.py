@@ -311,6 +311,7 @@ def _zero_variance_lines(args):
 
 def run_encode(args):
     _check_partition(args)
+    temporal.refuse_tail_tfce(args)
     if args.brain is not None or args.targets is None:  # refuses a missing --targets
         return temporal.run_encode(args)
     with _zero_variance_lines(args):

@@ -482,6 +482,7 @@ def _print_table(args, table):
 
 def run_rsa(args):
     """Compare RDMs; write one CSV row per (model, target[, subject]) and level."""
+    temporal.refuse_tail_tfce(args)
     if getattr(args, "bootstrap", None):
         return _run_bootstrap(args)
     if args.brain is not None or args.target is None:  # refuses a missing --target

@@ -30,7 +30,7 @@ import numpy as np
 
 from neuroprobe.exceptions import CLIError
 
-__all__ = ["add_arguments", "run_rsa", "run_encode"]
+__all__ = ["add_arguments", "run_rsa", "run_encode", "refuse_tail_tfce"]
 
 
 def add_arguments(p, command):
@@ -61,6 +61,12 @@ def add_arguments(p, command):
                    help="also threshold-free cluster enhancement (FWE over layers x time) "
                         "from threshold START in steps of STEP (default: 1/50 of the most "
                         "extreme observed value); --tail -1 needs START <= 0 and STEP < 0")
+
+
+def refuse_tail_tfce(args):
+    """``--tail`` / ``--tfce`` without ``--brain``: they test time-resolved curves only."""
+    if args.brain is None and (args.tail != 1 or args.tfce is not None):
+        raise CLIError("--tail and --tfce apply to --brain epochs.fif --time-resolved only")
 
 
 def _tfce(args):

@@ -174,6 +174,13 @@ def test_time_resolved_tail_and_tfce_bad_values_one_line(study, capsys):
             err = capsys.readouterr().err.strip().splitlines()
             assert code not in (0, None) and len(err) == 1, (name, flags, err)
             assert err[0].startswith(f"neuroprobe {name}: error: CLIError: --tfce"), err[0]
+    # without --brain the flags would be ignored: refused
+    for name, args in (("rsa", ["--model", missing, "--target", missing]),
+                       ("encode", [f"{missing}.act.h5", "--layer", "fc1", "--targets", missing])):
+        for flags in (["--tail", "0"], ["--tfce", "0"]):
+            code = main([name, *map(str, args), *flags, "--out", str(study["dir"] / "x.csv")])
+            err = capsys.readouterr().err.strip().splitlines()
+            assert code not in (0, None) and len(err) == 1 and "--time-resolved" in err[0], err
 
 
 def test_encode_partition_needs_two_bands_one_line(study, capsys):
