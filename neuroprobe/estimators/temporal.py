@@ -394,7 +394,10 @@ def _inference(observed, null, tail, cluster_threshold, tfce):
                   cluster_threshold=float(cluster_threshold))
     if tfce is not None:
         opts = {"start": 0.0, "step": None, "h_power": 2.0, "e_power": 0.5, **tfce}
-        opts = {key: None if v is None else float(v) for key, v in opts.items()}
+        try:
+            opts = {key: None if v is None else float(v) for key, v in opts.items()}
+        except (TypeError, ValueError):
+            raise ValueError(f"tfce: expected numbers for {_TFCE_KEYS}; got {tfce!r}") from None
         if opts["step"] is None:
             opts["step"] = tfce_default_step(observed, opts["start"], tail)
         scores, p = tfce_fwe(observed.reshape(-1, nw), null.reshape(k, -1, nw), **opts,

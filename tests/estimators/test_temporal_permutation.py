@@ -303,6 +303,7 @@ def test_rsa_function_bad_input():
     f = permutation_test_time_resolved_rsa
     for kw, match in ((dict(tail=2), "tail"), (dict(tfce="yes"), "tfce"),
                       (dict(tfce={"stp": 0.1}), "unknown"), (dict(n_permutations=0), "n_perm"),
+                      (dict(tfce={"step": "x"}), "tfce: expected numbers"),
                       (dict(comparison="kendall"), "comparison"),
                       (dict(temporal_radius=-1), "temporal_radius"),
                       (dict(tail=-1, tfce={"step": 0.1}), "tail=-1")):
