@@ -8,8 +8,8 @@ representations of four "layers" of a network, layer ``k`` peaking at a planted 
 1. ``read_epochs`` (trials averaged per stimulus, rows in the stimulus order of the network),
 2. ``TimeResolved(RSAScorer(), temporal_radius=...)`` per subject and layer (one batched Gram
    product for all time windows),
-3. ``permutation_test_time_resolved_rsa`` on the group RDMs: a stimulus-permutation null of the
-   curves with cluster-mass and TFCE FWE over time x layers,
+3. ``permutation_test_time_resolved_rsa`` on the mean of the subjects' window RDMs: a
+   stimulus-permutation null of the curves with cluster-mass and TFCE FWE over time x layers,
 4. bootstrap confidence intervals of each layer's peak latency over subjects,
 5. encoding statistics of one subject: ``permutation_test_time_resolved`` (ridge of every layer
    onto all channels x times, a stimulus-permutation null through the ridge fast path, cluster-
@@ -74,7 +74,7 @@ def main(argv=None):
     from neuroprobe.plotting import save_figure
     from neuroprobe.plotting.temporal import plot_peak_latencies, plot_time_courses
     from neuroprobe.rsa import compute_rdm
-    from neuroprobe.solvers.temporal import peak_latency
+    from neuroprobe.solvers.temporal import peak_latency, window_rdms
 
     rng = np.random.default_rng(args.seed)
     ids = [f"stim{i:02d}" for i in range(40)]
@@ -86,23 +86,22 @@ def main(argv=None):
     names = [f"layer{k + 1}" for k in range(len(layers))]
 
     radius = 1                                     # 3-sample (15 ms) windows
-    curves, group_data = [], 0.0
+    curves, brain_rdms = [], []
     for _ in range(args.subjects):
         epochs = simulate_subject(layers, ids, rng)
         brain = read_epochs(epochs, reference_ids=ids)   # rows in the network's stimulus order
         curves.append(np.vstack([
             TimeResolved(RSAScorer(), temporal_radius=radius).fit(X, brain)
             .score_targets(X, brain) for X in layers]))
-        group_data = group_data + brain.data / args.subjects   # grand-average responses
+        brain_rdms.append(window_rdms(brain.data, radius))
     curves = np.stack(curves)                                  # (subjects, layers, windows)
     times = brain.times[radius:brain.times.size - radius]
 
-    # group inference on the grand-average responses (here every subject's sensors mix the
-    # same features; for sensor spaces that differ between subjects, compose the averaged
-    # window RDMs with solvers.temporal.permutation_null instead): the same stimulus
-    # permutation for every layer and time, cluster mass and TFCE (default steps) FWE
+    # group inference on the mean of the subjects' window RDMs: the same stimulus permutation
+    # for every layer and time, cluster-mass and TFCE (default steps) FWE
     model_rdms = {name: compute_rdm(X, "correlation") for name, X in zip(names, layers)}
-    group = permutation_test_time_resolved_rsa(model_rdms, group_data, temporal_radius=radius,
+    group = permutation_test_time_resolved_rsa(model_rdms, np.mean(brain_rdms, axis=0),
+                                               temporal_radius=radius,
                                                n_permutations=args.n_permutations, tfce=True,
                                                random_state=args.seed)
     labels, cluster_p = group.cluster_labels, group.cluster_pvalue

@@ -20,6 +20,7 @@ from ..io.epochs import EpochData
 from ..solvers.permutation import draw_permutations, fwe_pvalues, pvalues, run_chunks
 from ..solvers.temporal import (
     cluster_fwe,
+    compare_rdms,
     n_windows,
     permutation_null,
     searchlight_rsa,
@@ -582,12 +583,14 @@ def permutation_test_time_resolved_rsa(model_rdms, brain, *, temporal_radius=0,
                                        tail=1, random_state=None, n_jobs=None):
     """Stimulus-permutation test of RSA time courses, FWE over models (layers) x time.
 
-    The observed curves are the fused time-resolved RSA
-    (:func:`neuroprobe.solvers.temporal.time_resolved_rsa`: each model RDM against the brain
-    RDM of every window of ``2 * temporal_radius + 1`` samples). Their null relabels the
-    stimuli of every model RDM with the same permutation for all models and windows
-    (:func:`neuroprobe.solvers.temporal.permutation_null` on the
-    :func:`~neuroprobe.solvers.temporal.window_rdms`), so it is jointly valid over models x
+    The observed curves compare each model RDM with the brain RDM of every window of
+    ``2 * temporal_radius + 1`` samples (:func:`neuroprobe.solvers.temporal.window_rdms`, then
+    :func:`~neuroprobe.solvers.temporal.compare_rdms`: equal to the fused
+    :func:`~neuroprobe.solvers.temporal.time_resolved_rsa` to 1e-12; the window RDMs are
+    computed once and serve the null too), or window RDMs given directly (e.g. the mean of
+    every subject's). The null relabels the stimuli of every model RDM with the same
+    permutation for all models and windows
+    (:func:`neuroprobe.solvers.temporal.permutation_null`), so it is jointly valid over models x
     time: uncorrected p-values, max-statistic FWE p-values, cluster-mass FWE p-values of the
     clusters of adjacent windows beyond ``cluster_threshold``
     (:func:`~neuroprobe.solvers.temporal.cluster_fwe`) and, with ``tfce``, TFCE FWE p-values of
@@ -598,9 +601,14 @@ def permutation_test_time_resolved_rsa(model_rdms, brain, *, temporal_radius=0,
     model_rdms : array-like of shape (n_models, n_pairs), (n_pairs,) or (n_models, n, n), or
         dict of str to RDMs. Condensed or square RDMs of the brain's stimuli, in its row
         order; a dict names the curves (else ``model0``, ``model1``, ...).
-    brain : ndarray of shape (n_stimuli, n_channels, n_times) or EpochData
+    brain : ndarray of shape (n_stimuli, n_channels, n_times), EpochData, or ndarray of shape
+        (n_windows, n_pairs)
+        Brain data, or their condensed window RDMs already computed (a 2-D array: e.g. the
+        mean over subjects of ``window_rdms(subject_data, temporal_radius)``, the usual group
+        RDM when sensors differ between subjects; ``metric`` is then not used).
     temporal_radius : int, default=0
-        Half-width of the window in samples.
+        Half-width of the window in samples (with window RDMs: the radius they were computed
+        with, which places the window centres).
     metric : {"correlation", "sqeuclidean", "euclidean"}, default="correlation"
         Distance of the brain patterns.
     comparison : {"spearman", "pearson"}, default="spearman"
@@ -651,12 +659,24 @@ def permutation_test_time_resolved_rsa(model_rdms, brain, *, temporal_radius=0,
                          f"{temporal_radius!r}")
     if comparison not in ("spearman", "pearson"):
         raise ValueError(f"comparison: expected 'spearman' or 'pearson'; got {comparison!r}")
-    Y = _brain(brain, "brain")
-    names, M = _model_rdms(model_rdms, Y.shape[0])
     r = int(temporal_radius)
-    observed = time_resolved_rsa(Y, M, r, metric, comparison, n_jobs=n_jobs)
-    null = permutation_null(M, window_rdms(Y, r, metric, n_jobs=n_jobs), int(n_permutations),
-                            comparison, random_state=random_state)
+    if not isinstance(brain, EpochData) and np.ndim(brain) == 2:     # window RDMs
+        brain_rdms = np.asarray(brain, dtype=np.float64)
+        if not np.all(np.isfinite(brain_rdms)):
+            raise ValueError("brain: the window RDMs hold NaN/inf values")
+        n = int(round((1 + np.sqrt(1 + 8 * brain_rdms.shape[1])) / 2))
+        if n * (n - 1) // 2 != brain_rdms.shape[1] or n < 3:
+            raise ValueError(f"brain: a 2-D array is read as condensed window RDMs "
+                             f"(n_windows, n_pairs); {brain_rdms.shape[1]} is not a number of "
+                             "pairs n (n - 1) / 2 of n >= 3 stimuli")
+    else:
+        Y = _brain(brain, "brain")
+        n = Y.shape[0]
+        brain_rdms = window_rdms(Y, r, metric, n_jobs=n_jobs)
+    names, M = _model_rdms(model_rdms, n)
+    observed = compare_rdms(M, brain_rdms, comparison)
+    null = permutation_null(M, brain_rdms, int(n_permutations), comparison,
+                            random_state=random_state)
     centres = np.arange(r, r + observed.shape[1])
     seconds = np.asarray(brain.times)[centres] if isinstance(brain, EpochData) else None
     return TemporalPermutationResult(

@@ -271,6 +271,36 @@ def test_rsa_function_equals_the_solver_composition(tail):
     np.testing.assert_array_equal(res.centres, np.arange(1, 23))
 
 
+def test_rsa_function_takes_group_window_rdms():
+    """Window RDMs given directly (the mean of two subjects' RDMs, the usual group RDM) = the
+    solver composition on that mean; one subject's RDMs = that subject's data."""
+    from neuroprobe.estimators.temporal import permutation_test_time_resolved_rsa
+    from neuroprobe.solvers.temporal import compare_rdms, permutation_null, window_rdms
+
+    models, Y1 = _rsa_data(seed=3)
+    _, Y2 = _rsa_data(seed=4)
+    M = np.vstack(list(models.values()))
+    group = (window_rdms(Y1, 1) + window_rdms(Y2, 1)) / 2
+    res = permutation_test_time_resolved_rsa(models, group, temporal_radius=1,
+                                             n_permutations=30, random_state=5)
+    np.testing.assert_allclose(res.observed, compare_rdms(M, group), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(res.null, permutation_null(M, group, 30, random_state=5),
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(res.centres, np.arange(1, 23))
+    one = permutation_test_time_resolved_rsa(models, window_rdms(Y1, 1), temporal_radius=1,
+                                             n_permutations=30, random_state=5)
+    data = permutation_test_time_resolved_rsa(models, Y1, temporal_radius=1, n_permutations=30,
+                                              random_state=5)
+    np.testing.assert_allclose(one.observed, data.observed, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(one.pvalue_fwe, data.pvalue_fwe)
+    with pytest.raises(ValueError, match="condensed window RDMs"):
+        permutation_test_time_resolved_rsa(models, group[:, :-1], n_permutations=5)
+    bad = group.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        permutation_test_time_resolved_rsa(models, bad, n_permutations=5)
+
+
 def test_rsa_planted_effect_found_and_null_within_alpha():
     from neuroprobe.estimators.temporal import permutation_test_time_resolved_rsa
 
