@@ -27,6 +27,7 @@ __all__ = [
     "compute_rdm",
     "compare_rdms",
     "noise_ceiling",
+    "window_noise_ceiling",
     "NoiseCeiling",
     "to_square",
     "to_condensed",
@@ -481,6 +482,60 @@ def noise_ceiling(rdms, method="spearman", n_bootstrap=0, ci=0.95, random_state=
         lower_ci = tuple(float(v) for v in np.nanpercentile(boots[:, 0], q))
         upper_ci = tuple(float(v) for v in np.nanpercentile(boots[:, 1], q))
     return NoiseCeiling(lower, upper, lower_ci, upper_ci, method, V.shape[0])
+
+
+def window_noise_ceiling(subject_rdms, method="spearman"):
+    """Noise ceiling of every time window of subject window RDMs (MEG / EEG RSA).
+
+    Window by window, the bounds of :func:`noise_ceiling` (Nili et al. 2014, leave-one-subject-
+    out; equal to rsatoolbox's ``boot_noise_ceiling``): the band to draw behind time-resolved
+    RSA curves (``plot_time_courses(..., ceiling=(lower, upper))``). ``"spearman"`` and
+    ``"pearson"``, the comparisons of time-resolved RSA, are computed for all subjects and
+    windows at once (:func:`neuroprobe.solvers.temporal.window_noise_ceiling`); the other
+    methods of :func:`compare_rdms` window by window.
+
+    Parameters
+    ----------
+    subject_rdms : array of shape (n_subjects, n_windows, n_pairs) or (n_subjects, n_windows,
+        n, n), or a list of one such array per subject
+        Every subject's window RDMs (e.g. ``solvers.temporal.window_rdms(data, radius)`` of
+        each subject, stacked), the same stimuli in the same order.
+    method : str, default="spearman"
+        Comparison method (see :func:`compare_rdms`); the one of the RSA curves.
+
+    Returns
+    -------
+    lower, upper : ndarray of shape (n_windows,)
+    """
+    from neuroprobe.solvers.temporal import window_noise_ceiling as _window_ceiling
+
+    method = check_method(method)
+    if isinstance(subject_rdms, (list, tuple)):                  # one array per subject
+        shapes = [np.shape(r) for r in subject_rdms]
+        for s, shape in enumerate(shapes):
+            if shape != shapes[0]:
+                raise ValueError(
+                    f"subject_rdms: subject {s} has window RDMs of shape {shape} but subject 0 "
+                    f"{shapes[0]}; every subject needs the same windows and stimuli")
+    R = np.asarray(subject_rdms, dtype=np.float64)
+    if R.ndim == 4:
+        R = to_condensed(R.reshape(-1, *R.shape[2:]), "subject_rdms").reshape(
+            *R.shape[:2], -1)
+    if R.ndim != 3:
+        raise ValueError("subject_rdms: expected shape (n_subjects, n_windows, n_pairs) or "
+                         f"(n_subjects, n_windows, n, n); got shape {R.shape}")
+    if R.shape[0] < 2:
+        raise ValueError("subject_rdms: a noise ceiling needs at least 2 subjects; got "
+                         f"{R.shape[0]}")
+    try:
+        _rdm.n_from_pairs(R.shape[2])
+    except ValueError as err:
+        raise ValueError(f"subject_rdms: {err}") from None
+    check_finite(R, "subject_rdms")
+    if method in ("spearman", "pearson"):
+        return _window_ceiling(R, method)
+    bounds = np.array([_bounds(R[:, w], method) for w in range(R.shape[1])]).reshape(-1, 2)
+    return bounds[:, 0].copy(), bounds[:, 1].copy()
 
 
 # --------------------------------------------------------------------------------------------

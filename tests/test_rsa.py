@@ -260,3 +260,57 @@ def test_rsascorer_stim_ids_contradicting_target_rdmdata_refused():
     with pytest.raises(ValueError, match="contradict"):
         RSAScorer(target_rdm=target, stim_ids=list("abcdz")).fit(X, np.array(list("abcde")))
     RSAScorer(target_rdm=target).fit(X, np.array(list("edcba")))
+
+
+# -- time-resolved noise ceiling ----------------------------------------------------------------
+def _window_rdms(seed=0, n_subjects=4, n=9, n_windows=5):
+    rng = np.random.default_rng(seed)
+    signal = rng.standard_normal((n_windows, n, 5))
+    return np.stack([[pdist(signal[w] * w + rng.standard_normal((n, 5))) for w in
+                      range(n_windows)] for _ in range(n_subjects)])
+
+
+@pytest.mark.parametrize("method,theirs", [("spearman", "spearman"), ("pearson", "corr"),
+                                           ("cosine", "cosine")])
+def test_window_noise_ceiling_equals_rsatoolbox_per_window(method, theirs):
+    pytest.importorskip("rsatoolbox")
+    import warnings
+
+    from rsatoolbox.inference import boot_noise_ceiling
+    from rsatoolbox.rdm import RDMs
+
+    from neuroprobe.rsa import window_noise_ceiling
+
+    R = _window_rdms()
+    lower, upper = window_noise_ceiling(R, method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = np.array([boot_noise_ceiling(RDMs(R[:, w]), method=theirs)
+                        for w in range(R.shape[1])])
+    np.testing.assert_allclose(lower, ref[:, 0], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(upper, ref[:, 1], rtol=0, atol=1e-10)
+    square = np.stack([squareform_stack(r) for r in R])          # (subjects, windows, n, n)
+    np.testing.assert_allclose(window_noise_ceiling(square, method), (lower, upper),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(window_noise_ceiling(list(R), method), (lower, upper),
+                               rtol=0, atol=1e-12)
+
+
+def test_window_noise_ceiling_bad_input():
+    from neuroprobe.rsa import window_noise_ceiling
+
+    R = _window_rdms()
+    with pytest.raises(ValueError, match="at least 2 subjects; got 1"):
+        window_noise_ceiling(R[:1])
+    with pytest.raises(ValueError, match=r"subject 2 has window RDMs of shape \(4, 36\)"):
+        window_noise_ceiling([R[0], R[1], R[2, :4]])
+    with pytest.raises(ValueError, match="subject_rdms: expected shape"):
+        window_noise_ceiling(R[0])
+    with pytest.raises(ValueError, match="subject_rdms: a condensed RDM"):
+        window_noise_ceiling(R[:, :, :30])
+    bad = R.copy()
+    bad[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="subject_rdms"):
+        window_noise_ceiling(bad)
+    with pytest.raises(ValueError, match="method must be one of"):
+        window_noise_ceiling(R, "nope")

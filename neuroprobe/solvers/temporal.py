@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage, stats
 
 __all__ = ["window_rdms", "time_resolved_rsa", "compare_rdms", "cross_temporal_rsa",
-           "permutation_null",
+           "window_noise_ceiling", "permutation_null",
            "max_stat_fwe", "cluster_masses",
            "cluster_pvalues", "cluster_fwe", "tfce", "tfce_default_step", "tfce_fwe",
            "permutation_cluster_1samp",
@@ -507,6 +507,65 @@ def compare_rdms(model_rdms, brain_rdms, comparison="spearman"):
         raise ValueError(f"model_rdms: {M.shape[1]} pairs but brain_rdms has {B.shape[1]}")
     with _blas_one_thread():                                     # a thin GEMM: one thread is faster
         return M @ B.T
+
+
+_CEILING_BLOCK = 2 ** 22      # values per block of windows in window_noise_ceiling (~32 MiB each)
+
+
+def window_noise_ceiling(subject_rdms, method="spearman"):
+    """Noise ceiling of every time window (Nili et al. 2014), leave-one-subject-out.
+
+    Window by window, these are the bounds of :func:`neuroprobe.rsa.noise_ceiling` (and so of
+    rsatoolbox's ``boot_noise_ceiling``): the upper bound is the mean over subjects of the
+    comparison of each subject's RDM with the average of all subjects' RDMs, the lower bound
+    with the average of the other subjects' RDMs. Averaged are ranks (``"spearman"``) or
+    z-scores (``"pearson"``). All subjects x windows are ranked at once (one int64 key sort,
+    see :func:`_rank`), the leave-one-out averages are the total minus each subject, and the
+    comparisons are row-wise dot products of standardised rows; only blocks of windows (to
+    bound memory) are looped over.
+
+    Parameters
+    ----------
+    subject_rdms : ndarray of shape (n_subjects, n_windows, n_pairs)
+        Condensed window RDMs of every subject, e.g. ``window_rdms(data, radius)`` stacked over
+        subjects (same stimuli in the same order, same windows).
+    method : {"spearman", "pearson"}, default="spearman"
+        The comparison of :func:`time_resolved_rsa`.
+
+    Returns
+    -------
+    lower, upper : ndarray of shape (n_windows,)
+        NaN in a window where a subject's RDM or an average RDM is constant.
+    """
+    if method not in ("spearman", "pearson"):
+        raise ValueError(f"method: expected 'spearman' or 'pearson'; got {method!r}")
+    R = np.asarray(subject_rdms, dtype=np.float64)
+    if R.ndim != 3:
+        raise ValueError("subject_rdms: expected an array of shape (n_subjects, n_windows, "
+                         f"n_pairs); got shape {R.shape}")
+    k, n_win, m = R.shape
+    if k < 2:
+        raise ValueError(f"subject_rdms: a noise ceiling needs at least 2 subjects; got {k}")
+    if m < 2:
+        raise ValueError(f"subject_rdms: expected at least 2 stimulus pairs; got {m}")
+    lower, upper = np.empty(n_win), np.empty(n_win)
+    step = max(1, _CEILING_BLOCK // (k * m))
+    for w0 in range(0, n_win, step):
+        B = R[:, w0:w0 + step]
+        if method == "spearman":
+            T = _rank(B)[0]                                      # average ranks
+        else:                                                    # z-scores (ddof 0)
+            T = B - B.mean(axis=-1, keepdims=True)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                T /= T.std(axis=-1, keepdims=True)
+        S = _standardise(T, "pearson")        # each subject's row: Spearman = Pearson of ranks
+        total = T.sum(axis=0)
+        loo = (total[None] - T) / (k - 1)
+        L = _standardise(loo, method)                            # re-ranked for spearman
+        U = _standardise(total / k, method)
+        lower[w0:w0 + step] = np.einsum("swp,swp->w", L, S) / k
+        upper[w0:w0 + step] = np.einsum("wp,swp->w", U, S) / k
+    return lower, upper
 
 
 def cross_temporal_rsa(model, brain, *, model_radius=0, brain_radius=0,
