@@ -11,11 +11,14 @@ representations of four "layers" of a network, layer ``k`` peaking at a planted 
 3. ``permutation_test_time_resolved_rsa`` on the mean of the subjects' window RDMs: a
    stimulus-permutation null of the curves with cluster-mass and TFCE FWE over time x layers,
 4. bootstrap confidence intervals of each layer's peak latency over subjects,
-5. encoding statistics of one subject: ``permutation_test_time_resolved`` (ridge of every layer
+5. the noise ceiling of every window (``window_noise_ceiling``: Nili et al.'s leave-one-subject-
+   out bounds from the subjects' window RDMs), drawn as a band behind the curves,
+6. encoding statistics of one subject: ``permutation_test_time_resolved`` (ridge of every layer
    onto all channels x times, a stimulus-permutation null through the ridge fast path, cluster-
    mass FWE over time x layers),
 
-and writes the curves (significant clusters shaded) and the peak latencies as figures.
+and writes the curves (significant clusters shaded, the noise ceiling band) and the peak
+latencies as figures.
 
     python examples/meg_hierarchy.py --out meg_out
 
@@ -73,7 +76,7 @@ def main(argv=None):
     from neuroprobe.io.epochs import read_epochs
     from neuroprobe.plotting import save_figure
     from neuroprobe.plotting.temporal import plot_peak_latencies, plot_time_courses
-    from neuroprobe.rsa import compute_rdm
+    from neuroprobe.rsa import compute_rdm, window_noise_ceiling
     from neuroprobe.solvers.temporal import peak_latency, window_rdms
 
     rng = np.random.default_rng(args.seed)
@@ -106,11 +109,14 @@ def main(argv=None):
                                                random_state=args.seed)
     labels, cluster_p = group.cluster_labels, group.cluster_pvalue
     peak, low, high, _ = peak_latency(curves, times, n_boot=1000, random_state=args.seed)
+    # the noise ceiling of every window: how well the subjects' RDMs predict each other
+    ceiling = window_noise_ceiling(np.stack(brain_rdms), "spearman")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_figure(plot_time_courses(times, curves.mean(axis=0), names, labels=labels,
-                                  cluster_p=cluster_p), out / "rsa_time_courses.png")
+                                  cluster_p=cluster_p, ceiling=ceiling),
+                out / "rsa_time_courses.png")
     save_figure(plot_peak_latencies(names, peak, low, high), out / "peak_latencies.png")
     for k, name in enumerate(names):
         sig = [f"{times[labels[k] == c][0]:.3f}-{times[labels[k] == c][-1]:.3f} s"
@@ -120,6 +126,11 @@ def main(argv=None):
         print(f"{name}: planted {LATENCIES[k]:.3f} s, peak {peak[k]:.3f} s "
               f"[{low[k]:.3f}, {high[k]:.3f}], significant clusters: {', '.join(sig) or '-'}, "
               f"TFCE p < 0.05: {tfce_span}")
+
+    best = np.unravel_index(np.argmax(curves.mean(axis=0)), curves.shape[1:])
+    print(f"noise ceiling at the peak ({names[best[0]]}, {times[best[1]]:.3f} s): "
+          f"[{ceiling[0][best[1]]:.3f}, {ceiling[1][best[1]]:.3f}], "
+          f"mean RSA {curves.mean(axis=0)[best]:.3f}")
 
     # encoding statistics of the last subject: ridge of each layer onto channels x times
     enc = permutation_test_time_resolved(

@@ -89,9 +89,15 @@ def test_meg_hierarchy_example_recovers_the_planted_order(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
     assert lines[-1] == "planted order recovered: True"
-    peaks = [float(line.split("peak ")[1].split(" s")[0]) for line in lines[:-1]]
-    planted = [float(line.split("planted ")[1].split(" s")[0]) for line in lines[:-1]]
+    layer_lines = [line for line in lines[:-1] if "planted " in line]
+    assert len(layer_lines) == 8                                 # RSA and encoding, 4 layers
+    peaks = [float(line.split("peak ")[1].split(" s")[0]) for line in layer_lines]
+    planted = [float(line.split("planted ")[1].split(" s")[0]) for line in layer_lines]
     np.testing.assert_allclose(peaks, planted, atol=0.011)       # within two samples (200 Hz)
+    ceiling = next(line for line in lines if line.startswith("noise ceiling at the peak"))
+    lower, upper = (float(v) for v in ceiling.split("[")[1].split("]")[0].split(","))
+    mean_rsa = float(ceiling.rsplit(" ", 1)[1])
+    assert 0 < lower <= upper <= 1 and mean_rsa <= upper         # the curves under the ceiling
     for name in ("rsa_time_courses.png", "peak_latencies.png", "encoding_time_courses.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
