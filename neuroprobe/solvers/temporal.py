@@ -509,6 +509,30 @@ def compare_rdms(model_rdms, brain_rdms, comparison="spearman"):
         return M @ B.T
 
 
+def _average_ranks(V):
+    """Average ranks of the rows of a 2-D ``V`` with many ties, without a loop over rows.
+
+    Equal to ``scipy.stats.rankdata(_quantise(V), axis=-1)`` (values compared as in
+    :func:`_rank`) for finite rows: one int64 key sort (:func:`_sort_keys`), then every run of
+    equal sorted values gets the mean of its positions, all rows at once. Leave-one-out means of
+    ranks (:func:`window_noise_ceiling`) tie in almost every row, where :func:`_rank` hands the
+    rows to scipy one sort at a time.
+    """
+    n_rows, m = V.shape
+    order = _sort_keys(V)[0]                                     # column of each sorted value
+    q = np.take_along_axis(_quantise(V), order, axis=1).ravel()
+    start = np.ones(q.size, dtype=bool)                          # a run of equal values starts
+    start[1:] = q[1:] != q[:-1]
+    start[::m] = True                                            # every row starts a run
+    first = np.flatnonzero(start)
+    last = np.append(first[1:], q.size) - 1
+    mean_rank = (first % m + last % m) / 2.0 + 1.0
+    ranks = np.empty(q.size)
+    flat = (np.arange(n_rows)[:, None] * m + order).ravel()
+    ranks[flat] = np.repeat(mean_rank, last - first + 1)
+    return ranks.reshape(n_rows, m)
+
+
 _CEILING_BLOCK = 2 ** 22      # values per block of windows in window_noise_ceiling (~32 MiB each)
 
 
@@ -561,8 +585,12 @@ def window_noise_ceiling(subject_rdms, method="spearman"):
         S = _standardise(T, "pearson")        # each subject's row: Spearman = Pearson of ranks
         total = T.sum(axis=0)
         loo = (total[None] - T) / (k - 1)
-        L = _standardise(loo, method)                            # re-ranked for spearman
-        U = _standardise(total / k, method)
+        pooled = total / k
+        if method == "spearman":                                 # re-ranked (ties: most rows)
+            loo = _average_ranks(loo.reshape(-1, m)).reshape(loo.shape)
+            pooled = _average_ranks(pooled)
+        L = _standardise(loo, "pearson")
+        U = _standardise(pooled, "pearson")
         lower[w0:w0 + step] = np.einsum("swp,swp->w", L, S) / k
         upper[w0:w0 + step] = np.einsum("wp,swp->w", U, S) / k
     return lower, upper

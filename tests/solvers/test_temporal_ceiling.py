@@ -73,3 +73,13 @@ def test_bad_input():
         window_noise_ceiling(R[0])
     with pytest.raises(ValueError, match="method: expected 'spearman' or 'pearson'"):
         window_noise_ceiling(R, "cosine")
+
+
+def test_average_ranks_equal_scipy_with_ties():
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(5)
+    V = np.vstack([rng.integers(0, 6, (7, 40)) / 3.0,            # many ties, exact thirds
+                   rng.standard_normal((3, 40)),                 # none
+                   np.full((1, 40), 2.0)])                       # one run
+    np.testing.assert_array_equal(temporal._average_ranks(V), rankdata(V, axis=1))
