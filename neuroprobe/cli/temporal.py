@@ -10,6 +10,13 @@ times, layer names) in ``OUT.h5`` beside it (``--out x.h5``: the HDF5 file only)
 ``--figure``, the curves (:func:`neuroprobe.plotting.temporal.plot_time_courses`), significant
 clusters shaded.
 
+``rsa --brain sub1-epo.fif sub2-epo.fif ... --time-resolved`` (one file per subject): every
+subject is read as above (rows in the stimulus order of the first file; the files must share
+their stimuli, sampling rate and time axis), the group curves and their test come from the mean
+of the subjects' window RDMs, and the noise ceiling of every window
+(:func:`neuroprobe.rsa.window_noise_ceiling`) is added: ``ceiling_lower`` / ``ceiling_upper``
+columns and datasets, and the band in ``--figure``. One file: no ceiling, as before.
+
 ``encode --time-resolved --n-permutations N`` tests the curves with
 :func:`neuroprobe.estimators.temporal.permutation_test_time_resolved` (stimulus permutations
 through the ridge fast path, within ``--groups``; the statistic is the ``--cv``-fold CV score at
@@ -35,10 +42,18 @@ __all__ = ["add_arguments", "run_rsa", "run_encode", "refuse_tail_tfce"]
 
 def add_arguments(p, command):
     """The time-resolved flags of ``rsa`` / ``encode`` (``command``)."""
-    p.add_argument("--brain", default=None,
-                   help="MEG/EEG epochs (.fif, read with mne): time-resolved brain data whose "
-                        "trials are averaged per stimulus (IDs: metadata 'stim_id' or event "
-                        "names); needs --time-resolved")
+    if command == "rsa":
+        p.add_argument("--brain", default=None, nargs="+", metavar="EPOCHS",
+                       help="MEG/EEG epochs (.fif, read with mne), one file per subject: "
+                            "time-resolved brain data whose trials are averaged per stimulus "
+                            "(IDs: metadata 'stim_id' or event names); several subjects: the "
+                            "group RDMs are the mean of their window RDMs, with the noise "
+                            "ceiling of every window; needs --time-resolved")
+    else:
+        p.add_argument("--brain", default=None,
+                       help="MEG/EEG epochs (.fif, read with mne): time-resolved brain data "
+                            "whose trials are averaged per stimulus (IDs: metadata 'stim_id' "
+                            "or event names); needs --time-resolved")
     p.add_argument("--time-resolved", action="store_true",
                    help="one score per layer and time window of --brain")
     p.add_argument("--temporal-radius", type=float, default=0.0,
@@ -96,12 +111,14 @@ def _tfce(args):
     return {"start": start} if step is None else {"start": start, "step": step}
 
 
-def _brain(args, reference_ids=None):
+def _brain(args, reference_ids=None, path=None):
+    """One ``--brain`` file (``path``, default ``args.brain``) as EpochData; rows in the order
+    of ``reference_ids`` when given."""
     from neuroprobe.io.epochs import read_epochs
 
     if not args.time_resolved:
         raise CLIError("--brain needs --time-resolved (time-resolved brain data)")
-    path = Path(args.brain)
+    path = Path(args.brain if path is None else path)
     if not path.exists():
         raise CLIError(f"--brain: file not found: {path}")
     try:
@@ -116,6 +133,33 @@ def _brain(args, reference_ids=None):
         raise CLIError(f"--brain {path}: {exc}") from exc
 
 
+def _subjects(args):
+    """Every ``--brain`` file of ``rsa``: the first as read, the others' rows in its stimulus
+    order, all on the same time axis."""
+    paths = [args.brain] if isinstance(args.brain, (str, Path)) else list(args.brain)
+    for path in paths[1:]:
+        if not Path(path).exists():
+            raise CLIError(f"--brain: file not found: {path}")
+    first = _brain(args, path=paths[0])
+    brains = [first]
+    for path in paths[1:]:
+        try:
+            brain = _brain(args, reference_ids=first.stim_ids, path=path)
+        except CLIError as exc:
+            raise CLIError(f"{exc} (every --brain file needs the stimuli of {paths[0]})") \
+                from None
+        if not np.isclose(brain.sfreq, first.sfreq):
+            raise CLIError(f"--brain {path}: sampled at {brain.sfreq:g} Hz but {paths[0]} at "
+                           f"{first.sfreq:g} Hz (resample the epochs to one rate)")
+        if brain.times.shape != first.times.shape \
+                or not np.allclose(brain.times, first.times, atol=0.5 / first.sfreq):
+            raise CLIError(f"--brain {path}: {brain.times.size} samples from "
+                           f"{brain.times[0]:g} s but {paths[0]} has {first.times.size} from "
+                           f"{first.times[0]:g} s (crop the epochs to one time window)")
+        brains.append(brain)
+    return paths, brains
+
+
 def _radius(args, sfreq, n_times):
     r = int(round(args.temporal_radius * sfreq))
     if r < 0 or 2 * r + 1 > n_times:
@@ -125,7 +169,7 @@ def _radius(args, sfreq, n_times):
 
 
 def _save(args, rows, fields, datasets, times, curves, names, labels=None, cluster_p=None,
-          ylabel="score"):
+          ylabel="score", ceiling=None):
     from neuroprobe.io.arrays import write_h5, write_table
 
     out = Path(args.out)
@@ -140,7 +184,7 @@ def _save(args, rows, fields, datasets, times, curves, names, labels=None, clust
         from neuroprobe.plotting.temporal import plot_time_courses
 
         fig = plot_time_courses(times, curves, names, labels=labels, cluster_p=cluster_p,
-                                ylabel=ylabel)
+                                ceiling=ceiling, ylabel=ylabel)
         save_figure(fig, args.figure)
     if not args.quiet:
         for name, c in zip(names, curves):
@@ -151,13 +195,18 @@ def _save(args, rows, fields, datasets, times, curves, names, labels=None, clust
 def run_rsa(args, load_source):
     """Time-resolved RSA of every --model RDM against the --brain epochs, with cluster FWE.
 
+    Several ``--brain`` files (one per subject): every subject's window RDMs
+    (:func:`neuroprobe.solvers.temporal.window_rdms`), the group curves and their test on the
+    mean of them, and the noise ceiling of every window
+    (:func:`neuroprobe.rsa.window_noise_ceiling`) in the outputs and the figure.
+
     ``load_source(spec, flag, ids_spec)`` reads one --model RDM source (``neuroprobe rsa``'s
     reader, passed in so that this module does not import the command module).
     """
     from neuroprobe.estimators.temporal import permutation_test_time_resolved_rsa
     from neuroprobe.io.ids import align_ids
-    from neuroprobe.rsa import select_rdms
-    from neuroprobe.solvers.temporal import time_resolved_rsa
+    from neuroprobe.rsa import select_rdms, window_noise_ceiling
+    from neuroprobe.solvers.temporal import compare_rdms, time_resolved_rsa, window_rdms
 
     if args.brain is None:
         raise CLIError("rsa needs --target (RDMs), or --brain epochs.fif --time-resolved")
@@ -165,7 +214,8 @@ def run_rsa(args, load_source):
         raise CLIError(f"--method {args.method}: time-resolved RSA supports spearman or pearson")
     tfce = _tfce(args)
     sources = [load_source(spec, "--model", args.model_ids) for spec in args.model]
-    brain = _brain(args)
+    paths, brains = _subjects(args)
+    brain = brains[0]                                # its stimulus order is the models'
     models, names = [], []
     for src in sources:
         if src.ids is not None:
@@ -184,11 +234,22 @@ def run_rsa(args, load_source):
     models = np.vstack(models)
     r = _radius(args, brain.sfreq, brain.data.shape[2])
     times = brain.times[r:brain.data.shape[2] - r]
-    test = None
+    test = ceiling = None
+    group = brain                                    # one subject: its epochs, as before
+    if len(brains) > 1:                              # the mean of the subjects' window RDMs
+        subject_rdms = np.stack([window_rdms(b.data, r, args.brain_metric,
+                                             n_jobs=getattr(args, "n_jobs", None))
+                                 for b in brains])
+        group = subject_rdms.mean(axis=0)
+        try:
+            ceiling = window_noise_ceiling(subject_rdms, args.method)
+        except ValueError as exc:
+            raise CLIError(f"rsa --time-resolved: --brain {' '.join(map(str, paths))}: {exc}") \
+                from None
     if args.n_permutations > 0:
         try:
             test = permutation_test_time_resolved_rsa(
-                models, brain, temporal_radius=r, metric=args.brain_metric,
+                models, group, temporal_radius=r, metric=args.brain_metric,
                 comparison=args.method, n_permutations=args.n_permutations,
                 cluster_threshold=args.cluster_threshold, tfce=tfce, tail=args.tail,
                 random_state=args.seed)
@@ -197,7 +258,8 @@ def run_rsa(args, load_source):
         curves, p_fwe = test.observed, test.pvalue_fwe
         labels, cluster_p = test.cluster_labels, test.cluster_pvalue
     else:
-        curves = time_resolved_rsa(brain.data, models, r, args.brain_metric, args.method)
+        curves = (compare_rdms(models, group, args.method) if len(brains) > 1 else
+                  time_resolved_rsa(brain.data, models, r, args.brain_metric, args.method))
         p_fwe = np.full(curves.shape, np.nan)
         labels, cluster_p = np.zeros(curves.shape, int), np.zeros(0)
     rows = []
@@ -210,7 +272,13 @@ def run_rsa(args, load_source):
             if test is not None and test.tfce is not None:
                 rows[-1].update({"tfce": f"{test.tfce_scores[i, j]:.6g}",
                                  "p_tfce": f"{test.tfce_pvalue[i, j]:.6g}"})
+            if ceiling is not None:
+                rows[-1].update({"ceiling_lower": f"{ceiling[0][j]:.6g}",
+                                 "ceiling_upper": f"{ceiling[1][j]:.6g}"})
     datasets = {"r": curves, "p_fwe": p_fwe, "cluster": labels, "cluster_p": cluster_p}
+    if ceiling is not None:
+        datasets.update({"ceiling_lower": ceiling[0], "ceiling_upper": ceiling[1],
+                         "n_subjects": np.int64(len(brains))})
     if test is not None:
         datasets.update({"tail": np.int64(test.tail),
                          "cluster_threshold": np.float64(test.cluster_threshold)})
@@ -219,7 +287,7 @@ def run_rsa(args, load_source):
                              "tfce_start": np.float64(test.tfce["start"]),
                              "tfce_step": np.float64(test.tfce["step"])})
     _save(args, rows, list(rows[0]), datasets, times, curves, names, labels, cluster_p,
-          ylabel="RDM correlation")
+          ylabel="RDM correlation", ceiling=ceiling)
     return 0
 
 

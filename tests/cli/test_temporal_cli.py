@@ -266,3 +266,110 @@ def test_encode_time_resolved_tail_and_tfce_equal_python_api(meg):
         np.testing.assert_allclose(f["tfce"][()], ref.tfce_scores, rtol=1e-6, atol=1e-12)
         assert f["tail"][()] == -1 and f["tfce_step"][()] == -0.002
     assert (ref.tfce_scores <= 0).all()
+
+
+# -- several subjects: group RDMs and the noise ceiling --------------------------------------
+def _subject_fif(meg, name, seed, ids=None, sfreq=100.0, n_channels=4, tmin=-0.05):
+    """Another subject: other channels and noise, trials in a shuffled order."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    ids = meg["ids"] if ids is None else ids
+    index = {s: k for k, s in enumerate(meg["ids"])}
+    trials = rng.permutation(np.tile(ids, 2))
+    feats = meg["feats"][[index[s] for s in trials]]
+    data = rng.standard_normal((trials.size, n_channels, 20))
+    data[:, :, 8:14] += 2 * (feats @ rng.standard_normal((4, n_channels)))[:, :, None]
+    ep = mne.EpochsArray(data, mne.create_info(n_channels, sfreq, "eeg"), tmin=tmin,
+                         verbose=False, metadata=pd.DataFrame({"stim_id": trials}))
+    path = meg["tmp"] / f"{name}-epo.fif"
+    ep.save(path, verbose=False)
+    return path
+
+
+def test_rsa_time_resolved_subjects_equal_python_api(meg):
+    from neuroprobe.estimators.temporal import permutation_test_time_resolved_rsa
+    from neuroprobe.io.epochs import read_epochs
+    from neuroprobe.rsa import compute_rdm, window_noise_ceiling
+    from neuroprobe.solvers.temporal import window_rdms
+
+    tmp = meg["tmp"]
+    fifs = [meg["fif"], _subject_fif(meg, "sub-02", 1), _subject_fif(meg, "sub-03", 2)]
+    rdm = tmp / "m.rdm.h5"
+    assert main(["rdm", str(meg["act"]), "--layer", "fc", "--out", str(rdm), "--quiet"]) == 0
+    out, fig = tmp / "g.csv", tmp / "g.png"
+    assert main(["rsa", "--model", str(rdm), "--brain", *map(str, fifs), "--time-resolved",
+                 "--temporal-radius", "0.01", "--n-permutations", "40", "--out", str(out),
+                 "--figure", str(fig), "--quiet"]) == 0
+    # reference: every subject's rows in the models' ID order, window RDMs, their mean
+    subject_rdms = np.stack([window_rdms(read_epochs(mne.read_epochs(f, verbose=False),
+                                                     reference_ids=meg["ids"]).data, 1)
+                             for f in fifs])
+    model = {"fc": compute_rdm(meg["feats"], "correlation")}
+    ref = permutation_test_time_resolved_rsa(model, subject_rdms.mean(axis=0), temporal_radius=1,
+                                             n_permutations=40, random_state=0)
+    lower, upper = window_noise_ceiling(subject_rdms, "spearman")
+    rows = _read_csv(out)
+    for key, arr in (("r", ref.observed[0]), ("p_fwe", ref.pvalue_fwe[0]),
+                     ("ceiling_lower", lower), ("ceiling_upper", upper)):
+        np.testing.assert_allclose([float(r[key]) for r in rows], arr, rtol=1e-5, atol=1e-12,
+                                   err_msg=key)
+    with h5py.File(tmp / "g.h5") as f:
+        np.testing.assert_allclose(f["r"][()], ref.observed, rtol=1e-12, atol=1e-14)
+        np.testing.assert_array_equal(f["cluster"][()], ref.cluster_labels)
+        np.testing.assert_allclose(f["ceiling_lower"][()], lower, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(f["ceiling_upper"][()], upper, rtol=1e-12, atol=1e-14)
+        assert f["n_subjects"][()] == 3
+    assert fig.stat().st_size > 0
+    assert lower[8:12].min() > 0.3 > np.abs(lower[:4]).max()    # the planted window shared
+    # one subject: today's outputs, no ceiling
+    assert main(["rsa", "--model", str(rdm), "--brain", str(fifs[1]), "--time-resolved",
+                 "--temporal-radius", "0.01", "--n-permutations", "0", "--out",
+                 str(tmp / "one.csv"), "--quiet"]) == 0
+    assert "ceiling_lower" not in _read_csv(tmp / "one.csv")[0]
+    with h5py.File(tmp / "one.h5") as f:
+        assert "ceiling_lower" not in f and f["r"].shape == ref.observed.shape
+
+
+def test_rsa_time_resolved_subjects_without_permutations(meg):
+    from neuroprobe.io.epochs import read_epochs
+    from neuroprobe.rsa import compute_rdm
+    from neuroprobe.solvers.temporal import compare_rdms, window_rdms
+
+    tmp = meg["tmp"]
+    fifs = [meg["fif"], _subject_fif(meg, "sub-02", 1)]
+    rdm = tmp / "m.rdm.h5"
+    assert main(["rdm", str(meg["act"]), "--layer", "fc", "--out", str(rdm), "--quiet"]) == 0
+    assert main(["rsa", "--model", str(rdm), "--brain", *map(str, fifs), "--time-resolved",
+                 "--method", "pearson", "--brain-metric", "sqeuclidean", "--n-permutations",
+                 "0", "--out", str(tmp / "p.csv"), "--quiet"]) == 0
+    mean = np.mean([window_rdms(read_epochs(mne.read_epochs(f, verbose=False),
+                                            reference_ids=meg["ids"]).data, 0, "sqeuclidean")
+                    for f in fifs], axis=0)
+    ref = compare_rdms(compute_rdm(meg["feats"], "correlation")[None], mean, "pearson")
+    with h5py.File(tmp / "p.h5") as f:                  # the .rdm.h5 model is float32
+        np.testing.assert_allclose(f["r"][()], ref, rtol=1e-5, atol=1e-7)
+        assert f["ceiling_lower"].shape == (20,)
+
+
+def test_rsa_time_resolved_subjects_bad_input(meg, capsys):
+    tmp = meg["tmp"]
+    rdm = tmp / "m.rdm.h5"
+    assert main(["rdm", str(meg["act"]), "--layer", "fc", "--out", str(rdm), "--quiet"]) == 0
+
+    def run(other):
+        code = main(["rsa", "--model", str(rdm), "--brain", str(meg["fif"]), str(other),
+                     "--time-resolved", "--out", str(tmp / "x.csv"), "--quiet"])
+        return code, capsys.readouterr().err
+
+    fewer = _subject_fif(meg, "fewer", 1, ids=meg["ids"][:10])
+    code, err = run(fewer)
+    assert code != 0 and str(fewer) in err and "stimuli of" in err
+    slower = _subject_fif(meg, "slower", 1, sfreq=200.0)
+    code, err = run(slower)
+    assert code != 0 and str(slower) in err and "200 Hz" in err and "100 Hz" in err
+    later = _subject_fif(meg, "later", 1, tmin=0.0)
+    code, err = run(later)
+    assert code != 0 and str(later) in err and "one time window" in err
+    code, err = run(tmp / "missing-epo.fif")
+    assert code != 0 and "missing-epo.fif" in err
