@@ -235,10 +235,10 @@ def run_rsa(args, load_source):
     r = _radius(args, brain.sfreq, brain.data.shape[2])
     times = brain.times[r:brain.data.shape[2] - r]
     test = ceiling = None
+    n_jobs = getattr(args, "n_jobs", None)           # threads of the window RDMs
     group = brain                                    # one subject: its epochs, as before
     if len(brains) > 1:                              # the mean of the subjects' window RDMs
-        subject_rdms = np.stack([window_rdms(b.data, r, args.brain_metric,
-                                             n_jobs=getattr(args, "n_jobs", None))
+        subject_rdms = np.stack([window_rdms(b.data, r, args.brain_metric, n_jobs=n_jobs)
                                  for b in brains])
         group = subject_rdms.mean(axis=0)
         try:
@@ -252,14 +252,15 @@ def run_rsa(args, load_source):
                 models, group, temporal_radius=r, metric=args.brain_metric,
                 comparison=args.method, n_permutations=args.n_permutations,
                 cluster_threshold=args.cluster_threshold, tfce=tfce, tail=args.tail,
-                random_state=args.seed)
+                random_state=args.seed, n_jobs=n_jobs)
         except ValueError as exc:
             raise CLIError(f"rsa --time-resolved: {exc}") from None
         curves, p_fwe = test.observed, test.pvalue_fwe
         labels, cluster_p = test.cluster_labels, test.cluster_pvalue
     else:
         curves = (compare_rdms(models, group, args.method) if len(brains) > 1 else
-                  time_resolved_rsa(brain.data, models, r, args.brain_metric, args.method))
+                  time_resolved_rsa(brain.data, models, r, args.brain_metric, args.method,
+                                    n_jobs=n_jobs))
         p_fwe = np.full(curves.shape, np.nan)
         labels, cluster_p = np.zeros(curves.shape, int), np.zeros(0)
     rows = []
