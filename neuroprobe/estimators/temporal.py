@@ -17,15 +17,25 @@ from sklearn.utils.metaestimators import available_if
 
 from .._validation import HasMethods, Interval, fit_context
 from ..io.epochs import EpochData
-from ..solvers.permutation import draw_permutations, fwe_pvalues, pvalues, run_chunks
+from ..solvers.permutation import (
+    chunk_seeds,
+    chunk_sizes,
+    draw_permutations,
+    run_chunks,
+    run_seeded_chunks,
+)
 from ..solvers.temporal import (
-    cluster_fwe,
+    cluster_fwe_pvalues,
+    cluster_h0,
+    cluster_masses,
     compare_rdms,
     n_windows,
     permutation_null,
     searchlight_rsa,
+    tfce,
     tfce_default_step,
-    tfce_fwe,
+    tfce_h0,
+    tfce_pvalues,
     time_resolved_rsa,
     window_rdms,
 )
@@ -306,7 +316,8 @@ class TemporalPermutationResult:
         The statistic. Encoding: held-out score of each target (mean over the folds) at its
         best alpha (the ridge fast path's statistic), averaged over targets when ``average``.
         RSA: the comparison of each model RDM with each window's brain RDM.
-    null : ndarray of shape (n_permutations,) + observed.shape
+    null : ndarray of shape (n_permutations,) + observed.shape, or None
+        None when the test reduced its null as it was drawn (``keep_null=False``).
     pvalue : ndarray
         Uncorrected ``(1 + #{null >= observed}) / (1 + n_permutations)`` (oriented by
         ``tail``).
@@ -332,13 +343,19 @@ class TemporalPermutationResult:
     tfce : dict or None
         The TFCE parameters used (``start``, ``step``, ``h_power``, ``e_power``; ``step``
         resolved when defaulted).
+    h0_max, h0_cluster : ndarray of shape (n_permutations,)
+        The permutation distributions of the FWE p-values (mne.stats' ``H0``): each
+        permutation's max statistic over layers (x targets) x time and its max cluster mass
+        (0 without a cluster), oriented by ``tail``.
+    h0_tfce : ndarray of shape (n_permutations,) or None
+        Each permutation's max TFCE score, oriented by ``tail`` (with TFCE).
     """
 
     layers: list
     centres: np.ndarray
     times: np.ndarray | None
     observed: np.ndarray
-    null: np.ndarray
+    null: np.ndarray | None
     pvalue: np.ndarray
     pvalue_fwe: np.ndarray
     cluster_labels: np.ndarray
@@ -349,6 +366,9 @@ class TemporalPermutationResult:
     tfce_scores: np.ndarray | None = None
     tfce_pvalue: np.ndarray | None = None
     tfce: dict | None = None
+    h0_max: np.ndarray | None = None
+    h0_cluster: np.ndarray | None = None
+    h0_tfce: np.ndarray | None = None
 
 
 _TFCE_KEYS = ("start", "step", "h_power", "e_power")
@@ -380,63 +400,129 @@ def _oriented(x, tail):
     return np.abs(x) if tail == 0 else (-x if tail == -1 else x)
 
 
-def _inference(observed, null, tail, cluster_threshold, tfce):
-    """p-values, clusters and TFCE of curves ``observed`` (..., n_windows) against ``null``
-    (n_permutations, ...) as the fields of :class:`TemporalPermutationResult`."""
-    o, n = _oriented(observed, tail), _oriented(null, tail)
-    fields = {"pvalue": pvalues(o, n), "pvalue_fwe": fwe_pvalues(o, n), "tail": tail}
+def _options(observed, null_sample, tail, cluster_threshold, tfce):
+    """The cluster-forming threshold (default: the 95th percentile of the oriented
+    ``null_sample``) and the TFCE options (None: no TFCE; ``step`` defaulted from
+    ``observed``)."""
     if cluster_threshold is None:
-        cluster_threshold = float(np.nanquantile(n, 0.95))
-    nw, k = observed.shape[-1], len(null)
-    labels, cluster_p = cluster_fwe(observed.reshape(-1, nw), null.reshape(k, -1, nw),
-                                    float(cluster_threshold), tail=tail)
-    fields.update(cluster_labels=labels.reshape(observed.shape),
-                  cluster_pvalue=np.asarray(cluster_p, dtype=np.float64),
-                  cluster_threshold=float(cluster_threshold))
-    if tfce is not None:
-        opts = {"start": 0.0, "step": None, "h_power": 2.0, "e_power": 0.5, **tfce}
-        try:
-            opts = {key: None if v is None else float(v) for key, v in opts.items()}
-        except (TypeError, ValueError):
-            raise ValueError(f"tfce: expected numbers for {_TFCE_KEYS}; got {tfce!r}") from None
-        if opts["step"] is None:
-            opts["step"] = tfce_default_step(observed, opts["start"], tail)
-        scores, p = tfce_fwe(observed.reshape(-1, nw), null.reshape(k, -1, nw), **opts,
-                             tail=tail)
-        p = p.reshape(observed.shape)
-        p[np.isnan(observed)] = np.nan
-        fields.update(tfce_scores=scores.reshape(observed.shape), tfce_pvalue=p, tfce=opts)
+        cluster_threshold = float(np.nanquantile(_oriented(null_sample, tail), 0.95))
+    if tfce is None:
+        return float(cluster_threshold), None
+    opts = {"start": 0.0, "step": None, "h_power": 2.0, "e_power": 0.5, **tfce}
+    try:
+        opts = {key: None if v is None else float(v) for key, v in opts.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"tfce: expected numbers for {_TFCE_KEYS}; got {tfce!r}") from None
+    if opts["step"] is None:
+        opts["step"] = tfce_default_step(observed, opts["start"], tail)
+    return float(cluster_threshold), opts
+
+
+def _reduce(observed, null, tail, threshold, opts):
+    """What the p-values need of a (chunk of the) null ``(k, *observed.shape)``: the count of
+    null values at least the observed one (every sample), and each permutation's max
+    statistic, max cluster mass and max TFCE score (None without TFCE)."""
+    k, nw = len(null), observed.shape[-1]
+    o, n = _oriented(observed, tail), _oriented(null, tail)
+    count = (n >= o[None]).sum(axis=0)
+    mx = np.fmax.reduce(n.reshape(k, -1), axis=1)         # NaN-ignoring, as fwe_pvalues
+    curves = null.reshape(k, -1, nw)
+    return (count, mx, cluster_h0(curves, threshold, tail),
+            None if opts is None else tfce_h0(curves, **opts, tail=tail))
+
+
+def _max_over_layers(maxima):
+    """Per-permutation maxima (max statistic, cluster mass, TFCE) of the same permutations in
+    several layers, as one: their elementwise max (NaN-ignoring)."""
+    mx, cl, tf = maxima[0]
+    for m, k, t in maxima[1:]:
+        mx, cl = np.fmax(mx, m), np.fmax(cl, k)
+        tf = None if tf is None else np.fmax(tf, t)
+    return mx, cl, tf
+
+
+def _inference(observed, tail, threshold, opts, count, h0_max, h0_cluster, h0_tfce):
+    """p-values, clusters and TFCE of curves ``observed`` (..., n_windows) from the reduction
+    of their null (:func:`_reduce`) as the fields of :class:`TemporalPermutationResult`."""
+    k = len(h0_max)
+    o = _oriented(observed, tail)
+    missing = np.isnan(observed)
+    p = (count + 1.0) / (k + 1.0)
+    p_fwe = (1.0 + (h0_max[:, None] >= o.reshape(1, -1)).sum(axis=0)).reshape(o.shape) / (k + 1)
+    p[missing], p_fwe[missing] = np.nan, np.nan
+    nw = observed.shape[-1]
+    labels, masses = cluster_masses(observed.reshape(-1, nw), threshold, tail)
+    fields = {"pvalue": p, "pvalue_fwe": p_fwe, "tail": tail,
+              "cluster_labels": labels.reshape(observed.shape),
+              "cluster_pvalue": np.asarray(cluster_fwe_pvalues(masses, h0_cluster, tail),
+                                           dtype=np.float64),
+              "cluster_threshold": float(threshold), "h0_max": h0_max, "h0_cluster": h0_cluster}
+    if opts is not None:
+        scores = tfce(observed.reshape(-1, nw), **{key: opts[key] for key in _TFCE_KEYS},
+                      tail=tail)
+        pt = tfce_pvalues(scores, h0_tfce, tail).reshape(observed.shape)
+        pt[missing] = np.nan
+        fields.update(tfce_scores=scores.reshape(observed.shape), tfce_pvalue=pt, tfce=opts,
+                      h0_tfce=h0_tfce)
     return fields
 
 
-def _null_chunks(sizes, seeds, estimator, Xs, Y, cv, groups, scheme, block_size, average):
-    """Observed curves and nulls of every layer for the permutation chunks of one task.
+def _full_inference(observed, null, tail, cluster_threshold, tfce):
+    """:func:`_inference` of a whole null ``(n_permutations, *observed.shape)``."""
+    threshold, opts = _options(observed, null, tail, cluster_threshold, tfce)
+    return _inference(observed, tail, threshold, opts,
+                      *_reduce(observed, null, tail, threshold, opts))
 
-    Each chunk draws its permutations from its own seed (as ``PermutationTest``'s chunks) and
-    meets every layer; per-target statistics are averaged over targets inside the chunk, so
-    only ``(chunk, n_windows)`` per layer is kept.
-    """
+
+def _layer_nulls(size, seed, estimator, Xs, Y, cv, groups, scheme, block_size, average):
+    """(layer index, observed, null) of every layer for one chunk of ``size`` permutations
+    drawn from ``seed`` (as ``PermutationTest``'s chunks); per-target statistics averaged over
+    targets with ``average``: ``(n_windows,)`` and ``(size, n_windows)`` per layer, else
+    ``(n_targets, n_windows)`` and ``(size, n_targets, n_windows)``."""
     n, nw = Y.shape[0], len(_centres(Y.shape[2], estimator.temporal_radius, estimator.step))
-    observed, nulls = [None] * len(Xs), [[] for _ in Xs]
+    perms = draw_permutations(n, size, groups=groups, seed=seed, scheme=scheme,
+                              block_size=block_size)
+    for i, X in enumerate(Xs):
+        obs, null = estimator._permutation_scores(X, Y, perms, cv=cv, groups=groups)
+        obs, null = obs.reshape(-1, nw), null.reshape(size, -1, nw)
+        if average:
+            with warnings.catch_warnings():   # an all-NaN window (constant data) stays NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                obs, null = np.nanmean(obs, axis=0), np.nanmean(null, axis=1)
+        yield i, obs, null
+
+
+def _null_chunks(sizes, seeds, *args):
+    """Observed curves and nulls of every layer for the permutation chunks of one task."""
+    observed, nulls = None, None
     for size, seed in zip(sizes, seeds):
-        perms = draw_permutations(n, size, groups=groups, seed=seed, scheme=scheme,
-                                  block_size=block_size)
-        for i, X in enumerate(Xs):
-            obs, null = estimator._permutation_scores(X, Y, perms, cv=cv, groups=groups)
-            obs, null = obs.reshape(-1, nw), null.reshape(size, -1, nw)
-            if average:
-                with warnings.catch_warnings():   # an all-NaN window (constant data) stays NaN
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    obs, null = np.nanmean(obs, axis=0), np.nanmean(null, axis=1)
+        for i, obs, null in _layer_nulls(size, seed, *args):
+            if nulls is None:
+                observed, nulls = [None] * len(args[1]), [[] for _ in args[1]]
             observed[i] = obs if observed[i] is None else observed[i]
             nulls[i].append(null)
     return observed, [np.concatenate(v) for v in nulls]
 
 
+def _reduced_chunks(sizes, seeds, observed, tail, threshold, opts, *args):
+    """The reduction (:func:`_reduce`) of the null of every layer for the chunks of one task:
+    the summed counts ``(n_layers, ...)`` and, per chunk, the per-permutation maxima over all
+    layers; never more than one layer's null of one chunk in memory."""
+    count, maxima = None, []
+    for size, seed in zip(sizes, seeds):
+        counts, layer_maxima = [None] * len(observed), []
+        for i, _, null in _layer_nulls(size, seed, *args):
+            counts[i], *m = _reduce(observed[i], null, tail, threshold, opts)
+            layer_maxima.append(m)
+        count = np.stack(counts) if count is None else count + np.stack(counts)
+        maxima.append(_max_over_layers(layer_maxima))
+    return count, maxima
+
+
 def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5, groups=None,
-                                   average=True, cluster_threshold=None, tfce=None, tail=1,
-                                   random_state=None, n_jobs=None, scheme="shuffle",
-                                   block_size=None):
+                                   average=True, keep_null=True, cluster_threshold=None,
+                                   tfce=None, tail=1, random_state=None, n_jobs=None,
+                                   scheme="shuffle", block_size=None):
     """Stimulus-permutation test of encoding time courses, FWE over layers x time.
 
     For every layer, the statistic at each window is the held-out score of every target
@@ -468,13 +554,26 @@ def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5
         Group labels: grouped folds, and stimuli are permuted within groups.
     average : bool, default=True
         Average the statistic over targets (one curve per layer); ``False``: one curve per
-        layer and target (memory ``8 * n_permutations * n_layers * n_targets * n_windows``
-        bytes).
+        layer and target, FWE over layers x targets x time (a kept null takes ``8 *
+        n_permutations * n_layers * n_targets * n_windows`` bytes: 5.9 GB for 1,000
+        permutations of 8 layers x 306 channels x 301 windows; see ``keep_null``).
+    keep_null : bool, default=True
+        Keep the whole null in the result (``null``). ``False``: each chunk of permutations is
+        reduced as it is drawn to what the p-values need (the count of null values at least
+        the observed one at every sample, and each permutation's max statistic, max cluster
+        mass and max TFCE score over layers x targets x time), so memory is that of one
+        layer's chunk (``8 * chunk * n_targets * n_windows`` bytes, ``chunk = max(64,
+        n_permutations / 32)``) whatever ``n_permutations``; ``null`` is then None and every
+        p-value equals that of ``keep_null=True`` with the same cluster threshold. The first
+        chunk is drawn in the caller (it gives the observed curves, and the default
+        threshold), the others on ``n_jobs`` workers.
     cluster_threshold : float, optional
         Cluster-forming threshold on the statistic, a magnitude (clusters of values above it,
         below its negation for ``tail=-1``, either for ``tail=0``); default: the 95th
         percentile of the null (of ``|null|`` for ``tail=0``, of ``-null`` for ``tail=-1``;
-        as ``neuroprobe rsa --time-resolved``).
+        as ``neuroprobe rsa --time-resolved``), with ``keep_null=False`` of the first chunk's
+        null (its ``max(64, n_permutations / 32)`` permutations of every layer, target and
+        window: the threshold is fixed before the other chunks are reduced).
     tfce : dict, True or None
         Also threshold-free cluster enhancement: ``dict(start=0, step=None, h_power=2,
         e_power=0.5)`` (any subset; True: all defaults) for
@@ -537,16 +636,34 @@ def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5
                              f"shape {groups.shape}")
     splitter = default_cv(cv, None, groups, random_state, classifier=False)
     est = clone(estimator)
-    tasks = run_chunks(_null_chunks, int(n_permutations), random_state, n_jobs,
-                       (est, Xs, Y, splitter, groups, scheme, block_size, average))
-    observed = np.stack(tasks[0][0])                                   # (layers, [targets,] w)
-    null = np.stack([np.concatenate([t[1][i] for t in tasks]) for i in range(len(Xs))], axis=1)
+    args = (est, Xs, Y, splitter, groups, scheme, block_size, average)
+    if keep_null:
+        tasks = run_chunks(_null_chunks, int(n_permutations), random_state, n_jobs, args)
+        observed = np.stack(tasks[0][0])                               # (layers, [targets,] w)
+        null = np.stack([np.concatenate([t[1][i] for t in tasks]) for i in range(len(Xs))],
+                        axis=1)
+        fields = _full_inference(observed, null, tail, cluster_threshold, tfce)
+    else:
+        sizes = chunk_sizes(int(n_permutations))
+        seeds = chunk_seeds(random_state, len(sizes))
+        first, null = _null_chunks(sizes[:1], seeds[:1], *args)        # in the caller
+        observed, null = np.stack(first), np.stack(null, axis=1)
+        threshold, opts = _options(observed, null, tail, cluster_threshold, tfce)
+        count, *maxima = _reduce(observed, null, tail, threshold, opts)
+        del first, null
+        maxima = [maxima]
+        for c, m in run_seeded_chunks(_reduced_chunks, sizes[1:], seeds[1:], n_jobs,
+                                      (observed, tail, threshold, opts) + args):
+            count = count + c
+            maxima.extend(m)
+        h0 = [np.concatenate(v) if v[0] is not None else None for v in zip(*maxima)]
+        null = None
+        fields = _inference(observed, tail, threshold, opts, count, *h0)
     centres = _centres(Y.shape[2], estimator.temporal_radius, estimator.step)
     seconds = np.asarray(y.times)[centres] if isinstance(y, EpochData) else None
     return TemporalPermutationResult(
         layers=list(layers), centres=centres, times=seconds, observed=observed, null=null,
-        n_permutations=int(n_permutations),
-        **_inference(observed, null, tail, cluster_threshold, tfce))
+        n_permutations=int(n_permutations), **fields)
 
 
 def _model_rdms(model_rdms, n):
@@ -624,9 +741,10 @@ def permutation_test_time_resolved_rsa(model_rdms, brain, *, temporal_radius=0,
         t values), negative for ``tail=-1`` (as mne.stats: ``start <= 0``, ``step < 0``).
     tail : {1, 0, -1}, default=1
         1: correlations above chance; -1: below; 0: two-sided.
-    random_state : int, numpy Generator or None
+    random_state : int, numpy Generator, RandomState or None
         Seed of the permutations (``numpy.random.default_rng``; the permutations of
-        ``permutation_null(..., random_state=random_state)``).
+        ``permutation_null(..., random_state=random_state)``; a ``RandomState`` gives the seed,
+        drawn from it).
     n_jobs : int, optional
         Threads of the window RDMs and of the fused RSA (results do not depend on it).
 
@@ -682,4 +800,4 @@ def permutation_test_time_resolved_rsa(model_rdms, brain, *, temporal_radius=0,
     return TemporalPermutationResult(
         layers=names, centres=centres, times=seconds, observed=observed, null=null,
         n_permutations=int(n_permutations),
-        **_inference(observed, null, tail, cluster_threshold, tfce))
+        **_full_inference(observed, null, tail, cluster_threshold, tfce))

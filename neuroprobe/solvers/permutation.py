@@ -76,7 +76,15 @@ def run_chunks(chunk, n_permutations, random_state=None, n_jobs=None, args=()):
         One result per task, in chunk order.
     """
     sizes = chunk_sizes(n_permutations)
-    seeds = chunk_seeds(random_state, len(sizes))
+    return run_seeded_chunks(chunk, sizes, chunk_seeds(random_state, len(sizes)), n_jobs, args)
+
+
+def run_seeded_chunks(chunk, sizes, seeds, n_jobs=None, args=()):
+    """:func:`run_chunks` of given chunk ``sizes`` and ``seeds`` (e.g. all but the first of
+    ``chunk_sizes`` / ``chunk_seeds``, the first run in the caller). An empty list of chunks
+    runs nothing and returns ``[]``."""
+    if not len(sizes):
+        return []
     n_tasks = min(len(sizes), max(1, effective_n_jobs(n_jobs)))
     tasks = np.array_split(np.arange(len(sizes)), n_tasks)
     return Parallel(n_jobs=n_jobs)(

@@ -20,7 +20,8 @@ from scipy import ndimage, stats
 __all__ = ["window_rdms", "time_resolved_rsa", "compare_rdms", "cross_temporal_rsa",
            "window_noise_ceiling", "permutation_null",
            "max_stat_fwe", "cluster_masses",
-           "cluster_pvalues", "cluster_fwe", "tfce", "tfce_default_step", "tfce_fwe",
+           "cluster_pvalues", "cluster_fwe", "cluster_h0", "cluster_fwe_pvalues", "tfce",
+           "tfce_default_step", "tfce_fwe", "tfce_h0", "tfce_pvalues",
            "permutation_cluster_1samp",
            "permutation_cluster_test", "n_windows", "channel_neighbourhoods",
            "searchlight_rsa",
@@ -753,6 +754,19 @@ def permutation_null(model_rdms, brain_rdms, n_permutations=1000, comparison="sp
     are jointly valid (for max-statistic and cluster FWE). Ranks are permutation-equivariant, so
     each model is ranked once and its ranks are gathered per permutation.
 
+    Parameters
+    ----------
+    model_rdms : ndarray of shape (n_models, n_pairs)
+    brain_rdms : ndarray of shape (n_times, n_pairs)
+        Condensed RDMs of the same stimuli.
+    n_permutations : int, default=1000
+    comparison : {"spearman", "pearson"}, default="spearman"
+    random_state : int, numpy Generator, RandomState or None
+        ``numpy.random.default_rng(random_state)`` draws the permutations (a ``RandomState``
+        gives that seed: four ints drawn from it).
+    chunk : int, default=100
+        Permutations per GEMM (memory ``8 * chunk * n_models * n_pairs`` bytes).
+
     Returns
     -------
     null : ndarray of shape (n_permutations, n_models, n_times)
@@ -761,6 +775,8 @@ def permutation_null(model_rdms, brain_rdms, n_permutations=1000, comparison="sp
     B = _standardise(brain_rdms, comparison)
     n_pairs = M.shape[1]
     n = int(round((1 + np.sqrt(1 + 8 * n_pairs)) / 2))
+    if isinstance(random_state, np.random.RandomState):  # sklearn's: a seed drawn from it
+        random_state = random_state.randint(0, 2**31 - 1, size=4)
     rng = np.random.default_rng(random_state)
     perms = np.argsort(rng.random((n_permutations, n)), axis=1)
     out = np.empty((n_permutations, M.shape[0], B.shape[0]))
@@ -817,18 +833,27 @@ def _tstat(X):
 
 
 def _max_mass(stat, threshold, tail):
-    """Max (|) cluster mass per row of a 2-D (n_perm, n_times) statistic, vectorised."""
+    """Max (|) cluster mass per row of a 2-D (n_perm, n_times) statistic, vectorised.
+
+    Runs of supra-threshold samples are numbered in raster order by a cumulative sum of their
+    starts and summed by one ``bincount`` (the order of the sums of ``ndimage.sum``: the
+    masses equal :func:`cluster_masses`' bit for bit); memory about twice ``stat``'s.
+    """
+    stat = np.asarray(stat, dtype=np.float64)
     out = np.zeros(stat.shape[0])
     for sign in {1: [1], -1: [-1], 0: [1, -1]}[tail]:
-        s = sign * stat
-        mask = s > threshold
-        structure = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], bool)
-        lab, k = ndimage.label(mask, structure=structure)
-        if k:
-            mass = ndimage.sum(s, lab, np.arange(1, k + 1))
-            row = ndimage.maximum(np.arange(stat.shape[0])[:, None] * np.ones_like(lab),
-                                  lab, np.arange(1, k + 1)).astype(int)
-            np.maximum.at(out, row, mass)
+        mask = stat > threshold if sign == 1 else stat < -threshold
+        start = mask.copy()
+        start[:, 1:] &= ~mask[:, :-1]
+        rows = np.nonzero(start)[0]                        # the row of every run, in order
+        if not rows.size:
+            continue
+        run = np.cumsum(start, axis=None).reshape(mask.shape)   # run number (0: none)
+        del start
+        run *= mask
+        mass = np.bincount(run.ravel(), weights=stat.ravel(), minlength=rows.size + 1)[1:]
+        del run
+        np.maximum.at(out, rows, sign * mass)
     return out
 
 
@@ -977,12 +1002,35 @@ def tfce_fwe(observed, null, *, start=0.0, step=None, h_power=2.0, e_power=0.5, 
         step = tfce_default_step(observed, start, tail)
     opts = dict(start=start, step=step, h_power=h_power, e_power=e_power, tail=tail)
     scores = tfce(observed, **opts)
+    return scores, tfce_pvalues(scores, tfce_h0(null, **opts), tail)
+
+
+def tfce_h0(null, *, start=0.0, step=0.1, h_power=2.0, e_power=0.5, tail=1):
+    """The max TFCE score of each permutation: ndarray of shape (n_permutations,).
+
+    :func:`tfce` of every null curve (all at once), then the max over all but the first axis
+    of the scores oriented by ``tail`` (``|score|`` for 0, ``-score`` for -1). The maxima of
+    separate chunks of permutations concatenate to those of the whole null (each curve's
+    scores depend on its own values and the thresholds only).
+    """
+    null = np.asarray(null, dtype=np.float64)
+    opts = dict(start=start, step=step, h_power=h_power, e_power=e_power, tail=tail)
     k = null.shape[0]
-    H0 = np.sort(_oriented(tfce(null, **opts), tail).reshape(k, -1).max(axis=1))
-    s = _oriented(scores, tail)
+    return _oriented(tfce(null, **opts), tail).reshape(k, -1).max(axis=1, initial=-np.inf)
+
+
+def tfce_pvalues(scores, h0, tail=1):
+    """FWE p-values ``(1 + #{h0 >= score}) / (1 + n_permutations)`` of TFCE ``scores``.
+
+    ``h0``: :func:`tfce_h0` of the null (``scores`` oriented by ``tail`` as it is); ties are
+    counted up to a relative tolerance of 1e-10 (TFCE sums differ in the last bits).
+    """
+    H0 = np.sort(np.asarray(h0, dtype=np.float64))
+    k = H0.size
+    s = _oriented(np.asarray(scores, dtype=np.float64), tail)
     tol = 1e-10 * max(float(np.max(np.abs(s), initial=0.0)), float(np.abs(H0).max(initial=0.0)))
     count = k - np.searchsorted(H0, s.ravel() - tol, side="left")
-    return scores, ((1 + count) / (1 + k)).reshape(observed.shape)
+    return ((1 + count) / (1 + k)).reshape(s.shape)
 
 
 def cluster_fwe(observed, null, threshold, tail=1):
@@ -1011,13 +1059,37 @@ def cluster_fwe(observed, null, threshold, tail=1):
         times of each permutation.
     """
     observed = np.asarray(observed, dtype=np.float64)
-    null = np.asarray(null, dtype=np.float64)
     labels, masses = cluster_masses(observed, threshold, tail)
-    k, m, t = null.shape
-    H0 = _max_mass(null.reshape(k * m, t), threshold, tail).reshape(k, m).max(axis=1)
-    masses = np.abs(masses) if tail == 0 else np.asarray(masses) * (tail or 1)
-    p = (1 + (H0[None, :] >= masses[:, None] - 1e-12).sum(1)) / (1 + k)
-    return labels, p
+    return labels, cluster_fwe_pvalues(masses, cluster_h0(null, threshold, tail), tail)
+
+
+def cluster_h0(null, threshold, tail=1):
+    """The max cluster mass of each permutation: ndarray of shape (n_permutations,).
+
+    Clusters of adjacent samples along the last axis of every null curve (all curves labelled
+    at once), oriented as :func:`cluster_fwe` (``mass``, ``-mass`` or ``|mass|``); 0 for a
+    permutation without a cluster. The maxima of separate chunks of permutations concatenate
+    to those of the whole null.
+    """
+    null = np.asarray(null, dtype=np.float64)
+    k, t = null.shape[0], null.shape[-1]
+    if k == 0:
+        return np.zeros(0)
+    m = null.size // (k * t) if t else 0
+    return _max_mass(null.reshape(k * m, t), threshold, tail).reshape(k, m).max(axis=1,
+                                                                              initial=0.0)
+
+
+def cluster_fwe_pvalues(masses, h0, tail=1):
+    """Cluster-mass FWE p-values ``(1 + #{h0 >= mass}) / (1 + n_permutations)``.
+
+    ``masses``: signed cluster masses (:func:`cluster_masses`), oriented here by ``tail``;
+    ``h0``: :func:`cluster_h0` of the null.
+    """
+    h0 = np.asarray(h0, dtype=np.float64)
+    masses = np.asarray(masses, dtype=np.float64)
+    masses = np.abs(masses) if tail == 0 else masses * (tail or 1)
+    return (1 + (h0[None, :] >= masses[:, None] - 1e-12).sum(1)) / (1 + h0.size)
 
 
 def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random_state=None):

@@ -346,3 +346,102 @@ def test_rsa_function_bad_input():
     with pytest.raises(ValueError, match="tail"):
         permutation_test_time_resolved(TimeResolved(VoxelwiseEncoder()), _data()[0], _data()[1],
                                        n_permutations=5, tail="both")
+
+
+# ------------------------------------------------------------------ the null reduced as it is drawn
+_FIELDS = ("observed", "pvalue", "pvalue_fwe", "cluster_labels", "cluster_pvalue",
+           "cluster_threshold", "tfce_scores", "tfce_pvalue", "h0_max", "h0_cluster", "h0_tfce")
+
+
+@pytest.mark.parametrize("average, tail", [(False, 1), (False, 0), (True, -1)])
+def test_streamed_null_equals_the_kept_null(average, tail):
+    # 200 permutations are 4 chunks (64, 64, 64, 8): the reduction adds counts and concatenates
+    # per-permutation maxima; every p-value must be the kept null's, bit for bit
+    from neuroprobe.solvers.permutation import chunk_sizes
+    from neuroprobe.solvers.temporal import cluster_h0, tfce_h0
+
+    X, Y = _data(n=30, n_ch=4, n_times=14, seed=11)
+    X2 = np.random.default_rng(2).standard_normal(X.shape)
+    est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS, dtype="float64"))
+    step = {1: 0.01, 0: 0.01, -1: -0.01}[tail]
+    kw = dict(n_permutations=200, cv=KFold(3, shuffle=True, random_state=0), random_state=3,
+              average=average, tail=tail, tfce=dict(step=step), n_jobs=1)
+    kept = permutation_test_time_resolved(est, {"a": X, "b": X2}, Y, cluster_threshold=0.05,
+                                          **kw)
+    streamed = permutation_test_time_resolved(est, {"a": X, "b": X2}, Y, keep_null=False,
+                                              cluster_threshold=0.05, **kw)
+    assert streamed.null is None and kept.null.shape == (200,) + kept.observed.shape
+    for key in _FIELDS:
+        np.testing.assert_array_equal(getattr(streamed, key), getattr(kept, key), err_msg=key)
+    # the maxima are those of the kept null (an independent composition)
+    o = {1: kept.null, 0: np.abs(kept.null), -1: -kept.null}[tail]
+    np.testing.assert_array_equal(kept.h0_max, o.reshape(200, -1).max(axis=1))
+    nw = kept.observed.shape[-1]
+    np.testing.assert_array_equal(kept.h0_cluster,
+                                  cluster_h0(kept.null.reshape(200, -1, nw), 0.05, tail))
+    np.testing.assert_allclose(kept.h0_tfce, tfce_h0(kept.null.reshape(200, -1, nw),
+                                                     step=step, tail=tail), rtol=1e-12)
+    # the default threshold: the 95th percentile of the first chunk's null
+    first = chunk_sizes(200)[0]
+    default = permutation_test_time_resolved(est, {"a": X, "b": X2}, Y, keep_null=False, **kw)
+    assert default.cluster_threshold == float(np.nanquantile(o[:first], 0.95))
+    again = permutation_test_time_resolved(est, {"a": X, "b": X2}, Y,
+                                           cluster_threshold=default.cluster_threshold, **kw)
+    for key in _FIELDS:
+        np.testing.assert_array_equal(getattr(default, key), getattr(again, key), err_msg=key)
+
+
+def test_streamed_null_does_not_depend_on_n_jobs():
+    X, Y = _data(n=30, n_ch=4, n_times=14, seed=12)
+    est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS, dtype="float64"))
+    kw = dict(n_permutations=300, cv=KFold(3, shuffle=True, random_state=0), random_state=4,
+              average=False, keep_null=False, tfce=True)
+    one = permutation_test_time_resolved(est, {"a": X}, Y, n_jobs=1, **kw)
+    two = permutation_test_time_resolved(est, {"a": X}, Y, n_jobs=2, **kw)
+    for key in ("pvalue", "pvalue_fwe", "cluster_labels", "cluster_pvalue", "tfce_pvalue"):
+        np.testing.assert_array_equal(getattr(two, key), getattr(one, key), err_msg=key)
+    for key in ("h0_max", "h0_cluster", "h0_tfce", "tfce_scores"):
+        np.testing.assert_allclose(getattr(two, key), getattr(one, key), rtol=1e-10,
+                                   atol=1e-14, err_msg=key)
+
+
+def test_streamed_null_memory_is_one_chunk():
+    # 1,280 permutations x 6,000 targets x windows: the kept null is 61 MB (and its stacked
+    # copy); the reduction holds one chunk of one layer (64 permutations, 3 MB) at a time
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 5))
+    Y = rng.standard_normal((40, 60, 100))
+    est = TimeResolved(VoxelwiseEncoder(alphas=[1.0, 100.0]))
+    kw = dict(n_permutations=1280, cv=KFold(3, shuffle=True, random_state=0), random_state=0,
+              average=False, cluster_threshold=0.2, n_jobs=1)
+    peaks = {}
+    for keep in (True, False):
+        tracemalloc.start()
+        res = permutation_test_time_resolved(est, {"a": X}, Y, keep_null=keep, **kw)
+        peaks[keep] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        del res
+    full = 1280 * 60 * 100 * 8
+    assert peaks[True] > full
+    assert peaks[False] < full / 4, peaks
+
+
+def test_rsa_function_takes_a_random_state_instance():
+    from neuroprobe.estimators.temporal import permutation_test_time_resolved_rsa
+    from neuroprobe.rsa import compute_rdm
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 3))
+    Y = rng.standard_normal((12, 5, 8))
+    models = {"m": compute_rdm(X, "correlation")}
+    a = permutation_test_time_resolved_rsa(models, Y, n_permutations=50,
+                                           random_state=np.random.RandomState(7))
+    seed = np.random.RandomState(7).randint(0, 2**31 - 1, size=4)
+    b = permutation_test_time_resolved_rsa(models, Y, n_permutations=50, random_state=seed)
+    np.testing.assert_array_equal(a.null, b.null)         # the seed drawn from the instance
+    state = np.random.RandomState(7)
+    c = permutation_test_time_resolved_rsa(models, Y, n_permutations=50, random_state=state)
+    d = permutation_test_time_resolved_rsa(models, Y, n_permutations=50, random_state=state)
+    assert not np.array_equal(c.null, d.null)             # the instance advances, as sklearn's
