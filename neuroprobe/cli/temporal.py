@@ -26,6 +26,17 @@ each target's best alpha, averaged over channels, as ``encode --n-permutations``
 (1: above chance, 0: two-sided, -1: below) and ``--tfce START[,STEP]`` (also threshold-free
 cluster enhancement with its FWE p-values; STEP defaults to 1/50 of the most extreme observed
 value, and is negative, with START <= 0, for ``--tail -1``, as mne.stats).
+
+``encode --time-resolved --n-permutations N --per-channel`` tests every channel (x lag of the
+window) apart: ``permutation_test_time_resolved(..., average=False, keep_null=False)``, FWE over
+layers x channels x time, the null reduced chunk by chunk (memory of one chunk whatever N; the
+default cluster threshold is the 95th percentile of the first chunk's null). The table keeps
+one row per layer and time (the mean score) with the number of channels significant at 0.05
+(``n_fwe``, ``n_cluster``, ``n_tfce``) and the smallest p-values; ``OUT.h5`` holds the
+``(layer, target, time)`` arrays, the target names (``targets``) and the permutation
+distributions (``h0_max``, ``h0_cluster``, ``h0_tfce``); ``--figure`` shades where some channel
+is in a significant cluster. ``--adjacency auto|FILE`` makes the clusters spatio-temporal
+(adjacent channels at the same time join, as mne.stats' spatio-temporal cluster tests).
 """
 
 from __future__ import annotations
@@ -56,6 +67,19 @@ def add_arguments(p, command):
                             "or event names); needs --time-resolved")
     p.add_argument("--time-resolved", action="store_true",
                    help="one score per layer and time window of --brain")
+    if command == "encode":
+        p.add_argument("--per-channel", action="store_true",
+                       help="with --n-permutations: test every channel (x lag of the window) "
+                            "apart, FWE over layers x channels x time; the null is reduced as "
+                            "it is drawn (memory of one chunk of permutations); the table "
+                            "counts the channels significant at 0.05 per layer and time, the "
+                            ".h5 holds (layer, channel, time) arrays")
+        p.add_argument("--adjacency", default=None, metavar="auto|FILE",
+                       help="with --per-channel: spatio-temporal clusters over adjacent "
+                            "channels (as mne.stats): 'auto' (mne.channels.find_ch_adjacency "
+                            "of the --brain file: MEG layouts, EEG with a montage) or a .npy "
+                            "(channels x channels, non-zero: neighbours) / scipy sparse .npz "
+                            "in the order of the picked channels; not with --tfce")
     p.add_argument("--temporal-radius", type=float, default=0.0,
                    help="half-width of the time window in seconds (default 0: every sample)")
     p.add_argument("--picks", default=None,
@@ -330,6 +354,12 @@ def run_encode(args):
             raise CLIError(f"--{flag} is not available with --brain --time-resolved")
     if args.n_permutations < 0:
         raise CLIError(f"--n-permutations: expected an int >= 0; got {args.n_permutations}")
+    if args.per_channel and not args.n_permutations:
+        raise CLIError("--per-channel tests every channel: it needs --n-permutations > 0")
+    if args.adjacency is not None and not args.per_channel:
+        raise CLIError("--adjacency clusters over channels: it needs --per-channel")
+    if args.adjacency is not None and args.tfce is not None:
+        raise CLIError("--adjacency and --tfce: TFCE enhances along time only; give one")
     tfce = _tfce(args)
     if args.runs and args.groups:
         raise CLIError("give either --runs (leave-one-run-out) or --groups, not both")
@@ -341,6 +371,7 @@ def run_encode(args):
     brain = _brain(args)
     index = align_ids(brain.stim_ids, stim_ids, what=f"{args.input} stimulus IDs",
                       reference="--brain stimulus IDs")
+    adjacency = _adjacency(args, brain)
     spec, flag = (args.runs, "--runs") if args.runs else (args.groups, "--groups")
     groups = _groups(args, spec, flag, stim_ids, index)
     if groups is not None and len(np.unique(groups)) < 2:
@@ -371,7 +402,9 @@ def run_encode(args):
         if args.n_permutations:
             test = permutation_test_time_resolved(
                 est, Xs, brain, n_permutations=args.n_permutations, cv=splitter, groups=groups,
-                cluster_threshold=args.cluster_threshold, tfce=tfce, tail=args.tail,
+                average=not args.per_channel, keep_null=not args.per_channel,
+                cluster_threshold=args.cluster_threshold, adjacency=adjacency, tfce=tfce,
+                tail=args.tail,
                 random_state=args.seed, n_jobs=args.n_jobs)
     except ValueError as exc:            # folds / groups that do not fit the stimuli
         raise CLIError(f"encode --time-resolved: {exc}") from None
@@ -381,7 +414,9 @@ def run_encode(args):
     fields = ["layer", "time", "score"]
     datasets = {"score": curves, "score_targets": np.stack(maps)}
     labels = cluster_p = None
-    if test is not None:
+    if test is not None and args.per_channel:
+        fields, labels, cluster_p = _per_channel(rows, fields, datasets, test, brain, r)
+    elif test is not None:
         labels, cluster_p = test.cluster_labels, test.cluster_pvalue
         for row, (i, j) in zip(rows, np.ndindex(*curves.shape)):
             k = int(labels[i, j])
@@ -392,25 +427,117 @@ def run_encode(args):
                 row.update({"tfce": f"{test.tfce_scores[i, j]:.6g}",
                             "p_tfce": f"{test.tfce_pvalue[i, j]:.6g}"})
         fields += ["statistic", "p", "p_fwe", "cluster", "cluster_p"]
-        datasets.update({"statistic": test.observed, "pvalue": test.pvalue,
-                         "pvalue_fwe": test.pvalue_fwe, "cluster": labels,
-                         "cluster_p": cluster_p,
-                         "cluster_threshold": np.float64(test.cluster_threshold),
-                         "n_permutations": np.int64(test.n_permutations),
-                         "tail": np.int64(test.tail)})
         if test.tfce is not None:
             fields += ["tfce", "p_tfce"]
-            datasets.update({"tfce": test.tfce_scores, "pvalue_tfce": test.tfce_pvalue,
-                             "tfce_start": np.float64(test.tfce["start"]),
-                             "tfce_step": np.float64(test.tfce["step"])})
+    if test is not None:
+        datasets.update(_test_datasets(test))
+    if adjacency is not None:
+        datasets["adjacency"] = adjacency.toarray()
     _save(args, rows, fields, datasets, times, curves, layers, labels, cluster_p,
           ylabel=f"{args.scoring} (mean over channels)")
     if test is not None and not args.quiet:
-        n_sig = int((cluster_p < 0.05).sum())
-        print(f"{n_sig} cluster(s) at FWE p < 0.05 (threshold {test.cluster_threshold:.4g}, "
-              f"tail {test.tail}, {test.n_permutations} permutations, cv "
-              f"{describe_cv(splitter)})", file=sys.stdout)
+        n_sig = int((test.cluster_pvalue < 0.05).sum())
+        where = ""
+        if args.per_channel:
+            sig = np.isin(test.cluster_labels, np.flatnonzero(test.cluster_pvalue < 0.05) + 1)
+            where = f" in {int(sig.any(axis=(0, 2)).sum())} of {sig.shape[1]} channel(s)"
+        print(f"{n_sig} cluster(s) at FWE p < 0.05{where} (threshold "
+              f"{test.cluster_threshold:.4g}, tail {test.tail}, {test.n_permutations} "
+              f"permutations, cv {describe_cv(splitter)})", file=sys.stdout)
         if test.tfce is not None:
             print(f"{int((test.tfce_pvalue < 0.05).sum())} sample(s) at TFCE FWE p < 0.05",
                   file=sys.stdout)
     return 0
+
+
+def _adjacency(args, brain):
+    """``--adjacency auto|FILE`` as a sparse (channels x channels) matrix in the order of
+    ``brain.ch_names`` (None: not asked)."""
+    from scipy import sparse
+
+    from neuroprobe.solvers.adjacency import check_adjacency
+
+    spec, n = args.adjacency, brain.data.shape[1]
+    if spec is None:
+        return None
+    if spec == "auto":
+        import mne
+
+        info = mne.io.read_info(args.brain, verbose=False)
+        info = mne.pick_info(info, [info.ch_names.index(ch) for ch in brain.ch_names])
+        try:
+            A, names = mne.channels.find_ch_adjacency(info, ch_type=None)
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise CLIError(f"--adjacency auto: mne found no channel adjacency for "
+                           f"{args.brain} ({exc}); set a montage on the epochs or give a "
+                           f"(channels x channels) .npy file") from None
+        order = [list(names).index(ch) for ch in brain.ch_names]
+        A = sparse.csr_array(A)[order][:, order]
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise CLIError(f"--adjacency: file not found: {path}")
+        try:
+            A = sparse.load_npz(path) if path.suffix == ".npz" else np.load(path)
+        except (OSError, ValueError) as exc:
+            raise CLIError(f"--adjacency {path}: not a .npy array or scipy sparse .npz "
+                           f"({exc})") from None
+    try:
+        return check_adjacency(A, n, what=f"--adjacency {spec}")
+    except ValueError as exc:
+        raise CLIError(f"{exc}; the --brain channels: {', '.join(brain.ch_names[:8])}"
+                       f"{' ...' if n > 8 else ''}") from None
+
+
+def _test_datasets(test):
+    """The HDF5 datasets of a :class:`TemporalPermutationResult` (arrays of shape (layers,
+    windows), or (layers, targets, windows) per channel)."""
+    out = {"statistic": test.observed, "pvalue": test.pvalue, "pvalue_fwe": test.pvalue_fwe,
+           "cluster": test.cluster_labels, "cluster_p": test.cluster_pvalue,
+           "cluster_threshold": np.float64(test.cluster_threshold),
+           "n_permutations": np.int64(test.n_permutations), "tail": np.int64(test.tail),
+           "h0_max": test.h0_max, "h0_cluster": test.h0_cluster}
+    if test.tfce is not None:
+        out.update({"tfce": test.tfce_scores, "pvalue_tfce": test.tfce_pvalue,
+                    "tfce_start": np.float64(test.tfce["start"]),
+                    "tfce_step": np.float64(test.tfce["step"]), "h0_tfce": test.h0_tfce})
+    return out
+
+
+def _target_names(brain, radius):
+    """Names of the encoding targets of a window: channels, x lags (``CH@+0.01s``) when the
+    window is wider than one sample (channel-major, as ``TimeResolved``'s targets)."""
+    names = list(brain.ch_names) or [f"ch{k}" for k in range(brain.data.shape[1])]
+    if radius == 0:
+        return names
+    lags = (np.arange(2 * radius + 1) - radius) / brain.sfreq
+    return [f"{ch}@{lag:+.4g}s" for ch in names for lag in lags]
+
+
+def _per_channel(rows, fields, datasets, test, brain, radius, alpha=0.05):
+    """Table columns and figure spans of a per-channel test: per layer and time, how many
+    targets are significant (max-statistic FWE, a significant cluster, TFCE) and the smallest
+    p-values; the spans shaded are those where some target is in a significant cluster."""
+    from scipy import ndimage
+
+    sig_cluster = np.isin(test.cluster_labels, np.flatnonzero(test.cluster_pvalue < alpha) + 1)
+    cluster_p = np.concatenate([[np.inf], test.cluster_pvalue])[test.cluster_labels]
+    columns = {"n_fwe": (test.pvalue_fwe < alpha).sum(axis=1),
+               "min_p_fwe": np.nanmin(test.pvalue_fwe, axis=1),
+               "n_cluster": sig_cluster.sum(axis=1),
+               "min_cluster_p": cluster_p.min(axis=1)}
+    if test.tfce is not None:
+        columns.update({"n_tfce": (test.tfce_pvalue < alpha).sum(axis=1),
+                        "min_p_tfce": np.nanmin(test.tfce_pvalue, axis=1)})
+    for row, (i, j) in zip(rows, np.ndindex(*columns["n_fwe"].shape)):
+        for key, value in columns.items():
+            v = value[i, j]
+            row[key] = int(v) if key.startswith("n_") else ("" if np.isinf(v) else f"{v:.6g}")
+    datasets["targets"] = np.asarray(_target_names(brain, radius), dtype=str)
+    labels = np.zeros(sig_cluster.shape[::2], int)           # spans: some target significant
+    span_p = []
+    for i, any_sig in enumerate(sig_cluster.any(axis=1)):
+        lab, k = ndimage.label(any_sig)
+        labels[i][lab > 0] = lab[lab > 0] + len(span_p)
+        span_p.extend(cluster_p[i][:, lab == m].min() for m in range(1, k + 1))
+    return fields + list(columns), labels, np.asarray(span_p, dtype=float)

@@ -17,6 +17,7 @@ from sklearn.utils.metaestimators import available_if
 
 from .._validation import HasMethods, Interval, fit_context
 from ..io.epochs import EpochData
+from ..solvers.adjacency import check_adjacency
 from ..solvers.permutation import (
     chunk_seeds,
     chunk_sizes,
@@ -324,8 +325,9 @@ class TemporalPermutationResult:
     pvalue_fwe : ndarray
         Max-statistic FWE over every layer, (target) and window.
     cluster_labels : ndarray of int
-        Clusters of adjacent supra-threshold windows of each curve (0: none); cluster ``k``
-        has p-value ``cluster_pvalue[k - 1]``.
+        Clusters of adjacent supra-threshold windows of each curve, or with ``adjacency`` of
+        each layer's (target, window) samples, joined across adjacent channels (0: none);
+        cluster ``k`` has p-value ``cluster_pvalue[k - 1]``.
     cluster_pvalue : ndarray of shape (n_clusters,)
         Cluster-mass FWE over layers (x targets) x time
         (:func:`neuroprobe.solvers.temporal.cluster_fwe`).
@@ -418,7 +420,7 @@ def _options(observed, null_sample, tail, cluster_threshold, tfce):
     return float(cluster_threshold), opts
 
 
-def _reduce(observed, null, tail, threshold, opts):
+def _reduce(observed, null, tail, threshold, opts, adjacency=None):
     """What the p-values need of a (chunk of the) null ``(k, *observed.shape)``: the count of
     null values at least the observed one (every sample), and each permutation's max
     statistic, max cluster mass and max TFCE score (None without TFCE)."""
@@ -427,7 +429,12 @@ def _reduce(observed, null, tail, threshold, opts):
     count = (n >= o[None]).sum(axis=0)
     mx = np.fmax.reduce(n.reshape(k, -1), axis=1)         # NaN-ignoring, as fwe_pvalues
     curves = null.reshape(k, -1, nw)
-    return (count, mx, cluster_h0(curves, threshold, tail),
+    if adjacency is not None:                             # (k, rows, targets, windows)
+        h0_cluster = cluster_h0(null.reshape(k, -1, *observed.shape[-2:]), threshold, tail,
+                                adjacency)
+    else:
+        h0_cluster = cluster_h0(curves, threshold, tail)
+    return (count, mx, h0_cluster,
             None if opts is None else tfce_h0(curves, **opts, tail=tail))
 
 
@@ -441,7 +448,8 @@ def _max_over_layers(maxima):
     return mx, cl, tf
 
 
-def _inference(observed, tail, threshold, opts, count, h0_max, h0_cluster, h0_tfce):
+def _inference(observed, tail, threshold, opts, count, h0_max, h0_cluster, h0_tfce,
+               adjacency=None):
     """p-values, clusters and TFCE of curves ``observed`` (..., n_windows) from the reduction
     of their null (:func:`_reduce`) as the fields of :class:`TemporalPermutationResult`."""
     k = len(h0_max)
@@ -451,7 +459,11 @@ def _inference(observed, tail, threshold, opts, count, h0_max, h0_cluster, h0_tf
     p_fwe = (1.0 + (h0_max[:, None] >= o.reshape(1, -1)).sum(axis=0)).reshape(o.shape) / (k + 1)
     p[missing], p_fwe[missing] = np.nan, np.nan
     nw = observed.shape[-1]
-    labels, masses = cluster_masses(observed.reshape(-1, nw), threshold, tail)
+    if adjacency is not None:
+        labels, masses = cluster_masses(observed.reshape(-1, *observed.shape[-2:]), threshold,
+                                        tail, adjacency)
+    else:
+        labels, masses = cluster_masses(observed.reshape(-1, nw), threshold, tail)
     fields = {"pvalue": p, "pvalue_fwe": p_fwe, "tail": tail,
               "cluster_labels": labels.reshape(observed.shape),
               "cluster_pvalue": np.asarray(cluster_fwe_pvalues(masses, h0_cluster, tail),
@@ -467,11 +479,11 @@ def _inference(observed, tail, threshold, opts, count, h0_max, h0_cluster, h0_tf
     return fields
 
 
-def _full_inference(observed, null, tail, cluster_threshold, tfce):
+def _full_inference(observed, null, tail, cluster_threshold, tfce, adjacency=None):
     """:func:`_inference` of a whole null ``(n_permutations, *observed.shape)``."""
     threshold, opts = _options(observed, null, tail, cluster_threshold, tfce)
     return _inference(observed, tail, threshold, opts,
-                      *_reduce(observed, null, tail, threshold, opts))
+                      *_reduce(observed, null, tail, threshold, opts, adjacency), adjacency)
 
 
 def _layer_nulls(size, seed, estimator, Xs, Y, cv, groups, scheme, block_size, average):
@@ -504,7 +516,7 @@ def _null_chunks(sizes, seeds, *args):
     return observed, [np.concatenate(v) for v in nulls]
 
 
-def _reduced_chunks(sizes, seeds, observed, tail, threshold, opts, *args):
+def _reduced_chunks(sizes, seeds, observed, tail, threshold, opts, adjacency, *args):
     """The reduction (:func:`_reduce`) of the null of every layer for the chunks of one task:
     the summed counts ``(n_layers, ...)`` and, per chunk, the per-permutation maxima over all
     layers; never more than one layer's null of one chunk in memory."""
@@ -512,17 +524,37 @@ def _reduced_chunks(sizes, seeds, observed, tail, threshold, opts, *args):
     for size, seed in zip(sizes, seeds):
         counts, layer_maxima = [None] * len(observed), []
         for i, _, null in _layer_nulls(size, seed, *args):
-            counts[i], *m = _reduce(observed[i], null, tail, threshold, opts)
+            counts[i], *m = _reduce(observed[i], null, tail, threshold, opts, adjacency)
             layer_maxima.append(m)
         count = np.stack(counts) if count is None else count + np.stack(counts)
         maxima.append(_max_over_layers(layer_maxima))
     return count, maxima
 
 
+def _target_adjacency(adjacency, n_channels, radius, average, tfce):
+    """The channel adjacency as one of the encoding targets (channel x lag, channel-major):
+    the lags of a channel are neighbours of each other and of its neighbours' lags."""
+    from scipy import sparse
+
+    if average:
+        raise ValueError("adjacency: spatio-temporal clusters are over channels; pass "
+                         "average=False (a test per channel)")
+    if tfce is not None:
+        raise ValueError("adjacency: TFCE enhances along time only; use the cluster-mass test "
+                         "(cluster_threshold) with adjacency, or TFCE without it")
+    A = check_adjacency(adjacency, n_channels)
+    width = 2 * int(radius) + 1
+    if width == 1:
+        return A
+    block = sparse.kron(A + sparse.eye_array(n_channels, dtype=bool),
+                        np.ones((width, width), bool))
+    return check_adjacency(block, n_channels * width)
+
+
 def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5, groups=None,
                                    average=True, keep_null=True, cluster_threshold=None,
-                                   tfce=None, tail=1, random_state=None, n_jobs=None,
-                                   scheme="shuffle", block_size=None):
+                                   adjacency=None, tfce=None, tail=1, random_state=None,
+                                   n_jobs=None, scheme="shuffle", block_size=None):
     """Stimulus-permutation test of encoding time courses, FWE over layers x time.
 
     For every layer, the statistic at each window is the held-out score of every target
@@ -574,6 +606,12 @@ def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5
         as ``neuroprobe rsa --time-resolved``), with ``keep_null=False`` of the first chunk's
         null (its ``max(64, n_permutations / 32)`` permutations of every layer, target and
         window: the threshold is fixed before the other chunks are reduced).
+    adjacency : array-like or sparse matrix of shape (n_channels, n_channels), optional
+        With ``average=False``: spatio-temporal clusters, samples connected in time or across
+        adjacent channels at the same window (mne.stats' ``adjacency``, e.g. from
+        ``mne.channels.find_ch_adjacency``; :mod:`neuroprobe.solvers.adjacency`). With a
+        temporal radius the targets are channel x lag: the lags of one channel are neighbours
+        of each other and of the lags of adjacent channels. Not with ``tfce``.
     tfce : dict, True or None
         Also threshold-free cluster enhancement: ``dict(start=0, step=None, h_power=2,
         e_power=0.5)`` (any subset; True: all defaults) for
@@ -634,6 +672,9 @@ def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5
         if groups.shape != (Y.shape[0],):
             raise ValueError(f"groups: expected one label per stimulus ({Y.shape[0]}); got "
                              f"shape {groups.shape}")
+    if adjacency is not None:
+        adjacency = _target_adjacency(adjacency, Y.shape[1], estimator.temporal_radius,
+                                      average, tfce)
     splitter = default_cv(cv, None, groups, random_state, classifier=False)
     est = clone(estimator)
     args = (est, Xs, Y, splitter, groups, scheme, block_size, average)
@@ -642,23 +683,23 @@ def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5
         observed = np.stack(tasks[0][0])                               # (layers, [targets,] w)
         null = np.stack([np.concatenate([t[1][i] for t in tasks]) for i in range(len(Xs))],
                         axis=1)
-        fields = _full_inference(observed, null, tail, cluster_threshold, tfce)
+        fields = _full_inference(observed, null, tail, cluster_threshold, tfce, adjacency)
     else:
         sizes = chunk_sizes(int(n_permutations))
         seeds = chunk_seeds(random_state, len(sizes))
         first, null = _null_chunks(sizes[:1], seeds[:1], *args)        # in the caller
         observed, null = np.stack(first), np.stack(null, axis=1)
         threshold, opts = _options(observed, null, tail, cluster_threshold, tfce)
-        count, *maxima = _reduce(observed, null, tail, threshold, opts)
+        count, *maxima = _reduce(observed, null, tail, threshold, opts, adjacency)
         del first, null
         maxima = [maxima]
         for c, m in run_seeded_chunks(_reduced_chunks, sizes[1:], seeds[1:], n_jobs,
-                                      (observed, tail, threshold, opts) + args):
+                                      (observed, tail, threshold, opts, adjacency) + args):
             count = count + c
             maxima.extend(m)
         h0 = [np.concatenate(v) if v[0] is not None else None for v in zip(*maxima)]
         null = None
-        fields = _inference(observed, tail, threshold, opts, count, *h0)
+        fields = _inference(observed, tail, threshold, opts, count, *h0, adjacency)
     centres = _centres(Y.shape[2], estimator.temporal_radius, estimator.step)
     seconds = np.asarray(y.times)[centres] if isinstance(y, EpochData) else None
     return TemporalPermutationResult(

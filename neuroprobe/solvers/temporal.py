@@ -17,6 +17,8 @@ import os
 import numpy as np
 from scipy import ndimage, stats
 
+from .adjacency import check_adjacency, cluster_sums
+
 __all__ = ["window_rdms", "time_resolved_rsa", "compare_rdms", "cross_temporal_rsa",
            "window_noise_ceiling", "permutation_null",
            "max_stat_fwe", "cluster_masses",
@@ -804,8 +806,20 @@ def max_stat_fwe(observed, null, tail=1):
     return (1 + (mx[:, None] >= obs.ravel()[None]).sum(0)).reshape(obs.shape) / (1 + mx.size)
 
 
-def cluster_masses(stat, threshold, tail=0):
-    """Clusters of adjacent supra-threshold samples along the last axis and their masses.
+def cluster_masses(stat, threshold, tail=0, adjacency=None):
+    """Clusters of adjacent supra-threshold samples and their masses.
+
+    Parameters
+    ----------
+    stat : ndarray of shape (..., n_times), or (..., n_channels, n_times) with ``adjacency``
+    threshold : float
+        A magnitude: clusters of ``stat > threshold`` (``tail=1``), ``stat < -threshold``
+        (``tail=-1``) or both, apart (``tail=0``).
+    tail : {0, 1, -1}
+    adjacency : array-like or sparse matrix of shape (n_channels, n_channels), optional
+        None: clusters along the last axis (time) only, every other index apart. Given:
+        spatio-temporal clusters, neighbours in time or adjacent channels at the same time
+        (:mod:`neuroprobe.solvers.adjacency`, as mne.stats' spatio-temporal tests).
 
     Returns
     -------
@@ -817,6 +831,14 @@ def cluster_masses(stat, threshold, tail=0):
     labels = np.zeros(stat.shape, int)
     masses = []
     signs = {1: [1], -1: [-1], 0: [1, -1]}[tail]
+    if adjacency is not None:
+        A = _adjacency(adjacency, stat)
+        flat = labels.reshape(-1)
+        for sign in signs:
+            nodes, lab, k, sums, _ = cluster_sums(stat, sign * stat > threshold, A)
+            flat[nodes] = lab + 1 + len(masses)
+            masses.extend(sums.tolist())
+        return labels, masses
     structure = np.zeros((3,) * stat.ndim, bool)
     structure[(1,) * (stat.ndim - 1)] = True                      # adjacency along time only
     for sign in signs:
@@ -827,9 +849,27 @@ def cluster_masses(stat, threshold, tail=0):
     return labels, masses
 
 
-def _tstat(X):
-    n = X.shape[-2]
-    return X.mean(-2) / np.sqrt(X.var(-2, ddof=1) / n)
+def _adjacency(adjacency, stat):
+    if stat.ndim < 2:
+        raise ValueError(f"stat: spatio-temporal clusters need (..., n_channels, n_times) "
+                         f"arrays; got shape {stat.shape}")
+    return check_adjacency(adjacency, stat.shape[-2])
+
+
+def _max_mass_st(stat, threshold, tail, A):
+    """Max (|) spatio-temporal cluster mass per row of (n_rows, n_channels, n_times)."""
+    out = np.zeros(stat.shape[0])
+    for sign in {1: [1], -1: [-1], 0: [1, -1]}[tail]:
+        _, _, k, sums, rows = cluster_sums(stat, sign * stat > threshold, A)
+        if k:
+            np.maximum.at(out, rows, sign * sums)
+    return out
+
+
+def _tstat(X, axis=-2):
+    """One-sample t of the subjects on ``axis`` (the second to last: (..., n_subjects, n_times))."""
+    n = X.shape[axis]
+    return X.mean(axis) / np.sqrt(X.var(axis, ddof=1) / n)
 
 
 def _max_mass(stat, threshold, tail):
@@ -1033,7 +1073,7 @@ def tfce_pvalues(scores, h0, tail=1):
     return ((1 + count) / (1 + k)).reshape(s.shape)
 
 
-def cluster_fwe(observed, null, threshold, tail=1):
+def cluster_fwe(observed, null, threshold, tail=1, adjacency=None):
     """Cluster-mass inference over time, family-wise over time x models (layers).
 
     Parameters
@@ -1049,6 +1089,10 @@ def cluster_fwe(observed, null, threshold, tail=1):
     tail : {1, -1, 0}
         The mass of a cluster is the sum of the statistic over it; permutation maxima and
         p-values use ``mass`` (1), ``-mass`` (-1) or ``|mass|`` (0).
+    adjacency : array-like or sparse matrix of shape (n_channels, n_channels), optional
+        Spatio-temporal clusters of ``observed`` of shape ``(..., n_channels, n_times)`` (and
+        ``null`` of ``(n_permutations, ..., n_channels, n_times)``): neighbours in time or
+        adjacent channels at the same time (:func:`cluster_masses`).
 
     Returns
     -------
@@ -1059,22 +1103,31 @@ def cluster_fwe(observed, null, threshold, tail=1):
         times of each permutation.
     """
     observed = np.asarray(observed, dtype=np.float64)
-    labels, masses = cluster_masses(observed, threshold, tail)
-    return labels, cluster_fwe_pvalues(masses, cluster_h0(null, threshold, tail), tail)
+    labels, masses = cluster_masses(observed, threshold, tail, adjacency)
+    return labels, cluster_fwe_pvalues(masses, cluster_h0(null, threshold, tail, adjacency),
+                                       tail)
 
 
-def cluster_h0(null, threshold, tail=1):
+def cluster_h0(null, threshold, tail=1, adjacency=None):
     """The max cluster mass of each permutation: ndarray of shape (n_permutations,).
 
     Clusters of adjacent samples along the last axis of every null curve (all curves labelled
-    at once), oriented as :func:`cluster_fwe` (``mass``, ``-mass`` or ``|mass|``); 0 for a
-    permutation without a cluster. The maxima of separate chunks of permutations concatenate
-    to those of the whole null.
+    at once), or, with ``adjacency``, spatio-temporal clusters of every ``(n_channels,
+    n_times)`` slice (``null`` of shape ``(n_permutations, ..., n_channels, n_times)``),
+    oriented as :func:`cluster_fwe` (``mass``, ``-mass`` or ``|mass|``); 0 for a permutation
+    without a cluster. The maxima of separate chunks of permutations concatenate to those of
+    the whole null.
     """
     null = np.asarray(null, dtype=np.float64)
     k, t = null.shape[0], null.shape[-1]
     if k == 0:
         return np.zeros(0)
+    if adjacency is not None:
+        A = _adjacency(adjacency, null[0])
+        c = null.shape[-2]
+        m = null.size // (k * c * t) if c * t else 0
+        mass = _max_mass_st(null.reshape(k * m, c, t), threshold, tail, A)
+        return mass.reshape(k, m).max(axis=1, initial=0.0)
     m = null.size // (k * t) if t else 0
     return _max_mass(null.reshape(k * m, t), threshold, tail).reshape(k, m).max(axis=1,
                                                                               initial=0.0)
@@ -1092,12 +1145,16 @@ def cluster_fwe_pvalues(masses, h0, tail=1):
     return (1 + (h0[None, :] >= masses[:, None] - 1e-12).sum(1)) / (1 + h0.size)
 
 
-def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random_state=None):
-    """One-sample cluster-mass test over time by sign flips (as mne.stats').
+def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random_state=None,
+                              adjacency=None):
+    """One-sample cluster-mass test over time (or channels x time) by sign flips (as
+    mne.stats').
 
     Parameters
     ----------
-    X : ndarray of shape (n_subjects, n_times)
+    X : ndarray of shape (n_subjects, n_times), or (n_subjects, n_channels, n_times) with
+        ``adjacency`` (mne's ``spatio_temporal_cluster_1samp_test`` takes ``(n_subjects,
+        n_times, n_channels)``: transpose the last two axes)
     threshold : float or dict
         t threshold forming clusters, or ``dict(start=, step=[, h_power=, e_power=])`` for
         TFCE (:func:`tfce` with ``tail``; then every sample is its own "cluster"; mne.stats
@@ -1108,14 +1165,20 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
     n_permutations : int or "all"
         "all": every sign flip of the subjects (exact test; the first is the identity).
     tail : {0, 1, -1}
+    random_state : int, numpy Generator or None
+        Seed of the random sign flips (``n_permutations`` an int).
+    adjacency : array-like or sparse matrix of shape (n_channels, n_channels), optional
+        Spatio-temporal clusters: neighbours in time or adjacent channels at the same time
+        (mne.stats' ``adjacency``, e.g. ``mne.channels.find_ch_adjacency``); not with TFCE.
 
     Returns
     -------
-    t_obs : ndarray of shape (n_times,)
-    labels : ndarray of int of shape (n_times,)
+    t_obs : ndarray of shape (n_times,) (or (n_channels, n_times))
+    labels : ndarray of int, shape of ``t_obs``
     cluster_p : ndarray of shape (n_clusters,)
     H0 : ndarray of shape (n_flips,)
-        Max cluster mass (absolute for ``tail=0``) per sign flip, identity first.
+        Max cluster mass per sign flip (absolute for ``tail=0``; for ``tail=-1`` the most
+        negative mass, as mne.stats), identity first.
     """
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
@@ -1125,6 +1188,23 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
     else:
         rng = np.random.default_rng(random_state)
         flips = np.vstack([np.ones(n), rng.choice([-1.0, 1.0], (int(n_permutations) - 1, n))])
+    if adjacency is not None:
+        if isinstance(threshold, dict):
+            raise ValueError("threshold: TFCE enhances along time only; with adjacency give "
+                             "a cluster-forming t threshold")
+        if X.ndim != 3:
+            raise ValueError(f"X: with adjacency expected (n_subjects, n_channels, n_times); "
+                             f"got shape {X.shape}")
+        A = check_adjacency(adjacency, X.shape[1])
+        t_obs = _tstat(X, axis=0)
+        labels, masses = cluster_masses(t_obs, threshold, tail, A)
+        block = max(1, (1 << 22) // max(1, X.size))                 # flips per block
+        H0 = np.concatenate([
+            _max_mass_st(_tstat(flips[i:i + block, :, None, None] * X[None], axis=1),
+                         threshold, tail, A) for i in range(0, len(flips), block)])
+        if tail == -1:
+            H0 = -H0
+        return t_obs, labels, cluster_pvalues(masses, H0, tail), H0
     t_obs = _tstat(X)
     if isinstance(threshold, dict):                               # TFCE: one p per sample
         opts = {k: threshold[k] for k in ("start", "step", "h_power", "e_power")
@@ -1135,6 +1215,8 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
         return t_obs, np.arange(1, t_obs.size + 1), cluster_pvalues(scores, H0, tail), H0
     labels, masses = cluster_masses(t_obs, threshold, tail)
     H0 = _max_mass(_tstat(flips[:, :, None] * X[None]), threshold, tail)
+    if tail == -1:                      # signed, as mne.stats: the most negative mass per flip
+        H0 = -H0
     return t_obs, labels, cluster_pvalues(masses, H0, tail), H0
 
 

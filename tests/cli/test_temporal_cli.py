@@ -373,3 +373,118 @@ def test_rsa_time_resolved_subjects_bad_input(meg, capsys):
     assert code != 0 and str(later) in err and "one time window" in err
     code, err = run(tmp / "missing-epo.fif")
     assert code != 0 and "missing-epo.fif" in err
+
+
+def test_encode_time_resolved_per_channel_equals_python_api(meg):
+    from sklearn.model_selection import KFold
+
+    tmp = meg["tmp"]
+    out, fig = tmp / "c.csv", tmp / "c.png"
+    assert _encode_perm(meg, meg["fif"], out, "--per-channel", "--tfce", "0",
+                        "--figure", str(fig)) == 0
+    ref = _reference(meg, KFold(3, shuffle=True, random_state=0), average=False,
+                     keep_null=False, tfce={"start": 0.0})
+    kept = _reference(meg, KFold(3, shuffle=True, random_state=0), average=False,
+                      cluster_threshold=ref.cluster_threshold, tfce={"start": 0.0})
+    assert ref.observed.shape == (2, 5, 20) and ref.null is None
+    np.testing.assert_array_equal(ref.pvalue_fwe, kept.pvalue_fwe)   # the streamed null
+    np.testing.assert_array_equal(ref.cluster_pvalue, kept.cluster_pvalue)
+    with h5py.File(tmp / "c.h5") as f:
+        np.testing.assert_allclose(f["statistic"][()], ref.observed, rtol=1e-6)
+        for key, arr in (("pvalue", ref.pvalue), ("pvalue_fwe", ref.pvalue_fwe),
+                         ("cluster_p", ref.cluster_pvalue), ("pvalue_tfce", ref.tfce_pvalue),
+                         ("h0_max", ref.h0_max), ("h0_cluster", ref.h0_cluster)):
+            np.testing.assert_allclose(f[key][()], arr, rtol=1e-6, err_msg=key)
+        np.testing.assert_array_equal(f["cluster"][()], ref.cluster_labels)
+        assert [t.decode() for t in f["targets"][()]] == [str(k) for k in range(5)]
+    rows = _read_csv(out)
+    assert len(rows) == 2 * 20
+    sig = np.isin(ref.cluster_labels, np.flatnonzero(ref.cluster_pvalue < 0.05) + 1)
+    for key, arr in (("n_fwe", (ref.pvalue_fwe < 0.05).sum(1)), ("n_cluster", sig.sum(1)),
+                     ("n_tfce", (ref.tfce_pvalue < 0.05).sum(1))):
+        np.testing.assert_array_equal([int(r[key]) for r in rows], arr.ravel(), err_msg=key)
+    np.testing.assert_allclose([float(r["min_p_fwe"]) for r in rows],
+                               ref.pvalue_fwe.min(axis=1).ravel(), rtol=1e-5)
+    # planted: the fc channels carry the window 8..13 (4 of the 5 found at 30 permutations);
+    # every significant cluster overlaps it (a cluster, not its every sample, is the finding),
+    # no channel of the noise layer has one
+    assert sig[0, :, 8:14].any(axis=1).sum() >= 4 and not sig[1].any()
+    for k in np.flatnonzero(ref.cluster_pvalue < 0.05) + 1:
+        samples = np.nonzero(ref.cluster_labels[0] == k)[1]
+        assert np.isin(samples, np.arange(8, 14)).any()
+    assert fig.stat().st_size > 0
+
+
+def test_encode_time_resolved_per_channel_lags_and_bad_input(meg, capsys):
+    tmp = meg["tmp"]
+    out = tmp / "w.h5"
+    assert _encode_perm(meg, meg["fif"], out, "--per-channel", "--temporal-radius", "0.01",
+                        "--cluster-threshold", "0.3") == 0
+    with h5py.File(out) as f:
+        targets = [t.decode() for t in f["targets"][()]]
+        assert f["statistic"].shape == (2, 15, 18) and len(targets) == 15
+        assert targets[:3] == ["0@-0.01s", "0@+0s", "0@+0.01s"]
+        assert f["cluster_threshold"][()] == 0.3
+    code = main(["encode", str(meg["act"]), "--layer", "fc", "--brain", str(meg["fif"]),
+                 "--time-resolved", "--per-channel", "--out", str(tmp / "x.csv")])
+    assert code != 0 and "--per-channel" in capsys.readouterr().err
+
+
+def _montage_fif(meg):
+    """The fixture's data on 5 named 10-20 EEG channels with a montage (positions)."""
+    import pandas as pd
+
+    names = ["Fz", "Cz", "Pz", "C3", "C4"]
+    info = mne.create_info(names, 100.0, "eeg")
+    ep = mne.EpochsArray(meg["data"], info, tmin=-0.05, verbose=False,
+                         metadata=pd.DataFrame({"stim_id": np.tile(meg["ids"], 2)}))
+    ep.set_montage("colin27_1020", verbose=False)
+    path = meg["tmp"] / "montage-epo.fif"
+    ep.save(path, verbose=False)
+    return path, ep
+
+
+def test_encode_time_resolved_adjacency_equals_python_api(meg):
+    from sklearn.model_selection import KFold
+
+    from neuroprobe import TimeResolved, VoxelwiseEncoder
+    from neuroprobe.estimators.temporal import permutation_test_time_resolved
+    from neuroprobe.io.epochs import read_epochs
+
+    tmp = meg["tmp"]
+    fif, ep = _montage_fif(meg)
+    A, names = mne.channels.find_ch_adjacency(ep.info, "eeg")
+    assert list(names) == ep.ch_names and A.nnz > 5
+    brain = read_epochs(mne.read_epochs(fif, verbose=False))
+    ref = permutation_test_time_resolved(
+        TimeResolved(VoxelwiseEncoder(alphas=[1, 10, 100], cv=3)),
+        _layers_in_brain_order(meg, brain), brain, n_permutations=30,
+        cv=KFold(3, shuffle=True, random_state=0), average=False, adjacency=A,
+        random_state=0)
+    np.save(tmp / "adj.npy", A.toarray())
+    for spec, out in (("auto", tmp / "a.h5"), (str(tmp / "adj.npy"), tmp / "b.h5")):
+        assert _encode_perm(meg, fif, out, "--per-channel", "--adjacency", spec) == 0
+        with h5py.File(out) as f:
+            np.testing.assert_array_equal(f["cluster"][()], ref.cluster_labels)
+            np.testing.assert_allclose(f["cluster_p"][()], ref.cluster_pvalue)
+            np.testing.assert_array_equal(f["adjacency"][()], A.toarray() & ~np.eye(5, dtype=bool))
+            assert f["cluster_threshold"][()] == pytest.approx(ref.cluster_threshold)
+    # clusters that span channels: the planted window joins all five
+    sig = np.flatnonzero(ref.cluster_pvalue < 0.05) + 1
+    assert any((ref.cluster_labels[0] == k).any(axis=1).sum() >= 3 for k in sig)
+
+
+def test_encode_time_resolved_adjacency_bad_input(meg, capsys):
+    tmp = meg["tmp"]
+    base = ["encode", str(meg["act"]), "--layer", "fc", "--brain", str(meg["fif"]),
+            "--time-resolved", "--n-permutations", "10", "--out", str(tmp / "x.csv")]
+    cases = [(["--adjacency", "auto"], "needs --per-channel"),
+             (["--per-channel", "--adjacency", "auto", "--tfce", "0"], "TFCE"),
+             (["--per-channel", "--adjacency", str(tmp / "none.npy")], "file not found"),
+             (["--per-channel", "--adjacency", "auto"], "set a montage")]
+    np.save(tmp / "small.npy", np.ones((3, 3)))
+    cases.append((["--per-channel", "--adjacency", str(tmp / "small.npy")], "(5, 5)"))
+    for extra, message in cases:
+        assert main(base + extra) != 0
+        err = capsys.readouterr().err
+        assert message in err, (extra, err)

@@ -445,3 +445,69 @@ def test_rsa_function_takes_a_random_state_instance():
     c = permutation_test_time_resolved_rsa(models, Y, n_permutations=50, random_state=state)
     d = permutation_test_time_resolved_rsa(models, Y, n_permutations=50, random_state=state)
     assert not np.array_equal(c.null, d.null)             # the instance advances, as sklearn's
+
+
+# ------------------------------------------------------------------ spatio-temporal clusters
+def _chain(c):
+    """Channels on a line: k ~ k + 1."""
+    return np.eye(c, k=1, dtype=bool) | np.eye(c, k=-1, dtype=bool)
+
+
+@pytest.mark.parametrize("radius, tail", [(0, 1), (0, 0), (1, 1)])
+def test_adjacency_clusters_equal_the_solver_composition(radius, tail):
+    from scipy import sparse
+
+    from neuroprobe.solvers.temporal import cluster_fwe
+
+    X, Y = _data(n=30, n_ch=6, n_times=16, window=(5, 10), seed=21)
+    est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS, dtype="float64"), temporal_radius=radius)
+    A = _chain(6)
+    kw = dict(n_permutations=150, cv=KFold(3, shuffle=True, random_state=0), random_state=2,
+              average=False, tail=tail, cluster_threshold=0.1, n_jobs=1)
+    kept = permutation_test_time_resolved(est, {"a": X, "b": X[::-1]}, Y, adjacency=A, **kw)
+    streamed = permutation_test_time_resolved(est, {"a": X, "b": X[::-1]}, Y, adjacency=A,
+                                              keep_null=False, **kw)
+    for key in ("cluster_labels", "cluster_pvalue", "h0_cluster", "pvalue_fwe"):
+        np.testing.assert_array_equal(getattr(streamed, key), getattr(kept, key), err_msg=key)
+    w = 2 * radius + 1                                   # targets: channel x lag
+    target_adj = np.kron(A | np.eye(6, dtype=bool), np.ones((w, w), bool))
+    labels, p = cluster_fwe(kept.observed, kept.null, 0.1, tail,
+                            adjacency=sparse.csr_array(target_adj))
+    np.testing.assert_array_equal(kept.cluster_labels, labels)
+    np.testing.assert_allclose(kept.cluster_pvalue, p, rtol=1e-12)
+    # spatial neighbours merge the channels' time clusters: fewer, larger clusters
+    alone = permutation_test_time_resolved(est, {"a": X, "b": X[::-1]}, Y, **kw)
+    assert kept.cluster_labels.max() < alone.cluster_labels.max()
+    np.testing.assert_array_equal(kept.cluster_labels > 0, alone.cluster_labels > 0)
+
+
+def test_adjacency_finds_a_planted_spatial_cluster():
+    # an effect on channels 0-3 (neighbours on a chain) in samples 6..11; channels 4-7 noise
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((40, 4))
+    Y = rng.standard_normal((40, 8, 20))
+    Y[:, :4, 6:12] += (X @ rng.standard_normal((4, 4)))[:, :, None]
+    est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS, dtype="float64"))
+    res = permutation_test_time_resolved(est, {"a": X}, Y, n_permutations=200, average=False,
+                                         adjacency=_chain(8), keep_null=False,
+                                         cv=KFold(4, shuffle=True, random_state=0),
+                                         random_state=0)
+    sig = np.flatnonzero(res.cluster_pvalue < 0.05) + 1
+    assert sig.size >= 1
+    best = sig[np.argmin(res.cluster_pvalue[sig - 1])]
+    channels = np.flatnonzero((res.cluster_labels[0] == best).any(axis=1))
+    np.testing.assert_array_equal(channels, [0, 1, 2, 3])   # one cluster over the 4 channels
+    assert not np.isin(res.cluster_labels[0, 4:], sig).any()
+
+
+def test_adjacency_bad_input():
+    X, Y = _data(n=20, n_ch=4)
+    est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS))
+    kw = dict(n_permutations=10, cv=3, random_state=0)
+    with pytest.raises(ValueError, match="average=False"):
+        permutation_test_time_resolved(est, X, Y, adjacency=_chain(4), **kw)
+    with pytest.raises(ValueError, match="TFCE"):
+        permutation_test_time_resolved(est, X, Y, adjacency=_chain(4), average=False,
+                                       tfce=True, **kw)
+    with pytest.raises(ValueError, match=r"adjacency: expected a \(4, 4\)"):
+        permutation_test_time_resolved(est, X, Y, adjacency=_chain(5), average=False, **kw)

@@ -91,16 +91,18 @@ def test_max_stat_fwe_brute_force():
     np.testing.assert_allclose(p, (1 + (mx[:, None, None] >= obs).sum(0)) / 51)
 
 
-@pytest.mark.parametrize("tail", [0, 1])
+@pytest.mark.parametrize("tail", [0, 1, -1])
 def test_cluster_equals_mne_stats(tail):
     rng = np.random.default_rng(4)
     X = rng.standard_normal((8, 60))
     X[:, 20:30] += 1.5
     X[:, 45:50] -= 1.2
     thr = 2.0
-    t, clusters, p, h0 = mne.stats.permutation_cluster_1samp_test(
-        X, threshold=thr, n_permutations="all", tail=tail, out_type="mask", verbose=False)
+    t, clusters, p, h0 = mne.stats.permutation_cluster_1samp_test(   # mne: a signed threshold
+        X, threshold=-thr if tail == -1 else thr, n_permutations="all", tail=tail,
+        out_type="mask", verbose=False)
     t2, labels, p2, h02 = permutation_cluster_1samp(X, thr, "all", tail)
+    assert (tail * h02 >= 0).all() and (tail * h0 >= 0).all()      # H0 signed as mne's
     np.testing.assert_allclose(t2, t, rtol=1e-10)
     masses_ref = sorted(float(t[c].sum()) for c in clusters)
     masses = sorted(float(t2[labels == k].sum()) for k in range(1, labels.max() + 1))
