@@ -506,11 +506,10 @@ def _layer_nulls(size, seed, estimator, Xs, Y, cv, groups, scheme, block_size, a
 
 def _null_chunks(sizes, seeds, *args):
     """Observed curves and nulls of every layer for the permutation chunks of one task."""
-    observed, nulls = None, None
+    n_layers = len(args[1])                       # args: (estimator, Xs, Y, ...)
+    observed, nulls = [None] * n_layers, [[] for _ in range(n_layers)]
     for size, seed in zip(sizes, seeds):
         for i, obs, null in _layer_nulls(size, seed, *args):
-            if nulls is None:
-                observed, nulls = [None] * len(args[1]), [[] for _ in args[1]]
             observed[i] = obs if observed[i] is None else observed[i]
             nulls[i].append(null)
     return observed, [np.concatenate(v) for v in nulls]
@@ -593,12 +592,12 @@ def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5
         Keep the whole null in the result (``null``). ``False``: each chunk of permutations is
         reduced as it is drawn to what the p-values need (the count of null values at least
         the observed one at every sample, and each permutation's max statistic, max cluster
-        mass and max TFCE score over layers x targets x time), so memory is that of one
-        layer's chunk (``8 * chunk * n_targets * n_windows`` bytes, ``chunk = max(64,
-        n_permutations / 32)``) whatever ``n_permutations``; ``null`` is then None and every
-        p-value equals that of ``keep_null=True`` with the same cluster threshold. The first
-        chunk is drawn in the caller (it gives the observed curves, and the default
-        threshold), the others on ``n_jobs`` workers.
+        mass and max TFCE score over layers x targets x time), so memory does not grow with
+        ``n_permutations``: the first chunk of every layer (``8 * chunk * n_layers *
+        n_targets * n_windows`` bytes, ``chunk = max(64, n_permutations / 32)``), drawn in the
+        caller (it gives the observed curves and the default threshold), then one layer's
+        chunk at a time on each of the ``n_jobs`` workers. ``null`` is then None and every
+        p-value equals that of ``keep_null=True`` with the same cluster threshold.
     cluster_threshold : float, optional
         Cluster-forming threshold on the statistic, a magnitude (clusters of values above it,
         below its negation for ``tail=-1``, either for ``tail=0``); default: the 95th

@@ -2,8 +2,8 @@
 the fused time-resolved RSA (RDMs, ranks and comparisons per chunk, on threads), batched
 comparison with ranks from one int64 key sort, cross-temporal RSA (model time x brain time),
 the channel x time searchlight, vectorised stimulus-permutation nulls, cluster statistics over
-time (sign-flip and one-way F cluster tests as mne.stats', TFCE), max-statistic FWE and
-bootstrap peak latencies.
+time, or channels x time with an adjacency (sign-flip and one-way F cluster tests as mne.stats',
+TFCE), max-statistic FWE and bootstrap peak latencies.
 
 All functions are NumPy only (no Python loop over time points or permutations where a batched
 matmul does it) and never modify their inputs.
@@ -1196,12 +1196,27 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
             raise ValueError(f"X: with adjacency expected (n_subjects, n_channels, n_times); "
                              f"got shape {X.shape}")
         A = check_adjacency(adjacency, X.shape[1])
-        t_obs = _tstat(X, axis=0)
+        flat = X.reshape(n, -1)
+        sumsq = np.einsum("ij,ij->j", flat, flat)                   # unchanged by sign flips
+
+        def tstats(F):              # t of every flip: one GEMM for the means, then in place
+            mean = F @ flat
+            mean *= 1.0 / n
+            se = mean * mean
+            se *= -n
+            se += sumsq
+            np.maximum(se, 0.0, out=se)
+            se *= 1.0 / ((n - 1) * n)                       # var / n
+            np.sqrt(se, out=se)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(mean, se, out=mean)
+            return mean.reshape(len(F), *X.shape[1:])
+
+        t_obs = tstats(np.ones((1, n)))[0]          # as the identity flip of the null
         labels, masses = cluster_masses(t_obs, threshold, tail, A)
-        block = max(1, (1 << 22) // max(1, X.size))                 # flips per block
-        H0 = np.concatenate([
-            _max_mass_st(_tstat(flips[i:i + block, :, None, None] * X[None], axis=1),
-                         threshold, tail, A) for i in range(0, len(flips), block)])
+        block = max(1, (1 << 20) // max(1, flat.shape[1]))   # flips per block (8 MB: cached)
+        H0 = np.concatenate([_max_mass_st(tstats(flips[i:i + block]), threshold, tail, A)
+                             for i in range(0, len(flips), block)])
         if tail == -1:
             H0 = -H0
         return t_obs, labels, cluster_pvalues(masses, H0, tail), H0
