@@ -35,7 +35,7 @@ one row per layer and time (the mean score) with the number of channels signific
 (``n_fwe``, ``n_cluster``, ``n_tfce``) and the smallest p-values; ``OUT.h5`` holds the
 ``(layer, target, time)`` arrays, the target names (``targets``) and the permutation
 distributions (``h0_max``, ``h0_cluster``, ``h0_tfce``); ``--figure`` shades where some channel
-is in a significant cluster. ``--adjacency auto|FILE`` makes the clusters spatio-temporal
+is in a significant cluster. ``--adjacency auto|FILE`` makes the clusters (and TFCE) spatio-temporal
 (adjacent channels at the same time join, as mne.stats' spatio-temporal cluster tests).
 """
 
@@ -79,7 +79,8 @@ def add_arguments(p, command):
                             "channels (as mne.stats): 'auto' (mne.channels.find_ch_adjacency "
                             "of the --brain file: MEG layouts, EEG with a montage) or a .npy "
                             "(channels x channels, non-zero: neighbours) / scipy sparse .npz "
-                            "in the order of the picked channels; not with --tfce")
+                            "in the order of the picked channels; --tfce is then "
+                            "spatio-temporal too")
     p.add_argument("--temporal-radius", type=float, default=0.0,
                    help="half-width of the time window in seconds (default 0: every sample)")
     p.add_argument("--picks", default=None,
@@ -358,8 +359,6 @@ def run_encode(args):
         raise CLIError("--per-channel tests every channel: it needs --n-permutations > 0")
     if args.adjacency is not None and not args.per_channel:
         raise CLIError("--adjacency clusters over channels: it needs --per-channel")
-    if args.adjacency is not None and args.tfce is not None:
-        raise CLIError("--adjacency and --tfce: TFCE enhances along time only; give one")
     tfce = _tfce(args)
     if args.runs and args.groups:
         raise CLIError("give either --runs (leave-one-run-out) or --groups, not both")

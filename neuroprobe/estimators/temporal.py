@@ -428,14 +428,12 @@ def _reduce(observed, null, tail, threshold, opts, adjacency=None):
     o, n = _oriented(observed, tail), _oriented(null, tail)
     count = (n >= o[None]).sum(axis=0)
     mx = np.fmax.reduce(n.reshape(k, -1), axis=1)         # NaN-ignoring, as fwe_pvalues
-    curves = null.reshape(k, -1, nw)
     if adjacency is not None:                             # (k, rows, targets, windows)
-        h0_cluster = cluster_h0(null.reshape(k, -1, *observed.shape[-2:]), threshold, tail,
-                                adjacency)
+        curves = null.reshape(k, -1, *observed.shape[-2:])
     else:
-        h0_cluster = cluster_h0(curves, threshold, tail)
-    return (count, mx, h0_cluster,
-            None if opts is None else tfce_h0(curves, **opts, tail=tail))
+        curves = null.reshape(k, -1, nw)
+    return (count, mx, cluster_h0(curves, threshold, tail, adjacency),
+            None if opts is None else tfce_h0(curves, **opts, tail=tail, adjacency=adjacency))
 
 
 def _max_over_layers(maxima):
@@ -458,20 +456,17 @@ def _inference(observed, tail, threshold, opts, count, h0_max, h0_cluster, h0_tf
     p = (count + 1.0) / (k + 1.0)
     p_fwe = (1.0 + (h0_max[:, None] >= o.reshape(1, -1)).sum(axis=0)).reshape(o.shape) / (k + 1)
     p[missing], p_fwe[missing] = np.nan, np.nan
-    nw = observed.shape[-1]
-    if adjacency is not None:
-        labels, masses = cluster_masses(observed.reshape(-1, *observed.shape[-2:]), threshold,
-                                        tail, adjacency)
-    else:
-        labels, masses = cluster_masses(observed.reshape(-1, nw), threshold, tail)
+    rows = observed.reshape(-1, *observed.shape[-2:]) if adjacency is not None else \
+        observed.reshape(-1, observed.shape[-1])
+    labels, masses = cluster_masses(rows, threshold, tail, adjacency)
     fields = {"pvalue": p, "pvalue_fwe": p_fwe, "tail": tail,
               "cluster_labels": labels.reshape(observed.shape),
               "cluster_pvalue": np.asarray(cluster_fwe_pvalues(masses, h0_cluster, tail),
                                            dtype=np.float64),
               "cluster_threshold": float(threshold), "h0_max": h0_max, "h0_cluster": h0_cluster}
     if opts is not None:
-        scores = tfce(observed.reshape(-1, nw), **{key: opts[key] for key in _TFCE_KEYS},
-                      tail=tail)
+        scores = tfce(rows, **{key: opts[key] for key in _TFCE_KEYS}, tail=tail,
+                      adjacency=adjacency)
         pt = tfce_pvalues(scores, h0_tfce, tail).reshape(observed.shape)
         pt[missing] = np.nan
         fields.update(tfce_scores=scores.reshape(observed.shape), tfce_pvalue=pt, tfce=opts,
@@ -530,7 +525,7 @@ def _reduced_chunks(sizes, seeds, observed, tail, threshold, opts, adjacency, *a
     return count, maxima
 
 
-def _target_adjacency(adjacency, n_channels, radius, average, tfce):
+def _target_adjacency(adjacency, n_channels, radius, average):
     """The channel adjacency as one of the encoding targets (channel x lag, channel-major):
     the lags of a channel are neighbours of each other and of its neighbours' lags."""
     from scipy import sparse
@@ -538,9 +533,6 @@ def _target_adjacency(adjacency, n_channels, radius, average, tfce):
     if average:
         raise ValueError("adjacency: spatio-temporal clusters are over channels; pass "
                          "average=False (a test per channel)")
-    if tfce is not None:
-        raise ValueError("adjacency: TFCE enhances along time only; use the cluster-mass test "
-                         "(cluster_threshold) with adjacency, or TFCE without it")
     A = check_adjacency(adjacency, n_channels)
     width = 2 * int(radius) + 1
     if width == 1:
@@ -610,7 +602,8 @@ def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5
         adjacent channels at the same window (mne.stats' ``adjacency``, e.g. from
         ``mne.channels.find_ch_adjacency``; :mod:`neuroprobe.solvers.adjacency`). With a
         temporal radius the targets are channel x lag: the lags of one channel are neighbours
-        of each other and of the lags of adjacent channels. Not with ``tfce``.
+        of each other and of the lags of adjacent channels. TFCE is then spatio-temporal too
+        (extents of clusters over channels x time, as mne.stats').
     tfce : dict, True or None
         Also threshold-free cluster enhancement: ``dict(start=0, step=None, h_power=2,
         e_power=0.5)`` (any subset; True: all defaults) for
@@ -673,7 +666,7 @@ def permutation_test_time_resolved(estimator, X, y, *, n_permutations=1000, cv=5
                              f"shape {groups.shape}")
     if adjacency is not None:
         adjacency = _target_adjacency(adjacency, Y.shape[1], estimator.temporal_radius,
-                                      average, tfce)
+                                      average)
     splitter = default_cv(cv, None, groups, random_state, classifier=False)
     est = clone(estimator)
     args = (est, Xs, Y, splitter, groups, scheme, block_size, average)

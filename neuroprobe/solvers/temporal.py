@@ -17,7 +17,7 @@ import os
 import numpy as np
 from scipy import ndimage, stats
 
-from .adjacency import check_adjacency, cluster_sums
+from .adjacency import check_adjacency, cluster_sums, label_clusters
 
 __all__ = ["window_rdms", "time_resolved_rsa", "compare_rdms", "cross_temporal_rsa",
            "window_noise_ceiling", "permutation_null",
@@ -897,13 +897,15 @@ def _max_mass(stat, threshold, tail):
     return out
 
 
-def _tfce_positive(stat, start, step, h_power, e_power):
-    """Positive-tail TFCE of the rows of ``stat`` (last axis), every row at once.
+def _tfce_positive(stat, start, step, h_power, e_power, adjacency=None):
+    """Positive-tail TFCE of the rows of ``stat`` (last axis; with ``adjacency`` the last two,
+    channels x time, :mod:`neuroprobe.solvers.adjacency`), every row at once.
 
     The rows are sorted by their max once, so each threshold labels only the rows that reach
     it (a prefix, no copy): a null's rows stop at its lower maxima.
     """
-    flat = stat.reshape(-1, stat.shape[-1])
+    shape = stat.shape[-2:] if adjacency is not None else stat.shape[-1:]
+    flat = stat.reshape(-1, int(np.prod(shape)))
     if flat.size == 0:
         return np.zeros_like(stat)
     rowmax = np.where(np.isnan(flat), -np.inf, flat).max(axis=1)   # NaN: never above h
@@ -917,6 +919,12 @@ def _tfce_positive(stat, start, step, h_power, e_power):
     for i, h in enumerate(thresholds):
         dh = abs(h) if i == 0 else abs(h - thresholds[i - 1])
         n = int(np.count_nonzero(top > h))                       # rows reaching h: a prefix
+        if adjacency is not None:                                # spatio-temporal clusters
+            nodes, lab, k = label_clusters((F[:n] > h).reshape(n, *shape), adjacency)
+            if k:
+                extent = np.bincount(lab, minlength=k).astype(float)
+                S[:n].reshape(-1)[nodes] += (abs(h) ** h_power * dh) * extent[lab] ** e_power
+            continue
         lab, k = ndimage.label(F[:n] > h, structure=structure)
         if k:
             extent = np.bincount(lab.ravel(), minlength=k + 1).astype(float)
@@ -944,7 +952,7 @@ def _check_tfce(start, step, tail):
         raise ValueError(f"TFCE with tail=1: expected step > 0; got step={step!r}")
 
 
-def tfce(stat, start=0.0, step=0.1, h_power=2.0, e_power=0.5, tail=1):
+def tfce(stat, start=0.0, step=0.1, h_power=2.0, e_power=0.5, tail=1, adjacency=None):
     """Threshold-free cluster enhancement along the last axis (as mne.stats').
 
     ``score(t) = sum_h extent(h, t) ** e_power * |h| ** h_power * dh`` over the thresholds
@@ -968,6 +976,11 @@ def tfce(stat, start=0.0, step=0.1, h_power=2.0, e_power=0.5, tail=1):
         ``stat > 0``, negative where ``stat < 0``). These are the ``t_obs`` that
         ``mne.stats.permutation_cluster_1samp_test(..., threshold=dict(start=, step=),
         tail=)`` returns (its scores times the sign of the statistic).
+    adjacency : array-like or sparse matrix of shape (n_channels, n_channels), optional
+        Spatio-temporal TFCE of ``stat`` of shape ``(..., n_channels, n_times)``: the extent
+        of a sample at threshold ``h`` is the size of its cluster over channels x time
+        (neighbours in time or adjacent channels at the same time), as mne.stats' TFCE with
+        ``adjacency``.
 
     Returns
     -------
@@ -976,12 +989,13 @@ def tfce(stat, start=0.0, step=0.1, h_power=2.0, e_power=0.5, tail=1):
     stat = np.asarray(stat, dtype=np.float64)
     start, step = float(start), float(step)
     _check_tfce(start, step, tail)
+    A = None if adjacency is None else _adjacency(adjacency, stat)
     if tail == 1:
-        return _tfce_positive(stat, start, step, h_power, e_power)
+        return _tfce_positive(stat, start, step, h_power, e_power, A)
     if tail == -1:
-        return -_tfce_positive(-stat, -start, -step, h_power, e_power)
-    return (_tfce_positive(stat, start, step, h_power, e_power)
-            - _tfce_positive(-stat, start, step, h_power, e_power))
+        return -_tfce_positive(-stat, -start, -step, h_power, e_power, A)
+    return (_tfce_positive(stat, start, step, h_power, e_power, A)
+            - _tfce_positive(-stat, start, step, h_power, e_power, A))
 
 
 def _oriented(x, tail):
@@ -1004,7 +1018,8 @@ def tfce_default_step(observed, start=0.0, tail=1, n_steps=50):
     return -step if tail == -1 else step
 
 
-def tfce_fwe(observed, null, *, start=0.0, step=None, h_power=2.0, e_power=0.5, tail=1):
+def tfce_fwe(observed, null, *, start=0.0, step=None, h_power=2.0, e_power=0.5, tail=1,
+             adjacency=None):
     """TFCE scores of observed curves and their FWE p-values over models x times.
 
     The observed curves and every null curve are enhanced with the same thresholds
@@ -1025,6 +1040,9 @@ def tfce_fwe(observed, null, *, start=0.0, step=None, h_power=2.0, e_power=0.5, 
         extreme). Signs as :func:`tfce` (negative for ``tail=-1``).
     h_power, e_power : float, default=2.0, 0.5
     tail : {1, 0, -1}, default=1
+    adjacency : array-like or sparse matrix of shape (n_channels, n_channels), optional
+        Spatio-temporal TFCE (:func:`tfce`) of ``observed`` of shape ``(..., n_channels,
+        n_times)``.
 
     Returns
     -------
@@ -1040,21 +1058,24 @@ def tfce_fwe(observed, null, *, start=0.0, step=None, h_power=2.0, e_power=0.5, 
                          f"{null.shape}")
     if step is None:
         step = tfce_default_step(observed, start, tail)
-    opts = dict(start=start, step=step, h_power=h_power, e_power=e_power, tail=tail)
+    opts = dict(start=start, step=step, h_power=h_power, e_power=e_power, tail=tail,
+                adjacency=adjacency)
     scores = tfce(observed, **opts)
     return scores, tfce_pvalues(scores, tfce_h0(null, **opts), tail)
 
 
-def tfce_h0(null, *, start=0.0, step=0.1, h_power=2.0, e_power=0.5, tail=1):
+def tfce_h0(null, *, start=0.0, step=0.1, h_power=2.0, e_power=0.5, tail=1, adjacency=None):
     """The max TFCE score of each permutation: ndarray of shape (n_permutations,).
 
     :func:`tfce` of every null curve (all at once), then the max over all but the first axis
     of the scores oriented by ``tail`` (``|score|`` for 0, ``-score`` for -1). The maxima of
     separate chunks of permutations concatenate to those of the whole null (each curve's
-    scores depend on its own values and the thresholds only).
+    scores depend on its own values and the thresholds only). ``adjacency``: spatio-temporal
+    TFCE of every ``(n_channels, n_times)`` slice (:func:`tfce`).
     """
     null = np.asarray(null, dtype=np.float64)
-    opts = dict(start=start, step=step, h_power=h_power, e_power=e_power, tail=tail)
+    opts = dict(start=start, step=step, h_power=h_power, e_power=e_power, tail=tail,
+                adjacency=adjacency)
     k = null.shape[0]
     return _oriented(tfce(null, **opts), tail).reshape(k, -1).max(axis=1, initial=-np.inf)
 
@@ -1169,7 +1190,8 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
         Seed of the random sign flips (``n_permutations`` an int).
     adjacency : array-like or sparse matrix of shape (n_channels, n_channels), optional
         Spatio-temporal clusters: neighbours in time or adjacent channels at the same time
-        (mne.stats' ``adjacency``, e.g. ``mne.channels.find_ch_adjacency``); not with TFCE.
+        (mne.stats' ``adjacency``, e.g. ``mne.channels.find_ch_adjacency``); with a TFCE
+        ``threshold`` dict, spatio-temporal TFCE.
 
     Returns
     -------
@@ -1189,9 +1211,6 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
         rng = np.random.default_rng(random_state)
         flips = np.vstack([np.ones(n), rng.choice([-1.0, 1.0], (int(n_permutations) - 1, n))])
     if adjacency is not None:
-        if isinstance(threshold, dict):
-            raise ValueError("threshold: TFCE enhances along time only; with adjacency give "
-                             "a cluster-forming t threshold")
         if X.ndim != 3:
             raise ValueError(f"X: with adjacency expected (n_subjects, n_channels, n_times); "
                              f"got shape {X.shape}")
@@ -1213,8 +1232,18 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
             return mean.reshape(len(F), *X.shape[1:])
 
         t_obs = tstats(np.ones((1, n)))[0]          # as the identity flip of the null
-        labels, masses = cluster_masses(t_obs, threshold, tail, A)
         block = max(1, (1 << 20) // max(1, flat.shape[1]))   # flips per block (8 MB: cached)
+        if isinstance(threshold, dict):             # spatio-temporal TFCE: a p per sample
+            opts = {k: threshold[k] for k in ("start", "step", "h_power", "e_power")
+                    if k in threshold}
+            scores = tfce(t_obs, **opts, tail=tail, adjacency=A)
+            null = [tfce(tstats(flips[i:i + block]), **opts, tail=tail, adjacency=A)
+                    .reshape(-1, t_obs.size) for i in range(0, len(flips), block)]
+            null = np.concatenate(null)
+            H0 = {1: null.max(axis=1), -1: null.min(axis=1), 0: np.abs(null).max(axis=1)}[tail]
+            return (t_obs, np.arange(1, t_obs.size + 1).reshape(t_obs.shape),
+                    cluster_pvalues(scores.ravel(), H0, tail).reshape(t_obs.shape), H0)
+        labels, masses = cluster_masses(t_obs, threshold, tail, A)
         H0 = np.concatenate([_max_mass_st(tstats(flips[i:i + block]), threshold, tail, A)
                              for i in range(0, len(flips), block)])
         if tail == -1:

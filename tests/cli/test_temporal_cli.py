@@ -469,6 +469,17 @@ def test_encode_time_resolved_adjacency_equals_python_api(meg):
             np.testing.assert_allclose(f["cluster_p"][()], ref.cluster_pvalue)
             np.testing.assert_array_equal(f["adjacency"][()], A.toarray() & ~np.eye(5, dtype=bool))
             assert f["cluster_threshold"][()] == pytest.approx(ref.cluster_threshold)
+    # spatio-temporal TFCE through the CLI = the Python API
+    ref_tfce = permutation_test_time_resolved(
+        TimeResolved(VoxelwiseEncoder(alphas=[1, 10, 100], cv=3)),
+        _layers_in_brain_order(meg, brain), brain, n_permutations=30,
+        cv=KFold(3, shuffle=True, random_state=0), average=False, adjacency=A,
+        tfce={"start": 0.0}, random_state=0)
+    assert _encode_perm(meg, fif, tmp / "t.h5", "--per-channel", "--adjacency", "auto",
+                        "--tfce", "0") == 0
+    with h5py.File(tmp / "t.h5") as f:
+        np.testing.assert_allclose(f["tfce"][()], ref_tfce.tfce_scores, rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(f["pvalue_tfce"][()], ref_tfce.tfce_pvalue)
     # clusters that span channels: the planted window joins all five
     sig = np.flatnonzero(ref.cluster_pvalue < 0.05) + 1
     assert any((ref.cluster_labels[0] == k).any(axis=1).sum() >= 3 for k in sig)
@@ -479,7 +490,6 @@ def test_encode_time_resolved_adjacency_bad_input(meg, capsys):
     base = ["encode", str(meg["act"]), "--layer", "fc", "--brain", str(meg["fif"]),
             "--time-resolved", "--n-permutations", "10", "--out", str(tmp / "x.csv")]
     cases = [(["--adjacency", "auto"], "needs --per-channel"),
-             (["--per-channel", "--adjacency", "auto", "--tfce", "0"], "TFCE"),
              (["--per-channel", "--adjacency", str(tmp / "none.npy")], "file not found"),
              (["--per-channel", "--adjacency", "auto"], "set a montage")]
     np.save(tmp / "small.npy", np.ones((3, 3)))

@@ -457,24 +457,32 @@ def _chain(c):
 def test_adjacency_clusters_equal_the_solver_composition(radius, tail):
     from scipy import sparse
 
-    from neuroprobe.solvers.temporal import cluster_fwe
+    from neuroprobe.solvers.temporal import cluster_fwe, tfce_fwe
 
     X, Y = _data(n=30, n_ch=6, n_times=16, window=(5, 10), seed=21)
     est = TimeResolved(VoxelwiseEncoder(alphas=ALPHAS, dtype="float64"), temporal_radius=radius)
     A = _chain(6)
     kw = dict(n_permutations=150, cv=KFold(3, shuffle=True, random_state=0), random_state=2,
               average=False, tail=tail, cluster_threshold=0.1, n_jobs=1)
-    kept = permutation_test_time_resolved(est, {"a": X, "b": X[::-1]}, Y, adjacency=A, **kw)
+    tfce = dict(step=0.02)
+    kept = permutation_test_time_resolved(est, {"a": X, "b": X[::-1]}, Y, adjacency=A,
+                                          tfce=tfce, **kw)
     streamed = permutation_test_time_resolved(est, {"a": X, "b": X[::-1]}, Y, adjacency=A,
-                                              keep_null=False, **kw)
-    for key in ("cluster_labels", "cluster_pvalue", "h0_cluster", "pvalue_fwe"):
+                                              tfce=tfce, keep_null=False, **kw)
+    for key in ("cluster_labels", "cluster_pvalue", "h0_cluster", "pvalue_fwe", "tfce_scores",
+                "tfce_pvalue", "h0_tfce"):
         np.testing.assert_array_equal(getattr(streamed, key), getattr(kept, key), err_msg=key)
     w = 2 * radius + 1                                   # targets: channel x lag
-    target_adj = np.kron(A | np.eye(6, dtype=bool), np.ones((w, w), bool))
-    labels, p = cluster_fwe(kept.observed, kept.null, 0.1, tail,
-                            adjacency=sparse.csr_array(target_adj))
+    target_adj = sparse.csr_array(np.kron(A | np.eye(6, dtype=bool), np.ones((w, w), bool)))
+    labels, p = cluster_fwe(kept.observed, kept.null, 0.1, tail, adjacency=target_adj)
     np.testing.assert_array_equal(kept.cluster_labels, labels)
     np.testing.assert_allclose(kept.cluster_pvalue, p, rtol=1e-12)
+    scores, p_tfce = tfce_fwe(kept.observed, kept.null, start=0.0, step=0.02, tail=tail,
+                              adjacency=target_adj)
+    np.testing.assert_allclose(kept.tfce_scores, scores, rtol=1e-12)
+    np.testing.assert_allclose(kept.tfce_pvalue, p_tfce, rtol=1e-12)
+    time_only = tfce_fwe(kept.observed, kept.null, start=0.0, step=0.02, tail=tail)[0]
+    assert not np.allclose(scores, time_only)          # the spatial extents count
     # spatial neighbours merge the channels' time clusters: fewer, larger clusters
     alone = permutation_test_time_resolved(est, {"a": X, "b": X[::-1]}, Y, **kw)
     assert kept.cluster_labels.max() < alone.cluster_labels.max()
@@ -506,8 +514,5 @@ def test_adjacency_bad_input():
     kw = dict(n_permutations=10, cv=3, random_state=0)
     with pytest.raises(ValueError, match="average=False"):
         permutation_test_time_resolved(est, X, Y, adjacency=_chain(4), **kw)
-    with pytest.raises(ValueError, match="TFCE"):
-        permutation_test_time_resolved(est, X, Y, adjacency=_chain(4), average=False,
-                                       tfce=True, **kw)
     with pytest.raises(ValueError, match=r"adjacency: expected a \(4, 4\)"):
         permutation_test_time_resolved(est, X, Y, adjacency=_chain(5), average=False, **kw)

@@ -144,3 +144,49 @@ def test_bad_adjacency():
                                   adjacency=np.eye(3))
     A = check_adjacency(sparse.csr_matrix(np.eye(3) + np.eye(3, k=1) + np.eye(3, k=-1)), 3)
     assert A.nnz == 4 and not A.diagonal().any()       # the diagonal dropped
+
+
+def test_tfce_with_adjacency_equals_a_brute_force_sum():
+    from neuroprobe.solvers.temporal import tfce
+
+    rng = np.random.default_rng(9)
+    A = _random_adjacency(6, 0.3, 9)
+    stat = rng.standard_normal((2, 6, 12)).cumsum(axis=2) * 0.7
+    start, step, hp, ep = 0.0, 0.25, 2.0, 0.5
+    for tail in (1, 0, -1):
+        got = tfce(stat, start if tail != -1 else -start, step if tail != -1 else -step,
+                   hp, ep, tail=tail, adjacency=A)
+        ref = np.zeros_like(stat)
+        for sign in {1: [1], -1: [-1], 0: [1, -1]}[tail]:
+            s = sign * stat
+            for i, h in enumerate(np.arange(start, s.max(), step)):
+                lab, k = _flood(s > h, A)
+                for m in range(1, k + 1):
+                    ref[lab == m] += sign * (lab == m).sum() ** ep * abs(h) ** hp * (
+                        abs(h) if i == 0 else step)
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+    # no neighbours: the time-only TFCE
+    np.testing.assert_allclose(tfce(stat, 0.0, 0.25, adjacency=np.zeros((6, 6))),
+                               tfce(stat, 0.0, 0.25), rtol=1e-12)
+
+
+@pytest.mark.parametrize("tail", [0, 1])
+def test_tfce_sign_flip_test_equals_mne_spatio_temporal(tail):
+    mne = pytest.importorskip("mne")
+    rng = np.random.default_rng(10)
+    n, c, t = 7, 5, 14
+    A = _random_adjacency(c, 0.4, 10)
+    X = rng.standard_normal((n, c, t))
+    X[:, :3, 4:9] += 1.5
+    thr = dict(start=0.0, step=0.4)
+    t_mne, _, p_mne, h0_mne = mne.stats.spatio_temporal_cluster_1samp_test(
+        X.transpose(0, 2, 1), threshold=thr, n_permutations="all", tail=tail,
+        adjacency=sparse.coo_matrix(A), out_type="mask", verbose=False)
+    t_obs, labels, p, h0 = permutation_cluster_1samp(X, thr, "all", tail, adjacency=A)
+    from neuroprobe.solvers.temporal import tfce
+
+    scores = tfce(t_obs, **thr, tail=tail, adjacency=A)
+    np.testing.assert_allclose(scores, t_mne.T, rtol=1e-9, atol=1e-9)   # mne's TFCE t_obs
+    assert set(np.round(np.abs(h0_mne), 6)) <= set(np.round(np.abs(h0), 6))
+    np.testing.assert_allclose(p, np.asarray(p_mne).reshape(t, c).T, atol=2.5 / len(h0))
+    assert p.min() < 0.05
