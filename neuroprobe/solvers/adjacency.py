@@ -49,21 +49,24 @@ def check_adjacency(adjacency, n_channels, what="adjacency"):
     return A
 
 
-def label_clusters(mask, adjacency):
+def label_clusters(mask, adjacency, ordered=True):
     """Connected components of the ``True`` samples of ``mask``.
 
     Parameters
     ----------
     mask : ndarray of bool of shape (..., n_channels, n_times)
     adjacency : scipy sparse matrix (from :func:`check_adjacency`)
+    ordered : bool, default=True
+        Number the clusters in the order of their first sample (raster order), so the
+        numbering does not depend on the graph library; False: the library's numbering
+        (enough for sizes and sums, e.g. TFCE extents and permutation maxima).
 
     Returns
     -------
     nodes : ndarray of int64 of shape (n_nodes,)
         Flat indices of the ``True`` samples, increasing.
-    labels : ndarray of int64 of shape (n_nodes,)
-        Cluster of every node, ``0 .. n_clusters - 1`` numbered in the order of their first
-        sample (raster order), so the numbering does not depend on the graph library.
+    labels : ndarray of shape (n_nodes,)
+        Cluster of every node, ``0 .. n_clusters - 1``.
     n_clusters : int
     """
     from scipy import sparse
@@ -75,24 +78,32 @@ def label_clusters(mask, adjacency):
     n = nodes.size
     if n == 0:
         return nodes, np.zeros(0, np.int64), 0
+    # node number of every sample (valid where the mask holds): a cumulative count
+    number = np.cumsum(flat, dtype=np.int32 if flat.size < 2**31 else np.int64)
+    number -= 1
     row, rest = np.divmod(nodes, c * t)
     ch, time = np.divmod(rest, t)
     # time: the next sample of the same channel
     later = np.flatnonzero((time < t - 1) & flat[np.minimum(nodes + 1, flat.size - 1)])
-    src, dst = [later], [np.searchsorted(nodes, nodes[later] + 1)]
-    # space: adjacent channels at the same time (each node's CSR row of the adjacency)
-    deg = np.diff(adjacency.indptr)[ch]
+    src, dst = [later], [number[nodes[later] + 1]]
+    # space: adjacent channels at the same time (each node's CSR row of the adjacency's upper
+    # triangle: every undirected edge once)
+    upper = sparse.triu(adjacency, k=1, format="csr")
+    deg = np.diff(upper.indptr)[ch]
     if deg.sum():
         owner = np.repeat(np.arange(n), deg)
         within = np.arange(deg.sum()) - np.repeat(np.cumsum(deg) - deg, deg)
-        other = adjacency.indices[adjacency.indptr[ch][owner] + within]
+        other = upper.indices[upper.indptr[ch][owner] + within]
         target = (row[owner] * c + other) * t + time[owner]
         hit = flat[target]
         src.append(owner[hit])
-        dst.append(np.searchsorted(nodes, target[hit]))
+        dst.append(number[target[hit]])
+    del number
     src, dst = np.concatenate(src), np.concatenate(dst)
     graph = sparse.coo_array((np.ones(src.size, bool), (src, dst)), shape=(n, n))
     k, comp = connected_components(graph, directed=False)
+    if not ordered:
+        return nodes, comp, int(k)
     first = np.full(k, n)
     np.minimum.at(first, comp, np.arange(n))          # each cluster's first node
     rank = np.empty(k, np.int64)
@@ -100,7 +111,7 @@ def label_clusters(mask, adjacency):
     return nodes, rank[comp], int(k)
 
 
-def cluster_sums(stat, mask, adjacency):
+def cluster_sums(stat, mask, adjacency, ordered=True):
     """Clusters of ``mask`` and the sum of ``stat`` over each.
 
     Returns
@@ -112,7 +123,7 @@ def cluster_sums(stat, mask, adjacency):
     rows : ndarray of int64 of shape (n_clusters,)
         The leading (flattened) index of every cluster: clusters never span two of them.
     """
-    nodes, labels, k = label_clusters(mask, adjacency)
+    nodes, labels, k = label_clusters(mask, adjacency, ordered)
     c, t = mask.shape[-2:]
     sums = np.bincount(labels, weights=np.asarray(stat, dtype=np.float64).ravel()[nodes],
                        minlength=k)

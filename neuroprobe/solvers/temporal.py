@@ -860,7 +860,7 @@ def _max_mass_st(stat, threshold, tail, A):
     """Max (|) spatio-temporal cluster mass per row of (n_rows, n_channels, n_times)."""
     out = np.zeros(stat.shape[0])
     for sign in {1: [1], -1: [-1], 0: [1, -1]}[tail]:
-        _, _, k, sums, rows = cluster_sums(stat, sign * stat > threshold, A)
+        _, _, k, sums, rows = cluster_sums(stat, sign * stat > threshold, A, ordered=False)
         if k:
             np.maximum.at(out, rows, sign * sums)
     return out
@@ -920,7 +920,8 @@ def _tfce_positive(stat, start, step, h_power, e_power, adjacency=None):
         dh = abs(h) if i == 0 else abs(h - thresholds[i - 1])
         n = int(np.count_nonzero(top > h))                       # rows reaching h: a prefix
         if adjacency is not None:                                # spatio-temporal clusters
-            nodes, lab, k = label_clusters((F[:n] > h).reshape(n, *shape), adjacency)
+            nodes, lab, k = label_clusters((F[:n] > h).reshape(n, *shape), adjacency,
+                                           ordered=False)
             if k:
                 extent = np.bincount(lab, minlength=k).astype(float)
                 S[:n].reshape(-1)[nodes] += (abs(h) ** h_power * dh) * extent[lab] ** e_power
