@@ -4,7 +4,8 @@ Two samples of a ``(..., n_channels, n_times)`` array are neighbours when they a
 channel at adjacent times, or adjacent channels (``adjacency``) at the same time: the
 clusters of mne.stats' ``spatio_temporal_cluster_1samp_test`` (``max_step=1``). Every leading
 index (a permutation, a layer) is clustered apart. Only the supra-threshold samples become graph
-nodes (their neighbours found through the adjacency's CSR rows, no dense gather) and one
+nodes (numbered by a cumulative count of the mask; their channel neighbours found through the
+CSR rows of the adjacency's upper triangle, so each undirected edge is listed once) and one
 ``scipy.sparse.csgraph.connected_components`` call labels all rows at once.
 """
 
@@ -113,6 +114,14 @@ def label_clusters(mask, adjacency, ordered=True):
 
 def cluster_sums(stat, mask, adjacency, ordered=True):
     """Clusters of ``mask`` and the sum of ``stat`` over each.
+
+    Parameters
+    ----------
+    stat : ndarray of shape (..., n_channels, n_times)
+    mask : ndarray of bool, shape of ``stat``
+    adjacency : scipy sparse matrix (from :func:`check_adjacency`)
+    ordered : bool, default=True
+        As :func:`label_clusters`.
 
     Returns
     -------

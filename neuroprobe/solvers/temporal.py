@@ -1238,10 +1238,11 @@ def permutation_cluster_1samp(X, threshold, n_permutations="all", tail=0, random
             opts = {k: threshold[k] for k in ("start", "step", "h_power", "e_power")
                     if k in threshold}
             scores = tfce(t_obs, **opts, tail=tail, adjacency=A)
-            null = [tfce(tstats(flips[i:i + block]), **opts, tail=tail, adjacency=A)
-                    .reshape(-1, t_obs.size) for i in range(0, len(flips), block)]
-            null = np.concatenate(null)
-            H0 = {1: null.max(axis=1), -1: null.min(axis=1), 0: np.abs(null).max(axis=1)}[tail]
+            extreme = {1: lambda v: v.max(axis=1), -1: lambda v: v.min(axis=1),
+                       0: lambda v: np.abs(v).max(axis=1)}[tail]
+            H0 = np.concatenate([      # each block reduced to its flips' extremes at once
+                extreme(tfce(tstats(flips[i:i + block]), **opts, tail=tail, adjacency=A)
+                        .reshape(-1, t_obs.size)) for i in range(0, len(flips), block)])
             return (t_obs, np.arange(1, t_obs.size + 1).reshape(t_obs.shape),
                     cluster_pvalues(scores.ravel(), H0, tail).reshape(t_obs.shape), H0)
         labels, masses = cluster_masses(t_obs, threshold, tail, A)
