@@ -35,15 +35,14 @@ def check_adjacency(adjacency, n_channels, what="adjacency"):
     """
     from scipy import sparse
 
-    A = sparse.csr_array(adjacency, dtype=bool) if sparse.issparse(adjacency) else \
-        sparse.csr_array(np.asarray(adjacency) != 0)
+    A = sparse.coo_array(adjacency) if sparse.issparse(adjacency) else \
+        sparse.coo_array(np.asarray(adjacency) != 0)
     if A.shape != (n_channels, n_channels):
         raise ValueError(f"{what}: expected a ({n_channels}, {n_channels}) channel adjacency "
                          f"(one row and column per channel); got shape {A.shape}")
-    A = A.tolil()
-    A.setdiag(False)
-    A = sparse.csr_array(A, dtype=bool)
-    A.eliminate_zeros()
+    keep = (A.row != A.col) & (A.data != 0)                 # no diagonal, no stored zeros
+    A = sparse.csr_array((np.ones(int(keep.sum()), bool), (A.row[keep], A.col[keep])),
+                         shape=A.shape)
     if (A != A.T).nnz:
         raise ValueError(f"{what}: expected a symmetric channel adjacency (A[i, j] == A[j, i])")
     A.sort_indices()

@@ -866,10 +866,9 @@ def _max_mass_st(stat, threshold, tail, A):
     return out
 
 
-def _tstat(X, axis=-2):
-    """One-sample t of the subjects on ``axis`` (the second to last: (..., n_subjects, n_times))."""
-    n = X.shape[axis]
-    return X.mean(axis) / np.sqrt(X.var(axis, ddof=1) / n)
+def _tstat(X):
+    n = X.shape[-2]
+    return X.mean(-2) / np.sqrt(X.var(-2, ddof=1) / n)
 
 
 def _max_mass(stat, threshold, tail):

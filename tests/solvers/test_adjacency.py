@@ -101,6 +101,15 @@ def test_no_neighbours_equal_time_only_clusters():
                                       cluster_h0(null, 1.0, tail))
 
 
+def _both(mne, X, thr_mne, thr, tail, A):
+    """mne's exact spatio-temporal sign-flip test (subjects x times x channels) and ours
+    (subjects x channels x times) on the same data."""
+    ref = mne.stats.spatio_temporal_cluster_1samp_test(
+        X.transpose(0, 2, 1), threshold=thr_mne, n_permutations="all", tail=tail,
+        adjacency=sparse.coo_matrix(A), out_type="mask", verbose=False)
+    return ref, permutation_cluster_1samp(X, thr, "all", tail, adjacency=A)
+
+
 @pytest.mark.parametrize("tail", [0, 1, -1])
 def test_sign_flip_test_equals_mne_spatio_temporal(tail):
     mne = pytest.importorskip("mne")
@@ -111,10 +120,8 @@ def test_sign_flip_test_equals_mne_spatio_temporal(tail):
     X[:, :3, 8:14] += 1.4
     X[:, 2:5, 18:22] -= 1.3
     thr = 2.0
-    t_mne, clusters, p_mne, h0_mne = mne.stats.spatio_temporal_cluster_1samp_test(
-        X.transpose(0, 2, 1), threshold=-thr if tail == -1 else thr, n_permutations="all",
-        tail=tail, adjacency=sparse.coo_matrix(A), out_type="mask", verbose=False)
-    t_obs, labels, p, h0 = permutation_cluster_1samp(X, thr, "all", tail, adjacency=A)
+    (t_mne, clusters, p_mne, h0_mne), (t_obs, labels, p, h0) = _both(
+        mne, X, -thr if tail == -1 else thr, thr, tail, A)         # mne: a signed threshold
     np.testing.assert_allclose(t_obs, t_mne.T, rtol=1e-10)
     masses_mne = np.array([t_mne[m].sum() for m in clusters])
     masses = np.array([t_obs[labels == k].sum() for k in range(1, labels.max() + 1)])
@@ -179,10 +186,7 @@ def test_tfce_sign_flip_test_equals_mne_spatio_temporal(tail):
     X = rng.standard_normal((n, c, t))
     X[:, :3, 4:9] += 1.5
     thr = dict(start=0.0, step=0.4)
-    t_mne, _, p_mne, h0_mne = mne.stats.spatio_temporal_cluster_1samp_test(
-        X.transpose(0, 2, 1), threshold=thr, n_permutations="all", tail=tail,
-        adjacency=sparse.coo_matrix(A), out_type="mask", verbose=False)
-    t_obs, labels, p, h0 = permutation_cluster_1samp(X, thr, "all", tail, adjacency=A)
+    (t_mne, _, p_mne, h0_mne), (t_obs, labels, p, h0) = _both(mne, X, thr, thr, tail, A)
     from neuroprobe.solvers.temporal import tfce
 
     scores = tfce(t_obs, **thr, tail=tail, adjacency=A)
